@@ -1,0 +1,35 @@
+"""Interval bound propagation, batched over boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..network import Layer, Network
+from .core import LayerBounds, as_boxes, outward
+
+
+def activate_interval(layer: Layer, L: np.ndarray, U: np.ndarray):
+    """Image of ``[L, U]`` under the layer's (monotone) activation."""
+    return layer.activate(L), layer.activate(U)
+
+
+def affine_interval(layer: Layer, lo: np.ndarray, hi: np.ndarray):
+    """Sound bounds of ``W h + b`` for ``h`` in ``[lo, hi]`` (batched rows)."""
+    mid = 0.5 * (lo + hi)
+    rad = 0.5 * (hi - lo)
+    centre = mid @ layer.W.T + layer.b
+    spread = rad @ np.abs(layer.W).T
+    magnitude = np.abs(mid) @ np.abs(layer.W).T + spread + np.abs(layer.b)
+    return outward(centre - spread, centre + spread, magnitude)
+
+
+def interval_bounds(network: Network, lb, ub) -> LayerBounds:
+    lo, hi, _ = as_boxes(network, lb, ub)
+    lowers, uppers = [], []
+    for layer in network.hidden_layers:
+        L, U = affine_interval(layer, lo, hi)
+        lowers.append(L)
+        uppers.append(U)
+        lo, hi = activate_interval(layer, L, U)
+    oL, oU = affine_interval(network.layers[-1], lo, hi)
+    return LayerBounds(lowers, uppers, oL, oU, "ibp")

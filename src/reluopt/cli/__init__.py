@@ -1,0 +1,70 @@
+"""The ``reluopt`` command line. Each subcommand lives in its own module of this package
+and exposes ``register(subparsers)``; ``main`` wires them together."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import ReluoptError
+
+#: Subcommand modules, in the order ``--help`` lists them. Missing ones are skipped.
+SUBCOMMANDS = ("solve", "bounds", "compare", "verify", "analyze", "lipschitz", "surf")
+
+#: Exit codes (documented in ``reluopt --help``).
+EXIT_OK = 0            # solved / proved / property answered
+EXIT_NO_PROOF = 1      # ran, but stopped without a proof (time limit, unknown)
+EXIT_USAGE = 2         # bad command line or bad input (model, box, property)
+EXIT_INFEASIBLE = 3    # proven infeasible
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reluopt",
+        description=(
+            "Optimise over trained ReLU networks: find the input that maximises or minimises "
+            "a linear function of the outputs, with a certified bound on how far from optimal "
+            "it is; compute neuron bounds; verify VNN-LIB properties."
+        ),
+        epilog=(
+            "exit codes: 0 solved/proved, 1 stopped without proof (time limit, unknown), "
+            "2 bad input, 3 proven infeasible, 130 interrupted. "
+            "Run 'reluopt COMMAND --help' for each command."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"reluopt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except ReluoptError as exc:
+        print(f"reluopt {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

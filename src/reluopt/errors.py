@@ -1,0 +1,32 @@
+"""Exceptions raised by reluopt.
+
+Every error a user can trigger with bad input is a ``ReluoptError`` whose message names
+the problem and where it is (layer, node, file, line), so the CLI can print it without a
+traceback from deep inside numpy or a solver.
+"""
+
+from __future__ import annotations
+
+
+class ReluoptError(Exception):
+    """Base class of all errors reluopt raises on purpose."""
+
+
+class ModelError(ReluoptError):
+    """A network is malformed: inconsistent shapes, non-finite weights, bad activation."""
+
+
+class UnsupportedError(ReluoptError):
+    """A model contains something reluopt cannot represent (an op, a layer, an attribute)."""
+
+
+class ProblemError(ReluoptError):
+    """An optimisation problem is malformed: bad box, unknown output, wrong dimension."""
+
+
+class SolverError(ReluoptError):
+    """A solver failed or is not installed."""
+
+
+class ParseError(ReluoptError):
+    """A text input (constraint expression, VNN-LIB file) cannot be read."""

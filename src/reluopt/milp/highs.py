@@ -1,0 +1,137 @@
+"""HiGHS backend: pass a MilpModel in one call, solve with a time limit and a MIP start."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from .formulation import MilpModel
+
+_INF = highspy.kHighsInf
+
+
+@dataclass
+class SolveOutput:
+    """Raw solver outcome in the model's ``max`` sense."""
+
+    status: str                     # optimal | infeasible | time_limit | interrupted | unbounded | error
+    values: np.ndarray | None       # full column vector of the best solution, if any
+    objective: float | None         # objective of ``values`` (as the solver computed it)
+    bound: float | None             # solver's dual (upper) bound
+    seconds: float
+    nodes: int = 0
+    message: str = ""
+
+
+def to_highs(model: MilpModel, relax: bool = False) -> highspy.Highs:
+    """Build a Highs instance holding ``model`` (built from its CSC arrays in one call)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    lp = highspy.HighsLp()
+    n, m = model.n_cols, model.n_rows
+    lp.num_col_ = n
+    lp.num_row_ = m
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = np.where(np.isfinite(model.col_lower), model.col_lower, -_INF)
+    lp.col_upper_ = np.where(np.isfinite(model.col_upper), model.col_upper, _INF)
+    lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -_INF)
+    lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, _INF)
+    lp.offset_ = model.offset
+    lp.sense_ = highspy.ObjSense.kMaximize
+    csc = model.A.tocsc()
+    csc.sort_indices()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = m
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data
+    if not relax and model.integrality.any():
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if v else highspy.HighsVarType.kContinuous
+            for v in model.integrality
+        ]
+    h.passModel(lp)
+    return h
+
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible_or_unbounded",
+    highspy.HighsModelStatus.kUnbounded: "unbounded",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kInterrupt: "interrupted",
+    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
+    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
+}
+
+
+def solve_highs(
+    model: MilpModel,
+    *,
+    time_limit: float | None = None,
+    mip_start: np.ndarray | None = None,
+    threads: int = 1,
+    mip_rel_gap: float = 1e-4,
+    mip_abs_gap: float = 1e-6,
+    relax: bool = False,
+    on_improvement: Callable[[float, np.ndarray], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    highs: highspy.Highs | None = None,
+) -> SolveOutput:
+    """Solve ``model`` (or its LP relaxation with ``relax=True``) with HiGHS.
+
+    ``on_improvement(objective, values)`` is called on every improving MIP solution;
+    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit).
+    """
+    start = time.perf_counter()
+    h = highs if highs is not None else to_highs(model, relax=relax)
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
+    if time_limit is not None and math.isfinite(time_limit):
+        h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+    if mip_start is not None and not relax:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(np.asarray(mip_start, dtype=np.float64))
+        sol.value_valid = True
+        h.setSolution(sol)
+    if on_improvement is not None:
+        def _improving(e):
+            try:
+                vals = np.array(e.data_out.mip_solution)
+                on_improvement(float(e.data_out.objective_function_value), vals)
+            except Exception:  # never let a user callback kill the solve
+                pass
+        h.cbMipImprovingSolution.subscribe(_improving)
+    if should_stop is not None:
+        def _interrupt(e):
+            if should_stop():
+                e.interrupt()
+        h.cbMipInterrupt.subscribe(_interrupt)
+        h.cbSimplexInterrupt.subscribe(_interrupt)
+    h.run()
+    status = _STATUS.get(h.getModelStatus(), str(h.getModelStatus()).split(".")[-1])
+    info = h.getInfo()
+    values = None
+    objective = None
+    if info.primal_solution_status == 2:  # kSolutionStatusFeasible
+        values = np.array(h.getSolution().col_value)
+        objective = float(info.objective_function_value)
+    bound = None
+    if model.integrality.any() and not relax:
+        db = float(info.mip_dual_bound)
+        if math.isfinite(db) and abs(db) < _INF:
+            bound = db
+        nodes = int(info.mip_node_count)
+    else:
+        nodes = 0
+        if status == "optimal":
+            bound = objective
+    return SolveOutput(status, values, objective, bound, time.perf_counter() - start, nodes)

@@ -1,0 +1,356 @@
+"""The Network type: a feed-forward stack of dense affine layers with ReLU-family activations.
+
+Every other module speaks this type. Weights are float64 and validated once, here, so that
+the bounds, formulations and methods can trust shapes and finiteness.
+
+Conventions: layer ``l`` computes ``g_l = W_l h_{l-1} + b_l`` and ``h_l = act_l(g_l)``, with
+``h_0 = x``. Hidden layers use ``relu`` or ``clipped_relu`` (``min(max(0, g), tau)``);
+the last layer is ``identity``. Batched functions take ``x`` of shape ``(n, d)`` (or ``(d,)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ModelError
+
+ACTIVATIONS = ("relu", "identity", "clipped_relu")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU."""
+
+    W: np.ndarray
+    b: np.ndarray
+    activation: str = "relu"
+    tau: float | None = None
+
+    @property
+    def n_in(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.W.shape[0]
+
+    def activate(self, g: np.ndarray) -> np.ndarray:
+        if self.activation == "identity":
+            return g
+        h = np.maximum(g, 0.0)
+        if self.activation == "clipped_relu":
+            h = np.minimum(h, self.tau)
+        return h
+
+
+def _as_matrix(W, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(W, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: weights are not numeric ({exc})") from None
+    if arr.ndim != 2:
+        raise ModelError(f"{name}: weight matrix must be 2-D, got shape {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated feed-forward ReLU network (float64).
+
+    Build with ``Network.from_weights([(W1, b1), (W2, b2), ...])`` for the usual case of
+    ReLU hidden layers and an identity output layer.
+    """
+
+    layers: tuple[Layer, ...]
+    input_names: tuple[str, ...] | None = None
+    output_names: tuple[str, ...] | None = None
+    source: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        if not layers:
+            raise ModelError("network has no layers")
+        checked = []
+        for i, layer in enumerate(layers):
+            name = f"layer {i}"
+            W = _as_matrix(layer.W, name)
+            b = np.asarray(layer.b, dtype=np.float64).reshape(-1)
+            if b.shape[0] != W.shape[0]:
+                raise ModelError(
+                    f"{name}: bias has shape {b.shape} but weight matrix has shape {W.shape} "
+                    f"(expected bias of length {W.shape[0]})"
+                )
+            if W.shape[0] == 0 or W.shape[1] == 0:
+                raise ModelError(f"{name}: empty weight matrix of shape {W.shape}")
+            if not np.all(np.isfinite(W)):
+                bad = np.argwhere(~np.isfinite(W))[0]
+                raise ModelError(
+                    f"{name}: weight matrix has a non-finite entry ({W[tuple(bad)]}) at "
+                    f"row {bad[0]}, column {bad[1]}"
+                )
+            if not np.all(np.isfinite(b)):
+                bad = int(np.argwhere(~np.isfinite(b))[0][0])
+                raise ModelError(f"{name}: bias has a non-finite entry ({b[bad]}) at {bad}")
+            if layer.activation not in ACTIVATIONS:
+                raise ModelError(
+                    f"{name}: unknown activation {layer.activation!r}; expected one of "
+                    f"{', '.join(ACTIVATIONS)}"
+                )
+            tau = layer.tau
+            if layer.activation == "clipped_relu":
+                if tau is None or not np.isfinite(tau) or tau <= 0:
+                    raise ModelError(f"{name}: clipped_relu needs a finite cap tau > 0, got {tau}")
+                tau = float(tau)
+            if i > 0 and W.shape[1] != checked[-1].n_out:
+                raise ModelError(
+                    f"{name}: expects {W.shape[1]} inputs (weight shape {W.shape}) but "
+                    f"layer {i - 1} has {checked[-1].n_out} outputs "
+                    f"(weight shape {checked[-1].W.shape})"
+                )
+            W.setflags(write=False)
+            b.setflags(write=False)
+            checked.append(Layer(W, b, layer.activation, tau))
+        if checked[-1].activation != "identity":
+            raise ModelError(
+                f"layer {len(checked) - 1}: the output layer must be affine (identity), got "
+                f"{checked[-1].activation!r}; append an identity layer"
+            )
+        for i, layer in enumerate(checked[:-1]):
+            if layer.activation == "identity":
+                raise ModelError(
+                    f"layer {i}: hidden layers must be relu or clipped_relu; fold affine "
+                    "hidden layers into the next layer (Network.simplify does this)"
+                )
+        object.__setattr__(self, "layers", tuple(checked))
+        if self.input_names is not None and len(self.input_names) != self.input_dim:
+            raise ModelError(
+                f"{len(self.input_names)} input names for {self.input_dim} inputs"
+            )
+        if self.output_names is not None and len(self.output_names) != self.output_dim:
+            raise ModelError(
+                f"{len(self.output_names)} output names for {self.output_dim} outputs"
+            )
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_weights(
+        cls,
+        weights: Sequence[tuple[np.ndarray, np.ndarray]],
+        activations: Sequence[str] | None = None,
+        taus: Sequence[float | None] | None = None,
+        **kwargs,
+    ) -> Network:
+        """ReLU hidden layers and an identity output unless ``activations`` says otherwise."""
+        n = len(weights)
+        if activations is None:
+            activations = ["relu"] * (n - 1) + ["identity"]
+        if taus is None:
+            taus = [None] * n
+        if len(activations) != n or len(taus) != n:
+            raise ModelError(f"{n} layers but {len(activations)} activations / {len(taus)} taus")
+        layers = tuple(
+            Layer(W, b, a, t) for (W, b), a, t in zip(weights, activations, taus, strict=True)
+        )
+        return cls(layers, **kwargs)
+
+    @classmethod
+    def from_affine_stack(cls, layers: Sequence[Layer], **kwargs) -> Network:
+        """Build from layers where some are affine (identity) and possibly the last is ReLU.
+
+        Consecutive affine layers are multiplied together; a trailing activation gets an
+        identity output layer appended. Importers use this to normalise what they read.
+        """
+        merged: list[Layer] = []
+        pending: Layer | None = None  # an affine map waiting to be composed with the next
+        for layer in layers:
+            W = np.asarray(layer.W, dtype=np.float64)
+            b = np.asarray(layer.b, dtype=np.float64).reshape(-1)
+            if pending is not None:
+                if W.shape[1] != pending.W.shape[0]:
+                    raise ModelError(
+                        f"cannot compose affine maps of shapes {pending.W.shape} and {W.shape}"
+                    )
+                b = W @ pending.b + b
+                W = W @ pending.W
+                pending = None
+            current = Layer(W, b, layer.activation, layer.tau)
+            if current.activation == "identity":
+                pending = current
+            else:
+                merged.append(current)
+        if pending is not None:
+            merged.append(pending)
+        else:
+            n = merged[-1].n_out
+            merged.append(Layer(np.eye(n), np.zeros(n), "identity"))
+        return cls(tuple(merged), **kwargs)
+
+    # ----------------------------------------------------------------- shape facts
+    @property
+    def input_dim(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def output_dim(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def hidden_layers(self) -> tuple[Layer, ...]:
+        return self.layers[:-1]
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(layer.n_out for layer in self.layers[:-1])
+
+    @property
+    def n_hidden(self) -> int:
+        return int(sum(self.hidden_sizes))
+
+    @property
+    def depth(self) -> int:
+        """Number of hidden layers."""
+        return len(self.layers) - 1
+
+    @property
+    def has_clipped(self) -> bool:
+        return any(layer.activation == "clipped_relu" for layer in self.layers)
+
+    def describe(self) -> str:
+        sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
+        return "-".join(str(s) for s in sizes)
+
+    def __repr__(self) -> str:
+        return f"Network({self.describe()}{', clipped' if self.has_clipped else ''})"
+
+    # ----------------------------------------------------------------- evaluation
+    def _as_batch(self, x) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(x, dtype=np.float64)
+        single = arr.ndim == 1
+        if single:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.input_dim:
+            raise ModelError(
+                f"input has shape {np.shape(x)} but the network expects {self.input_dim} "
+                "inputs (shape (d,) or (n, d))"
+            )
+        return arr, single
+
+    def forward(self, x) -> np.ndarray:
+        """Outputs for ``x`` of shape ``(d,)`` or ``(n, d)``."""
+        h, single = self._as_batch(x)
+        for layer in self.layers:
+            h = layer.activate(h @ layer.W.T + layer.b)
+        return h[0] if single else h
+
+    __call__ = forward
+
+    def preactivations(self, x) -> list[np.ndarray]:
+        """Pre-activations ``g_l`` of every hidden layer, each of shape ``(n, n_l)``."""
+        h, _ = self._as_batch(x)
+        out = []
+        for layer in self.layers[:-1]:
+            g = h @ layer.W.T + layer.b
+            out.append(g)
+            h = layer.activate(g)
+        return out
+
+    def activation_pattern(self, x) -> list[np.ndarray]:
+        """Boolean pattern per hidden layer, shape ``(n, n_l)``: True where ``g > 0``.
+
+        For clipped ReLU the pattern is the *slope* (True where ``0 < g < tau``); use
+        ``phase_pattern`` for the three phases.
+        """
+        pats = []
+        for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True):
+            p = g > 0
+            if layer.activation == "clipped_relu":
+                p &= g < layer.tau
+            pats.append(p)
+        return pats
+
+    def phase_pattern(self, x) -> list[np.ndarray]:
+        """Integer phase per hidden neuron: 0 inactive, 1 linear, 2 saturated (clipped)."""
+        out = []
+        for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True):
+            ph = (g > 0).astype(np.int8)
+            if layer.activation == "clipped_relu":
+                ph[g >= layer.tau] = 2
+            out.append(ph)
+        return out
+
+    def region_affine(self, pattern: Sequence[np.ndarray]):
+        """Affine maps of one linear region, given a per-layer phase (or boolean) pattern.
+
+        Returns ``(pre, (T, t))``: ``pre[l] = (A_l, c_l)`` with ``g_l(x) = A_l x + c_l`` on the
+        region, and the output map ``y = T x + t``. ``pattern[l]`` is a 1-D array per layer;
+        booleans mean active/inactive, integers are phases (2 = saturated at tau).
+        """
+        if len(pattern) != self.depth:
+            raise ModelError(f"pattern has {len(pattern)} layers, network has {self.depth}")
+        d = self.input_dim
+        M = np.eye(d)
+        m = np.zeros(d)
+        pre = []
+        for layer, p in zip(self.layers[:-1], pattern, strict=True):
+            p = np.asarray(p).reshape(-1)
+            if p.shape[0] != layer.n_out:
+                raise ModelError(
+                    f"pattern for a layer of {layer.n_out} neurons has {p.shape[0]} entries"
+                )
+            A = layer.W @ M
+            c = layer.W @ m + layer.b
+            pre.append((A, c))
+            phase = p.astype(np.int8)
+            slope = (phase == 1).astype(np.float64)
+            M = A * slope[:, None]
+            m = c * slope
+            if layer.activation == "clipped_relu":
+                m = m + np.where(phase == 2, layer.tau, 0.0)
+        last = self.layers[-1]
+        return pre, (last.W @ M, last.W @ m + last.b)
+
+    def gradient(self, x, c) -> np.ndarray:
+        """Gradient of ``c . y(x)`` w.r.t. ``x`` (batched), using the region's Jacobian.
+
+        At a kink the one-sided choice ``g > 0`` (active) is used, as a subgradient.
+        """
+        h, single = self._as_batch(x)
+        c = np.asarray(c, dtype=np.float64).reshape(-1)
+        if c.shape[0] != self.output_dim:
+            raise ModelError(f"c has {c.shape[0]} entries, network has {self.output_dim} outputs")
+        slopes = []
+        for layer in self.layers[:-1]:
+            g = h @ layer.W.T + layer.b
+            s = g > 0
+            if layer.activation == "clipped_relu":
+                s &= g < layer.tau
+            slopes.append(s.astype(np.float64))
+            h = layer.activate(g)
+        lam = np.broadcast_to(c @ self.layers[-1].W, (h.shape[0], self.layers[-1].n_in)).copy()
+        for layer, s in zip(reversed(self.layers[:-1]), reversed(slopes), strict=True):
+            lam = (lam * s) @ layer.W
+        return lam[0] if single else lam
+
+    def jacobian(self, x) -> np.ndarray:
+        """Jacobian ``dy/dx`` at a single point, shape ``(m, d)``."""
+        pattern = [p[0] for p in self.phase_pattern(np.asarray(x, dtype=np.float64)[None, :])]
+        return self.region_affine(pattern)[1][0]
+
+    # ----------------------------------------------------------------- transforms
+    def with_layers(self, layers: Sequence[Layer]) -> Network:
+        return Network(
+            tuple(layers), self.input_names, self.output_names, self.source, dict(self.meta)
+        )
+
+    def with_input_affine(self, scale, shift) -> Network:
+        """The network of ``x' -> net(scale * x' + shift)``: folds an input normalisation."""
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (self.input_dim,))
+        shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.input_dim,))
+        first = self.layers[0]
+        new_first = Layer(first.W * scale[None, :], first.W @ shift + first.b,
+                          first.activation, first.tau)
+        return self.with_layers((new_first, *self.layers[1:]))

@@ -1,0 +1,329 @@
+"""Problem: a Network, an input Domain, an Objective and optional output constraints.
+
+Internally every method maximises ``c_max . y + d_max`` (``Problem.max_form``); a
+minimisation is the maximisation of the negated objective, and results are reported back
+in the user's sense.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ParseError, ProblemError
+from .network import Network
+
+#: Tolerance for output constraints and ``A x <= b`` when checking a returned point.
+FEASIBILITY_TOL = 1e-6
+
+
+def _vector(v, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    arr = arr.reshape(-1)
+    if arr.shape[0] != n:
+        raise ProblemError(f"{what} has length {arr.shape[0]}, expected {n}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The input set: a box ``lb <= x <= ub`` and optionally ``A x <= b``."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+    A: np.ndarray | None = None
+    b: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        lb = np.asarray(self.lb, dtype=np.float64).reshape(-1)
+        ub = np.asarray(self.ub, dtype=np.float64).reshape(-1)
+        if lb.shape != ub.shape:
+            raise ProblemError(f"box bounds have lengths {lb.shape[0]} (lb) and {ub.shape[0]} (ub)")
+        if lb.shape[0] == 0:
+            raise ProblemError("box is empty (no input dimensions)")
+        if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
+            i = int(np.argwhere(np.isnan(lb) | np.isnan(ub))[0][0])
+            raise ProblemError(f"box bound of input {i} is NaN")
+        bad = np.nonzero(lb > ub)[0]
+        if bad.size:
+            i = int(bad[0])
+            raise ProblemError(f"box is empty: lb[{i}] = {lb[i]} > ub[{i}] = {ub[i]}")
+        object.__setattr__(self, "lb", lb)
+        object.__setattr__(self, "ub", ub)
+        if (self.A is None) != (self.b is None):
+            raise ProblemError("give both A and b for linear input constraints A x <= b")
+        if self.A is not None:
+            A = np.atleast_2d(np.asarray(self.A, dtype=np.float64))
+            b = np.asarray(self.b, dtype=np.float64).reshape(-1)
+            if A.shape[1] != lb.shape[0]:
+                raise ProblemError(
+                    f"input constraint matrix A has shape {A.shape}; expected "
+                    f"{lb.shape[0]} columns (one per input)"
+                )
+            if A.shape[0] != b.shape[0]:
+                raise ProblemError(f"A has {A.shape[0]} rows but b has {b.shape[0]} entries")
+            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
+                raise ProblemError("input constraints A x <= b contain a non-finite value")
+            object.__setattr__(self, "A", A)
+            object.__setattr__(self, "b", b)
+
+    @property
+    def dim(self) -> int:
+        return self.lb.shape[0]
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.all(np.isfinite(self.lb)) and np.all(np.isfinite(self.ub)))
+
+    def require_bounded(self, who: str) -> None:
+        if not self.bounded:
+            i = int(np.argwhere(~(np.isfinite(self.lb) & np.isfinite(self.ub)))[0][0])
+            raise ProblemError(
+                f"{who} needs a bounded box, but input {i} has bounds "
+                f"[{self.lb[i]}, {self.ub[i]}]"
+            )
+
+    def contains(self, x, tol: float = FEASIBILITY_TOL) -> np.ndarray:
+        """Boolean per row of ``x`` (n, d): inside the box and ``A x <= b`` up to ``tol``."""
+        x = np.atleast_2d(x)
+        ok = np.all((x >= self.lb - tol) & (x <= self.ub + tol), axis=1)
+        if self.A is not None:
+            ok &= np.all(x @ self.A.T <= self.b + tol, axis=1)
+        return ok
+
+    def center(self) -> np.ndarray:
+        return 0.5 * (self.lb + self.ub)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``sense`` ('max' or 'min') of ``c . y + d``."""
+
+    c: np.ndarray
+    d: float = 0.0
+    sense: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.sense not in ("max", "min"):
+            raise ProblemError(f"objective sense must be 'max' or 'min', got {self.sense!r}")
+        c = np.asarray(self.c, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(c)) or not np.isfinite(self.d):
+            raise ProblemError("objective coefficients must be finite")
+        object.__setattr__(self, "c", c)
+        object.__setattr__(self, "d", float(self.d))
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.sense == "max" else -1.0
+
+
+def _unit(k: int, m: int) -> np.ndarray:
+    if not (0 <= k < m):
+        raise ProblemError(f"output index {k} does not exist: the network has {m} outputs (0..{m - 1})")
+    c = np.zeros(m)
+    c[k] = 1.0
+    return c
+
+
+@dataclass(frozen=True)
+class OutputConstraints:
+    """Linear constraints ``C y <= e`` on the network outputs."""
+
+    C: np.ndarray
+    e: np.ndarray
+    labels: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return self.C.shape[0]
+
+
+_TERM = re.compile(r"\s*([+-])?\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\s*\*?\s*)?"
+                   r"(y\s*\[\s*(\d+)\s*\]|y_?(\d+)|Y_(\d+))?")
+
+
+def parse_linear_expression(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
+    """Parse ``'2*y[0] - y[3] + 0.5'`` into ``(coefficients, constant)``."""
+    coef = np.zeros(n_outputs)
+    const = 0.0
+    s = text.strip()
+    if not s:
+        raise ParseError("empty expression")
+    pos = 0
+    first = True
+    while pos < len(s):
+        m = _TERM.match(s, pos)
+        if m is None or m.end() == pos:
+            raise ParseError(f"cannot read {s[pos:]!r} in expression {text!r}")
+        sign_s, num, var, i1, i2, i3 = m.groups()
+        if sign_s is None and not first:
+            raise ParseError(f"missing + or - before {s[pos:m.end()].strip()!r} in {text!r}")
+        if num is None and var is None:
+            raise ParseError(f"cannot read {s[pos:]!r} in expression {text!r}")
+        sign = -1.0 if sign_s == "-" else 1.0
+        value = float(num) if num is not None else 1.0
+        if var is not None:
+            k = int(next(g for g in (i1, i2, i3) if g is not None))
+            if not (0 <= k < n_outputs):
+                raise ProblemError(
+                    f"output y[{k}] in {text!r} does not exist: the network has "
+                    f"{n_outputs} outputs (0..{n_outputs - 1})"
+                )
+            coef[k] += sign * value
+        else:
+            const += sign * value
+        pos = m.end()
+        first = False
+    return coef, const
+
+
+def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
+    """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` into a row ``(a, e)``: ``a.y <= e``."""
+    m = re.fullmatch(r"(.+?)(<=|>=|=<|=>)(.+)", text.strip())
+    if m is None:
+        raise ParseError(f"constraint {text!r} must have the form 'LHS <= RHS' or 'LHS >= RHS'")
+    lhs, op, rhs = m.groups()
+    a_l, k_l = parse_linear_expression(lhs, n_outputs)
+    a_r, k_r = parse_linear_expression(rhs, n_outputs)
+    a, e = a_l - a_r, k_r - k_l
+    if op in (">=", "=>"):
+        a, e = -a, -e
+    if not np.any(a):
+        raise ParseError(f"constraint {text!r} does not involve any output")
+    return a, e
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Optimise a linear function of a network's outputs over an input domain."""
+
+    network: Network
+    domain: Domain
+    objective: Objective
+    constraints: OutputConstraints | None = None
+    name: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        net = self.network
+        if self.domain.dim != net.input_dim:
+            raise ProblemError(
+                f"box has {self.domain.dim} dimensions but the network has {net.input_dim} inputs"
+            )
+        if self.objective.c.shape[0] != net.output_dim:
+            raise ProblemError(
+                f"objective has {self.objective.c.shape[0]} coefficients but the network has "
+                f"{net.output_dim} outputs"
+            )
+        if self.constraints is not None:
+            C = np.atleast_2d(np.asarray(self.constraints.C, dtype=np.float64))
+            e = np.asarray(self.constraints.e, dtype=np.float64).reshape(-1)
+            if C.shape[0] == 0:
+                object.__setattr__(self, "constraints", None)
+                return
+            if C.shape[1] != net.output_dim or C.shape[0] != e.shape[0]:
+                raise ProblemError(
+                    f"output constraints C has shape {C.shape} and e has {e.shape[0]} entries; "
+                    f"expected {net.output_dim} columns and one e per row"
+                )
+            if not (np.all(np.isfinite(C)) and np.all(np.isfinite(e))):
+                raise ProblemError("output constraints contain a non-finite value")
+            object.__setattr__(
+                self, "constraints", OutputConstraints(C, e, self.constraints.labels)
+            )
+
+    # ----------------------------------------------------------------- builders
+    @classmethod
+    def build(
+        cls,
+        network: Network,
+        lb,
+        ub,
+        *,
+        maximize: int | None = None,
+        minimize: int | None = None,
+        c=None,
+        d: float = 0.0,
+        sense: str = "max",
+        constraints: Sequence[str] | None = None,
+        A=None,
+        b=None,
+        name: str = "",
+    ) -> Problem:
+        """Convenience constructor.
+
+        ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k``, or a vector
+        ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``.
+        """
+        n, m = network.input_dim, network.output_dim
+        domain = Domain(_vector(lb, n, "lb"), _vector(ub, n, "ub"), A, b)
+        given = sum(v is not None for v in (maximize, minimize, c))
+        if given != 1:
+            raise ProblemError("give exactly one of maximize=k, minimize=k or c=vector")
+        if maximize is not None:
+            objective = Objective(_unit(int(maximize), m), d, "max")
+        elif minimize is not None:
+            objective = Objective(_unit(int(minimize), m), d, "min")
+        else:
+            objective = Objective(_vector(c, m, "objective c"), d, sense)
+        cons = None
+        if constraints:
+            rows = [parse_output_constraint(t, m) for t in constraints]
+            cons = OutputConstraints(
+                np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                tuple(constraints),
+            )
+        return cls(network, domain, objective, cons, name)
+
+    # ----------------------------------------------------------------- views
+    @property
+    def sense(self) -> str:
+        return self.objective.sense
+
+    def max_form(self) -> tuple[np.ndarray, float]:
+        """``(c, d)`` such that the problem is ``max c . y + d``."""
+        s = self.objective.sign
+        return s * self.objective.c, s * self.objective.d
+
+    def objective_values(self, x) -> np.ndarray:
+        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
+        y = self.network.forward(np.atleast_2d(x))
+        return y @ self.objective.c + self.objective.d
+
+    def constraint_violation(self, x) -> np.ndarray:
+        """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        viol = np.maximum(np.max(self.domain.lb - x, axis=1), np.max(x - self.domain.ub, axis=1))
+        if self.domain.A is not None:
+            viol = np.maximum(viol, np.max(x @ self.domain.A.T - self.domain.b, axis=1))
+        if self.constraints is not None:
+            y = self.network.forward(x)
+            viol = np.maximum(viol, np.max(y @ self.constraints.C.T - self.constraints.e, axis=1))
+        return viol
+
+    def is_feasible(self, x, tol: float = FEASIBILITY_TOL) -> np.ndarray:
+        return self.constraint_violation(x) <= tol
+
+    def better(self, a: float, b: float) -> bool:
+        """Is user-sense value ``a`` strictly better than ``b``?"""
+        return a > b if self.sense == "max" else a < b
+
+    def with_box(self, lb, ub) -> Problem:
+        d = self.domain
+        return Problem(self.network, Domain(lb, ub, d.A, d.b), self.objective, self.constraints,
+                       self.name, self.meta)
+
+    def describe(self) -> str:
+        obj = self.objective
+        nz = np.nonzero(obj.c)[0]
+        if nz.size == 1 and obj.c[nz[0]] == 1.0 and obj.d == 0.0:
+            what = f"y[{nz[0]}]"
+        else:
+            what = " + ".join(f"{obj.c[k]:g}*y[{k}]" for k in nz) + (f" + {obj.d:g}" if obj.d else "")
+        cons = f", {self.constraints.count} output constraint(s)" if self.constraints else ""
+        return f"{obj.sense} {what} over a {self.domain.dim}-d box of {self.network.describe()}{cons}"

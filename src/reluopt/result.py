@@ -1,0 +1,267 @@
+"""Result of an optimisation, and the anytime bookkeeping every method shares.
+
+Values and bounds are in the user's sense: for ``max`` the bound is an upper bound on the
+optimum, for ``min`` a lower bound. ``x`` is always re-evaluated by a forward pass, so
+``value`` is the network's own value, never a solver's claim.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ProblemError
+from .problem import FEASIBILITY_TOL, Problem
+
+OPTIMAL = "optimal"            # gap within tolerance, bound certified
+INFEASIBLE = "infeasible"      # proven: no feasible input exists
+TIME_LIMIT = "time_limit"      # stopped by the time limit
+NODE_LIMIT = "node_limit"      # stopped by a node / iteration limit
+INTERRUPTED = "interrupted"    # stopped by Ctrl-C
+FEASIBLE = "feasible"          # a heuristic finished its budget: a point, no proof
+NO_SOLUTION = "no_solution"    # finished without a feasible point and without a proof
+STATUSES = (OPTIMAL, INFEASIBLE, TIME_LIMIT, NODE_LIMIT, INTERRUPTED, FEASIBLE, NO_SOLUTION)
+
+#: Default stopping tolerances of the exact methods.
+ABS_GAP = 1e-4
+REL_GAP = 1e-4
+
+
+def relative_gap(value: float | None, bound: float | None) -> float:
+    """``|bound - value| / max(|value|, 1e-10)``; ``inf`` when either side is missing."""
+    if value is None or bound is None or not (math.isfinite(value) and math.isfinite(bound)):
+        return math.inf
+    return abs(bound - value) / max(abs(value), 1e-10)
+
+
+def check_time_limit(time_limit: float | None) -> float:
+    if time_limit is None:
+        return math.inf
+    t = float(time_limit)
+    if not t > 0 or math.isnan(t):
+        raise ProblemError(f"time limit must be positive, got {time_limit}")
+    return t
+
+
+@dataclass
+class Result:
+    """Outcome of a method. ``history`` rows: (seconds, incumbent, bound, source)."""
+
+    status: str
+    method: str
+    sense: str
+    x: np.ndarray | None = None
+    value: float | None = None
+    bound: float | None = None
+    history: list[tuple[float, float | None, float | None, str]] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def gap(self) -> float:
+        """Relative gap between incumbent and bound (``inf`` if either is missing)."""
+        return relative_gap(self.value, self.bound)
+
+    @property
+    def abs_gap(self) -> float:
+        if self.value is None or self.bound is None:
+            return math.inf
+        return abs(self.bound - self.value)
+
+    def to_dict(self) -> dict:
+        def num(v):
+            if v is None:
+                return None
+            v = float(v)
+            return v if math.isfinite(v) else (None if math.isnan(v) else str(v))
+
+        return {
+            "status": self.status,
+            "method": self.method,
+            "sense": self.sense,
+            "x": None if self.x is None else [float(v) for v in self.x],
+            "value": num(self.value),
+            "bound": num(self.bound),
+            "gap": num(self.gap),
+            "seconds": self.seconds,
+            "history": [
+                {"seconds": t, "incumbent": num(v), "bound": num(b), "source": s}
+                for t, v, b, s in self.history
+            ],
+            "stats": _jsonable(self.stats),
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def summary(self) -> str:
+        lines = [f"status   {self.status}", f"method   {self.method}"]
+        if self.value is not None:
+            lines.append(f"value    {self.value:.10g}   ({self.sense})")
+        else:
+            lines.append("value    none (no feasible point found)")
+        if self.bound is not None:
+            lines.append(f"bound    {self.bound:.10g}")
+        if self.value is not None and self.bound is not None:
+            lines.append(f"gap      {self.gap:.3g} (relative), {self.abs_gap:.3g} (absolute)")
+        if self.x is not None:
+            xs = ", ".join(f"{v:.6g}" for v in self.x[:12])
+            more = f", ... ({len(self.x)} inputs)" if len(self.x) > 12 else ""
+            lines.append(f"x        [{xs}{more}]")
+        lines.append(f"seconds  {self.seconds:.3f}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"Result(status={self.status!r}, method={self.method!r}, value={self.value}, "
+                f"bound={self.bound}, gap={self.gap:.3g})")
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+#: A progress callback receives a snapshot dict: elapsed, incumbent, bound, gap, and extras.
+ProgressCallback = Callable[[dict], None]
+
+
+class Anytime:
+    """Shared incumbent/bound bookkeeping for a method run.
+
+    ``offer`` takes candidate inputs, evaluates them by a forward pass, keeps the best
+    feasible one and records the improvement in the history. ``improve_bound`` records a
+    tighter certified bound. Both speak the user's sense.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        method: str,
+        time_limit: float | None = None,
+        progress: ProgressCallback | None = None,
+        progress_every: float = 0.25,
+    ) -> None:
+        self.problem = problem
+        self.method = method
+        self.time_limit = check_time_limit(time_limit)
+        self.progress = progress
+        self.progress_every = progress_every
+        self.start = time.perf_counter()
+        self._last_progress = -math.inf
+        self.x: np.ndarray | None = None
+        self.value: float | None = None
+        self.bound: float | None = None
+        self.history: list[tuple[float, float | None, float | None, str]] = []
+        self.interrupted = False
+
+    # time
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def remaining(self) -> float:
+        return self.time_limit - self.elapsed
+
+    def out_of_time(self) -> bool:
+        return self.interrupted or self.elapsed >= self.time_limit
+
+    # incumbent
+    def offer(self, xs, source: str, tol: float = FEASIBILITY_TOL) -> bool:
+        """Evaluate candidate inputs (n, d); keep the best feasible one. True if improved."""
+        xs = np.atleast_2d(np.asarray(xs, dtype=np.float64))
+        if xs.size == 0:
+            return False
+        d = self.problem.domain
+        xs = np.clip(xs, d.lb, d.ub)  # remove round-off outside the box
+        ok = self.problem.is_feasible(xs, tol) & np.all(np.isfinite(xs), axis=1)
+        if not np.any(ok):
+            return False
+        xs = xs[ok]
+        vals = self.problem.objective_values(xs)
+        i = int(np.argmax(vals) if self.problem.sense == "max" else np.argmin(vals))
+        v = float(vals[i])
+        if self.value is not None and not self.problem.better(v, self.value):
+            return False
+        self.x, self.value = xs[i].copy(), v
+        self._record(source)
+        return True
+
+    def improve_bound(self, bound: float, source: str) -> bool:
+        """Record a certified bound (user sense) if it is tighter than the current one."""
+        if bound is None or math.isnan(bound):
+            return False
+        if self.bound is not None:
+            tighter = bound < self.bound if self.problem.sense == "max" else bound > self.bound
+            if not tighter:
+                return False
+        self.bound = float(bound)
+        self._record(source)
+        return True
+
+    def _record(self, source: str) -> None:
+        self.history.append((self.elapsed, self.value, self.bound, source))
+        self.report(force=True)
+
+    @property
+    def gap(self) -> float:
+        return relative_gap(self.value, self.bound)
+
+    def converged(self, abs_gap: float = ABS_GAP, rel_gap: float = REL_GAP) -> bool:
+        if self.value is None or self.bound is None:
+            return False
+        g = abs(self.bound - self.value)
+        return g <= abs_gap or g <= rel_gap * max(abs(self.value), 1e-10)
+
+    def report(self, force: bool = False, **extra) -> None:
+        if self.progress is None:
+            return
+        now = self.elapsed
+        if not force and now - self._last_progress < self.progress_every:
+            return
+        self._last_progress = now
+        self.progress({"elapsed": now, "method": self.method, "incumbent": self.value,
+                       "bound": self.bound, "gap": self.gap, **extra})
+
+    def result(self, status: str, **stats) -> Result:
+        """Finish: re-check the incumbent by a forward pass and build the Result."""
+        x, value = self.x, self.value
+        if x is not None:
+            value = float(self.problem.objective_values(x)[0])
+        if status == OPTIMAL and (x is None or self.bound is None):
+            status = TIME_LIMIT if x is None else FEASIBLE
+        return Result(status=status, method=self.method, sense=self.problem.sense, x=x,
+                      value=value, bound=self.bound, history=list(self.history),
+                      stats=stats, seconds=self.elapsed)
+
+
+@contextmanager
+def interruptible(anytime: Anytime):
+    """Turn Ctrl-C into ``anytime.interrupted = True`` so the method returns its best so far."""
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, lambda *_: setattr(anytime, "interrupted", True))
+        installed = True
+    except ValueError:  # not in the main thread
+        installed = False
+    try:
+        yield anytime
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)

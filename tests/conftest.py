@@ -1,0 +1,35 @@
+"""Shared fixtures: small seeded networks and the location of ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reluopt import Network
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def random_network(sizes, seed=0, scale=1.0) -> Network:
+    rng = np.random.default_rng(seed)
+    weights = [
+        (scale * rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i]),
+         scale * 0.5 * rng.normal(size=sizes[i + 1]))
+        for i in range(len(sizes) - 1)
+    ]
+    return Network.from_weights(weights)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_net() -> Network:
+    return random_network([2, 8, 8, 1], seed=3)
