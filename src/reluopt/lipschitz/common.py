@@ -1,0 +1,118 @@
+"""Shared pieces of the Lipschitz computations: norms, targets, witnesses.
+
+The local Lipschitz constant of ``f(x) = c . y(x)`` over a domain, for an input norm ``p``,
+is ``max ||grad f(x)||_q`` over the linear regions realised in the domain, ``q`` the dual
+norm of ``p``. On a region the gradient is constant, so a lower bound needs a point strictly
+inside a region (never at a kink, where the gradient is not defined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ProblemError
+from ..network import Network
+from ..problem import Domain
+
+NORMS = {"1": 1.0, "2": 2.0, "inf": np.inf}
+DUAL = {1.0: np.inf, 2.0: 2.0, np.inf: 1.0}
+
+#: A point counts as strictly inside its region when every hidden pre-activation is at least
+#: this far from its kink, relative to the layer's scale.
+INTERIOR_TOL = 1e-9
+
+
+def parse_norm(norm) -> float:
+    """``1``, ``2``, ``inf`` (or their string forms) -> the input norm p as a float."""
+    key = str(norm).strip().lower()
+    if key in ("infinity", "linf", "l-inf", "np.inf"):
+        key = "inf"
+    key = {"1.0": "1", "2.0": "2", "l1": "1", "l2": "2"}.get(key, key)
+    if key not in NORMS:
+        raise ProblemError(f"norm must be 1, 2 or inf, got {norm!r}")
+    return NORMS[key]
+
+
+def dual_norm(p: float) -> float:
+    return DUAL[p]
+
+
+def vector_norm(v: np.ndarray, q: float) -> np.ndarray:
+    """Row-wise q-norm of ``v`` (n, d)."""
+    return np.linalg.norm(np.atleast_2d(v), ord=q, axis=1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The functions whose Lipschitz constant is wanted: ``c_k . y`` for each row ``c_k``.
+
+    The constant of the vector case (p = q = inf) is the max over the rows (one per output).
+    """
+
+    network: Network
+    domain: Domain
+    rows: np.ndarray          # (k, m)
+    p: float
+    labels: tuple[str, ...] = field(default=())
+
+    @property
+    def q(self) -> float:
+        return dual_norm(self.p)
+
+    def gradients(self, x: np.ndarray) -> np.ndarray:
+        """Gradients of every row at points ``x`` (n, d): shape (k, n, d)."""
+        return np.stack([self.network.gradient(x, c) for c in self.rows])
+
+    def norms(self, x: np.ndarray) -> np.ndarray:
+        """Largest gradient norm over the rows at each point: shape (n,)."""
+        g = self.gradients(np.atleast_2d(x))
+        return np.max(np.linalg.norm(g, ord=self.q, axis=2), axis=0)
+
+
+def interior_mask(network: Network, x: np.ndarray, tol: float = INTERIOR_TOL) -> np.ndarray:
+    """True for points whose every hidden pre-activation is strictly away from a kink."""
+    x = np.atleast_2d(x)
+    ok = np.ones(x.shape[0], dtype=bool)
+    for layer, g in zip(network.hidden_layers, network.preactivations(x), strict=True):
+        scale = tol * (1.0 + np.abs(layer.b) + np.abs(layer.W).sum(axis=1) * np.max(np.abs(x)))
+        dist = np.abs(g)
+        if layer.activation == "clipped_relu":
+            dist = np.minimum(dist, np.abs(g - layer.tau))
+        ok &= np.all(dist > scale, axis=1)
+    return ok
+
+
+def pattern_of(network: Network, x: np.ndarray) -> list[np.ndarray]:
+    return [p[0].astype(np.int8) for p in network.phase_pattern(np.atleast_2d(x)[:1])]
+
+
+def interior_point(network: Network, domain: Domain, pattern, margin_floor: float = 0.0):
+    """A point of the domain where ``pattern`` holds with the largest margin (an LP).
+
+    Returns ``(x, margin)``; ``margin > 0`` means the region is full-dimensional there and
+    ``x`` is strictly inside it.
+    """
+    from scipy.optimize import linprog
+
+    pre, _ = network.region_affine(pattern)
+    rows, rhs = [], []
+    d = network.input_dim
+    for (A, c), p in zip(pre, pattern, strict=True):
+        sign = np.where(np.asarray(p) > 0, -1.0, 1.0)      # active: -(A x + c) + s <= 0
+        norm = np.linalg.norm(A, axis=1) + 1e-12
+        rows.append(np.hstack([sign[:, None] * A, norm[:, None]]))
+        rhs.append(-sign * c)
+    A_ub = np.vstack(rows)
+    b_ub = np.concatenate(rhs)
+    if domain.A is not None:
+        A_ub = np.vstack([A_ub, np.hstack([domain.A, np.zeros((domain.A.shape[0], 1))])])
+        b_ub = np.concatenate([b_ub, domain.b])
+    cost = np.zeros(d + 1)
+    cost[-1] = -1.0
+    bounds = list(zip(domain.lb, domain.ub, strict=True)) + [(None, 1.0)]
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if res.status != 0:
+        return None, -np.inf
+    return res.x[:d], float(res.x[-1])
