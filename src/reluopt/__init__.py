@@ -18,7 +18,7 @@ from .errors import (
 )
 from .methods import available_methods, solve
 from .network import Layer, Network
-from .problem import Domain, Objective, OutputConstraints, Problem
+from .problem import Domain, LeastSquares, Objective, OutputConstraints, Problem
 from .result import Result
 
 __version__ = "0.1.0"
@@ -33,7 +33,8 @@ def load(path, **kwargs) -> Network:
 
 
 __all__ = [
-    "Domain", "Layer", "LayerBounds", "ModelError", "Network", "Objective", "OutputConstraints",
+    "Domain", "Layer", "LayerBounds", "LeastSquares", "ModelError", "Network", "Objective",
+    "OutputConstraints",
     "ParseError", "Problem", "ProblemError", "ReluoptError", "Result", "SolverError",
     "UnsupportedError", "__version__", "available_methods", "compute_bounds", "load", "solve",
 ]

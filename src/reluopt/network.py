@@ -316,12 +316,16 @@ class Network:
     def gradient(self, x, c) -> np.ndarray:
         """Gradient of ``c . y(x)`` w.r.t. ``x`` (batched), using the region's Jacobian.
 
-        At a kink the one-sided choice ``g > 0`` (active) is used, as a subgradient.
+        ``c`` is one vector (m,) for every row, or one per row (n, m) — a vector-Jacobian
+        product, as least-squares objectives need. At a kink the one-sided choice ``g > 0``
+        (active) is used, as a subgradient.
         """
         h, single = self._as_batch(x)
-        c = np.asarray(c, dtype=np.float64).reshape(-1)
-        if c.shape[0] != self.output_dim:
-            raise ModelError(f"c has {c.shape[0]} entries, network has {self.output_dim} outputs")
+        c = np.asarray(c, dtype=np.float64)
+        if c.shape[-1] != self.output_dim or c.ndim > 2 or (c.ndim == 2 and c.shape[0] != h.shape[0]):
+            raise ModelError(
+                f"c has shape {c.shape}; expected ({self.output_dim},) or ({h.shape[0]}, {self.output_dim})"
+            )
         slopes = []
         for layer in self.layers[:-1]:
             g = h @ layer.W.T + layer.b

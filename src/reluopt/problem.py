@@ -122,6 +122,62 @@ class Objective:
         return 1.0 if self.sense == "max" else -1.0
 
 
+@dataclass(frozen=True)
+class LeastSquares:
+    """Minimise ``1/2 ||A y + a - t||^2`` (``A`` defaults to the identity, ``a`` to zero).
+
+    Used to invert a generative network (find the latent whose image is ``t``) and for
+    compressed sensing (``A`` a measurement matrix with fewer rows than outputs). It is not
+    linear, so only the gradient-based methods take it.
+    """
+
+    t: np.ndarray
+    A: np.ndarray | None = None
+    a: np.ndarray | None = None
+    sense: str = field(default="min", init=False)
+    d: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.t, dtype=np.float64).reshape(-1)
+        object.__setattr__(self, "t", t)
+        if self.A is not None:
+            A = np.atleast_2d(np.asarray(self.A, dtype=np.float64))
+            if A.shape[0] != t.shape[0]:
+                raise ProblemError(
+                    f"measurement matrix A has shape {A.shape} but the target has {t.shape[0]} "
+                    f"entries; A needs {t.shape[0]} rows"
+                )
+            object.__setattr__(self, "A", A)
+        a = np.zeros(t.shape[0]) if self.a is None else np.asarray(self.a, dtype=np.float64).reshape(-1)
+        if a.shape != t.shape:
+            raise ProblemError(f"offset a has {a.shape[0]} entries, the target has {t.shape[0]}")
+        object.__setattr__(self, "a", a)
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(a))
+                and (self.A is None or np.all(np.isfinite(self.A)))):
+            raise ProblemError("least-squares target, A or a contain a non-finite value")
+
+    @property
+    def sign(self) -> float:
+        return -1.0
+
+    def n_outputs(self) -> int:
+        """How many network outputs this objective reads."""
+        return self.t.shape[0] if self.A is None else self.A.shape[1]
+
+    def residual(self, Y: np.ndarray) -> np.ndarray:
+        Y = np.atleast_2d(Y)
+        AY = Y if self.A is None else Y @ self.A.T
+        return AY + self.a - self.t
+
+    def values(self, Y: np.ndarray) -> np.ndarray:
+        return 0.5 * np.sum(self.residual(Y) ** 2, axis=1)
+
+    def output_gradient(self, Y: np.ndarray) -> np.ndarray:
+        """d value / d y per row, shape (n, m)."""
+        r = self.residual(Y)
+        return r if self.A is None else r @ self.A
+
+
 def _unit(k: int, m: int) -> np.ndarray:
     if not (0 <= k < m):
         raise ProblemError(f"output index {k} does not exist: the network has {m} outputs (0..{m - 1})")
@@ -204,7 +260,7 @@ class Problem:
 
     network: Network
     domain: Domain
-    objective: Objective
+    objective: Objective | LeastSquares
     constraints: OutputConstraints | None = None
     name: str = ""
     meta: dict = field(default_factory=dict, compare=False)
@@ -215,7 +271,13 @@ class Problem:
             raise ProblemError(
                 f"box has {self.domain.dim} dimensions but the network has {net.input_dim} inputs"
             )
-        if self.objective.c.shape[0] != net.output_dim:
+        if isinstance(self.objective, LeastSquares):
+            if self.objective.n_outputs() != net.output_dim:
+                raise ProblemError(
+                    f"least-squares objective reads {self.objective.n_outputs()} outputs but the "
+                    f"network has {net.output_dim}"
+                )
+        elif self.objective.c.shape[0] != net.output_dim:
             raise ProblemError(
                 f"objective has {self.objective.c.shape[0]} coefficients but the network has "
                 f"{net.output_dim} outputs"
@@ -287,13 +349,27 @@ class Problem:
 
     def max_form(self) -> tuple[np.ndarray, float]:
         """``(c, d)`` such that the problem is ``max c . y + d``."""
+        if isinstance(self.objective, LeastSquares):
+            raise ProblemError(
+                "this method needs an objective linear in the outputs, but the objective is "
+                "least squares; use a gradient-based method (surfing, adam)"
+            )
         s = self.objective.sign
         return s * self.objective.c, s * self.objective.d
 
     def objective_values(self, x) -> np.ndarray:
         """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
         y = self.network.forward(np.atleast_2d(x))
+        if isinstance(self.objective, LeastSquares):
+            return self.objective.values(y)
         return y @ self.objective.c + self.objective.d
+
+    def objective_gradient(self, x) -> np.ndarray:
+        """Gradient of the user-sense objective w.r.t. ``x``, per row of ``x`` (n, d)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if isinstance(self.objective, LeastSquares):
+            return self.network.gradient(x, self.objective.output_gradient(self.network.forward(x)))
+        return self.network.gradient(x, self.objective.c)
 
     def constraint_violation(self, x) -> np.ndarray:
         """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""
@@ -320,6 +396,9 @@ class Problem:
 
     def describe(self) -> str:
         obj = self.objective
+        if isinstance(obj, LeastSquares):
+            return (f"min 1/2||A y + a - t||^2 ({obj.t.shape[0]} measurements) over a "
+                    f"{self.domain.dim}-d box of {self.network.describe()}")
         nz = np.nonzero(obj.c)[0]
         if nz.size == 1 and obj.c[nz[0]] == 1.0 and obj.d == 0.0:
             what = f"y[{nz[0]}]"

@@ -25,6 +25,8 @@ METHODS: dict[str, str] = {
     "ppga": "gradient:solve_ppga",
     "ppga-lr": "gradient:solve_ppga_lr",
     "auto": "portfolio:solve_auto",
+    "adam": "surfing:solve_adam",
+    "surfing": "surfing:solve_surfing",
 }
 
 
