@@ -7,8 +7,11 @@
 3. the gurobi_ml MNIST classifier (784-50-50-10), margin logit[true] - logit[wrong] over an
    L-inf ball of radius 0.05 around a test image recovered from a mnistfc property.
 
-Also the paper's claim: how often the upper-bound model (no realisability constraints)
-equals the exact value. Gurobi (size-limited licence) solves the same MIP where it can.
+Also the paper's claim: its upper bound (the MIP over realisable patterns with non-strict
+region constraints) and its lower bound (a pattern realised strictly inside its region)
+coincide almost always: counted here as the share of instances where the MIP bound meets the
+interior witness. Separately, how often the free-pattern model (no realisability
+constraints at all) equals the exact value. Gurobi (size-limited licence) solves the same MIP where it can.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def main() -> None:
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--acas-time-limit", type=float, default=600.0)
     args = ap.parse_args()
-    rows, coincide = [], []
+    rows, coincide, free_equal = [], [], []
     for seed in range(args.seeds):
         net = random_net([2, 16, 16, 2], seed)
         name = f"rand-2-16-16-2-s{seed}"
@@ -95,9 +98,11 @@ def main() -> None:
                 r = lipschitz(net, (-1, 1), norm=norm, method=m, output=output, time_limit=args.time_limit)
                 res[m] = r
                 rows.append(row(f"{name} l{norm}", m, r))
+            exact_method = "miqcqp" if norm == "2" else "mip"
+            coincide.append(res[exact_method].status == "optimal")
             if "mip" in res and res["mip"].status == "optimal":
                 exact = res["mip"].lower
-                coincide.append(abs(res["mip-upper"].upper - exact) <= 1e-5 * max(exact, 1e-12))
+                free_equal.append(abs(res["mip-upper"].upper - exact) <= 1e-5 * max(exact, 1e-12))
             if norm == "inf" and seed == 0:
                 note = gurobi_time(net, (-1.0, 1.0), np.eye(2)[0], "inf", args.time_limit)
                 rows[-1]["note"] = "gurobi: " + note
@@ -137,7 +142,10 @@ def main() -> None:
         print(f"| {r['instance']} | {r['method']} | {r['lower']:.6g} | {r['upper']:.6g} | {r['gap']:.2g} | "
               f"{r['status']} | {r['seconds']:.2f} | {r['note']} |")
     if coincide:
-        print(f"\nupper-bound model equals the exact value on {sum(coincide)} of {len(coincide)} "
+        print(f"\nMIP upper bound meets the interior-witnessed lower bound on {sum(coincide)} of "
+              f"{len(coincide)} small-net instances (l-inf, l1, l2)")
+    if free_equal:
+        print(f"free-pattern model equals the exact value on {sum(free_equal)} of {len(free_equal)} "
               "small-net instances (l1 and l-inf)")
 
 
