@@ -302,3 +302,37 @@ def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | Non
         res.stats["note"] = "the problem's network differs from the last checkpoint"
     res.value = value
     return res
+
+
+# ----------------------------------------------------------------------------- comparison
+def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, starts: int = 4,
+                            steps_per_checkpoint: int = 50, polish_steps: int = 200,
+                            restarts: int = 4, lr: float = 0.05, seed: int = 0,
+                            success_value: float = 1e-6, success_distance: float = 1e-3) -> dict:
+    """Surfing vs direct Adam on ``G_T`` vs random restarts, at the same gradient budget.
+
+    Returns ``{method: {"results": [...], "success": rate, "median_value": ...}}``. A run
+    succeeds when its objective is below ``success_value``, or (with ``x_star`` known) its
+    latent is within ``success_distance`` of ``x_star``.
+    """
+    nets = load_checkpoints(checkpoints)
+    steps = gradient_budget(len(nets), steps_per_checkpoint, polish_steps)
+    runs = {
+        "surfing": surf(nets, targets, box, A=A, starts=starts, steps_per_checkpoint=steps_per_checkpoint,
+                        polish_steps=polish_steps, lr=lr, seed=seed),
+        "direct": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps, lr=lr, seed=seed),
+        f"restarts{restarts}": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps,
+                                      restarts=restarts, lr=lr, seed=seed),
+    }
+    out = {}
+    for name, results in runs.items():
+        values = np.array([r.value for r in results])
+        ok = values < success_value
+        if x_star is not None:
+            xs = np.atleast_2d(x_star)
+            dist = np.linalg.norm(np.array([r.x for r in results]) - xs, axis=1)
+            ok |= dist < success_distance
+        out[name] = {"results": results, "success": float(np.mean(ok)),
+                     "median_value": float(np.median(values)),
+                     "gradient_evaluations": results[0].stats["gradient_evaluations"]}
+    return out
