@@ -29,7 +29,11 @@ def test_exact_equals_brute_force(seed, norm):
     net = random_network([2, 6, 6, 1], seed=seed)
     truth = brute_lipschitz(net, -1, 1, np.ones(1), norm)
     method = "miqcqp" if norm == "2" else "mip"
-    r = lipschitz(net, (-1, 1), norm=norm, method=method, time_limit=30)
+    check_exact(net, truth, norm, lipschitz(net, (-1, 1), norm=norm, method=method, time_limit=30))
+    check_exact(net, truth, norm, lipschitz(net, (-1, 1), norm=norm, method="bab", time_limit=30))
+
+
+def check_exact(net, truth, norm, r):
     assert r.lower <= truth * (1 + 1e-9) + 1e-12
     assert r.upper >= truth * (1 - 1e-9) - 1e-12
     assert r.status == "optimal"
@@ -56,7 +60,7 @@ def test_ordering_lower_exact_upper(seed, width, depth, d, norm):
     net = random_network([d] + [width] * depth + [1], seed=seed)
     truth = brute_lipschitz(net, -1, 1, np.ones(1), norm)
     tol = 1e-9 * max(truth, 1.0)
-    for method in ("sample", "bounds", "mip-upper", "mip"):
+    for method in ("sample", "bounds", "mip-upper", "mip", "bab"):
         r = lipschitz(net, (-1, 1), norm=norm, method=method, time_limit=20, samples=2000)
         if math.isfinite(r.lower):
             assert r.lower <= truth + tol, method

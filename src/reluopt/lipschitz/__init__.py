@@ -11,8 +11,10 @@
 - ``mip-upper``: the same without the realisability constraints (any pattern of the
   unstable neurons): a certified upper bound, often equal to the exact value.
 - ``miqcqp``: p = 2, a nonconvex quadratic objective, solved by SCIP (``scip`` extra).
-- ``auto``: sample, then the exact MIP (p in {1, inf}) or the MIQCQP (p = 2, if SCIP is
-  installed) with the remaining time.
+- ``bab``: branch and bound over the input box with CROWN bounds and interval Jacobians on
+  each sub-box; certified and fast for low input dimension, any norm.
+- ``auto``: sample, then branch and bound (input dimension <= 8), or else the exact MIP
+  (p in {1, inf}) or the MIQCQP (p = 2, if SCIP is installed) with the remaining time.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from .upper import interval_jacobian_bound, product_bound
 #: lower and upper closer than this (relative) count as the exact value.
 PROVED_REL_GAP = 1e-5
 
-METHODS = ("auto", "sample", "bounds", "mip", "mip-upper", "miqcqp")
+METHODS = ("auto", "sample", "bounds", "bab", "mip", "mip-upper", "miqcqp")
+
+#: ``auto`` uses input-space branch and bound up to this input dimension, the MIP above it.
+BAB_MAX_DIM = 8
 __all__ = ["METHODS", "LipschitzResult", "lipschitz"]
 
 
@@ -176,7 +181,18 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         if progress:
             progress({"elapsed": elapsed(), "lower": lower, "upper": upper})
 
-    if method in ("mip", "mip-upper", "auto", "miqcqp"):
+    if method == "auto":
+        method = "bab" if dom.dim <= BAB_MAX_DIM else ("miqcqp" if target.p == 2.0 else "mip")
+        stats["auto_choice"] = method
+    if method == "bab":
+        from .bab import lipschitz_bab
+
+        lower, x_best, bab_upper, nodes, _ = lipschitz_bab(target, deadline=deadline, lower=lower,
+                                                           x_lower=x_best)
+        upper = min(upper, bab_upper)
+        stats["nodes"] = nodes
+        history.append((elapsed(), lower, upper, "bab"))
+    if method in ("mip", "mip-upper", "miqcqp"):
         exact_uppers = []
         rows = list(target.rows)
         for k, row in enumerate(rows):
@@ -211,7 +227,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
     upper = max(upper, lower)  # a witnessed lower bound is a fact; never report upper below it
     if math.isfinite(lower) and upper - lower <= PROVED_REL_GAP * max(abs(upper), 1e-12):
         status = "optimal"          # lower is witnessed, upper is certified: they meet
-    elif method in ("mip", "auto", "miqcqp"):
+    elif method in ("mip", "bab", "miqcqp"):
         status = "time_limit"       # exact phase stopped (or its pattern had no interior witness)
     else:
         status = "bounds"
