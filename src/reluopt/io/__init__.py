@@ -8,7 +8,20 @@ from ..errors import ModelError, UnsupportedError
 from ..network import Network
 from .native import load_npz, save_npz
 
-__all__ = ["load_model", "load_npz", "save_npz"]
+__all__ = ["load_model", "load_npz", "save_npz", "load_onnx", "save_onnx", "from_torch", "to_torch",
+           "load_torch_file", "from_sklearn", "load_sklearn_file"]
+
+# the framework importers are loaded on first use: onnx/torch/sklearn are slow to import
+_LAZY = {"load_onnx": "onnx", "save_onnx": "export", "from_torch": "torch", "to_torch": "torch",
+         "load_torch_file": "torch", "from_sklearn": "sklearn", "load_sklearn_file": "sklearn"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_model(path, **kwargs) -> Network:
