@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from conftest import random_network
 
+from conftest import random_network
 from reluopt import ModelError, Network
 
 

@@ -49,8 +49,8 @@ def autoencoder(latent: int, hidden: int = 128):
 def train(latent: int = 4, epochs: int = 200, every: int = 20, seed: int = 0, out: Path | None = None,
           verbose: bool = True) -> Path:
     import torch
-    from reluopt.io.torch import from_torch
 
+    from reluopt.io.torch import from_torch
     from reluopt.train import fit
 
     folder = out or HERE / "checkpoints" / f"latent{latent}"

@@ -307,8 +307,8 @@ class Problem:
         lb,
         ub,
         *,
-        maximize: int | None = None,
-        minimize: int | None = None,
+        maximize: int | str | None = None,
+        minimize: int | str | None = None,
         c=None,
         d: float = 0.0,
         sense: str = "max",
@@ -319,18 +319,21 @@ class Problem:
     ) -> Problem:
         """Convenience constructor.
 
-        ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k``, or a vector
-        ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``.
+        ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k`` (an output
+        index, or an expression such as ``'y[0] - y[1]'``), or a vector ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``.
         """
         n, m = network.input_dim, network.output_dim
         domain = Domain(_vector(lb, n, "lb"), _vector(ub, n, "ub"), A, b)
         given = sum(v is not None for v in (maximize, minimize, c))
         if given != 1:
             raise ProblemError("give exactly one of maximize=k, minimize=k or c=vector")
-        if maximize is not None:
-            objective = Objective(_unit(int(maximize), m), d, "max")
-        elif minimize is not None:
-            objective = Objective(_unit(int(minimize), m), d, "min")
+        if maximize is not None or minimize is not None:
+            target, sense = (maximize, "max") if maximize is not None else (minimize, "min")
+            if isinstance(target, str) and not target.strip().lstrip("-").isdigit():
+                coef, const = parse_linear_expression(target, m)
+                objective = Objective(coef, d + const, sense)
+            else:
+                objective = Objective(_unit(int(target), m), d, sense)
         else:
             objective = Objective(_vector(c, m, "objective c"), d, sense)
         cons = None

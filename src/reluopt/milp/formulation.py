@@ -8,6 +8,12 @@ ones (bounds ``L < 0 < U``) get
 
     h >= W h_prev + b,   h <= W h_prev + b - L (1 - z),   h <= U z,   h >= 0.
 
+Clipped ReLU ``min(max(0, g), tau)``: saturated neurons (``L >= tau``) get a column fixed at
+tau; a kink at tau only (``0 <= L < tau < U``) gets one binary ``z2`` (g >= tau) with
+``h <= g, h <= tau, h >= g - (U - tau) z2, h >= L + (tau - L) z2``; both kinks get two
+binaries ``z2 <= z1`` with ``h <= tau z1, h >= tau z2, h >= g - (U - tau) z2,
+h <= g - L (1 - z1)``. Binaries of the second kind live in ``z2_cols`` (before ``y``).
+
 Other methods extend the model: ``add_columns`` / ``add_rows`` (verification epigraph,
 Lipschitz backward pass), fixing binaries through column bounds (neighbourhood MIPs), and
 ``relaxed`` (LP relaxation).
@@ -21,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds import LayerBounds
-from ..errors import ProblemError, UnsupportedError
+from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, Problem
 
@@ -46,6 +52,8 @@ class MilpModel:
     network: Network
     bounds: LayerBounds
     stats: dict = field(default_factory=dict)
+    #: second binary of clipped-ReLU neurons whose bounds contain tau ("g >= tau"); -1: none
+    z2_cols: list[np.ndarray] = field(default_factory=list)
 
     @property
     def n_cols(self) -> int:
@@ -100,7 +108,8 @@ class MilpModel:
         return replace(self, cost=self.cost.copy(), col_lower=self.col_lower.copy(),
                        col_upper=self.col_upper.copy(), integrality=self.integrality.copy(),
                        A=self.A.copy(), row_lower=self.row_lower.copy(),
-                       row_upper=self.row_upper.copy(), stats=dict(self.stats))
+                       row_upper=self.row_upper.copy(), stats=dict(self.stats),
+                       z2_cols=list(self.z2_cols))
 
     # ------------------------------------------------------------------ solutions
     def point_to_columns(self, x) -> np.ndarray:
@@ -119,6 +128,10 @@ class MilpModel:
             zc = self.z_cols[l]
             zk = zc >= 0
             v[zc[zk]] = (g[0][zk] > 0).astype(np.float64)
+            if l < len(self.z2_cols):
+                zc = self.z2_cols[l]
+                zk = zc >= 0
+                v[zc[zk]] = (g[0][zk] >= layer.tau).astype(np.float64)
         v[self.y_cols] = net.forward(x)
         return v
 
@@ -130,47 +143,102 @@ def _bounds_for(bounds: LayerBounds, l: int) -> tuple[np.ndarray, np.ndarray]:
     return bounds.lower[l][0], bounds.upper[l][0]
 
 
+@dataclass
+class _Phases:
+    """Which formulation each neuron of a hidden layer gets, from its bounds [L, U].
+
+    ``lower``: one kink at 0 (ReLU big-M, binary z1); ``upper``: one kink at tau (clipped,
+    binary z2); ``both``: both kinks (two binaries, z2 <= z1). Everything else is stable.
+    """
+
+    inactive: np.ndarray
+    linear: np.ndarray
+    saturated: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    both: np.ndarray
+    L: np.ndarray
+    U: np.ndarray
+    tau: float
+
+    @property
+    def z1(self) -> np.ndarray:
+        return self.lower | self.both
+
+    @property
+    def z2(self) -> np.ndarray:
+        return self.upper | self.both
+
+    @property
+    def stable(self) -> np.ndarray:
+        return self.inactive | self.linear | self.saturated
+
+
+def classify(layer, L: np.ndarray, U: np.ndarray) -> _Phases:
+    """Phase classification of a hidden layer's neurons (ReLU or clipped ReLU)."""
+    inactive = U <= 0
+    none = np.zeros_like(inactive)
+    if layer.activation != "clipped_relu":
+        linear = (L >= 0) & ~inactive
+        lower = ~(inactive | linear)
+        return _Phases(inactive, linear, none, lower, none, none, L, U, np.inf)
+    tau = float(layer.tau)
+    saturated = (L >= tau) & ~inactive
+    linear = (L >= 0) & (U <= tau) & ~inactive & ~saturated
+    rest = ~(inactive | saturated | linear)
+    lower = rest & (L < 0) & (U <= tau)
+    upper = rest & (L >= 0)
+    both = rest & ~lower & ~upper
+    return _Phases(inactive, linear, saturated, lower, upper, both, L, U, tau)
+
+
 def build_network_model(
     network: Network, domain: Domain, bounds: LayerBounds
 ) -> MilpModel:
     """The big-M model of ``network`` over ``domain`` with pre-activation ``bounds`` (box 0).
 
-    No objective is set (zero); see ``build_problem_model`` for a whole Problem.
+    ReLU and clipped ReLU ``min(max(0, g), tau)`` hidden layers. Binaries: ``z_cols`` hold
+    the "g > 0" indicator of neurons with a kink at 0 inside their bounds, ``z2_cols`` the
+    "g >= tau" indicator of clipped neurons with a kink at tau inside their bounds (two
+    binaries when both kinks are, with ``z2 <= z1``). No objective is set (zero); see
+    ``build_problem_model`` for a whole Problem.
     """
-    if network.has_clipped:
-        raise UnsupportedError(
-            "the MILP formulation does not support clipped ReLU layers yet"
-        )
     domain.require_bounded("the MIP formulation")
     d = network.input_dim
-    # --- columns: x, then h per layer, then z, then y
+    # --- columns: x, then h per layer, then z1, then z2, then y
     col_lo = [domain.lb]
     col_hi = [domain.ub]
     h_cols: list[np.ndarray] = []
     next_col = d
-    masks = []
-    for l in range(network.depth):
+    phases: list[_Phases] = []
+    for l, layer in enumerate(network.hidden_layers):
         L, U = _bounds_for(bounds, l)
-        inactive = U <= 0
-        active = L >= 0
-        unstable = ~(inactive | active)
-        keep = ~inactive
+        ph = classify(layer, L, U)
+        phases.append(ph)
+        keep = ~ph.inactive
         cols = np.full(L.shape[0], -1, dtype=np.int64)
         cols[keep] = np.arange(next_col, next_col + keep.sum())
         next_col += int(keep.sum())
         h_cols.append(cols)
-        col_lo.append(np.maximum(L[keep], 0.0))
-        col_hi.append(np.maximum(U[keep], 0.0))
-        masks.append((active, unstable, L, U))
-    z_cols: list[np.ndarray] = []
-    for l in range(network.depth):
-        _, unstable, _, _ = masks[l]
-        cols = np.full(unstable.shape[0], -1, dtype=np.int64)
-        cols[unstable] = np.arange(next_col, next_col + unstable.sum())
-        next_col += int(unstable.sum())
-        z_cols.append(cols)
-        col_lo.append(np.zeros(unstable.sum()))
-        col_hi.append(np.ones(unstable.sum()))
+        hi_cap = ph.tau if layer.activation == "clipped_relu" else np.inf
+        col_lo.append(np.clip(L[keep], 0.0, hi_cap))
+        col_hi.append(np.clip(U[keep], 0.0, hi_cap))
+
+    def binary_block(which: str) -> list[np.ndarray]:
+        nonlocal next_col
+        out = []
+        for ph in phases:
+            mask = getattr(ph, which)
+            cols = np.full(mask.shape[0], -1, dtype=np.int64)
+            cols[mask] = np.arange(next_col, next_col + mask.sum())
+            next_col += int(mask.sum())
+            out.append(cols)
+            col_lo.append(np.zeros(mask.sum()))
+            col_hi.append(np.ones(mask.sum()))
+        return out
+
+    z_cols = binary_block("z1")
+    z2_cols = binary_block("z2")
     m = network.output_dim
     y_cols = np.arange(next_col, next_col + m)
     next_col += m
@@ -178,7 +246,7 @@ def build_network_model(
     col_hi.append(bounds.out_upper[0])
     n_cols = next_col
     integrality = np.zeros(n_cols, dtype=np.int8)
-    for zc in z_cols:
+    for zc in (*z_cols, *z2_cols):
         integrality[zc[zc >= 0]] = 1
 
     # --- rows, layer by layer, as COO triplets
@@ -210,31 +278,59 @@ def build_network_model(
             v = np.concatenate([-coo.data, np.ones(m)])
             emit(r, c, v, b.copy(), b.copy())
             break
-        active, unstable, L, U = masks[l]
-        hc = h_cols[l]
-        zc = z_cols[l]
-        # active: h - W h_prev = b
-        for kind, sel in (("active", np.nonzero(active)[0]), ("unstable", np.nonzero(unstable)[0])):
-            if sel.size == 0:
-                continue
-            sub = Wk[sel].tocoo()
+        ph = phases[l]
+        hc, z1, z2 = h_cols[l], z_cols[l], z2_cols[l]
+
+        n = b.shape[0]
+
+        def rows(mask, with_g, extras, lo, hi, hc=hc, Wk=Wk, src=src, n=n):
+            """Rows ``h (- W h_prev) + sum(coef * col) in [lo, hi]``, one per neuron of mask.
+
+            ``coef``, ``lo`` and ``hi`` are scalars or per-neuron arrays of the layer."""
+            sel = np.nonzero(mask)[0]
+            k = sel.size
+            if k == 0:
+                return
+            local = np.arange(k)
+            r, c, v = [local], [hc[sel]], [np.ones(k)]
+            if with_g:
+                sub = Wk[sel].tocoo()
+                r.append(sub.row)
+                c.append(src[sub.col])
+                v.append(-sub.data)
+            for cols, coef in extras:
+                r.append(local)
+                c.append(cols[sel])
+                v.append(np.broadcast_to(np.asarray(coef, np.float64), (n,))[sel])
+            emit(np.concatenate(r), np.concatenate(c), np.concatenate(v),
+                 np.broadcast_to(np.asarray(lo, np.float64), (n,))[sel].copy(),
+                 np.broadcast_to(np.asarray(hi, np.float64), (n,))[sel].copy())
+
+        L, U, tau = ph.L, ph.U, ph.tau
+        inf = np.inf
+        # linear: h - W h_prev = b
+        rows(ph.linear, True, [], b, b)
+        # kink at 0 only (ReLU): h >= g, h <= g - L (1 - z1), h <= U z1
+        rows(ph.lower, True, [], b, inf)
+        rows(ph.lower, True, [(z1, -L)], -inf, b - L)
+        rows(ph.lower, False, [(z1, -U)], -inf, 0.0)
+        if ph.upper.any() or ph.both.any():
+            # kink at tau only: h <= g, h >= g - (U - tau) z2, h >= L + (tau - L) z2 (h <= tau: column)
+            rows(ph.upper, True, [], -inf, b)
+            rows(ph.upper, True, [(z2, U - tau)], b, inf)
+            rows(ph.upper, False, [(z2, -(tau - L))], L, inf)
+            # both kinks: h <= tau z1, h >= tau z2, h >= g - (U - tau) z2, h <= g - L (1 - z1)
+            rows(ph.both, False, [(z1, -tau)], -inf, 0.0)
+            rows(ph.both, False, [(z2, -tau)], 0.0, inf)
+            rows(ph.both, True, [(z2, U - tau)], b, inf)
+            rows(ph.both, True, [(z1, -L)], -inf, b - L)
+        # and z2 <= z1
+        sel = np.nonzero(ph.both)[0]
+        if sel.size:
             k = sel.size
             local = np.arange(k)
-            base_r = np.concatenate([sub.row, local])
-            base_c = np.concatenate([src[sub.col], hc[sel]])
-            base_v = np.concatenate([-sub.data, np.ones(k)])
-            if kind == "active":
-                emit(base_r, base_c, base_v, b[sel].copy(), b[sel].copy())
-                continue
-            Ls, Us = L[sel], U[sel]
-            # h - W h_prev >= b
-            emit(base_r, base_c, base_v, b[sel].copy(), np.full(k, np.inf))
-            # h - W h_prev - L z <= b - L
-            emit(np.concatenate([base_r, local]), np.concatenate([base_c, zc[sel]]),
-                 np.concatenate([base_v, -Ls]), np.full(k, -np.inf), b[sel] - Ls)
-            # h - U z <= 0
-            emit(np.concatenate([local, local]), np.concatenate([hc[sel], zc[sel]]),
-                 np.concatenate([np.ones(k), -Us]), np.full(k, -np.inf), np.zeros(k))
+            emit(np.concatenate([local, local]), np.concatenate([z2[sel], z1[sel]]),
+                 np.concatenate([np.ones(k), -np.ones(k)]), np.full(k, -np.inf), np.zeros(k))
         prev_cols = hc
 
     if domain.A is not None:
@@ -245,7 +341,7 @@ def build_network_model(
         (np.concatenate(rows_v), (np.concatenate(rows_i), np.concatenate(rows_j))),
         shape=(n_rows, n_cols),
     )
-    n_stable = sum(int((~masks[l][1]).sum()) for l in range(network.depth))
+    n_stable = sum(int(ph.stable.sum()) for ph in phases)
     stats = {
         "binaries": int(integrality.sum()),
         "stable_neurons": n_stable,
@@ -261,7 +357,7 @@ def build_network_model(
         integrality=integrality, A=A,
         row_lower=np.concatenate(row_lo), row_upper=np.concatenate(row_hi),
         x_cols=np.arange(d), h_cols=h_cols, z_cols=z_cols, y_cols=y_cols,
-        network=network, bounds=bounds, stats=stats,
+        network=network, bounds=bounds, stats=stats, z2_cols=z2_cols,
     )
 
 
@@ -275,8 +371,15 @@ def add_output_constraints(model: MilpModel, problem: Problem) -> None:
     model.add_rows(rows, -np.inf, problem.constraints.e)
 
 
-def build_problem_model(problem: Problem, bounds: LayerBounds | None = None) -> MilpModel:
-    """The whole problem as ``max``: network, domain, output constraints and objective."""
+def build_problem_model(problem: Problem, bounds: LayerBounds | None = None,
+                        rescale: bool = False) -> MilpModel:
+    """The whole problem as ``max``: network, domain, output constraints and objective.
+
+    ``rescale=True`` builds the model of the rescaled network (``reluopt.analysis.rescale``:
+    each hidden neuron's bound range normalised by a power of two). It computes the same
+    function, so ``x`` and ``y`` columns mean the same; only ``h`` columns are scaled, and
+    ``model.network`` / ``model.bounds`` are the rescaled ones (MIP starts stay consistent).
+    """
     from ..bounds import crown_bounds
 
     if bounds is None:
@@ -284,7 +387,15 @@ def build_problem_model(problem: Problem, bounds: LayerBounds | None = None) -> 
         bounds = crown_bounds(problem.network, problem.domain.lb, problem.domain.ub)
     if bounds.batch != 1:
         raise ProblemError("build_problem_model needs bounds of exactly one box")
-    model = build_network_model(problem.network, problem.domain, bounds)
+    network = problem.network
+    if rescale:
+        from ..analysis.rescale import rescale as _rescale
+        from ..analysis.rescale import rescale_bounds
+
+        network, factors = _rescale(network, bounds)
+        bounds = rescale_bounds(bounds, factors)
+    model = build_network_model(network, problem.domain, bounds)
+    model.stats["rescaled"] = bool(rescale)
     add_output_constraints(model, problem)
     c, d = problem.max_form()
     model.set_objective_on_outputs(c, d)

@@ -83,12 +83,15 @@ def solve_highs(
     relax: bool = False,
     on_improvement: Callable[[float, np.ndarray], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[float, float, int], None] | None = None,
     highs: highspy.Highs | None = None,
 ) -> SolveOutput:
     """Solve ``model`` (or its LP relaxation with ``relax=True``) with HiGHS.
 
     ``on_improvement(objective, values)`` is called on every improving MIP solution;
-    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit).
+    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit);
+    ``on_progress(primal, dual, nodes)`` is called at the same polls with the solver's
+    current primal and dual bounds (model sense: max).
     """
     start = time.perf_counter()
     h = highs if highs is not None else to_highs(model, relax=relax)
@@ -110,9 +113,15 @@ def solve_highs(
             except Exception:  # never let a user callback kill the solve
                 pass
         h.cbMipImprovingSolution.subscribe(_improving)
-    if should_stop is not None:
+    if should_stop is not None or on_progress is not None:
         def _interrupt(e):
-            if should_stop():
+            if on_progress is not None and e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt:
+                try:
+                    out = e.data_out
+                    on_progress(float(out.mip_primal_bound), float(out.mip_dual_bound), int(out.mip_node_count))
+                except Exception:
+                    pass
+            if should_stop is not None and should_stop():
                 e.interrupt()
         h.cbMipInterrupt.subscribe(_interrupt)
         h.cbSimplexInterrupt.subscribe(_interrupt)

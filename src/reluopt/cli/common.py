@@ -1,0 +1,154 @@
+"""Pieces every subcommand shares: loading a model, reading a box and an objective, a live
+progress line, JSON output. Errors are ``reluopt`` errors, which ``main`` prints as one line
+with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParseError, ReluoptError
+from ..network import Network
+
+BOX_HELP = ("input box: 'LO,HI' (the same interval for every input), 'lo1:hi1,lo2:hi2,...' (one "
+            "interval per input), or a file: JSON {\"lb\": [...], \"ub\": [...]} or CSV with two "
+            "columns lo,hi and one row per input")
+
+
+def load_network(path: str | Path) -> Network:
+    """Load a model file (ONNX, native .npz, scikit-learn pickle, torch), with a clear error."""
+    from ..io import load_model
+
+    p = Path(path)
+    if not p.exists():
+        raise ReluoptError(f"model file {str(p)!r} does not exist")
+    return load_model(p)
+
+
+def parse_box(text: str, dim: int | Network) -> tuple[np.ndarray, np.ndarray]:
+    """``(lb, ub)`` from a ``--box`` value (see ``BOX_HELP``) for a network of ``dim`` inputs."""
+    if isinstance(dim, Network):
+        dim = dim.input_dim
+    text = str(text).strip()
+    if Path(text).is_file():
+        lb, ub = _read_box_file(Path(text))
+    else:
+        parts = [s.strip() for s in text.split(",") if s.strip()]
+        try:
+            if parts and all(":" in s for s in parts):
+                pairs = [tuple(float(v) for v in s.split(":")) for s in parts]
+                if any(len(pq) != 2 for pq in pairs):
+                    raise ValueError("each entry must be lo:hi")
+                lb, ub = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+            elif len(parts) == 2 and not any(":" in s for s in parts):
+                lb, ub = np.full(dim, float(parts[0])), np.full(dim, float(parts[1]))
+            else:
+                raise ValueError("expected 'LO,HI', 'lo1:hi1,lo2:hi2,...' or a file")
+        except ValueError as exc:
+            raise ParseError(f"--box {text!r}: {exc}") from None
+    if lb.shape != (dim,) or ub.shape != (dim,):
+        raise ParseError(f"--box {text!r} gives {lb.shape[0]} intervals; the network has {dim} inputs")
+    if not (np.all(np.isfinite(lb)) and np.all(np.isfinite(ub))):
+        raise ParseError(f"--box {text!r}: bounds must be finite")
+    if np.any(lb > ub):
+        i = int(np.argmax(lb > ub))
+        raise ParseError(f"--box {text!r}: input {i} has lo {lb[i]} > hi {ub[i]}")
+    return lb, ub
+
+
+def _read_box_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            return np.asarray(data["lb"], dtype=np.float64), np.asarray(data["ub"], dtype=np.float64)
+        rows = np.atleast_2d(np.loadtxt(path, delimiter=",", dtype=np.float64, comments="#"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"box file {str(path)!r}: cannot read it ({exc}); expected JSON "
+                         "{\"lb\": [...], \"ub\": [...]} or CSV rows 'lo,hi'") from None
+    if rows.shape[1] != 2:
+        raise ParseError(f"box file {str(path)!r}: rows have {rows.shape[1]} columns, expected 2 (lo,hi)")
+    return rows[:, 0].copy(), rows[:, 1].copy()
+
+
+def add_objective_arguments(parser) -> None:
+    """--maximize / --minimize / --objective and --constraint, shared by solve and friends."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--maximize", metavar="K", help="maximise output K (an index) or an expression "
+                       "such as 'y[0] - y[1]'")
+    group.add_argument("--minimize", metavar="K", help="minimise output K or an expression")
+    parser.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                        help="linear output constraint such as 'y[1] <= 0.34' or 'y[0] >= y[2]' (repeatable)")
+
+
+def objective_kwargs(args) -> dict:
+    """Keyword arguments for ``Problem.build`` from --maximize/--minimize."""
+    text = args.maximize if args.maximize is not None else args.minimize
+    key = "maximize" if args.maximize is not None else "minimize"
+    text = str(text).strip()
+    return {key: int(text) if text.lstrip("-").isdigit() else text}
+
+
+class ProgressLine:
+    """A live one-line progress display on stderr (rewritten in place on a terminal, one line
+    every few seconds otherwise). Pass an instance as a method's ``progress`` callback."""
+
+    def __init__(self, enabled: bool = True, every: float = 0.2, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = every if self.tty else 5.0
+        self._last = -math.inf
+        self._width = 0
+
+    def __call__(self, info: dict) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        line = format_progress(info)
+        if self.tty:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.6g}"
+
+
+def format_progress(info: dict) -> str:
+    parts = [f"{info.get('elapsed', 0.0):7.1f}s", f"{info.get('method', '')}",
+             f"incumbent {_fmt(info.get('incumbent'))}", f"bound {_fmt(info.get('bound'))}"]
+    gap = info.get("gap")
+    parts.append(f"gap {gap:.2%}" if gap is not None and math.isfinite(gap) else "gap -")
+    for key in ("nodes", "open", "nodes_per_s", "phase"):
+        if key in info and info[key] is not None:
+            value = info[key]
+            parts.append(f"{key.replace('_', '/')} {value:.0f}" if isinstance(value, float) else f"{key} {value}")
+    return "  ".join(parts)
+
+
+def write_json(target: str, payload) -> None:
+    """Write ``payload`` as JSON to a file, or to stdout for '-'."""
+    text = json.dumps(payload, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n")

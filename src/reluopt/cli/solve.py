@@ -1,0 +1,166 @@
+"""``reluopt solve``: the best input of a trained network, with a certified bound."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParseError
+from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL
+from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
+from .common import BOX_HELP, ProgressLine, add_objective_arguments, load_network, objective_kwargs, parse_box
+
+DESCRIPTION = """\
+Find the input x in a box (optionally with A x <= b) that maximises or minimises a linear
+function of the network's outputs, subject to linear output constraints, and report how far
+from optimal it can be: the value is the network's own forward pass at x, and the bound is
+certified (an upper bound for max, a lower bound for min).
+
+methods:
+  mip       exact big-M MIP on HiGHS, CROWN-tightened bounds, stable neurons removed (default)
+  bab       exact input-space branch and bound with CROWN; best for few inputs (<= ~8)
+  auto      heuristics for part of the budget, then the exact method warm-started
+  ppga, ppga-lr, sampling, sampling-mip, walk
+            heuristics: good points fast, no proof of optimality
+"""
+
+EPILOG = """\
+examples:
+  reluopt solve examples/peaks/models/peaks_2-64-64-1.npz --box=-3,3 --minimize 0
+  reluopt solve reformer.npz --box 0.1:0.8,0.8:1.2 --maximize 0 --constraint "y[1] <= 0.34"
+  reluopt solve net.onnx --box box.json --maximize "y[0] - y[1]" --method bab --time-limit 30 --json out.json
+
+exit codes: 0 optimal (gap within tolerance), 1 stopped without proof (time limit, heuristic),
+3 proven infeasible, 2 bad input, 130 interrupted.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("solve", help="optimise over a trained network (certified bound)",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="network file: .onnx, .npz (reluopt native), "
+                   ".pkl/.joblib (scikit-learn MLP), .pt (torch nn.Sequential)")
+    p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
+    add_objective_arguments(p)
+    p.add_argument("--polytope", metavar="FILE", help="input constraints A x <= b as JSON "
+                   "{\"A\": [[...], ...], \"b\": [...]}")
+    p.add_argument("--method", default="mip", metavar="NAME",
+                   help="mip (default), bab, auto, ppga, ppga-lr, sampling, sampling-mip, walk")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="wall-clock seconds, including bounds and model building (default 60); "
+                   "the best point so far is returned when it runs out")
+    p.add_argument("--bounds", default=None, metavar="KIND",
+                   help="neuron bounds for the MIP: crown (default), ibp (as the MIP peers use), "
+                   "lp-obbt or mip-obbt (tighter, costlier)")
+    p.add_argument("--incumbent", metavar="X", help="a starting input as 'v1,v2,...' or a JSON file with "
+                   "a list (the MIP start / branch-and-bound incumbent)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra method option, e.g. -o threads=2 -o rescale=True (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the heuristics (default 0)")
+    p.add_argument("--json", metavar="OUT", help="write the full result (x, value, bound, gap, history, "
+                   "statistics) as JSON to OUT ('-' for stdout)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no live progress line")
+    p.set_defaults(func=run)
+
+
+def parse_options(items: list[str]) -> dict:
+    """``['threads=2', 'rescale=True']`` -> ``{'threads': 2, 'rescale': True}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParseError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip().replace("-", "_")] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _vector_arg(text: str, dim: int, what: str) -> np.ndarray:
+    try:
+        path = Path(text)
+        values = json.loads(path.read_text()) if path.is_file() else [float(v) for v in text.split(",")]
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"{what} {text!r}: cannot read it ({exc})") from None
+    if x.shape != (dim,):
+        raise ParseError(f"{what} has {x.shape[0]} values; the network has {dim} inputs")
+    return x
+
+
+def _polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = json.loads(Path(path).read_text())
+        return np.asarray(data["A"], dtype=np.float64), np.asarray(data["b"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"--polytope {path!r}: cannot read it ({exc}); expected JSON "
+                         "{\"A\": [[...]], \"b\": [...]}") from None
+
+
+def run(args) -> int:
+    from ..methods import get_method
+    from ..problem import Problem
+
+    net = load_network(args.model)
+    lb, ub = parse_box(args.box, net.input_dim)
+    A = b = None
+    if args.polytope:
+        A, b = _polytope(args.polytope)
+    problem = Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
+                            name=Path(args.model).name, **objective_kwargs(args))
+    options = parse_options(args.option)
+    if args.bounds is not None:
+        options["bounds"] = args.bounds
+    if args.incumbent:
+        options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
+    method = get_method(args.method)
+    progress = ProgressLine(enabled=not args.quiet)
+    print(f"{problem.name}: {problem.describe()}")
+    print(f"method {args.method}, time limit {args.time_limit:g} s")
+    try:
+        result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise ParseError(f"method {args.method!r} does not take that option: {exc}") from None
+        raise
+    finally:
+        progress.close()
+    print(result.summary())
+    if result.x is not None:
+        y = net.forward(result.x)
+        ys = ", ".join(f"{v:.6g}" for v in y[:12]) + (f", ... ({len(y)} outputs)" if len(y) > 12 else "")
+        print(f"y(x)     [{ys}]")
+    shown = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    if shown:
+        print("stats    " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items()))
+    if args.json:
+        from .common import write_json
+
+        payload = result.to_dict()
+        payload["problem"] = problem.describe()
+        payload["model"] = str(args.model)
+        write_json(args.json, payload)
+    return exit_code(result.status)
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def exit_code(status: str) -> int:
+    if status == OPTIMAL:
+        return EXIT_OK
+    if status == INFEASIBLE:
+        return EXIT_INFEASIBLE
+    if status == INTERRUPTED:
+        return EXIT_INTERRUPTED
+    return EXIT_NO_PROOF
