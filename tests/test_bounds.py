@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import random_network
 from reluopt import Network, compute_bounds
 from reluopt.bounds import crown_bounds, interval_bounds
 

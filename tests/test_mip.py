@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 import pytest
-from bruteforce import enumerate_regions, region_optimum
-from conftest import random_network
 
 import reluopt
+from bruteforce import enumerate_regions, region_optimum
+from conftest import random_network
 from reluopt import Problem, ProblemError
 from reluopt.milp.formulation import build_problem_model
 from reluopt.result import INFEASIBLE, OPTIMAL

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import random_network
 
+from conftest import random_network
 from reluopt import Problem, ProblemError, ReluoptError
 from reluopt.cli import main
 from reluopt.io import save_npz

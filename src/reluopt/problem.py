@@ -320,7 +320,8 @@ class Problem:
         """Convenience constructor.
 
         ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k`` (an output
-        index, or an expression such as ``'y[0] - y[1]'``), or a vector ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``.
+        index, or an expression such as ``'y[0] - y[1]'``), or a vector ``c`` with ``sense``.
+        ``constraints`` are strings such as ``'y[3] <= 0.34'``.
         """
         n, m = network.input_dim, network.output_dim
         domain = Domain(_vector(lb, n, "lb"), _vector(ub, n, "ub"), A, b)

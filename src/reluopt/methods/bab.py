@@ -68,7 +68,7 @@ from ..result import (
     Result,
     interruptible,
 )
-from .bab_bounds import node_bounds, output_bounds
+from .bab_bounds import best_output_bounds, node_bounds, output_bounds
 
 #: Outcome statuses of the engine beyond reluopt.result's: stopped by stop_above / stop_below.
 ABOVE = "above"
@@ -266,7 +266,7 @@ class _Engine:
         t0 = time.perf_counter()
         nb = node_bounds(self.net, lo, hi, prior)
         B = lo.shape[0]
-        upper, xs, _ = output_bounds(self.net, nb, self.W, self.off)
+        upper, xs = best_output_bounds(self.net, nb, self.W, self.off)
         obj = upper[:, :self.s]
         j = np.argmin(obj, axis=1)
         ub = obj[np.arange(B), j]
@@ -347,11 +347,13 @@ class _Engine:
             X = np.array([0.5 * (n.lo + n.hi) for n in nodes])
             j = np.argmin(self.net.forward(X) @ self.C.T + self.e, axis=1)
             score = np.abs(self.net.gradient(X, self.C[j])) * W
-            score = score + 1e-12 * W / np.maximum(self.root_w, 1e-300) * np.max(score, axis=1, keepdims=True).clip(1e-300)
+            score = score + 1e-12 * W / np.maximum(self.root_w, 1e-300) * np.max(
+                score, axis=1, keepdims=True).clip(1e-300)
         else:
             score = np.abs(np.array([n.lam for n in nodes])) * W
             # ties (e.g. a zero linear bound) fall back to the widest relative dimension
-            score = score + 1e-12 * W / np.maximum(self.root_w, 1e-300) * np.max(score, axis=1, keepdims=True).clip(1e-300)
+            score = score + 1e-12 * W / np.maximum(self.root_w, 1e-300) * np.max(
+                score, axis=1, keepdims=True).clip(1e-300)
         score = np.where(splittable, score, -np.inf)
         return np.argmax(score, axis=1)
 
