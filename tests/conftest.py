@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Deterministic property tests: the same examples on every run and every machine.
+settings.register_profile("reluopt", derandomize=True, print_blob=True)
+settings.load_profile("reluopt")
 
 from reluopt import Network
 
