@@ -5,18 +5,28 @@ The engine ``bab_maximize_min`` maximises ``f(x) = min_j (C_j . y(x) + e_j)`` ov
 disjunct). Best-first search over sub-boxes:
 
 * **bounding**: the children of many popped nodes are bounded in one batched CROWN pass
-  (``bab_bounds``), each child starting from its parent's neuron bounds. The bound of a
-  node is the smaller of ``min_j UB(C_j y + e_j)`` and Lagrangian bounds
+  (``bab_bounds``), each child starting from its parent's neuron bounds; the objective
+  rows are bounded with three lower-slope choices of the unstable ReLUs (adaptive, 0, 1)
+  and the tightest kept. The bound of a node is the smaller of ``min_j UB(C_j y + e_j)``
+  and Lagrangian bounds
   ``UB(sum_j lam_j (C_j y + e_j) + sum_k mu_k (e_out_k - C_out_k y) + nu . (b - A x))``
   (valid for ``lam`` in the simplex, ``mu, nu >= 0``), whose multipliers are tuned by a few
   Polyak subgradient steps per node and inherited by the children.
 * **primal side**: the forward value at each child's centre and at the maximisers of its
-  linear bounds, then a few projected gradient steps from the best of them; the incumbent
-  is always a forward-checked point.
-* **branching** (``branching=``): ``"trial"`` (default) bounds both children of every
-  dimension and keeps the split whose worse child has the lowest bound: it costs ``d`` times
-  more bounding per split but needs far fewer splits, and measured best (ACAS Xu 1_1 and the
-  peaks surrogates, benchmarks/bench_bab.py --branching). ``"lambda"`` (alias ``"smear"``)
+  linear bounds, then a few projected gradient steps from the best of them, and region LPs
+  from each new incumbent (``methods.region``: the exact best point of its linear region);
+  the incumbent is always a forward-checked point.
+* **branching** (``branching=``): ``"fsb"`` (default) scores the split of every dimension by
+  cheap bounds of both children (the parent's neuron bounds, CROWN on the objective only),
+  keeps the split whose worse child has the lowest bound, and fully bounds only those two
+  children. ``"trial"`` does the same with full bounds of all ``2 d`` children (``d`` times
+  the bounding cost). Measured best (ACAS Xu over the prop_1 box: fsb 1.2 to 4 times
+  faster than trial, lambda/gradient/widest do not finish in 15 s; see
+  benchmarks/bench_bab.py --sections branching). No dimension is split while it is
+  ``MAX_ASPECT`` times narrower than the widest, which stops a rule from shaving one
+  dimension forever while the bound waits on another (it can still stall between the
+  aspect cap and tiny gains: ACAS Xu 5_6 and 5_8 over the prop_1 box).
+  ``"lambda"`` (alias ``"smear"``)
   takes the dimension maximising ``|Lam_i| * width_i`` of the node's CROWN linear bound,
   ``"gradient"`` maximises ``|df/dx_i (centre)| * width_i`` and ``"widest"`` the widest
   dimension relative to the root box; they are kept for comparison.
@@ -29,12 +39,14 @@ Supported combinations (``solve_bab``): objective ``max``/``min c . y + d`` over
 box; optional ``A x <= b`` (nodes entirely outside are pruned, the rest bounded with the
 Lagrangian term); optional output constraints ``C_out y <= e_out`` (nodes where one row
 provably fails are pruned; an incumbent satisfies all rows within ``FEASIBILITY_TOL``).
-With constraints, a node where the constraints stay undecided is split down to
-``min_width``; such a tiny leaf is handed to the big-M MIP on its sub-box when
-``leaf_mip=True`` (default) and HiGHS proves it (the MIP's bound is then used with a
-margin), otherwise it is kept as a frozen leaf whose bound counts in the certified bound,
-so the answer is always sound but may not close the gap. Least-squares objectives and
-unbounded boxes are rejected.
+With constraints (single objective row), a node where the constraints are still undecided
+and at most ``leaf_unstable`` (12) neurons are unstable is handed to the big-M MIP on its
+sub-box, built on the node's neuron bounds (``leaf_mip=True``, default): input splitting
+alone would chase the constraint boundary for many levels. A node HiGHS closes counts with
+its MIP bound plus a 1e-6 relative margin. Boxes that reach ``min_width`` undecided are
+frozen: their bound counts in the certified bound, so the answer is sound, and the status
+is then ``feasible`` rather than ``optimal`` if the gap stays open. Least-squares
+objectives and unbounded boxes are rejected.
 
 Soundness: all bounds come from CROWN with outward rounding (``bounds.core.outward``);
 input-constraint and Lagrangian terms are concretised the same way.
@@ -74,10 +86,14 @@ from .bab_bounds import best_output_bounds, node_bounds, output_bounds
 ABOVE = "above"
 BELOW = "below"
 
-BRANCHING = ("trial", "lambda", "gradient", "widest")
+BRANCHING = ("trial", "fsb", "lambda", "gradient", "widest")
 _BRANCHING_ALIASES = {"smear": "lambda"}
 #: A node's split dimension is at most this many times narrower than its widest (relative).
 MAX_ASPECT = 256.0
+#: Split gains (fsb/trial) below this fraction of the node's gap count as none. Off: 1e-4
+#: unstuck ACAS Xu 5_8 but left 17 of 45 prop_1 proofs open in 5 s instead of 4 (benchmarks/
+#: out/bab_gainfloor_1e-4.md), and 1e-3 or 1e-2 lose ACAS Xu 1_1 (optimal in 3 s -> open at 30 s).
+GAIN_FLOOR = 0.0
 
 
 @dataclass
@@ -121,7 +137,8 @@ class _Engine:
 
     def __init__(self, network, lb, ub, C, e, *, time_limit, node_limit, abs_gap, rel_gap,
                  stop_above, stop_below, incumbent, progress, seed, batch_size, branching,
-                 out_C, out_e, A, b, grad_steps, mult_steps, region_steps, min_width, leaf_mip, on_incumbent,
+                 out_C, out_e, A, b, grad_steps, mult_steps, region_steps, min_width, leaf_mip, leaf_unstable,
+                 on_incumbent,
                  on_bound, should_stop):
         self.net = network
         self.start = time.perf_counter()
@@ -147,10 +164,12 @@ class _Engine:
         self.root_w = ub - lb
         self.min_width = float(min_width)
         self.leaf_mip = leaf_mip
+        self.leaf_unstable = int(leaf_unstable)
         self.on_incumbent, self.on_bound, self.should_stop = on_incumbent, on_bound, should_stop
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
-        rows = [C] + ([-out_C] if self.k else [])
-        offs = [e] + ([out_e] if self.k else [])
+        # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
+        rows = [C] + ([-out_C, out_C] if self.k else [])
+        offs = [e] + ([out_e, -out_e] if self.k else [])
         self.W = np.concatenate(rows)
         self.off = np.concatenate(offs)
         self.x: np.ndarray | None = None
@@ -159,6 +178,8 @@ class _Engine:
         self.counter = 0
         self.pruned_max = -math.inf      # max bound of nodes dropped by the incumbent or thresholds
         self.frozen_max = -math.inf      # max bound of tiny leaves left undecided
+        self.closed_max = -math.inf      # max bound of nodes closed by the MIP
+        self._undecided = None
         self.nodes = 0
         self.history: list = []
         self.stats = {"pruned": 0, "infeasible": 0, "frozen": 0, "leaf_mip": 0, "batches": 0,
@@ -250,15 +271,18 @@ class _Engine:
             self.region_steps = 0
 
     # ------------------------------------------------------------------ bounding
-    def _box_infeasible(self, lo, hi) -> np.ndarray:
-        """Boxes entirely outside ``A x <= b`` (sound: min over the box rounded down)."""
+    def _box_position(self, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes entirely outside ``A x <= b`` and boxes entirely inside (sound: the min and
+        max of ``A x`` over the box rounded outward)."""
+        B = lo.shape[0]
         if not self.p:
-            return np.zeros(lo.shape[0], dtype=bool)
+            return np.zeros(B, dtype=bool), np.ones(B, dtype=bool)
         Ap, An = np.maximum(self.A, 0), np.minimum(self.A, 0)
         low = lo @ Ap.T + hi @ An.T
+        high = hi @ Ap.T + lo @ An.T
         mag = np.abs(lo) @ np.abs(self.A).T + np.abs(hi) @ np.abs(self.A).T
-        low, _ = outward(low, low, mag)
-        return np.any(low > self.b, axis=1)
+        low, high = outward(low, high, mag)
+        return np.any(low > self.b, axis=1), np.all(high <= self.b, axis=1)
 
     def _bound(self, lo, hi, prior, mult):
         """Bound a batch of boxes. Returns ub (B,), lam (B, d), x* (B, r, d), infeasible (B,),
@@ -270,11 +294,14 @@ class _Engine:
         obj = upper[:, :self.s]
         j = np.argmin(obj, axis=1)
         ub = obj[np.arange(B), j]
-        infeasible = self._box_infeasible(lo, hi)
+        infeasible, inside = self._box_position(lo, hi)
+        undecided = ~inside
         if self.k:
-            infeasible |= np.any(upper[:, self.s:] < 0, axis=1)
+            infeasible |= np.any(upper[:, self.s:self.s + self.k] < 0, axis=1)
+            undecided |= np.any(upper[:, self.s + self.k:] > 0, axis=1)
+        self._undecided = undecided
         # linear coefficients of the best row (for smear branching): recompute cheaply
-        lam = self._row_lam(nb, j)
+        lam = self._row_lam(nb, j) if self.branching == "lambda" else np.zeros_like(lo)
         xstars = xs[:, :self.s]
         if self.mult_steps and (self.s > 1 or self.k or self.p):
             ub, lam, mult, extra = self._lagrange(nb, ub, lam, mult, infeasible)
@@ -384,7 +411,7 @@ class _Engine:
 
     def global_bound(self) -> float:
         top = -self.heap[0][0] if self.heap else -math.inf
-        return max(top, self.pruned_max, self.frozen_max)
+        return max(top, self.pruned_max, self.frozen_max, self.closed_max)
 
     def _push(self, node: _Node) -> None:
         self.counter += 1
@@ -407,7 +434,7 @@ class _Engine:
         if self.progress is None:
             return
         now = self.elapsed
-        if not force and now - self._last_report < 0.25:
+        if not force and now - self._last_report < 0.1:
             return
         self._last_report = now
         self.progress({"elapsed": now, "incumbent": None if self.x is None else self.value,
@@ -419,6 +446,10 @@ class _Engine:
         self._primal(lo, hi, xstars)
         out = []
         tiny = np.all(hi - lo <= self.min_width * self.root_w, axis=1)
+        undecided = self._undecided
+        handoff = np.zeros(lo.shape[0], dtype=bool)
+        if self.leaf_mip and self.s == 1 and (self.k or self.p) and np.any(undecided):
+            handoff = undecided & (nb.unstable(self.net) <= self.leaf_unstable)
         for i in range(lo.shape[0]):
             if infeasible[i]:
                 self.stats["infeasible"] += 1
@@ -431,8 +462,25 @@ class _Engine:
             if tiny[i] or not np.any(hi[i] > lo[i]):
                 self._leaf(node)
                 continue
+            if handoff[i] and node.ub > self._threshold() and self._handoff(node):
+                continue
             out.append(node)
         return out
+
+    def _handoff(self, node: _Node) -> bool:
+        """Solve the node's sub-box by the MIP (few unstable neurons left, constraints
+        undecided: splitting would chase the constraint boundary for many levels). True if
+        the MIP closed it; its bound then counts in the certified bound."""
+        got = _leaf_mip(self, node)
+        if got is None:
+            return False
+        bound, closed = got
+        self.stats["leaf_mip"] += 1
+        node.ub = min(node.ub, bound)
+        if not closed:
+            return False
+        self.closed_max = max(self.closed_max, node.ub)
+        return True
 
     def _leaf(self, node: _Node) -> None:
         """A box too small to split: hand to the MIP if allowed, else freeze its bound."""
@@ -440,7 +488,7 @@ class _Engine:
         if self.leaf_mip and (self.k or self.s > 1 or self.p) and node.ub > self._threshold():
             got = _leaf_mip(self, node)
             if got is not None:
-                bound = min(bound, got)
+                bound = min(bound, got[0])
                 self.stats["leaf_mip"] += 1
         if bound > self._threshold():
             self.stats["frozen"] += 1
@@ -502,6 +550,8 @@ class _Engine:
         """Pop a batch of the most promising nodes, split, bound the children, push."""
         per_node = 2 * (self.net.input_dim if self.branching == "trial" else 1)
         k = max(1, min(len(self.heap), self.batch_size // per_node))
+        if self.branching == "fsb":          # cap the cheap trial children at 8 batches' worth
+            k = max(1, min(k, 8 * self.batch_size // (2 * self.net.input_dim)))
         if math.isfinite(self.node_limit):
             k = max(1, min(k, int(self.node_limit - self.nodes) // per_node))
         nodes = [heapq.heappop(self.heap)[2] for _ in range(k)]
@@ -510,6 +560,8 @@ class _Engine:
         hi = np.array([n.hi for n in nodes])
         if self.branching == "trial":
             lo2, hi2, parents, (ub, lam, xs, inf, nb, mult) = self._trial(nodes, lo, hi)
+        elif self.branching == "fsb":
+            lo2, hi2, parents, (ub, lam, xs, inf, nb, mult) = self._cheap_children(nodes, lo, hi)
         else:
             dims = self._split_dims(nodes)
             lo2, hi2 = self._children(lo, hi, dims)
@@ -532,6 +584,49 @@ class _Engine:
         return ([np.array([p.prior[0][l] for p in parents], dtype=np.float64) for l in range(depth)],
                 [np.array([p.prior[1][l] for p in parents], dtype=np.float64) for l in range(depth)])
 
+    def _cheap_children(self, nodes, lo, hi):
+        """``"fsb"``: score every split by cheap child bounds (the parent's neuron bounds and
+        interval arithmetic, CROWN on the objective rows only), then fully bound only the
+        chosen children: the trial rule's choice at a fraction of its cost."""
+        K, d = lo.shape
+        dims = np.tile(np.arange(d), K)
+        lo2, hi2 = self._children(np.repeat(lo, d, axis=0), np.repeat(hi, d, axis=0), dims)
+        parents = [n for n in nodes for _ in range(2 * d)]
+        t0 = time.perf_counter()
+        nb = node_bounds(self.net, lo2, hi2, self._stack_prior(parents), tighten=False)
+        up, _ = best_output_bounds(self.net, nb, self.C, self.e)
+        self.stats["seconds_bounding"] += time.perf_counter() - t0
+        self.stats["trial_bounds"] = self.stats.get("trial_bounds", 0) + lo2.shape[0]
+        inf, _ = self._box_position(lo2, hi2)
+        pick = self._pick(nodes, lo, hi, np.min(up, axis=1), inf)
+        sel = ((2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]).reshape(-1)
+        lo2, hi2 = lo2[sel], hi2[sel]
+        parents = [parents[i] for i in sel]
+        mult = None if parents[0].mult is None else np.array([n.mult for n in parents])
+        out = self._bound(lo2, hi2, self._stack_prior(parents), mult)
+        self.nodes += lo2.shape[0]
+        return lo2, hi2, parents, out
+
+    def _pick(self, nodes, lo, hi, ub, inf) -> np.ndarray:
+        """Per node, the dimension whose worse child has the lowest bound (ties: the better
+        child, then the widest dimension); ``ub``/``inf`` cover all 2d children."""
+        K, d = lo.shape
+        par = np.array([n.ub for n in nodes])[:, None]
+        c = np.minimum(np.where(inf, -np.inf, ub), np.repeat(par[:, 0], 2 * d))
+        worst = np.maximum(c[0::2], c[1::2]).reshape(K, d)
+        best = np.minimum(c[0::2], c[1::2]).reshape(K, d)
+        rel_w = (hi - lo) / np.maximum(self.root_w, 1e-300)
+        gain = (par - worst) + 0.1 * (par - best)
+        # a gain below GAIN_FLOOR of the node's gap to the pruning threshold counts as none
+        # (then the widest dimension is split); see GAIN_FLOOR for why it is off
+        thr = self._threshold()
+        gap = par - thr if math.isfinite(thr) else np.abs(par)
+        scale = np.maximum(np.abs(par), 1e-12)
+        floor = np.maximum(GAIN_FLOOR * gap, 1e-9 * scale)
+        score = np.where(gain > floor, gain / scale, 0.0) + 1e-6 * rel_w
+        score = np.where(self._eligible(hi - lo), score, -np.inf)
+        return np.argmax(score, axis=1)
+
     def _trial(self, nodes, lo, hi):
         """Bound both children of every splittable dimension; keep per node the split whose
         worse child has the lowest bound (ties: the better child, then the widest dimension)."""
@@ -542,18 +637,9 @@ class _Engine:
         mult = None if parents[0].mult is None else np.array([n.mult for n in parents])
         ub, lam, xs, inf, nb, mult = self._bound(lo2, hi2, self._stack_prior(parents), mult)
         self.nodes += lo2.shape[0]
-        par = np.array([n.ub for n in nodes])[:, None]
-        c = np.minimum(np.where(inf, -np.inf, ub), np.repeat(par[:, 0], 2 * d))
-        worst = np.maximum(c[0::2], c[1::2]).reshape(K, d)
-        best = np.minimum(c[0::2], c[1::2]).reshape(K, d)
-        rel_w = (hi - lo) / np.maximum(self.root_w, 1e-300)
-        gain = (par - worst) + 0.1 * (par - best)
-        scale = np.maximum(np.abs(par), 1e-12)
-        score = np.where(gain > 1e-9 * scale, gain / scale, 0.0) + 1e-6 * rel_w
-        score = np.where(self._eligible(hi - lo), score, -np.inf)
-        pick = np.argmax(score, axis=1)
-        sel = (2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]
-        sel = sel.reshape(-1)
+        pick = self._pick(nodes, lo, hi, ub, inf)
+        sel = ((2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]).reshape(-1)
+        self._undecided = self._undecided[sel]
         out = (ub[sel], lam[sel], xs[sel], inf[sel], nb.select(sel), None if mult is None else mult[sel])
         return lo2[sel], hi2[sel], [parents[i] for i in sel], out
 
@@ -570,8 +656,9 @@ def _simplex(v: np.ndarray) -> np.ndarray:
     return np.maximum(v - theta[:, None], 0.0)
 
 
-def _leaf_mip(engine: _Engine, node: _Node) -> float | None:
-    """Exact MIP on a tiny leaf (single objective row only); returns a bound or None."""
+def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
+    """Exact MIP on a node's sub-box (single objective row only), built on the node's
+    neuron bounds. Returns ``(bound, closed)`` (closed: HiGHS finished) or None."""
     if engine.s != 1:
         return None
     try:
@@ -587,18 +674,25 @@ def _leaf_mip(engine: _Engine, node: _Node) -> float | None:
     prob = Problem(engine.net, Domain(node.lo, node.hi, engine.A, engine.b),
                    Objective(engine.C[0], float(engine.e[0]), "max"), cons)
     try:
-        model = build_problem_model(prob)
-        out = solve_highs(model, time_limit=min(remaining, 5.0))
+        from ..bounds import crown_bounds
+        bounds = crown_bounds(engine.net, node.lo, node.hi)
+        for l, (L, U) in enumerate(zip(*node.prior, strict=True)):
+            bounds.lower[l] = np.maximum(bounds.lower[l], L[None].astype(np.float64))
+            bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
+            bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
+        model = build_problem_model(prob, bounds)
+        out = solve_highs(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
+                          mip_abs_gap=0.5 * engine.abs_gap)
     except Exception:  # noqa: BLE001 - a leaf solve is optional; the node's CROWN bound stays
         return None
     if out.values is not None:
         engine._offer(model.columns_to_point(out.values)[None, :], "bab:leaf-mip")
     if out.status == "infeasible":
-        return -math.inf
+        return -math.inf, True
     if out.bound is None or not math.isfinite(out.bound):
         return None
     # HiGHS works to tolerances of about 1e-6: widen its bound accordingly
-    return float(out.bound) + 1e-6 * (1.0 + abs(out.bound))
+    return float(out.bound) + 1e-6 * (1.0 + abs(out.bound)), out.status == "optimal"
 
 
 # ---------------------------------------------------------------------------- public API
@@ -617,9 +711,9 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
                      node_limit: int | None = None, abs_gap: float = ABS_GAP, rel_gap: float = REL_GAP,
                      stop_above: float | None = None, stop_below: float | None = None,
                      incumbent=None, progress=None, seed: int = 0, batch_size: int = 128,
-                     branching: str = "trial", out_C=None, out_e=None, A=None, b=None,
+                     branching: str = "fsb", out_C=None, out_e=None, A=None, b=None,
                      grad_steps: int = 3, mult_steps: int = 3, region_steps: int = 5, min_width: float = 1e-7,
-                     leaf_mip: bool = True, threads: int | None = 1, on_incumbent=None,
+                     leaf_mip: bool = True, leaf_unstable: int = 12, threads: int | None = 1, on_incumbent=None,
                      on_bound=None, should_stop=None) -> BabOutcome:
     """Maximise ``min_j (C_j . y(x) + e_j)`` over the box ``[lb, ub]`` by branch and bound.
 
@@ -651,6 +745,8 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
         if A.shape != (b.shape[0], d) or not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
             raise ProblemError(f"input constraints A x <= b: A has shape {A.shape} and b {b.shape[0]} entries; "
                                f"expected ({b.shape[0]}, {d}) and finite values")
+    if incumbent is not None and np.asarray(incumbent).size != d:
+        raise ProblemError(f"incumbent has {np.asarray(incumbent).size} entries but the network has {d} inputs")
     if time_limit is not None and not time_limit > 0:
         raise ProblemError(f"time limit must be positive, got {time_limit}")
     engine = _Engine(network, lb, ub, C, e, time_limit=time_limit, node_limit=node_limit,
@@ -658,6 +754,7 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
                      incumbent=incumbent, progress=progress, seed=seed, batch_size=batch_size,
                      branching=branching, out_C=out_C, out_e=out_e, A=A, b=b, grad_steps=grad_steps,
                      mult_steps=mult_steps, region_steps=region_steps, min_width=min_width, leaf_mip=leaf_mip,
+                     leaf_unstable=leaf_unstable,
                      on_incumbent=on_incumbent, on_bound=on_bound, should_stop=should_stop)
     with _blas_threads(threads):
         return engine.run()
@@ -694,7 +791,12 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
     dom = problem.domain
     dom.require_bounded("bab")
     sign = problem.objective.sign
-    anytime = Anytime(problem, "bab", time_limit, progress)
+    counts: dict = {}      # latest node counts, added to every progress report
+
+    def report(info):
+        progress({**info, **counts})
+
+    anytime = Anytime(problem, "bab", time_limit, None if progress is None else report)
 
     def on_incumbent(x, value):
         anytime.offer(x[None, :], "bab")
@@ -703,7 +805,8 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
         anytime.improve_bound(sign * bound, "bab")
 
     def on_progress(info):
-        anytime.report(nodes=info["nodes"], open=info["open"], nodes_per_s=info["nodes_per_s"])
+        counts.update(nodes=info["nodes"], open=info["open"], nodes_per_s=info["nodes_per_s"])
+        anytime.report()
 
     cons = problem.constraints
     with interruptible(anytime):

@@ -69,9 +69,12 @@ def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs
         hidden = network.layers[j]
         a_lo, b_lo, a_up, b_up = lines[j]
         pos = np.maximum(lam, 0.0)
-        neg = lam - pos
-        lam_g = pos * a_up[:, None, :] + neg * a_lo[:, None, :]
-        shift = np.einsum("bsn,bn->bs", pos, b_up) + np.einsum("bsn,bn->bs", neg, b_lo)
+        # pos * a_up + neg * a_lo with fewer passes over the (B, s, n) stack (the hot loop)
+        lam_g = lam * a_lo[:, None, :]
+        lam_g += pos * (a_up - a_lo)[:, None, :]
+        shift = np.einsum("bsn,bn->bs", pos, b_up)
+        if np.any(b_lo):            # only clipped ReLUs have lower lines with an offset
+            shift += np.einsum("bsn,bn->bs", lam - pos, b_lo)
         const = const + shift + lam_g @ hidden.b
         mag = mag + np.abs(shift) + np.abs(lam_g) @ np.abs(hidden.b)
         if keep_signs:
@@ -114,11 +117,13 @@ def _tighten(network: Network, k: int, layer, L: np.ndarray, U: np.ndarray, lo, 
     np.put_along_axis(U, idx, np.minimum(np.take_along_axis(U, idx, axis=1), up), axis=1)
 
 
-def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None) -> NodeBounds:
+def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None, tighten: bool = True) -> NodeBounds:
     """CROWN bounds of every hidden layer over boxes ``[lo, hi]`` (B, d).
 
     ``prior`` = (lowers, uppers) valid bounds on larger boxes (the parents); the result is
-    intersected with them and with interval bounds.
+    intersected with them and with interval bounds. ``tighten=False`` skips the CROWN pass on
+    the hidden layers (interval bounds and the prior only): a cheap, looser estimate used
+    to score candidate splits.
     """
     lowers: list[np.ndarray] = []
     uppers: list[np.ndarray] = []
@@ -129,7 +134,7 @@ def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None) ->
         if prior is not None:
             L = np.maximum(L, prior[0][k])
             U = np.minimum(U, prior[1][k])
-        if k > 0:
+        if k > 0 and tighten:
             _tighten(network, k, layer, L, U, lo, hi, lines)
         # empty intervals (L > U) can only come from round-off on a degenerate box: keep sound
         L = np.minimum(L, U)
@@ -140,9 +145,43 @@ def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None) ->
     return NodeBounds(lo, hi, lowers, uppers, lines)
 
 
+def with_lower_slope(network: Network, nb: NodeBounds, slope: float) -> list:
+    """The node's relaxation lines with lower slope ``slope`` (0 or 1) on every unstable ReLU
+    (clipped-ReLU layers keep theirs): another valid relaxation, for a second bound."""
+    out = []
+    for layer, L, U, (a_lo, b_lo, a_up, b_up) in zip(network.hidden_layers, nb.lower, nb.upper, nb.lines,
+                                                       strict=True):
+        if layer.activation == "relu":
+            a_lo = np.where((L < 0) & (U > 0), slope, a_lo)
+        out.append((a_lo, b_lo, a_up, b_up))
+    return out
+
+
+def best_output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.ndarray,
+                       slopes=(None, 0.0, 1.0)):
+    """Upper bounds of ``W_r . y + offset_r`` under several lower-slope choices, the tightest
+    per row (a cheap stand-in for alpha-CROWN on the output rows only).
+
+    The adaptive CROWN slope is often the wrong one for the objective: on a plateau where
+    ``y >= bias`` because the last layer's active ReLUs have positive weights, slope 0 proves
+    it exactly while slope 1 leaves a gap that only shrinks with the box width.
+    """
+    best = None
+    for slope in slopes:
+        lines = None if slope is None else with_lower_slope(network, nb, slope)
+        up, xs, _ = output_bounds(network, nb, W, offset, lines=lines)
+        if best is None:
+            best = [up, xs]
+        else:
+            better = up < best[0]
+            best[0] = np.where(better, up, best[0])
+            best[1] = np.where(better[:, :, None], xs, best[1])
+    return best[0], best[1]
+
+
 def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.ndarray,
                   A: np.ndarray | None = None, nu: np.ndarray | None = None,
-                  b: np.ndarray | None = None, subgradient: bool = False):
+                  b: np.ndarray | None = None, subgradient: bool = False, lines=None):
     """Sound upper bound of ``W_r . y + offset_r - nu_r . (A x - b)`` over each box.
 
     ``W`` (B, r, m) or (r, m), ``offset`` (B, r) or (r,), ``nu`` (B, r, p) >= 0 with the
@@ -153,7 +192,8 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
     lo, hi = nb.lo, nb.hi
     B = lo.shape[0]
     W = np.broadcast_to(W, (B, *W.shape[-2:])) if W.ndim == 2 else W
-    lam, const, mag, signs = backsubstitute(network, network.depth, W, nb.lines, keep_signs=subgradient)
+    lines = nb.lines if lines is None else lines
+    lam, const, mag, signs = backsubstitute(network, network.depth, W, lines, keep_signs=subgradient)
     const = const + offset
     mag = mag + np.abs(offset)
     if nu is not None:
@@ -167,7 +207,7 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
         r = W.shape[1]
         h = x_star.reshape(B * r, -1)
         for j, layer in enumerate(network.hidden_layers):
-            a_lo, b_lo, a_up, b_up = (np.repeat(t, r, axis=0) for t in nb.lines[j])
+            a_lo, b_lo, a_up, b_up = (np.repeat(t, r, axis=0) for t in lines[j])
             g = h @ layer.W.T + layer.b
             up = signs[j].reshape(B * r, -1)
             h = np.where(up, a_up * g + b_up, a_lo * g + b_lo)
