@@ -1,0 +1,357 @@
+"""Gradient-based local search: PPGA and PPGA-LR (Tong, Zhu, Serra, Burer, arXiv 2512.24295).
+
+Inside a linear region the gradient of ``c.y`` is constant and costs one backward pass,
+far cheaper than an LP, so many starts are run at once as the rows of one matrix.
+
+* ``ppga``: projected gradient ascent with a per-start step size (grown on success, halved
+  on failure; a step that does not improve is rejected) and a random perturbation when the
+  step size collapses (a kink or a flat region); starts that stop improving are restarted.
+* ``ppga-lr``: the linear-region-aware variant. Along the projected gradient ``u`` the
+  pre-activations move linearly, ``g(x + t u) = g(x) + t dg`` with ``dg`` from ONE forward
+  pass of ``u`` through the region's slope masks; the step goes exactly to the first wall
+  (the smallest ``t >= 0`` at which a neuron changes phase, the box or ``A x <= b`` binds),
+  then a small ``cross`` further into the next region.
+
+Domain handling (documented choice): the box by clipping (and, for PPGA-LR, by zeroing the
+gradient components that push out of the box at an active bound and by the box ratio
+test); ``A x <= b`` by a Dykstra projection (``region.project``) for PPGA, and for PPGA-LR
+by the ratio test plus, when a row is active, the projection of the direction onto the
+null space of the active rows. Output constraints ``C y <= e`` enter as an exact penalty
+``mu * sum(max(0, C y - e))`` in the ascent (its subgradient is a vector-Jacobian product);
+only points that satisfy them are ever offered as incumbents (``Anytime.offer`` checks).
+Default time limit when none is given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+
+Polish: gradient steps approach a region's optimal vertex but rarely land on it (on a 2-d
+surrogate they stopped 1e-6 to 1e-5 short). The last ``polish`` fraction of the budget (10%)
+runs a Relax-and-Walk walk from the best point: the region LP gives the region's exact
+optimum, and the walk continues into neighbouring regions while that improves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ProblemError
+from ..network import Network
+from ..problem import FEASIBILITY_TOL, Problem
+from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from .region import (
+    DEFAULT_TIME_LIMIT,
+    RegionLP,
+    as_incumbent,
+    box_scale,
+    check_domain,
+    project,
+    sample_domain,
+    single_threaded_blas,
+)
+from .walk import walk
+
+
+# ----------------------------------------------------------------------------- batched passes
+def forward_masks(net: Network, X: np.ndarray):
+    """One forward pass: outputs, pre-activations and slope masks per hidden layer."""
+    h = X
+    G, S = [], []
+    for layer in net.layers[:-1]:
+        g = h @ layer.W.T + layer.b
+        s = g > 0
+        if layer.activation == "clipped_relu":
+            s &= g < layer.tau
+            h = np.clip(g, 0.0, layer.tau)
+        else:
+            h = g * s
+        G.append(g)
+        S.append(s)
+    last = net.layers[-1]
+    return h @ last.W.T + last.b, G, S
+
+
+def backward(net: Network, S, C: np.ndarray) -> np.ndarray:
+    """Gradient of ``C[i] . y`` at each row, given the slope masks ``S`` (rows of ``C``)."""
+    lam = C @ net.layers[-1].W
+    for layer, s in zip(reversed(net.layers[:-1]), reversed(S), strict=True):
+        lam = (lam * s) @ layer.W
+    return lam
+
+
+def directional(net: Network, S, D: np.ndarray) -> list[np.ndarray]:
+    """Directional derivatives ``dg_l`` of every pre-activation along rows of ``D``."""
+    out = []
+    v = D
+    for layer, s in zip(net.layers[:-1], S, strict=True):
+        dg = v @ layer.W.T
+        out.append(dg)
+        v = dg * s
+    return out
+
+
+def ratio_test(net: Network, G, S, dG) -> np.ndarray:
+    """Largest step ``t >= 0`` per row before some neuron changes phase (``inf``: none)."""
+    t = np.full(G[0].shape[0], np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for layer, g, s, dg in zip(net.layers[:-1], G, S, dG, strict=True):
+            on = g > 0
+            cand = np.where(on & (dg < 0), -g / dg, np.inf)
+            cand = np.where(~on & (dg > 0), -g / dg, cand)
+            if layer.activation == "clipped_relu":
+                tau = layer.tau
+                cand = np.where(s & (dg > 0), np.minimum(cand, (tau - g) / dg), cand)
+                sat = g >= tau
+                cand = np.where(sat & (dg < 0), (g - tau) / -dg, cand)
+            t = np.minimum(t, np.min(np.maximum(cand, 0.0), axis=1))
+    return t
+
+
+# ----------------------------------------------------------------------------- shared state
+class _Objective:
+    """Max-form value, output-constraint violation and penalised ascent direction."""
+
+    def __init__(self, problem: Problem, mu: float | None):
+        self.problem = problem
+        self.net = problem.network
+        self.c, self.d0 = problem.max_form()
+        cons = problem.constraints
+        self.C = None if cons is None else cons.C
+        self.e = None if cons is None else cons.e
+        scale = float(np.max(np.abs(self.c))) if self.c.size else 1.0
+        self.mu = mu if mu is not None else 10.0 * max(scale, 1e-12)
+
+    def evaluate(self, X):
+        """(value, violation, penalised value, Y, G, S) for rows of X."""
+        Y, G, S = forward_masks(self.net, X)
+        f = Y @ self.c + self.d0
+        if self.C is None:
+            return f, np.zeros(X.shape[0]), f, G, S, None
+        V = Y @ self.C.T - self.e
+        viol = np.maximum(V, 0.0)
+        return f, viol.max(axis=1), f - self.mu * viol.sum(axis=1), G, S, V
+
+    def grad(self, S, V) -> np.ndarray:
+        n = S[0].shape[0]
+        Ceff = np.broadcast_to(self.c, (n, self.c.shape[0]))
+        if V is not None:
+            Ceff = Ceff - self.mu * (V > 0).astype(np.float64) @ self.C
+        return backward(self.net, S, Ceff)
+
+
+def _offer_best(anytime: Anytime, X, f, viol, feas_tol, source) -> None:
+    """Offer the best feasible row (the offer re-checks it by a forward pass)."""
+    ok = viol <= feas_tol
+    if anytime.problem.domain.A is not None:
+        dom = anytime.problem.domain
+        ok &= np.max(X @ dom.A.T - dom.b, axis=1) <= feas_tol
+    if not np.any(ok):
+        return
+    i = int(np.argmax(np.where(ok, f, -np.inf)))
+    best = anytime.value
+    if best is not None:
+        s = 1.0 if anytime.problem.sense == "max" else -1.0
+        if f[i] <= s * best:
+            return
+    anytime.offer(X[i], source)
+
+
+def _prepare(problem, time_limit, method, polish: float):
+    anytime = Anytime(problem, method, DEFAULT_TIME_LIMIT if time_limit is None else time_limit)
+    problem.max_form()  # clear error for a non-linear objective
+    check_domain(problem)
+    if not 0 <= polish < 1:
+        raise ProblemError(f"polish must be a fraction of the budget in [0, 1), got {polish}")
+    return anytime, anytime.time_limit * (1.0 - polish)
+
+
+def _polish(problem: Problem, anytime: Anytime, polish: float, source: str) -> int:
+    """Walk from the best point to a region vertex (and on while it improves); returns steps."""
+    if polish <= 0 or anytime.x is None or anytime.out_of_time():
+        return 0
+    _, steps = walk(problem, RegionLP(problem), anytime, anytime.x, source=f"{source}-polish")
+    return steps + 1
+
+
+# ----------------------------------------------------------------------------- PPGA
+def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
+               starts: int = 64, lr: float = 0.05, min_lr: float = 1e-6, sigma: float = 0.05,
+               max_perturb: int = 3, max_iter: int | None = None, mu: float | None = None,
+               polish: float = 0.1, incumbent=None, feas_tol: float = FEASIBILITY_TOL) -> Result:
+    """Projected (perturbed) gradient ascent from ``starts`` batched starts.
+
+    ``lr`` and ``sigma`` are fractions of the box width per coordinate; ``incumbent`` (an
+    input point) replaces the first start.
+    """
+    anytime, loop_end = _prepare(problem, time_limit, "ppga", polish)
+    anytime.progress = progress
+    rng = np.random.default_rng(seed)
+    dom = problem.domain
+    scale = box_scale(dom)
+    obj = _Objective(problem, mu)
+    X = sample_domain(dom, starts, rng, "lhs", seed=seed)
+    incumbent = as_incumbent(problem, incumbent)
+    if incumbent is not None:
+        X[0] = project(dom, incumbent[None, :])[0]
+    steps = np.full(starts, lr)
+    perturbs = np.zeros(starts, dtype=np.int64)
+    start_best = np.full(starts, -np.inf)
+    it = 0
+    with interruptible(anytime), single_threaded_blas():
+        f, viol, F, G, S, V = obj.evaluate(X)
+        _offer_best(anytime, X, f, viol, feas_tol, "ppga")
+        while anytime.elapsed < loop_end and not anytime.interrupted and (max_iter is None or it < max_iter):
+            it += 1
+            g = obj.grad(S, V) * scale
+            norm = np.max(np.abs(g), axis=1)
+            flat = norm <= 1e-300
+            u = g / np.where(flat, 1.0, norm)[:, None]
+            Xt = project(dom, X + (steps[:, None] * u) * scale)
+            ft, vt, Ft, Gt, St, Vt = obj.evaluate(Xt)
+            _offer_best(anytime, Xt, ft, vt, feas_tol, "ppga")
+            acc = (Ft > F) & ~flat
+            X[acc], f[acc], viol[acc], F[acc] = Xt[acc], ft[acc], vt[acc], Ft[acc]
+            for l in range(len(G)):
+                G[l][acc], S[l][acc] = Gt[l][acc], St[l][acc]
+            if V is not None:
+                V[acc] = Vt[acc]
+            steps = np.where(acc, np.minimum(steps * 1.5, 0.5), steps * 0.5)
+            # collapsed step: perturb, and restart starts that stopped improving
+            stuck = (steps < min_lr) | flat
+            if np.any(stuck):
+                better = F > start_best + 1e-12
+                start_best = np.maximum(start_best, F)
+                perturbs = np.where(stuck & better, 0, perturbs + stuck)
+                fresh = stuck & (perturbs > max_perturb)
+                idx = np.nonzero(stuck)[0]
+                noise = sigma * scale * rng.normal(size=(idx.size, dom.dim))
+                X[idx] = project(dom, X[idx] + noise)
+                nf = int(fresh.sum())
+                if nf:
+                    X[fresh] = sample_domain(dom, nf, rng)
+                    perturbs[fresh] = 0
+                    start_best[fresh] = -np.inf
+                steps[idx] = lr
+                f, viol, F, G, S, V = obj.evaluate(X)
+                _offer_best(anytime, X, f, viol, feas_tol, "ppga")
+            anytime.report(iterations=it)
+        polished = _polish(problem, anytime, polish, "ppga")
+    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
+    return anytime.result(status, iterations=it, starts=starts, polish_lps=polished)
+
+
+# ----------------------------------------------------------------------------- PPGA-LR
+def _direction(problem: Problem, X: np.ndarray, g: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Project the ascent direction onto the domain's tangent cone (box; active A rows)."""
+    dom = problem.domain
+    u = g.copy()
+    u[(X <= dom.lb + tol) & (u < 0)] = 0.0
+    u[(X >= dom.ub - tol) & (u > 0)] = 0.0
+    if dom.A is not None:
+        slack = dom.b - X @ dom.A.T
+        act = (slack <= 1e-9 * (1 + np.abs(dom.b))) & (u @ dom.A.T > 0)
+        for i in np.nonzero(act.any(axis=1))[0]:
+            Aa = dom.A[act[i]]
+            u[i] = u[i] - Aa.T @ np.linalg.lstsq(Aa @ Aa.T, Aa @ u[i], rcond=None)[0]
+            u[i][(X[i] <= dom.lb + tol) & (u[i] < 0)] = 0.0
+            u[i][(X[i] >= dom.ub - tol) & (u[i] > 0)] = 0.0
+    return u
+
+
+def domain_step(problem: Problem, X: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Largest ``t`` per row keeping ``X + t U`` in the box and ``A x <= b``."""
+    dom = problem.domain
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tb = np.where(U > 0, (dom.ub - X) / U, np.where(U < 0, (dom.lb - X) / U, np.inf))
+        t = np.min(np.maximum(tb, 0.0), axis=1)
+        if dom.A is not None:
+            AU = U @ dom.A.T
+            slack = np.maximum(dom.b - X @ dom.A.T, 0.0)
+            ta = np.where(AU > 1e-15, slack / AU, np.inf)
+            t = np.minimum(t, np.min(ta, axis=1))
+    return t
+
+
+def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+                  progress=None, starts: int = 64, cross: float = 1e-6, lr: float = 0.05,
+                  min_lr: float = 1e-6, sigma: float = 0.05,
+                  patience: int = 5, max_perturb: int = 3, max_iter: int | None = None,
+                  mu: float | None = None, polish: float = 0.1, incumbent=None,
+                  feas_tol: float = FEASIBILITY_TOL) -> Result:
+    """PPGA-LR: exact steps to the next region wall along the projected gradient.
+
+    ``cross`` is how far past a wall a step goes (fraction of the box width along the
+    direction's largest coordinate). When the first wall is nearer than ``cross`` (a ridge:
+    the next region's gradient points back, so exact wall steps would zig-zag across it),
+    the start takes a PPGA trial step of ``lr`` box widths instead, kept only if it improves
+    (``lr`` grows on success and halves on failure). ``patience`` non-improving steps trigger a
+    perturbation of ``sigma`` box widths; ``max_perturb`` perturbations without a new best
+    for that start trigger a restart from a fresh random point.
+    """
+    anytime, loop_end = _prepare(problem, time_limit, "ppga-lr", polish)
+    anytime.progress = progress
+    net = problem.network
+    rng = np.random.default_rng(seed)
+    dom = problem.domain
+    scale = box_scale(dom)
+    cap = 10.0 * float(np.linalg.norm(scale))  # step cap where the domain is unbounded
+    obj = _Objective(problem, mu)
+    X = sample_domain(dom, starts, rng, "lhs", seed=seed)
+    incumbent = as_incumbent(problem, incumbent)
+    if incumbent is not None:
+        X[0] = project(dom, incumbent[None, :])[0]
+    idle = np.zeros(starts, dtype=np.int64)
+    steps = np.full(starts, lr)
+    perturbs = np.zeros(starts, dtype=np.int64)
+    start_best = np.full(starts, -np.inf)
+    it = walls = 0
+    with interruptible(anytime), single_threaded_blas():
+        f, viol, F, G, S, V = obj.evaluate(X)
+        _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
+        while anytime.elapsed < loop_end and not anytime.interrupted and (max_iter is None or it < max_iter):
+            it += 1
+            U = _direction(problem, X, obj.grad(S, V))
+            unorm = np.max(np.abs(U) / scale, axis=1)
+            t_wall = ratio_test(net, G, S, directional(net, S, U))
+            t_dom = domain_step(problem, X, U)
+            t = np.minimum(np.minimum(t_wall, t_dom), cap / np.maximum(unorm, 1e-300))
+            # past the wall by `cross` box widths, but never out of the domain
+            t_go = np.minimum(t + cross / np.maximum(unorm, 1e-300), t_dom)
+            t_go = np.where(unorm > 1e-300, t_go, 0.0)
+            # a wall at ~0 is a ridge (the next region's gradient points back): PPGA trial step
+            ridge = (t * unorm < cross) & (unorm > 1e-300)
+            walls += int(np.sum((t_wall <= t_dom) & ~ridge))
+            Xn = X + t_go[:, None] * U
+            if np.any(ridge):
+                Ur = U[ridge] / unorm[ridge][:, None]
+                Xn[ridge] = X[ridge] + (steps[ridge][:, None] * Ur) * scale
+            Xn = project(dom, Xn) if dom.A is not None and np.any(ridge) else np.clip(Xn, dom.lb, dom.ub)
+            fn, vn, Fn, Gn, Sn, Vn = obj.evaluate(Xn)
+            _offer_best(anytime, Xn, fn, vn, feas_tol, "ppga-lr")
+            improved = Fn > F + 1e-12 * (1 + np.abs(F))
+            acc = ~ridge | improved
+            steps = np.where(ridge, np.where(improved, np.minimum(steps * 1.5, 0.5), steps * 0.5), steps)
+            X[acc], f[acc], F[acc] = Xn[acc], fn[acc], Fn[acc]
+            for l in range(len(G)):
+                G[l][acc], S[l][acc] = Gn[l][acc], Sn[l][acc]
+            if V is not None:
+                V[acc] = Vn[acc]
+            improved &= acc
+            idle = np.where(improved, 0, idle + 1)
+            stuck = (idle >= patience) | (steps < min_lr)
+            if np.any(stuck):
+                better = F > start_best + 1e-12 * (1 + np.abs(F))
+                start_best = np.maximum(start_best, F)
+                perturbs = np.where(stuck & better, 0, perturbs + stuck)
+                fresh = stuck & (perturbs > max_perturb)
+                idx = np.nonzero(stuck)[0]
+                X[idx] = project(dom, X[idx] + sigma * scale * rng.normal(size=(idx.size, dom.dim)))
+                nf = int(fresh.sum())
+                if nf:
+                    X[fresh] = sample_domain(dom, nf, rng)
+                    perturbs[fresh] = 0
+                    start_best[fresh] = -np.inf
+                idle[idx] = 0
+                steps[idx] = lr
+                f, viol, F, G, S, V = obj.evaluate(X)
+                _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
+            anytime.report(iterations=it)
+        polished = _polish(problem, anytime, polish, "ppga-lr")
+    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
+    return anytime.result(status, iterations=it, starts=starts, walls_crossed=walls, polish_lps=polished)

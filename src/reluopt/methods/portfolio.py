@@ -1,0 +1,155 @@
+"""``method="auto"``: a heuristic phase, then an exact method warm-started from its best point.
+
+The heuristic phase (default: PPGA-LR then sampling LP, sharing ``heuristic_fraction`` =
+25% of the budget; each heuristic starts from the best point so far) finds a good point
+fast. The exact phase gets the rest: branch and bound (``bab``) when the input has at most
+``BAB_MAX_DIM`` = 8 dimensions and the box is bounded (input splitting is effective in low
+dimension), else the big-M MIP (``mip``), with ``incumbent=x`` as the MIP start / initial
+incumbent. Progress reports of every phase use the portfolio's clock and carry ``phase``.
+The merged history says which method found each improvement (``source`` column: the
+phase's method name, e.g. ``ppga-lr``, ``mip``, with the phase's own detail after a colon).
+The final status is the exact phase's (``optimal`` only if it proved it); if no exact
+method is installed, ``feasible``.
+
+Without a time limit the heuristic phase takes ``DEFAULT_TIME_LIMIT`` (10 s) in total and
+the exact phase runs until it finishes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import ProblemError
+from ..problem import Problem
+from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL, Result, check_time_limit
+from .region import DEFAULT_TIME_LIMIT, as_incumbent, check_domain
+
+
+def _label(phase: str, source: str) -> str:
+    return source if source.startswith(phase) else f"{phase}:{source}"
+
+
+#: Largest input dimension for which ``auto`` picks branch and bound over the MIP.
+BAB_MAX_DIM = 8
+
+
+def choose_exact(problem: Problem) -> str:
+    """``bab`` in low dimension on a bounded box, else ``mip``."""
+    return "bab" if problem.domain.dim <= BAB_MAX_DIM and problem.domain.bounded else "mip"
+
+
+def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
+    """Monotone merged history: rows where the incumbent or the bound improved."""
+    events = []
+    for name, offset, res in phases:
+        for t, v, b, src in res.history:
+            events.append((offset + t, v, b, _label(name, src)))
+    events.sort(key=lambda e: e[0])
+    sign = 1.0 if problem.sense == "max" else -1.0
+    inc = bound = None
+    out = []
+    for t, v, b, src in events:
+        better_v = v is not None and (inc is None or sign * v > sign * inc)
+        better_b = b is not None and (bound is None or sign * b < sign * bound)
+        if better_v:
+            inc = v
+        if better_b:
+            bound = b
+        if better_v or better_b:
+            out.append((t, inc, bound, src))
+    return out
+
+
+def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
+               heuristic_fraction: float = 0.25, heuristics=("ppga-lr", "sampling"),
+               exact: str | None = None, incumbent=None, **options) -> Result:
+    """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
+
+    ``incumbent``: a user's starting point, handed to the first heuristic (and kept if it is
+    feasible and best); ``options`` go to the exact method only.
+    """
+    from . import METHODS, get_method
+
+    total = check_time_limit(time_limit)
+    if not 0 <= heuristic_fraction <= 1:
+        raise ProblemError(f"heuristic_fraction must be in [0, 1], got {heuristic_fraction}")
+    heuristics = [h.strip() for h in (heuristics.split(",") if isinstance(heuristics, str) else heuristics)
+                  if h.strip()]
+    exact_name = exact or choose_exact(problem)
+    if exact_name not in METHODS:
+        raise ProblemError(f"unknown exact method {exact_name!r}; choose mip or bab")
+    heuristic_fns = [(h, get_method(h)) for h in heuristics]  # unknown names fail before any run
+    problem.max_form()
+    check_domain(problem)
+    start = time.perf_counter()
+    h_total = heuristic_fraction * total if math.isfinite(total) else DEFAULT_TIME_LIMIT
+    sign = 1.0 if problem.sense == "max" else -1.0
+    warm = as_incumbent(problem, incumbent)   # passed on even if infeasible (a direction to go)
+    best_x = best_v = None                    # the best FEASIBLE point, forward-checked
+    phases: list[tuple[str, float, Result]] = []
+    summary = []
+
+    def consider(x) -> bool:
+        nonlocal best_x, best_v
+        if x is None or not problem.is_feasible(x)[0]:
+            return False
+        v = float(problem.objective_values(x)[0])
+        if best_v is None or sign * v > sign * best_v:
+            best_x, best_v = np.array(x, dtype=np.float64), v
+            return True
+        return False
+
+    if consider(warm):
+        phases.append(("incumbent", 0.0, Result(FEASIBLE, "incumbent", problem.sense, best_x, best_v,
+                                                history=[(0.0, best_v, None, "incumbent")])))
+
+    def phase_progress(name: str, offset: float):
+        """The phase's progress reports on the portfolio's clock, tagged with the phase."""
+        if progress is None:
+            return None
+        return lambda info: progress({**info, "elapsed": offset + info.get("elapsed", 0.0),
+                                      "method": "auto", "phase": name})
+
+    def take(name: str, offset: float, res: Result) -> None:
+        phases.append((name, offset, res))
+        summary.append({"method": name, "status": res.status, "value": res.value,
+                        "bound": res.bound, "seconds": res.seconds})
+        consider(res.x)
+
+    for k, (name, fn) in enumerate(heuristic_fns):
+        budget = h_total / len(heuristic_fns)
+        left = (total - (time.perf_counter() - start)) if math.isfinite(total) else math.inf
+        budget = min(budget, left)
+        if budget <= 1e-3:
+            break
+        offset = time.perf_counter() - start
+        res = fn(problem, time_limit=budget, seed=seed + k, progress=phase_progress(name, offset),
+                 incumbent=best_x if best_x is not None else warm)
+        take(name, offset, res)
+
+    status = FEASIBLE if best_x is not None else NO_SOLUTION
+    bound = None
+    try:
+        exact_fn = get_method(exact_name)
+    except ProblemError:  # the exact method's module is missing: a heuristic run
+        exact_fn = None
+    left = total - (time.perf_counter() - start)
+    if exact_fn is not None and left > 1e-3:
+        offset = time.perf_counter() - start
+        res = exact_fn(problem, time_limit=None if math.isinf(left) else left, seed=seed,
+                       progress=phase_progress(exact_name, offset),
+                       incumbent=best_x if best_x is not None else warm, **options)
+        take(exact_name, offset, res)
+        bound = res.bound
+        status = res.status
+        if status in (INFEASIBLE, NO_SOLUTION) and best_x is not None:  # never infeasible with a point
+            status = FEASIBLE
+        if status == OPTIMAL and (best_x is None or bound is None):
+            status = FEASIBLE if best_x is not None else NO_SOLUTION
+    return Result(status=status, method="auto", sense=problem.sense, x=best_x, value=best_v,
+                  bound=bound, history=merge_histories(problem, phases),
+                  stats={"phases": summary, "exact": exact_name if exact_fn else None},
+                  seconds=time.perf_counter() - start)

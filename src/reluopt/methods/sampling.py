@@ -1,0 +1,224 @@
+"""Sampling heuristics (Perakis and Tsiourvas, arXiv 2205.14189).
+
+* ``sampling`` (Algorithm 1): sample the domain (uniform, Latin hypercube or Sobol), take
+  each sample's activation pattern, solve the region LP of every pattern not seen before
+  (patterns are deduplicated by a hash of their packed bits), keep the best.
+* ``sampling-mip`` (Algorithm 2): as Algorithm 1, and after a region LP whose value is
+  within the gap rule of the incumbent (default: within 2/3 of ``|incumbent|`` below it,
+  in the max form), solve a neighbourhood MIP: the binaries of the neurons that are (near)
+  tight at the LP optimum are free, all others are fixed to the region's pattern (column
+  bounds of the big-M model, one reused HiGHS instance). Repeat from the MIP's solution
+  while it improves.
+
+Both are heuristics: they finish with status ``feasible`` (or ``no_solution``), never
+``optimal``. Default time limit when none is given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..problem import Problem
+from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from .region import (
+    DEFAULT_TIME_LIMIT,
+    RegionLP,
+    as_incumbent,
+    check_domain,
+    pattern_keys,
+    phase_patterns,
+    project,
+    single_threaded_blas,
+    to_domain,
+    unit_design,
+)
+
+
+class _Sampler:
+    """A stream of domain points from one design (a Sobol engine continues its sequence)."""
+
+    def __init__(self, problem: Problem, design: str, rng: np.random.Generator, seed: int):
+        self.domain = problem.domain
+        self.design = design
+        self.rng = rng
+        self.seed = seed
+        self.calls = 0
+        self._sobol = None
+        if design == "sobol":
+            from scipy.stats import qmc
+
+            self._sobol = qmc.Sobol(d=self.domain.dim, scramble=True, seed=seed)
+        else:
+            unit_design(1, 1, rng, design, seed)  # validates the name early
+
+    def draw(self, n: int) -> np.ndarray:
+        self.calls += 1
+        if self._sobol is not None:
+            with warnings.catch_warnings():  # balance warning when n is not a power of 2
+                warnings.simplefilter("ignore")
+                U = self._sobol.random(n)
+        else:
+            U = unit_design(self.domain.dim, n, self.rng, self.design, self.seed + self.calls)
+        return to_domain(self.domain, U)
+
+
+def _start(problem: Problem, time_limit, method: str, progress) -> Anytime:
+    anytime = Anytime(problem, method, DEFAULT_TIME_LIMIT if time_limit is None else time_limit,
+                      progress)
+    problem.max_form()
+    check_domain(problem)
+    return anytime
+
+
+def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: int,
+         max_samples: int | None, incumbent, on_lp) -> dict:
+    """Algorithm 1's loop; ``on_lp(pattern, solution)`` runs after every region LP."""
+    net = problem.network
+    rng = np.random.default_rng(seed)
+    region = RegionLP(problem, warm=False)  # sampled regions are unrelated: no warm basis
+    sampler = _Sampler(problem, design, rng, seed)
+    seen: set[bytes] = set()
+    n_samples = n_lps = n_dup = 0
+    method = anytime.method
+    pending = []
+    incumbent = as_incumbent(problem, incumbent)
+    if incumbent is not None:  # a warm start: its region LP is solved first
+        x0 = project(problem.domain, incumbent[None, :])
+        anytime.offer(x0, "incumbent")
+        pending.append(x0)
+    with interruptible(anytime), single_threaded_blas():
+        while not anytime.out_of_time():
+            if max_samples is not None and n_samples >= max_samples:
+                break
+            k = batch if max_samples is None else min(batch, max_samples - n_samples)
+            X = pending.pop() if pending else sampler.draw(k)
+            n_samples += X.shape[0]
+            anytime.offer(X, "sample")
+            pats = phase_patterns(net, X)
+            for i, key in enumerate(pattern_keys(pats)):
+                if key in seen:
+                    n_dup += 1
+                    continue
+                if anytime.out_of_time():
+                    break
+                seen.add(key)
+                pattern = [p[i] for p in pats]
+                sol = region.solve(pattern, time_limit=anytime.remaining)
+                n_lps += 1
+                if sol.status == "optimal":
+                    anytime.offer(sol.x, f"{method}-lp")
+                    if on_lp is not None:
+                        on_lp(pattern, sol)
+                anytime.report(samples=n_samples, lps=n_lps)
+        if n_samples == 0 and (max_samples is None or max_samples > 0):
+            # the budget ended before the first batch (e.g. inside the one-off scipy.stats
+            # import of a Sobol design): one batch of forward passes still gives a point
+            X = sampler.draw(batch)
+            n_samples += X.shape[0]
+            anytime.offer(X, "sample")
+    return {"samples": n_samples, "region_lps": n_lps, "duplicates": n_dup,
+            "lp_iterations": region.iterations, "design": design}
+
+
+def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+                   progress=None, design: str = "lhs", batch: int = 32,
+                   max_samples: int | None = None, incumbent=None) -> Result:
+    """Algorithm 1: region LPs at the patterns of sampled points; best LP optimum wins.
+
+    ``design``: ``uniform``, ``lhs`` or ``sobol``; ``max_samples`` stops early.
+    """
+    anytime = _start(problem, time_limit, "sampling", progress)
+    stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
+                 max_samples=max_samples, incumbent=incumbent, on_lp=None)
+    return anytime.result(FEASIBLE if anytime.x is not None else NO_SOLUTION, **stats)
+
+
+class Neighbourhood:
+    """Neighbourhood MIPs on one reused HiGHS instance of the big-M model."""
+
+    def __init__(self, problem: Problem):
+        from ..milp.formulation import build_problem_model
+        from ..milp.highs import to_highs
+
+        self.problem = problem
+        self.model = build_problem_model(problem)
+        self.highs = to_highs(self.model)
+        # z1 ("g > 0") of every neuron with a kink at 0, then z2 ("g >= tau") of clipped
+        # neurons with a kink at tau; each is fixed to the pattern unless its neuron is tight
+        z1 = np.concatenate(self.model.z_cols)
+        z2 = np.concatenate(self.model.z2_cols) if self.model.z2_cols else np.full(z1.shape, -1)
+        self.has1, self.has2 = z1 >= 0, z2 >= 0
+        self.cols = np.concatenate([z1[self.has1], z2[self.has2]]).astype(np.int32)
+        self.solves = 0
+        self.freed = 0
+
+    def solve(self, pattern, tight, x, time_limit: float):
+        """Fix every binary to ``pattern`` except those of ``tight`` neurons; solve."""
+        from ..milp.highs import solve_highs
+
+        phase = np.concatenate([np.asarray(p).reshape(-1) for p in pattern])
+        tight = np.concatenate(tight)
+        value = np.concatenate([phase[self.has1] > 0, phase[self.has2] > 1]).astype(np.float64)
+        free = np.concatenate([tight[self.has1], tight[self.has2]])
+        if not np.any(free):
+            return None
+        lo = np.where(free, 0.0, value)
+        hi = np.where(free, 1.0, value)
+        self.highs.changeColsBounds(self.cols.size, self.cols, lo, hi)
+        start = self.model.point_to_columns(x)
+        self.solves += 1
+        self.freed += int(free.sum())
+        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs)
+        if out.values is None:
+            return None
+        return self.model.columns_to_point(out.values)
+
+
+def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+                       progress=None, design: str = "lhs", batch: int = 32,
+                       max_samples: int | None = None, gap_rule: float = 2 / 3,
+                       nbhd_time: float = 1.0, max_rounds: int = 20, incumbent=None) -> Result:
+    """Algorithm 2: Algorithm 1 plus neighbourhood MIPs around promising LP optima.
+
+    ``gap_rule``: an LP optimum gets a neighbourhood search when it is at most
+    ``gap_rule * |incumbent|`` below the incumbent (max form); ``nbhd_time`` caps each
+    neighbourhood MIP (seconds); ``max_rounds`` caps the repeats per LP optimum.
+    """
+    anytime = _start(problem, time_limit, "sampling-mip", progress)
+    problem.domain.require_bounded("sampling-mip (its neighbourhood MIP)")
+    nb = Neighbourhood(problem)
+    region = RegionLP(problem)
+    s = 1.0 if problem.sense == "max" else -1.0
+    counts = {"searches": 0, "improving": 0}
+
+    def on_lp(pattern, sol):
+        if anytime.value is None or anytime.out_of_time():
+            return
+        inc = s * anytime.value
+        if sol.lp_value < inc - gap_rule * max(abs(inc), 1e-9):
+            return
+        counts["searches"] += 1
+        value, pat, tight, x = sol.lp_value, pattern, sol.tight, sol.x
+        for _ in range(max_rounds):
+            if anytime.out_of_time():
+                return
+            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining))
+            if xm is None:
+                return
+            anytime.offer(xm, "sampling-mip-nbhd")
+            # the region LP at the MIP's point gives the exact optimum and its tight walls
+            nxt = region.solve_point(xm, time_limit=anytime.remaining)
+            if nxt.status != "optimal" or nxt.lp_value <= value + 1e-9 * (1 + abs(value)):
+                return
+            counts["improving"] += 1
+            anytime.offer(nxt.x, "sampling-mip-nbhd")
+            value, tight, x = nxt.lp_value, nxt.tight, nxt.x
+            pat = [p[0] for p in phase_patterns(problem.network, xm[None, :])]
+
+    stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
+                 max_samples=max_samples, incumbent=incumbent, on_lp=on_lp)
+    stats.update(neighbourhood_searches=counts["searches"], improving_rounds=counts["improving"],
+                 neighbourhood_mips=nb.solves, binaries=int(nb.cols.size))
+    return anytime.result(FEASIBLE if anytime.x is not None else NO_SOLUTION, **stats)

@@ -1,0 +1,168 @@
+"""Relax-and-Walk (Tong, Cai, Serra, arXiv 2401.03451).
+
+Starting points come from the LP relaxation of the big-M MIP: its optimum ``x``, then the
+relaxation re-solved with ONE binary fixed to the opposite of its rounded relaxed value,
+the neuron drawn with weight ``|z_int - z_frac| + 0.05`` (``z_int`` the neuron's true phase
+at the relaxation's ``x``, ``z_frac`` its relaxed value): neurons the relaxation gets most
+wrong are tried first. Each restriction is applied alone on the base relaxation (one
+reused HiGHS LP, warm-started). Once every neuron has been tried, random domain points
+continue the stream of starts.
+
+The walk from a start: solve the region LP of its region, step slightly past the optimum
+along the direction of travel (``x_new + eps (x_new - x_old)``, eps 0.01, projected onto
+the domain) into the neighbouring region, and repeat while the region LP value improves.
+
+A heuristic: status ``feasible`` (or ``no_solution``). Default time limit when none is
+given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..problem import Problem
+from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from .region import (
+    DEFAULT_TIME_LIMIT,
+    RegionLP,
+    as_incumbent,
+    box_scale,
+    check_domain,
+    pattern_keys,
+    phase_patterns,
+    project,
+    sample_domain,
+    single_threaded_blas,
+)
+
+
+def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *,
+         eps: float = 0.01, max_steps: int = 1000, source: str = "walk") -> tuple[float | None, int]:
+    """Walk from ``x0`` through improving regions; returns (best LP value, steps)."""
+    dom = problem.domain
+    net = problem.network
+    scale = box_scale(dom)
+    x_old = project(dom, np.asarray(x0, dtype=np.float64)[None, :])[0]
+    sol = region.solve_point(x_old, time_limit=anytime.remaining)
+    if sol.status != "optimal":
+        return None, 0
+    anytime.offer(sol.x, source)
+    best, x_new = sol.lp_value, sol.x
+    key = pattern_keys(phase_patterns(net, x_old[None, :]))[0]
+    steps = 0
+    while steps < max_steps and not anytime.out_of_time():
+        steps += 1
+        direction = x_new - x_old
+        if np.max(np.abs(direction) / scale) < 1e-12:
+            # the start already was the region's optimum: leave along the objective gradient
+            direction = problem.network.gradient(x_new, problem.max_form()[0]) * scale * scale
+            nrm = np.max(np.abs(direction) / scale)
+            if nrm < 1e-300:
+                break
+            direction = direction / nrm
+        # slightly past the optimum; widen the step until the pattern changes (a few tries)
+        moved = False
+        for k in range(4):
+            x_try = project(dom, (x_new + eps * (4 ** k) * direction)[None, :])[0]
+            k_try = pattern_keys(phase_patterns(net, x_try[None, :]))[0]
+            if k_try != key:
+                moved = True
+                break
+        if not moved:
+            break
+        nxt = region.solve_point(x_try, time_limit=anytime.remaining)
+        if nxt.status != "optimal":
+            break
+        anytime.offer(nxt.x, source)
+        if nxt.lp_value <= best + 1e-9 * (1 + abs(best)):
+            break
+        best, x_old, x_new, key = nxt.lp_value, x_new, nxt.x, k_try
+    return best, steps
+
+
+def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
+               eps: float = 0.01, max_steps: int = 1000, relax_solver: str = "ipm",
+               relax_fraction: float = 0.5, max_walks: int | None = None, start_samples: int = 64,
+               incumbent=None) -> Result:
+    """Relax-and-Walk: walks from LP-relaxation starts and single-neuron restrictions.
+
+    ``relax_solver``: ``ipm`` (interior point, no crossover) or ``simplex`` for the
+    relaxations; each relaxation may use at most ``relax_fraction`` of the remaining time.
+    ``max_walks`` stops after that many walks (reproducible runs); ``start_samples`` domain
+    samples are forward-checked first, so that a point exists even when the budget ends
+    inside the (large) relaxation.
+    """
+    from ..milp.formulation import build_problem_model
+    from ..milp.highs import solve_highs, to_highs
+
+    anytime = Anytime(problem, "walk", DEFAULT_TIME_LIMIT if time_limit is None else time_limit,
+                      progress)
+    problem.max_form()
+    check_domain(problem)
+    problem.domain.require_bounded("walk (its LP relaxation)")
+    incumbent = as_incumbent(problem, incumbent)
+    rng = np.random.default_rng(seed)
+    region = RegionLP(problem)
+    n_walks = n_steps = n_relax = 0
+
+    def done() -> bool:
+        return anytime.out_of_time() or (max_walks is not None and n_walks >= max_walks)
+
+    def run(x, source):
+        nonlocal n_walks, n_steps
+        if done():
+            return
+        _, k = walk(problem, region, anytime, x, eps=eps, max_steps=max_steps, source=source)
+        n_walks += 1
+        n_steps += k
+        anytime.report(walks=n_walks, steps=n_steps)
+
+    with interruptible(anytime), single_threaded_blas():
+        if start_samples > 0:
+            anytime.offer(sample_domain(problem.domain, start_samples, rng, "lhs", seed=seed), "walk-sample")
+        if incumbent is not None:
+            anytime.offer(incumbent, "incumbent")
+            run(incumbent, "walk")
+        model = build_problem_model(problem).relaxed()
+        highs = to_highs(model, relax=True)
+        if relax_solver == "ipm":
+            # the relaxation of a dense net is a large LP: interior point without crossover is
+            # about 3x faster than simplex here (measured on a 100-500-500-1 net)
+            highs.setOptionValue("solver", "ipm")
+            highs.setOptionValue("run_crossover", "off")
+        base = solve_highs(model, relax=True, highs=highs,
+                           time_limit=max(relax_fraction * anytime.remaining, 1e-3))
+        n_relax += 1
+        order = np.zeros(0, dtype=np.int64)
+        if base.values is not None and not done():
+            x_frac = model.columns_to_point(base.values)
+            run(x_frac, "walk-relax")
+            zc = np.concatenate(model.z_cols)
+            has = zc >= 0
+            cols = zc[has]
+            if cols.size:
+                z_frac = base.values[cols]
+                g = np.concatenate([p[0] for p in problem.network.preactivations(
+                    np.clip(x_frac, problem.domain.lb, problem.domain.ub)[None, :])])[has]
+                z_int = (g > 0).astype(np.float64)
+                w = np.abs(z_int - z_frac) + 0.05
+                # a weighted order without replacement (Efraimidis-Spirakis keys)
+                order = np.argsort(-rng.random(cols.size) ** (1.0 / w))
+        for j in order:
+            if done():
+                break
+            col = np.array([cols[j]], dtype=np.int32)
+            val = 1.0 - np.round(z_frac[j])
+            highs.changeColsBounds(1, col, np.array([val]), np.array([val]))
+            out = solve_highs(model, relax=True, highs=highs,
+                              time_limit=max(relax_fraction * anytime.remaining, 1e-3))
+            highs.changeColsBounds(1, col, np.array([model.col_lower[cols[j]]]),
+                                   np.array([model.col_upper[cols[j]]]))
+            n_relax += 1
+            if out.values is not None:
+                run(model.columns_to_point(out.values), "walk-restricted")
+        while not done():
+            run(sample_domain(problem.domain, 1, rng)[0], "walk-random")
+    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
+    return anytime.result(status, walks=n_walks, steps=n_steps, relaxations=n_relax,
+                          region_lps=region.n_solves)
