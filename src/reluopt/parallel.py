@@ -1,0 +1,168 @@
+"""Executors for independent tasks: serial, local processes, or a Dask cluster.
+
+The neurons of one OBBT layer (and the starts of a multi-start heuristic) are independent,
+so they run as ``executor.map(fn, tasks)``: ``fn`` a module-level function and every task
+made of picklable data (numpy arrays, a Network). Solver objects are not picklable, so each
+task builds its own model. Passing a ``dask.distributed.Client`` runs the same tasks on a
+cluster; dask is an optional extra (``pip install reluopt[dask]``) imported only then.
+
+``get_executor(spec)``: ``None`` / ``'serial'`` (in-process), ``'processes'`` (one worker per
+CPU), an ``int`` worker count (1 means serial), a ``dask.distributed.Client``, or an object
+already implementing ``Executor``. Use it as a context manager: executors it creates are
+shut down on exit, a Client or executor you passed in is left running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from .errors import ProblemError
+
+
+class Executor:
+    """Runs ``fn`` over tasks, results in task order. ``workers`` says how many run at once."""
+
+    workers: int = 1
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources this executor owns."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+class SerialExecutor(Executor):
+    """In this process, one task after the other."""
+
+    def map(self, fn, tasks):
+        return [fn(t) for t in tasks]
+
+    @property
+    def name(self) -> str:
+        return "serial"
+
+
+class ProcessExecutor(Executor):
+    """A ``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes (created lazily)."""
+
+    def __init__(self, workers: int | None = None, pool: ProcessPoolExecutor | None = None):
+        self.workers = int(workers or os.cpu_count() or 1)
+        self._pool = pool
+        self._owned = pool is None
+
+    def map(self, fn, tasks):
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        return list(self._pool.map(fn, tasks))
+
+    def close(self) -> None:
+        if self._owned and self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    @property
+    def name(self) -> str:
+        return f"processes({self.workers})"
+
+
+class DaskExecutor(Executor):
+    """Tasks submitted to a ``dask.distributed.Client`` and gathered in order.
+
+    The client is the caller's: it is never closed here."""
+
+    def __init__(self, client):
+        self.client = client
+        try:
+            info = client.scheduler_info()
+            workers = info.get("workers", {})
+            self.workers = max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        except Exception:  # a client without scheduler info still works, just unsized
+            self.workers = 1
+
+    def map(self, fn, tasks):
+        # pure=False: the same task twice must run twice (no result caching by key)
+        futures = [self.client.submit(fn, t, pure=False) for t in tasks]
+        return self.client.gather(futures)
+
+    @property
+    def name(self) -> str:
+        return f"dask({self.workers})"
+
+
+def _is_dask_client(obj) -> bool:
+    mod = type(obj).__module__ or ""
+    return mod.startswith("distributed") and hasattr(obj, "submit") and hasattr(obj, "gather")
+
+
+def require_dask():
+    """Import ``dask.distributed`` or explain how to get it."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise ProblemError(
+            "a Dask executor needs the optional 'dask' extra: pip install 'reluopt[dask]' "
+            f"({exc})"
+        ) from None
+    import distributed
+
+    return distributed
+
+
+def get_executor(spec=None) -> Executor:
+    """An Executor from a spec: None/'serial', 'processes', 'dask' (a new local cluster is
+    NOT started implicitly; pass a Client), an int worker count, a Client or an Executor."""
+    if spec is None or isinstance(spec, Executor):
+        return spec if spec is not None else SerialExecutor()
+    if isinstance(spec, bool):
+        raise ProblemError(f"executor spec must be None, 'serial', 'processes', an int or a "
+                           f"dask Client, got {spec!r}")
+    if isinstance(spec, int):
+        if spec < 1:
+            raise ProblemError(f"executor worker count must be >= 1, got {spec}")
+        return SerialExecutor() if spec == 1 else ProcessExecutor(spec)
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key == "serial":
+            return SerialExecutor()
+        if key in ("processes", "process", "local"):
+            return ProcessExecutor()
+        if key == "dask":
+            require_dask()
+            raise ProblemError("for Dask, pass a dask.distributed.Client (e.g. "
+                               "Client(LocalCluster(n_workers=2))) rather than the string 'dask'")
+        raise ProblemError(f"unknown executor {spec!r}; expected 'serial', 'processes', an int "
+                           "worker count or a dask.distributed.Client")
+    if isinstance(spec, ProcessPoolExecutor):
+        return ProcessExecutor(spec._max_workers, pool=spec)
+    if _is_dask_client(spec):
+        return DaskExecutor(spec)
+    raise ProblemError(f"cannot use {type(spec).__name__} as an executor; expected 'serial', "
+                       "'processes', an int worker count or a dask.distributed.Client")
+
+
+def chunk(items: Sequence[Any], n_chunks: int) -> list[list[Any]]:
+    """Split ``items`` into at most ``n_chunks`` contiguous, nearly equal, non-empty parts."""
+    items = list(items)
+    n = max(1, min(int(n_chunks), len(items)))
+    if not items:
+        return []
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for k in range(n):
+        end = start + size + (1 if k < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out

@@ -1,0 +1,420 @@
+"""Training ReLU networks for tractability (torch extra), with checkpoints.
+
+Plate et al. (arXiv 2502.03016) show that regularised training gives networks whose MIPs
+solve much faster: L1 makes weights sparse, and a ReLU-stability penalty makes neurons
+stable over the input domain, so that bound methods fix them and the MIP needs fewer
+binaries. ``fit`` is a generic loop for any torch module (an autoencoder's decoder can be
+checkpointed through ``checkpoint_network``); ``train_mlp`` fits a plain MLP on tabular data
+and exports a ``Network`` with the input and output scaling folded in.
+
+Stability penalty (``stability > 0``): the RS loss of Xiao et al. (ICLR 2019, "Training for
+faster adversarial robustness verification via inducing ReLU stability"). For each training
+sample ``x`` the interval bounds ``[l, u]`` of every hidden pre-activation over the box
+``[x - eps, x + eps]`` (in the module's input units) are propagated through the layers, and
+each neuron contributes ``-tanh(1 + l u)``: about -1 when ``l`` and ``u`` have the same sign
+(stable), rising towards +1 as the neuron becomes unstable. The penalty is the mean over
+samples and neurons; for clipped ReLU the same term is added at the cap ``tau``. It needs
+the module (or ``stability_module``) to be an ``nn.Sequential`` of Linear and ReLU-family
+layers.
+
+Checkpoints: with ``checkpoint_every=k``, the network is exported at epoch 0 (the random
+initialisation, which Surfing starts from), every ``k`` epochs and at the last epoch. With
+``checkpoint_dir`` each is written as ``ckpt_<epoch>.npz`` and ``index.json`` lists the
+files in training order (``{"checkpoints": [...], "epochs": [...]}``), the layout
+``reluopt.methods.surfing.load_checkpoints`` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, ProblemError, UnsupportedError
+from .network import Network
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise UnsupportedError(
+            "training needs PyTorch; install the 'torch' extra: pip install 'reluopt[torch]'"
+        ) from None
+    return torch
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class History:
+    """Per-epoch records: ``{"epoch", "loss", "data_loss", "penalty", "val_loss", "seconds"}``
+    (losses on the data as given to ``fit``), plus the checkpoints' epochs and files."""
+
+    epochs: list[dict] = field(default_factory=list)
+    checkpoint_epochs: list[int] = field(default_factory=list)
+    checkpoint_files: list[str] = field(default_factory=list)
+
+    def column(self, key: str) -> np.ndarray:
+        return np.array([r.get(key, np.nan) for r in self.epochs], dtype=float)
+
+
+@dataclass
+class TrainedModel:
+    """A trained MLP exported as a Network, its history, and the checkpoint Networks."""
+
+    network: Network
+    history: History
+    checkpoints: list[Network]
+    module: object = None
+    checkpoint_dir: Path | None = None
+    x_scale: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) used for the inputs
+    y_scale: tuple[np.ndarray, np.ndarray] | None = None
+
+    def save(self, folder, name: str = "model", onnx: bool = True) -> dict[str, Path]:
+        """Write ``<name>.npz`` (native) and, if the exporter is available, ``<name>.onnx``."""
+        from .io import save_npz
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = {"npz": save_npz(self.network, folder / f"{name}.npz")}
+        if onnx:
+            out["onnx"] = export_onnx(self.network, folder / f"{name}.onnx")
+        return out
+
+
+def export_onnx(network: Network, path) -> Path:
+    """Save ``network`` as ONNX (float64 Gemm + Relu/Clip, ``reluopt.io.export.save_onnx``)."""
+    from .io.export import save_onnx
+
+    return save_onnx(network, path)
+
+
+# ----------------------------------------------------------------------------- torch helpers
+def _is_relu_family(torch, m) -> tuple[bool, float | None]:
+    nn = torch.nn
+    if isinstance(m, nn.ReLU):
+        return True, None
+    if isinstance(m, nn.ReLU6):
+        return True, 6.0
+    if isinstance(m, nn.Hardtanh) and m.min_val == 0.0:
+        return True, float(m.max_val)
+    return False, None
+
+
+def _interval_layers(torch, module) -> list[tuple[object, float | None]]:
+    """``[(Linear, tau-or-None-or-'out'), ...]`` for an nn.Sequential MLP; checks its shape."""
+    nn = torch.nn
+    if not isinstance(module, nn.Sequential):
+        raise ProblemError(
+            f"the stability penalty needs an nn.Sequential of Linear and ReLU layers, got "
+            f"{type(module).__name__}; pass stability_module=<that sub-module>"
+        )
+    out: list[list] = []
+    for i, m in enumerate(module):
+        if isinstance(m, nn.Linear):
+            out.append([m, "out"])
+            continue
+        relu, tau = _is_relu_family(torch, m)
+        if relu and out and out[-1][1] == "out":
+            out[-1][1] = tau
+        elif isinstance(m, nn.Dropout | nn.Identity | nn.Flatten):
+            continue
+        else:
+            raise ProblemError(
+                f"stability penalty: layer {i} ({type(m).__name__}) is not Linear, ReLU, "
+                "Hardtanh(0, tau), ReLU6 or Dropout"
+            )
+    return [tuple(x) for x in out]
+
+
+def stability_penalty(module, x, eps: float):
+    """Xiao et al.'s RS loss: mean over samples and hidden neurons of ``-tanh(1 + l u)`` for
+    the interval bounds ``[l, u]`` of the pre-activations over ``[x - eps, x + eps]``
+    (and of ``-tanh(1 + (l - tau)(u - tau))`` at a clipped ReLU's cap)."""
+    torch = _torch()
+    layers = _interval_layers(torch, module)
+    mid = x
+    rad = torch.full_like(x, float(eps))
+    terms = []
+    for lin, tau in layers:
+        mid = mid @ lin.weight.T + (lin.bias if lin.bias is not None else 0.0)
+        rad = rad @ lin.weight.abs().T
+        if tau == "out":
+            break
+        lo, hi = mid - rad, mid + rad
+        terms.append(-torch.tanh(1.0 + lo * hi))
+        if tau is not None:
+            terms.append(-torch.tanh(1.0 + (lo - tau) * (hi - tau)))
+            lo, hi = lo.clamp(0.0, tau), hi.clamp(0.0, tau)
+        else:
+            lo, hi = lo.clamp_min(0.0), hi.clamp_min(0.0)
+        mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    if not terms:
+        return x.new_zeros(())
+    return torch.cat(terms, dim=1).mean()
+
+
+def _weight_penalties(torch, module, l1: float, l2: float):
+    """L1 and L2 of the weight matrices (biases are not penalised)."""
+    total = None
+    for name, p in module.named_parameters():
+        if not name.endswith("weight") or p.dim() < 2:
+            continue
+        term = 0.0
+        if l1:
+            term = term + l1 * p.abs().sum()
+        if l2:
+            term = term + l2 * (p * p).sum()
+        total = term if total is None else total + term
+    return total
+
+
+@contextlib.contextmanager
+def _deterministic(torch, seed: int, threads: int | None):
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det)
+        if threads:
+            torch.set_num_threads(prev_threads)
+
+
+def _default_checkpoint_network(module) -> Network:
+    from .io.torch import from_torch
+
+    return from_torch(module)
+
+
+def _as_tensor(torch, a, what: str):
+    if isinstance(a, torch.Tensor):
+        return a.detach().to(torch.float32)
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ProblemError(f"{what} must be a 2-D array (samples x features), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ProblemError(f"{what} contains a NaN or infinite value")
+    return torch.from_numpy(arr)
+
+
+# ----------------------------------------------------------------------------- fit
+def fit(module, X, Y, *, epochs: int = 100, batch_size: int = 64, lr: float = 1e-3, l1: float = 0.0,
+        l2: float = 0.0, stability: float = 0.0, stability_eps: float = 0.1, stability_module=None,
+        stability_input: Callable | None = None,
+        loss: str | Callable = "mse", seed: int = 0, threads: int | None = None,
+        checkpoint_every: int | None = None, checkpoint_dir=None,
+        checkpoint_network: Callable | None = None, on_checkpoint: Callable | None = None,
+        validation: tuple | None = None, on_epoch: Callable | None = None) -> History:
+    """Train ``module`` to map ``X`` to ``Y`` with Adam; returns the History.
+
+    Penalties: ``l1 * sum|W| + l2 * sum W^2`` over weight matrices, and ``stability`` times
+    the RS loss over an ``stability_eps``-box around each sample (module docstring), applied to
+    ``stability_module`` (default: the module) at ``stability_input(module, x_batch)``
+    (default: the batch itself; e.g. ``lambda m, x: m.encoder(x)`` for a decoder). Dropout
+    lives in the module (it is active in training and off for validation and checkpoints).
+    Checkpoints (every ``checkpoint_every`` epochs, plus epoch 0 and the last) are Networks
+    made by ``checkpoint_network(module)`` (default ``reluopt.io.torch.from_torch``), saved to
+    ``checkpoint_dir`` if given and passed to ``on_checkpoint(epoch, network)``.
+    """
+    torch = _torch()
+    if epochs < 0 or batch_size < 1 or lr <= 0:
+        raise ProblemError(f"need epochs >= 0, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})")
+    for name, v in (("l1", l1), ("l2", l2), ("stability", stability)):
+        if v < 0:
+            raise ProblemError(f"penalty weight {name} must be >= 0, got {v}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ProblemError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
+    Xt, Yt = _as_tensor(torch, X, "X"), _as_tensor(torch, Y, "Y")
+    if Xt.shape[0] != Yt.shape[0]:
+        raise ProblemError(f"X has {Xt.shape[0]} rows but Y has {Yt.shape[0]}")
+    val = None
+    if validation is not None:
+        val = (_as_tensor(torch, validation[0], "validation X"),
+               _as_tensor(torch, validation[1], "validation Y"))
+    loss_fn = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss}.get(loss, loss) \
+        if isinstance(loss, str) else loss
+    if not callable(loss_fn):
+        raise ProblemError(f"unknown loss {loss!r}; use 'mse', 'l1' or a callable")
+    penalty_module = stability_module if stability_module is not None else module
+    if stability:
+        _interval_layers(torch, penalty_module)  # fail early with a clear message
+    export = checkpoint_network or _default_checkpoint_network
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    history = History()
+
+    def checkpoint(epoch: int) -> None:
+        module.eval()
+        with torch.no_grad():
+            net = export(module)
+        if not isinstance(net, Network):
+            raise ModelError(f"checkpoint_network returned a {type(net).__name__}, not a Network")
+        history.checkpoint_epochs.append(epoch)
+        if folder is not None:
+            from .io import save_npz
+
+            name = f"ckpt_{epoch:05d}.npz"
+            save_npz(net, folder / name)
+            history.checkpoint_files.append(name)
+            (folder / "index.json").write_text(json.dumps(
+                {"checkpoints": history.checkpoint_files, "epochs": history.checkpoint_epochs}, indent=1))
+        if on_checkpoint is not None:
+            on_checkpoint(epoch, net)
+
+    with _deterministic(torch, seed, threads):
+        gen = torch.Generator().manual_seed(seed)
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=lr)
+        if checkpoint_every:
+            checkpoint(0)
+        n = Xt.shape[0]
+        start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            module.train()
+            perm = torch.randperm(n, generator=gen)
+            tot = tot_data = tot_pen = 0.0
+            for s in range(0, n, batch_size):
+                idx = perm[s:s + batch_size]
+                xb, yb = Xt[idx], Yt[idx]
+                opt.zero_grad()
+                data_loss = loss_fn(module(xb), yb)
+                pen = _weight_penalties(torch, module, l1, l2) if (l1 or l2) else None
+                if stability:
+                    xs = xb if stability_input is None else stability_input(module, xb)
+                    rs = stability * stability_penalty(penalty_module, xs, stability_eps)
+                    pen = rs if pen is None else pen + rs
+                total = data_loss if pen is None else data_loss + pen
+                total.backward()
+                opt.step()
+                w = idx.shape[0] / n
+                tot += w * total.item()
+                tot_data += w * data_loss.item()
+                tot_pen += w * (pen.item() if pen is not None else 0.0)
+            rec = {"epoch": epoch, "loss": tot, "data_loss": tot_data, "penalty": tot_pen,
+                   "seconds": time.perf_counter() - start}
+            if val is not None:
+                module.eval()
+                with torch.no_grad():
+                    rec["val_loss"] = float(loss_fn(module(val[0]), val[1]))
+            history.epochs.append(rec)
+            if on_epoch is not None:
+                on_epoch(rec)
+            if checkpoint_every and (epoch % checkpoint_every == 0 or epoch == epochs):
+                checkpoint(epoch)
+    module.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------- MLP
+def build_mlp(d_in: int, hidden: Sequence[int], d_out: int, *, activation: str = "relu", tau: float = 1.0,
+              dropout: float = 0.0):
+    """``nn.Sequential`` of Linear + ReLU (or Hardtanh(0, tau)) [+ Dropout] and a linear output."""
+    torch = _torch()
+    nn = torch.nn
+    if activation not in ("relu", "clipped_relu"):
+        raise ProblemError(f"activation must be 'relu' or 'clipped_relu', got {activation!r}")
+    if activation == "clipped_relu" and not (np.isfinite(tau) and tau > 0):
+        raise ProblemError(f"clipped_relu needs a cap tau > 0, got {tau}")
+    if not 0.0 <= dropout < 1.0:
+        raise ProblemError(f"dropout must be in [0, 1), got {dropout}")
+    if not hidden or any(int(h) < 1 for h in hidden):
+        raise ProblemError(f"hidden layer sizes must be positive integers, got {list(hidden)}")
+    mods = []
+    prev = d_in
+    for h in hidden:
+        mods.append(nn.Linear(prev, int(h)))
+        mods.append(nn.ReLU() if activation == "relu" else nn.Hardtanh(0.0, float(tau)))
+        if dropout:
+            mods.append(nn.Dropout(dropout))
+        prev = int(h)
+    mods.append(nn.Linear(prev, d_out))
+    return nn.Sequential(*mods)
+
+
+def fold_scaling(net: Network, x_mean, x_std, y_mean, y_std) -> Network:
+    """The network of ``x -> y_std * net((x - x_mean) / x_std) + y_mean``."""
+    from .network import Layer
+
+    x_std = np.asarray(x_std, dtype=np.float64)
+    x_mean = np.asarray(x_mean, dtype=np.float64)
+    out = net.with_input_affine(1.0 / x_std, -x_mean / x_std)
+    last = out.layers[-1]
+    y_std = np.asarray(y_std, dtype=np.float64)
+    new_last = Layer(last.W * y_std[:, None], last.b * y_std + np.asarray(y_mean, dtype=np.float64),
+                     last.activation, last.tau)
+    return out.with_layers((*out.layers[:-1], new_last))
+
+
+def _stats(a: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not scale:
+        return np.zeros(a.shape[1]), np.ones(a.shape[1])
+    mean, std = a.mean(axis=0), a.std(axis=0)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def train_mlp(X, Y, hidden: Sequence[int] = (32, 32), *, activation: str = "relu", tau: float = 1.0,
+              l1: float = 0.0, l2: float = 0.0, stability: float = 0.0, stability_eps: float = 0.1,
+              dropout: float = 0.0, epochs: int = 200, batch_size: int = 64, lr: float = 1e-3,
+              seed: int = 0, threads: int | None = None, validation: tuple | None = None,
+              scale_inputs: bool = True, scale_outputs: bool = True, checkpoint_every: int | None = None,
+              checkpoint_dir=None, on_checkpoint: Callable | None = None, input_names=None,
+              output_names=None) -> TrainedModel:
+    """Fit a ReLU (or clipped ReLU) MLP to tabular data; export it as a Network.
+
+    Inputs and outputs are standardised (z-scores) for training and the scaling is folded
+    into the exported Network (and every checkpoint), which therefore takes and returns
+    the original units. ``stability_eps`` and ``tau`` are in standardised units. Weight
+    penalties are on the standardised model too.
+    """
+    torch = _torch()
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ProblemError(f"X must be (n, d) and Y (n, m) with the same n; got {X.shape} and {Y.shape}")
+    xm, xs = _stats(X, scale_inputs)
+    ym, ys = _stats(Y, scale_outputs)
+    with _deterministic(torch, seed, threads):
+        module = build_mlp(X.shape[1], hidden, Y.shape[1], activation=activation, tau=tau, dropout=dropout)
+    kwargs = {"input_names": tuple(input_names) if input_names is not None else None,
+              "output_names": tuple(output_names) if output_names is not None else None}
+
+    def export(mod) -> Network:
+        raw = _default_checkpoint_network(mod)
+        folded = fold_scaling(raw, xm, xs, ym, ys)
+        return Network(folded.layers, source="reluopt.train", **kwargs)
+
+    checkpoints: list[Network] = []
+
+    def keep(epoch, net):
+        checkpoints.append(net)
+        if on_checkpoint is not None:
+            on_checkpoint(epoch, net)
+
+    val = None
+    if validation is not None:
+        Xv = np.asarray(validation[0], dtype=np.float64)
+        Yv = np.asarray(validation[1], dtype=np.float64).reshape(Xv.shape[0], -1)
+        val = ((Xv - xm) / xs, (Yv - ym) / ys)
+    history = fit(module, (X - xm) / xs, (Y - ym) / ys, epochs=epochs, batch_size=batch_size, lr=lr,
+                  l1=l1, l2=l2, stability=stability, stability_eps=stability_eps, seed=seed,
+                  threads=threads, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
+                  checkpoint_network=export, on_checkpoint=keep, validation=val)
+    with torch.no_grad():
+        network = export(module)
+    return TrainedModel(network, history, checkpoints, module,
+                        Path(checkpoint_dir) if checkpoint_dir is not None else None, (xm, xs), (ym, ys))
