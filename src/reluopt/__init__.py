@@ -16,6 +16,7 @@ from .errors import (
     SolverError,
     UnsupportedError,
 )
+from .lipschitz import lipschitz  # the function shadows the subpackage name on purpose
 from .methods import available_methods, solve
 from .network import Layer, Network
 from .problem import Domain, LeastSquares, Objective, OutputConstraints, Problem
@@ -36,5 +37,5 @@ __all__ = [
     "Domain", "Layer", "LayerBounds", "LeastSquares", "ModelError", "Network", "Objective",
     "OutputConstraints",
     "ParseError", "Problem", "ProblemError", "ReluoptError", "Result", "SolverError",
-    "UnsupportedError", "__version__", "available_methods", "compute_bounds", "load", "solve",
+    "UnsupportedError", "__version__", "available_methods", "compute_bounds", "lipschitz", "load", "solve",
 ]

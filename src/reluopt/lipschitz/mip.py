@@ -13,6 +13,7 @@ model of the paper. Stable neurons are fixed either way (their bounds are sound)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,9 +48,22 @@ def _rows(model: MilpModel, entries: list[tuple[np.ndarray, np.ndarray, np.ndarr
     model.add_rows(sp.csr_matrix((v, (r, c)), shape=(n, model.n_cols)), lo, hi)
 
 
+@dataclass
+class Layout:
+    """Where the backward pass lives in the model, to write a MIP start from a point."""
+
+    c: np.ndarray
+    q: float
+    z_cols: list[np.ndarray]
+    lam: list[np.ndarray] = field(default_factory=list)     # per hidden layer
+    mu: list[np.ndarray] = field(default_factory=list)      # -1: inactive (mu = 0)
+    g: np.ndarray | None = None
+    obj: tuple = ()
+
+
 def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds, c: np.ndarray,
                           q: float, realisable: bool = True):
-    """The MILP ``max ||grad (c . y)||_q`` (q in {1, inf}); returns (model, g_cols)."""
+    """The MILP ``max ||grad (c . y)||_q`` (q in {1, inf}); returns (model, g_cols, layout)."""
     if network.has_clipped:
         raise UnsupportedError("the Lipschitz MIP does not support clipped ReLU layers")
     if realisable:
@@ -66,6 +80,7 @@ def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds,
             cols[unstable] = model.add_columns(np.zeros(k), np.ones(k), np.ones(k, np.int8))
             z_cols.append(cols)
     lams, (g_lo, g_hi) = gradient_intervals(network, c, bounds)
+    layout = Layout(np.asarray(c, dtype=np.float64), q, z_cols, [None] * network.depth, [None] * network.depth)
     mu_next = None  # mu columns of layer l+1
     for l in range(network.depth - 1, -1, -1):
         L, U = bounds.lower[l][0], bounds.upper[l][0]
@@ -106,6 +121,7 @@ def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds,
                   np.full(k, -np.inf), -lo[idx])
             _rows(model, [(three, cols3, np.concatenate([np.ones(k), -np.ones(k), -hi[idx]]))],
                   -hi[idx], np.full(k, np.inf))
+        layout.lam[l], layout.mu[l] = lam, mu
         mu_next = mu
     d = network.input_dim
     g = model.add_columns(g_lo, g_hi)
@@ -114,12 +130,50 @@ def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds,
     Wt = sp.coo_matrix(W[keep].T)
     _rows(model, [(np.arange(d), g, np.ones(d)), (Wt.row, mu_next[keep][Wt.col], -Wt.data)],
           np.zeros(d), np.zeros(d))
-    _add_norm_objective(model, g, g_lo, g_hi, q)
+    layout.g = g
+    layout.obj = _add_norm_objective(model, g, g_lo, g_hi, q)
     model.stats["lipschitz_binaries"] = model.n_binaries
-    return model, g
+    return model, g, layout
 
 
-def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> None:
+def mip_start(model: MilpModel, layout: Layout, x: np.ndarray) -> np.ndarray:
+    """A full column vector for the region of ``x`` (forward pass, backward pass, norm).
+
+    The solver re-checks it; a start that violates a row by more than its tolerance is
+    simply ignored, so this only ever helps the primal side.
+    """
+    net = model.network
+    x = np.asarray(x, dtype=np.float64)
+    v = model.point_to_columns(x) if model.x_cols.size else np.zeros(model.n_cols)
+    pattern = [(g[0] > 0).astype(np.float64) for g in net.preactivations(x[None])]
+    for zc, p in zip(layout.z_cols, pattern, strict=True):
+        keep = zc >= 0
+        v[zc[keep]] = p[keep]
+    lam = net.layers[-1].W.T @ layout.c
+    for l in range(net.depth - 1, -1, -1):
+        v[layout.lam[l]] = lam
+        mu = pattern[l] * lam
+        cols = layout.mu[l]
+        keep = cols >= 0
+        v[cols[keep]] = mu[keep]
+        lam = net.layers[l].W.T @ mu
+    v[layout.g] = lam
+    if layout.q == 1.0:
+        idx, t, s = layout.obj
+        if len(idx):
+            v[t] = np.abs(lam[idx])
+            v[s] = (lam[idx] >= 0).astype(np.float64)
+    else:
+        t, wp, wn = layout.obj
+        i = int(np.argmax(np.abs(lam)))
+        v[t] = abs(lam[i])
+        v[wp] = 0.0
+        v[wn] = 0.0
+        v[wp[i] if lam[i] >= 0 else wn[i]] = 1.0
+    return v
+
+
+def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> tuple:
     model.cost = np.zeros(model.n_cols)
     mag = np.maximum(np.abs(g_lo), np.abs(g_hi))
     d = g.shape[0]
@@ -141,7 +195,8 @@ def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> None:
                   np.full(k, -np.inf), M)
             _rows(model, [(three, cols, np.concatenate([np.ones(k), np.ones(k), -M]))],
                   np.full(k, -np.inf), np.zeros(k))
-        return
+            return idx, t, s
+        return idx, np.zeros(0, np.int64), np.zeros(0, np.int64)
     if q == np.inf:
         G = float(mag.max())
         t = model.add_columns([0.0], [G], cost=np.ones(1))
@@ -158,7 +213,7 @@ def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> None:
               np.full(d, -np.inf), M)
         _rows(model, [(np.zeros(2 * d, np.int64), np.concatenate([wp, wn]), np.ones(2 * d))],
               [1.0], [1.0])
-        return
+        return t, wp, wn
     raise UnsupportedError("the linear MIP handles q = 1 or inf; use the MIQCQP for the l2 norm")
 
 

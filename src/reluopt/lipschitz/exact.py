@@ -1,0 +1,158 @@
+"""The exact phase: one MIP (p in {1, inf}, HiGHS or Gurobi) or MIQCQP (p = 2, SCIP) per
+target row, with the solver's dual bound traced over time and every incumbent pattern
+turned into an interior witness when it has one.
+
+Kept apart from ``lipschitz()`` so the driver only chains phases; the state that the
+phases share (best lower bound and its witness, history) lives in ``Search``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bounds import LayerBounds
+from .common import Target, interior_mask, interior_point, pattern_of
+
+#: The solver's bound is recorded in the history at most this often (seconds).
+TRACE_EVERY = 1.0
+
+
+@dataclass
+class Search:
+    """Shared state of one ``lipschitz()`` call."""
+
+    target: Target
+    start: float
+    deadline: float
+    lower: float = -math.inf
+    x: np.ndarray | None = None
+    upper: float = math.inf
+    history: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    progress: Callable | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.perf_counter(), 0.0)
+
+    def offer(self, x, value: float) -> None:
+        if x is not None and value > self.lower:
+            self.x, self.lower = x, value
+
+    def record(self, source: str, upper: float | None = None, **extra) -> None:
+        up = self.upper if upper is None else upper
+        now = self.elapsed()
+        self.history.append((now, self.lower, up, source))
+        if self.progress:
+            gap = (up - self.lower) / max(abs(up), 1e-12) if math.isfinite(self.lower) and math.isfinite(up) else None
+            self.progress({"elapsed": now, "method": source.split(":")[0], "incumbent": self.lower,
+                           "bound": up, "gap": gap, "phase": source, **extra})
+
+
+def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, realisable: bool,
+              solver: str = "highs", threads: int = 1) -> float:
+    """Solve the exact (or, with ``realisable=False``, the free-pattern) model for every row
+    in the time left; returns the certified upper bound (max over rows)."""
+    from ..milp.highs import solve_highs
+    from .mip import build_lipschitz_model, mip_start, solve_l2_scip, widen
+
+    target = search.target
+    net, dom = target.network, target.domain
+    rows = list(target.rows)
+    use_l2 = target.p == 2.0
+    done: list[float] = []
+    for k, row in enumerate(rows):
+        share = search.remaining() / (len(rows) - k)
+        if share <= 0.05:
+            done.append(uppers[k])
+            continue
+        label = f"{'miqcqp' if use_l2 else ('mip' if realisable else 'mip-upper')}:{target.labels[k]}"
+        model, g_cols, layout = build_lipschitz_model(net, dom, bounds, row, 1.0 if use_l2 else target.q,
+                                                      realisable)
+        search.stats.setdefault("mip_columns", []).append(model.n_cols)
+        search.stats.setdefault("mip_binaries", []).append(model.n_binaries)
+        if use_l2:
+            from .upper import gradient_intervals
+
+            if solver == "gurobi":
+                from .gurobi import solve_gurobi
+
+                out = solve_gurobi(model, time_limit=share, threads=threads, squares=g_cols)
+                values, bnd, st = out.values, (math.inf if out.bound is None else out.bound), out.status
+            else:
+                _, (glo, ghi) = gradient_intervals(net, row, bounds)
+                values, _, bnd, st = solve_l2_scip(model, g_cols, glo, ghi, share)
+            up_k = math.sqrt(max(widen(bnd), 0.0))
+            search.stats.setdefault("mip_status", []).append(str(st))
+        else:
+            start = None
+            if search.x is not None and dom.contains(search.x[None], tol=0.0)[0]:
+                start = mip_start(model, layout, search.x)
+            if solver == "gurobi":
+                from .gurobi import solve_gurobi
+
+                out = solve_gurobi(model, time_limit=share, threads=threads)
+            else:
+                last = [-math.inf]
+
+                def trace(primal, dual, nodes, _label=label, _k=k, _last=last):
+                    now = search.elapsed()
+                    if not math.isfinite(dual) or abs(dual) >= 1e30 or now - _last[0] < TRACE_EVERY:
+                        return
+                    _last[0] = now
+                    up_now = max((*done, min(uppers[_k], widen(dual))))
+                    search.record(_label, min(search.upper, up_now), nodes=nodes)
+
+                out = solve_highs(model, time_limit=share, mip_rel_gap=1e-6, mip_abs_gap=1e-9,
+                                  mip_start=start, threads=threads, on_progress=trace)
+            search.stats.setdefault("mip_status", []).append(out.status)
+            search.stats.setdefault("mip_nodes", []).append(out.nodes)
+            values = out.values
+            up_k = widen(out.bound) if out.bound is not None else math.inf
+            if out.status == "optimal" and out.bound is None and out.objective is not None:
+                up_k = widen(out.objective)
+        done.append(min(uppers[k], up_k))
+        if values is not None and realisable and model.x_cols.size:
+            search.offer(*witness(target, model.columns_to_point(values), pattern_from_solution(model, bounds, values)))
+        search.record(label, min(search.upper, max(done)))
+    return max(done) if done else math.inf
+
+
+def pattern_from_solution(model, bounds: LayerBounds, values: np.ndarray) -> list[np.ndarray]:
+    """The activation pattern the solver chose: stable neurons by their bounds, unstable
+    ones by their binaries (at a kink the point alone does not tell which side was used)."""
+    pattern = []
+    for l, zc in enumerate(model.z_cols):
+        p = (bounds.lower[l][0] >= 0).astype(np.int8)
+        has = zc >= 0
+        p[has] = (values[zc[has]] > 0.5).astype(np.int8)
+        pattern.append(p)
+    return pattern
+
+
+def witness(target: Target, x: np.ndarray, pattern: list[np.ndarray]):
+    """A point strictly inside the region of ``pattern`` and its gradient norm, or None.
+
+    Tries ``x`` itself, then the most interior point of the region (an LP); the point's own
+    pattern is re-checked by a forward pass.
+    """
+    net = target.network
+    for candidate in (x, None):
+        if candidate is None:
+            candidate, margin = interior_point(net, target.domain, pattern)
+            if candidate is None or margin <= 0:
+                return None, -math.inf
+            candidate = np.clip(candidate, target.domain.lb, target.domain.ub)
+        if not (interior_mask(net, candidate[None])[0]
+                and target.domain.contains(candidate[None], tol=0.0)[0]):
+            continue
+        if all(np.array_equal(a, b) for a, b in zip(pattern_of(net, candidate), pattern, strict=True)):
+            return candidate, float(target.norms(candidate[None])[0])
+    return None, -math.inf
