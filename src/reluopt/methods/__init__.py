@@ -27,6 +27,7 @@ METHODS: dict[str, str] = {
     "auto": "portfolio:solve_auto",
     "adam": "surfing:solve_adam",
     "surfing": "surfing:solve_surfing",
+    "miqp": "surfing_exact:solve_miqp",
 }
 
 

@@ -13,6 +13,7 @@ Everything is batched: rows are (target, start) pairs, one matrix call per step.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -96,6 +97,20 @@ def _targets(targets, network: Network, A) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- engine
+def _one_blas_thread(fn):
+    """Run ``fn`` with single-threaded BLAS: its products are small (starts x a few hundred
+    neurons), and on a loaded machine a threaded BLAS made them 40x slower (measured)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .region import single_threaded_blas
+
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 @dataclass
 class _Adam:
     """Adam, vectorised over rows (each row is its own optimisation)."""
@@ -131,14 +146,31 @@ def _grad(net: Network, x, T, A, a) -> np.ndarray:
     return net.gradient(x, R if A is None else R @ A)
 
 
-def _descend(net, x, T, A, a, lb, ub, steps, opt: _Adam, deadline) -> tuple[np.ndarray, int]:
-    opt.reset(x.shape)
+def _descend(net, x, T, A, a, lb, ub, steps, opt: _Adam, deadline, anneal: float = 1.0,
+             anneal_steps: int | None = None, reset: bool = True) -> tuple[np.ndarray, int]:
+    """``steps`` projected Adam steps; over the last ``anneal_steps`` (default: all) the step
+    size decays geometrically to ``anneal * lr``.
+
+    Why anneal: Adam's steps do not shrink with the gradient, so at a constant step size the
+    iterate jitters at distance ~lr from the minimiser. Every method anneals its final phase
+    the same way (Surfing's polish, the last stretch of each direct run), so budgets stay
+    comparable.
+    """
+    if reset:
+        opt.reset(x.shape)
+    base = opt.lr
+    n_anneal = steps if anneal_steps is None else min(max(int(anneal_steps), 0), steps)
+    first = steps - n_anneal
     done = 0
-    for _ in range(steps):
-        if time.perf_counter() >= deadline:
-            break
-        x = np.clip(opt.step(x, _grad(net, x, T, A, a)), lb, ub)
-        done += 1
+    try:
+        for k in range(steps):
+            if time.perf_counter() >= deadline:
+                break
+            opt.lr = base if k < first else base * anneal ** ((k - first) / max(n_anneal - 1, 1))
+            x = np.clip(opt.step(x, _grad(net, x, T, A, a)), lb, ub)
+            done += 1
+    finally:
+        opt.lr = base
     return x, done
 
 
@@ -170,8 +202,9 @@ def _results(method, net_T, xs, T, A, a, path, evals, seconds, extra=None) -> li
     return out
 
 
+@_one_blas_thread
 def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_per_checkpoint: int = 100,
-         polish_steps: int = 200, lr: float = 0.05, seed: int = 0,
+         polish_steps: int = 200, lr: float = 0.05, anneal: float = 1.0, reset: bool = True, seed: int = 0,
          time_limit: float | None = None) -> list[Result]:
     """Surfing over ``checkpoints`` (Networks or a folder), one Result per target.
 
@@ -193,10 +226,11 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
     path = []
     evals = 0
     for net in nets:
-        x, done = _descend(net, x, TT, A, a, lb, ub, steps_per_checkpoint, opt, deadline)
+        x, done = _descend(net, x, TT, A, a, lb, ub, steps_per_checkpoint, opt, deadline,
+                           reset=reset or net is nets[0])
         evals += done
         path.append(_values(net, x, TT, A, a))
-    x, done = _descend(net_T, x, TT, A, a, lb, ub, polish_steps, opt, deadline)
+    x, done = _descend(net_T, x, TT, A, a, lb, ub, polish_steps, opt, deadline, anneal=anneal, reset=reset)
     evals += done
     final = _values(net_T, x, TT, A, a)
     path.append(final)
@@ -206,12 +240,16 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
                     time.perf_counter() - start, {"checkpoints": len(nets), "starts": starts})
 
 
+@_one_blas_thread
 def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, steps: int = 500,
-           restarts: int = 1, lr: float = 0.05, seed: int = 0,
+           restarts: int = 1, lr: float = 0.05, anneal: float = 1.0, anneal_steps: int | None = None,
+           seed: int = 0,
            time_limit: float | None = None) -> list[Result]:
     """Adam directly on ``G_T``: ``starts`` starts, each split into ``restarts`` fresh random
     restarts of ``steps // restarts`` steps; the best point per target is kept. The gradient
-    budget is ``starts * steps`` per target, as for Surfing with the same numbers."""
+    budget is ``starts * steps`` per target, as for Surfing with the same numbers. The last
+    ``anneal_steps`` steps (split over the restarts; default a fifth) anneal the step size to
+    ``anneal * lr``, as Surfing's polish does."""
     if restarts < 1:
         raise ProblemError("restarts must be at least 1")
     limit = check_time_limit(time_limit)
@@ -222,12 +260,14 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
     rng = np.random.default_rng(seed)
     TT = np.repeat(T, starts, axis=0)
     opt = _Adam(lr)
+    tail = steps // 5 if anneal_steps is None else anneal_steps
     best_x = None
     best_v = np.full(k * starts, np.inf)
     evals = 0
     for _ in range(restarts):
         x = _starts(rng, k, starts, lb, ub)
-        x, done = _descend(network, x, TT, A, a, lb, ub, steps // restarts, opt, deadline)
+        x, done = _descend(network, x, TT, A, a, lb, ub, steps // restarts, opt, deadline, anneal=anneal,
+                           anneal_steps=tail // restarts)
         evals += done
         v = _values(network, x, TT, A, a)
         better = v < best_v
@@ -262,6 +302,7 @@ def _prepare(network, targets, A, a, box):
 
 
 # ----------------------------------------------------------------------------- registry entries
+@_one_blas_thread
 def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int = 0, progress=None,
                starts: int = 16, steps: int = 500, lr: float | None = None, **_) -> Result:
     """Multi-start projected Adam on any problem objective (linear or least squares).
@@ -305,25 +346,34 @@ def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | Non
 
 
 # ----------------------------------------------------------------------------- comparison
-def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, starts: int = 4,
+@_one_blas_thread
+def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, y_true=None, starts: int = 4,
                             steps_per_checkpoint: int = 50, polish_steps: int = 200,
-                            restarts: int = 4, lr: float = 0.05, seed: int = 0,
-                            success_value: float = 1e-6, success_distance: float = 1e-3) -> dict:
+                            restarts: int = 4, lr: float = 0.05, anneal: float = 1.0, reset: bool = True,
+                            seed: int = 0, success_value: float = 1e-6, success_distance: float = 1e-3,
+                            best_tol: float = 1e-4) -> dict:
     """Surfing vs direct Adam on ``G_T`` vs random restarts, at the same gradient budget.
 
     Returns ``{method: {"results": [...], "success": rate, "median_value": ...}}``. A run
     succeeds when its objective is below ``success_value``, or (with ``x_star`` known) its
-    latent is within ``success_distance`` of ``x_star``.
+    latent is within ``success_distance`` of ``x_star``. ``y_true`` (k, m): the signals behind
+    the targets (e.g. a digit before compression); adds ``median_rel_error``, the median of
+    ``||G_T(x) - y_true|| / ||y_true||``. ``best_rate``: the share of targets on which the
+    method's value is within ``best_tol * (1 + best)`` of the best value any method found
+    (the only success measure when the global minimum is unknown, e.g. held-out digits).
     """
     nets = load_checkpoints(checkpoints)
     steps = gradient_budget(len(nets), steps_per_checkpoint, polish_steps)
     runs = {
         "surfing": surf(nets, targets, box, A=A, starts=starts, steps_per_checkpoint=steps_per_checkpoint,
-                        polish_steps=polish_steps, lr=lr, seed=seed),
-        "direct": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps, lr=lr, seed=seed),
+                        polish_steps=polish_steps, lr=lr, anneal=anneal, reset=reset, seed=seed),
+        "direct": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps, lr=lr, anneal=anneal,
+                         anneal_steps=polish_steps, seed=seed),
         f"restarts{restarts}": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps,
-                                      restarts=restarts, lr=lr, seed=seed),
+                                      restarts=restarts, lr=lr, anneal=anneal, anneal_steps=polish_steps,
+                                      seed=seed),
     }
+    best = np.min([[r.value for r in results] for results in runs.values()], axis=0)
     out = {}
     for name, results in runs.items():
         values = np.array([r.value for r in results])
@@ -334,5 +384,15 @@ def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, s
             ok |= dist < success_distance
         out[name] = {"results": results, "success": float(np.mean(ok)),
                      "median_value": float(np.median(values)),
+                     "best_rate": float(np.mean(values <= best + best_tol * (1.0 + best))),
                      "gradient_evaluations": results[0].stats["gradient_evaluations"]}
+        if y_true is not None:
+            out[name]["median_rel_error"] = float(np.median(relative_errors(nets[-1], results, y_true)))
     return out
+
+
+def relative_errors(network: Network, results: Sequence[Result], y_true) -> np.ndarray:
+    """``||G(x) - y|| / ||y||`` per result: how well the signal is recovered (not just measured)."""
+    Y = np.atleast_2d(np.asarray(y_true, dtype=np.float64))
+    G = network.forward(np.array([r.x for r in results]))
+    return np.linalg.norm(G - Y, axis=1) / np.maximum(np.linalg.norm(Y, axis=1), 1e-300)
