@@ -238,6 +238,19 @@ def parse_linear_expression(text: str, n_outputs: int) -> tuple[np.ndarray, floa
     return coef, const
 
 
+def format_linear(c, d: float = 0.0) -> str:
+    """``'2*y[0] - y[3] + 0.5'`` from coefficients and a constant (the inverse of the parser)."""
+    text = ""
+    for k in np.nonzero(c)[0]:
+        v = float(c[k])
+        sign = "-" if v < 0 else "+"
+        mag = "" if abs(v) == 1.0 else f"{abs(v):g}*"
+        text += f" {sign} {mag}y[{k}]" if text else f"{'-' if v < 0 else ''}{mag}y[{k}]"
+    if d:
+        text += f" {'-' if d < 0 else '+'} {abs(d):g}"
+    return text or "0"
+
+
 def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
     """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` into a row ``(a, e)``: ``a.y <= e``."""
     m = re.fullmatch(r"(.+?)(<=|>=|=<|=>)(.+)", text.strip())
@@ -356,7 +369,7 @@ class Problem:
         if isinstance(self.objective, LeastSquares):
             raise ProblemError(
                 "this method needs an objective linear in the outputs, but the objective is "
-                "least squares; use a gradient-based method (surfing, adam)"
+                "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
             )
         s = self.objective.sign
         return s * self.objective.c, s * self.objective.d
@@ -407,6 +420,6 @@ class Problem:
         if nz.size == 1 and obj.c[nz[0]] == 1.0 and obj.d == 0.0:
             what = f"y[{nz[0]}]"
         else:
-            what = " + ".join(f"{obj.c[k]:g}*y[{k}]" for k in nz) + (f" + {obj.d:g}" if obj.d else "")
+            what = format_linear(obj.c, obj.d)
         cons = f", {self.constraints.count} output constraint(s)" if self.constraints else ""
         return f"{obj.sense} {what} over a {self.domain.dim}-d box of {self.network.describe()}{cons}"

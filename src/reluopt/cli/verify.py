@@ -1,0 +1,162 @@
+"""``reluopt verify``: decide a VNN-LIB property, or run a VNN-COMP instance list.
+
+    reluopt verify MODEL.onnx PROP.vnnlib [--timeout S] [--counterexample FILE]
+    reluopt verify --instances instances.csv [--results results.csv] [--timeout-scale F] [--limit N]
+
+Prints ``sat``, ``unsat`` or ``unknown``; exit 0 when decided, 1 when unknown, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ProblemError, ReluoptError
+from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
+from .common import ProgressLine, load_network
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "verify",
+        help="decide a VNN-LIB property (sat = counterexample found, unsat = proved)",
+        description=(
+            "Decide whether some input in the property's box makes the network's outputs "
+            "unsafe. 'sat' comes with a counterexample checked by a forward pass; 'unsat' "
+            "rests on certified bounds; otherwise 'unknown'. With --instances, run a "
+            "VNN-COMP instance list (CSV rows: onnx, vnnlib, timeout; paths relative to the CSV)."
+        ),
+        epilog="exit codes: 0 sat/unsat, 1 unknown, 2 bad input",
+    )
+    p.add_argument("model", nargs="?", help="network file (.onnx, .npz, ...)")
+    p.add_argument("property", nargs="?", help="VNN-LIB property file")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--counterexample", metavar="FILE",
+                   help="write the witness in VNN-COMP format when sat")
+    p.add_argument("--instances", metavar="CSV", help="VNN-COMP instance list to run")
+    p.add_argument("--results", metavar="CSV", help="write one row per instance here")
+    p.add_argument("--timeout-scale", type=float, default=1.0,
+                   help="multiply each instance's timeout (e.g. 0.25 for a quick pass)")
+    p.add_argument("--limit", type=int, default=None, help="run only the first N instances")
+    p.add_argument("--exact", choices=("auto", "bab", "mip", "none"), default="auto",
+                   help="complete method for what the fast paths leave open (default auto)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", "-q", action="store_true", help="no live progress line")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="print how the answer was reached (method, time per phase) on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.instances:
+        if args.model or args.property:
+            raise ProblemError("give either MODEL PROPERTY or --instances, not both")
+        return run_instances(args)
+    if not (args.model and args.property):
+        raise ProblemError("give MODEL and PROPERTY files (or --instances CSV)")
+    from ..io.vnnlib import format_counterexample, load_vnnlib
+    from ..verify import verify
+
+    if args.timeout <= 0:
+        raise ProblemError(f"--timeout must be positive, got {args.timeout}")
+    net = load_network(args.model)
+    prop = load_vnnlib(args.property)
+    line = ProgressLine(enabled=not args.quiet)
+    try:
+        verdict = verify(net, prop, timeout=args.timeout, seed=args.seed, progress=line, exact=args.exact)
+    finally:
+        line.close()
+    print(verdict.status)
+    if args.verbose:
+        _explain(verdict)
+    if args.counterexample:
+        text = format_counterexample(verdict.x, verdict.y) if verdict.status == "sat" else \
+            f"{verdict.status}\n"
+        Path(args.counterexample).write_text(text)
+    return EXIT_OK if verdict.status in ("sat", "unsat") else EXIT_NO_PROOF
+
+
+def _explain(verdict) -> None:
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in verdict.stats.get("phases", {}).items())
+    closed = ", ".join(f"{k} {v}" for k, v in verdict.stats.get("closed_by", {}).items())
+    print(f"{verdict.seconds:.2f}s, decided by {verdict.method or '-'}; pairs "
+          f"{verdict.stats.get('pairs', '?')} (closed by: {closed or '-'}); phases: {phases or '-'}",
+          file=sys.stderr)
+
+
+def read_instances(path) -> list[tuple[Path, Path, float]]:
+    """Rows ``onnx, vnnlib, timeout`` (a header row is skipped); paths relative to the CSV."""
+    path = Path(path)
+    if not path.exists():
+        raise ProblemError(f"{path}: no such file")
+    out = []
+    with path.open(newline="") as fh:
+        for i, row in enumerate(csv.reader(fh), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < 3:
+                raise ProblemError(f"{path}: line {i}: expected onnx, vnnlib, timeout; got {row}")
+            try:
+                timeout = float(row[2])
+            except ValueError:
+                if i == 1:
+                    continue  # header
+                raise ProblemError(f"{path}: line {i}: timeout {row[2]!r} is not a number") from None
+            out.append((path.parent / row[0].strip(), path.parent / row[1].strip(), timeout))
+    return out
+
+
+def run_instances(args) -> int:
+    from ..io.vnnlib import load_vnnlib
+    from ..verify import verify
+
+    instances = read_instances(args.instances)
+    if args.limit is not None:
+        instances = instances[: args.limit]
+    if args.timeout_scale <= 0:
+        raise ProblemError(f"--timeout-scale must be positive, got {args.timeout_scale}")
+    counts = {"sat": 0, "unsat": 0, "unknown": 0, "error": 0}
+    models: dict[Path, object] = {}
+    rows = []
+    start = time.perf_counter()
+    for k, (onnx, vnnlib, timeout) in enumerate(instances, start=1):
+        t0 = time.perf_counter()
+        method = ""
+        limit = timeout * args.timeout_scale
+        line = ProgressLine(enabled=not args.quiet)
+        try:
+            if onnx not in models:
+                models[onnx] = load_network(onnx)
+            prop = load_vnnlib(vnnlib)
+            verdict = verify(models[onnx], prop, timeout=limit, seed=args.seed, progress=line,
+                             exact=args.exact)
+            result, seconds, method = verdict.status, verdict.seconds, verdict.method
+        except ReluoptError as exc:
+            result, seconds = "error", time.perf_counter() - t0
+            line.close()
+            print(f"  error: {exc}", file=sys.stderr)
+        finally:
+            line.close()
+        counts[result] += 1
+        rows.append({"onnx": onnx.name, "vnnlib": vnnlib.name, "timeout": f"{limit:g}",
+                     "result": result, "seconds": f"{seconds:.3f}", "method": method})
+        running = " ".join(f"{key} {v}" for key, v in counts.items() if v or key != "error")
+        print(f"[{k}/{len(instances)}] {onnx.stem} {vnnlib.stem}: {result} {seconds:.2f}s "
+              f"({running})", flush=True)
+        if args.results:
+            _write_results(args.results, rows)
+    print(f"done: {len(instances)} instances in {time.perf_counter() - start:.1f}s: "
+          + ", ".join(f"{key} {v}" for key, v in counts.items()))
+    if counts["error"]:
+        return EXIT_USAGE
+    return EXIT_NO_PROOF if counts["unknown"] else EXIT_OK
+
+
+def _write_results(path, rows) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["onnx", "vnnlib", "timeout", "result", "seconds", "method"])
+        w.writeheader()
+        w.writerows(rows)
+
