@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from reluopt import Network
+
 # Deterministic property tests: the same examples on every run and every machine.
 settings.register_profile("reluopt", derandomize=True, print_blob=True)
 settings.load_profile("reluopt")
-
-from reluopt import Network
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

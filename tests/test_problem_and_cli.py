@@ -69,6 +69,19 @@ def test_solve_cli_end_to_end(model_file, tmp_path, capsys):
     assert json.loads(out.read_text())["value"] == pytest.approx(data["value"], abs=1e-6)
 
 
+def test_negative_option_values_need_no_equals_sign(model_file, tmp_path):
+    net, path = model_file
+    out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["solve", path, "--box", "-1,1", "--minimize", "-y[0] + y[1]", "--json", str(out_a),
+                 "--quiet"]) == 0
+    assert main(["solve", path, "--box=-1,1", "--maximize", "y[0] - y[1]", "--json", str(out_b),
+                 "--quiet"]) == 0
+    a, b = json.loads(out_a.read_text()), json.loads(out_b.read_text())
+    assert a["value"] == pytest.approx(-b["value"], abs=1e-6)
+    y = net.forward(np.array(a["x"]))
+    assert a["value"] == pytest.approx(-y[0] + y[1], abs=1e-9)
+
+
 def test_infeasible_exit_code(model_file, capsys):
     _, path = model_file
     code = main(["solve", path, "--box=-1,1", "--maximize", "0", "--constraint", "y[0] >= 1e6", "--quiet"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from ..errors import ReluoptError
@@ -50,9 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with a minus sign (``--box -3,3``, ``--minimize -y[0]``).
+VALUE_OPTIONS = frozenset({"--box", "--maximize", "--minimize", "--objective", "--constraint"})
+_NEGATIVE_VALUE = re.compile(r"^-[\d.(y]")
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """Rewrite ``--box -3,3`` as ``--box=-3,3``: argparse would take ``-3,3`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in VALUE_OPTIONS and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

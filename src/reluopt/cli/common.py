@@ -141,8 +141,19 @@ def format_progress(info: dict) -> str:
     for key in ("nodes", "open", "nodes_per_s", "phase"):
         if key in info and info[key] is not None:
             value = info[key]
-            parts.append(f"{key.replace('_', '/')} {value:.0f}" if isinstance(value, float) else f"{key} {value}")
+            label = "nodes/s" if key == "nodes_per_s" else key
+            parts.append(f"{label} {value:.0f}" if isinstance(value, float) else f"{label} {value}")
     return "  ".join(parts)
+
+
+def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``A, b`` of ``A x <= b`` from a JSON file ``{"A": [[...]], "b": [...]}`` (``--polytope``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return np.asarray(data["A"], dtype=np.float64), np.asarray(data["b"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"--polytope {path!r}: cannot read it ({exc}); expected JSON "
+                         "{\"A\": [[...]], \"b\": [...]}") from None
 
 
 def write_json(target: str, payload) -> None:

@@ -11,8 +11,16 @@ import math
 import sys
 from pathlib import Path
 
-from ..errors import ParseError, ProblemError
-from .common import BOX_HELP, add_objective_arguments, load_network, objective_kwargs, parse_box, write_json
+from ..errors import ProblemError
+from .common import (
+    BOX_HELP,
+    add_objective_arguments,
+    load_network,
+    objective_kwargs,
+    parse_box,
+    read_polytope,
+    write_json,
+)
 
 EPILOG = """examples:
   reluopt compare net.onnx --box=0,1 --maximize 0 --methods ppga-lr,sampling,walk,mip --time-limit 10
@@ -46,20 +54,6 @@ def register(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _polytope(path: str):
-    """``A, b`` from a JSON file ``{"A": [[...]], "b": [...]}`` (as ``reluopt solve --polytope``)."""
-    import json
-
-    import numpy as np
-
-    try:
-        data = json.loads(Path(path).read_text())
-        return np.asarray(data["A"], dtype=np.float64), np.asarray(data["b"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParseError(f"--polytope {path!r}: cannot read it ({exc}); expected JSON "
-                         "{\"A\": [[...]], \"b\": [...]}") from None
-
-
 def _fmt(v, digits: int = 6) -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}g}"
 
@@ -130,7 +124,7 @@ def run(args) -> int:
     lb, ub = parse_box(args.box, net.input_dim)
     A = b = None
     if args.polytope:
-        A, b = _polytope(args.polytope)
+        A, b = read_polytope(args.polytope)
     problem = Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
                             name=Path(args.model).name, **objective_kwargs(args))
     check_time_limit(args.time_limit)

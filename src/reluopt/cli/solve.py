@@ -13,7 +13,15 @@ import numpy as np
 from ..errors import ParseError
 from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL
 from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
-from .common import BOX_HELP, ProgressLine, add_objective_arguments, load_network, objective_kwargs, parse_box
+from .common import (
+    BOX_HELP,
+    ProgressLine,
+    add_objective_arguments,
+    load_network,
+    objective_kwargs,
+    parse_box,
+    read_polytope,
+)
 
 DESCRIPTION = """\
 Find the input x in a box (optionally with A x <= b) that maximises or minimises a linear
@@ -95,15 +103,6 @@ def _vector_arg(text: str, dim: int, what: str) -> np.ndarray:
     return x
 
 
-def _polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        data = json.loads(Path(path).read_text())
-        return np.asarray(data["A"], dtype=np.float64), np.asarray(data["b"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParseError(f"--polytope {path!r}: cannot read it ({exc}); expected JSON "
-                         "{\"A\": [[...]], \"b\": [...]}") from None
-
-
 def run(args) -> int:
     from ..methods import get_method
     from ..problem import Problem
@@ -112,7 +111,7 @@ def run(args) -> int:
     lb, ub = parse_box(args.box, net.input_dim)
     A = b = None
     if args.polytope:
-        A, b = _polytope(args.polytope)
+        A, b = read_polytope(args.polytope)
     problem = Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
                             name=Path(args.model).name, **objective_kwargs(args))
     options = parse_options(args.option)

@@ -797,6 +797,9 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
         progress({**info, **counts})
 
     anytime = Anytime(problem, "bab", time_limit, None if progress is None else report)
+    if incumbent is not None:   # the caller's warm start is credited to itself in the history
+        anytime.offer(np.clip(np.asarray(incumbent, dtype=np.float64).reshape(1, -1), dom.lb, dom.ub),
+                      "incumbent")
 
     def on_incumbent(x, value):
         anytime.offer(x[None, :], "bab")
