@@ -156,6 +156,23 @@ def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
                          "{\"A\": [[...]], \"b\": [...]}") from None
 
 
+def load_domain(args):
+    """``(network, lb, ub, A, b)`` from ``args.model``, ``--box`` and ``--polytope`` (if any)."""
+    net = load_network(args.model)
+    lb, ub = parse_box(args.box, net.input_dim)
+    A, b = read_polytope(args.polytope) if getattr(args, "polytope", None) else (None, None)
+    return net, lb, ub, A, b
+
+
+def problem_from_args(args):
+    """The Problem that ``solve`` and ``compare`` share: domain, objective, ``--constraint``."""
+    from ..problem import Problem
+
+    net, lb, ub, A, b = load_domain(args)
+    return Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
+                         name=Path(args.model).name, **objective_kwargs(args))
+
+
 def write_json(target: str, payload) -> None:
     """Write ``payload`` as JSON to a file, or to stdout for '-'."""
     text = json.dumps(payload, indent=2)

@@ -15,10 +15,7 @@ from ..errors import ProblemError
 from .common import (
     BOX_HELP,
     add_objective_arguments,
-    load_network,
-    objective_kwargs,
-    parse_box,
-    read_polytope,
+    problem_from_args,
     write_json,
 )
 
@@ -116,17 +113,10 @@ def plot(results, path: str, title: str, time_limit: float, sense: str = "max") 
 # ----------------------------------------------------------------------------- command
 def run(args) -> int:
     from ..methods import get_method
-    from ..problem import Problem
     from ..result import check_time_limit
     from . import EXIT_OK
 
-    net = load_network(args.model)
-    lb, ub = parse_box(args.box, net.input_dim)
-    A = b = None
-    if args.polytope:
-        A, b = read_polytope(args.polytope)
-    problem = Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
-                            name=Path(args.model).name, **objective_kwargs(args))
+    problem = problem_from_args(args)
     check_time_limit(args.time_limit)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ParseError
 from . import EXIT_NO_PROOF, EXIT_OK
-from .common import BOX_HELP, ProgressLine, load_network, parse_box, read_polytope, write_json
+from .common import BOX_HELP, ProgressLine, load_domain, write_json
 
 DESCRIPTION = """\
 Bound the local Lipschitz constant of f(x) = c . y(x) over an input box, for the input norm
@@ -112,11 +112,7 @@ def parse_objective(text: str, n_outputs: int) -> np.ndarray:
 def run(args) -> int:
     from ..lipschitz import lipschitz
 
-    net = load_network(args.model)
-    lb, ub = parse_box(args.box, net.input_dim)
-    A = b = None
-    if args.polytope:
-        A, b = read_polytope(args.polytope)
+    net, lb, ub, A, b = load_domain(args)
     c = parse_objective(args.objective, net.output_dim) if args.objective is not None else None
     line = ProgressLine(enabled=not args.quiet)
     try:

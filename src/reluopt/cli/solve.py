@@ -17,10 +17,7 @@ from .common import (
     BOX_HELP,
     ProgressLine,
     add_objective_arguments,
-    load_network,
-    objective_kwargs,
-    parse_box,
-    read_polytope,
+    problem_from_args,
 )
 
 DESCRIPTION = """\
@@ -105,15 +102,9 @@ def _vector_arg(text: str, dim: int, what: str) -> np.ndarray:
 
 def run(args) -> int:
     from ..methods import get_method
-    from ..problem import Problem
 
-    net = load_network(args.model)
-    lb, ub = parse_box(args.box, net.input_dim)
-    A = b = None
-    if args.polytope:
-        A, b = read_polytope(args.polytope)
-    problem = Problem.build(net, lb, ub, constraints=args.constraint or None, A=A, b=b,
-                            name=Path(args.model).name, **objective_kwargs(args))
+    problem = problem_from_args(args)
+    net = problem.network
     options = parse_options(args.option)
     if args.bounds is not None:
         options["bounds"] = args.bounds

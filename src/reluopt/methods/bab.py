@@ -17,16 +17,17 @@ disjunct). Best-first search over sub-boxes:
   from each new incumbent (``methods.region``: the exact best point of its linear region);
   the incumbent is always a forward-checked point.
 * **branching** (``branching=``): ``"auto"`` (default) is ``"fsb"`` for one objective row
-  and ``"trial"`` for a min over several rows (verification's disjuncts). ``"fsb"`` scores the split of every dimension by
+  and ``"trial"`` for a min over several rows (verification's disjuncts, where fsb's
+  single-row scores misjudge the split). ``"fsb"`` scores the split of every dimension by
   cheap bounds of both children (the parent's neuron bounds, CROWN on the objective only),
   keeps the split whose worse child has the lowest bound, and fully bounds only those two
   children. ``"trial"`` does the same with full bounds of all ``2 d`` children (``d`` times
-  the bounding cost). Measured best (ACAS Xu over the prop_1 box: fsb 1.2 to 4 times
-  faster than trial, lambda/gradient/widest do not finish in 15 s; see
-  benchmarks/bench_bab.py --sections branching). No dimension is split while it is
-  ``MAX_ASPECT`` times narrower than the widest, which stops a rule from shaving one
-  dimension forever while the bound waits on another (it can still stall between the
-  aspect cap and tiny gains: ACAS Xu 5_6 and 5_8 over the prop_1 box).
+  the bounding cost). Measured (ACAS Xu over the prop_1 box: fsb 1.2 to 4 times faster
+  than trial, lambda/gradient/widest do not finish in 15 s; see benchmarks/bench_bab.py
+  --sections branching). No dimension is split while it is ``MAX_ASPECT`` times narrower
+  than the widest, which stops a rule from shaving one dimension forever while the bound
+  waits on another (it can still stall between the aspect cap and tiny gains: ACAS Xu 5_6
+  and 5_8 over the prop_1 box).
   ``"lambda"`` (alias ``"smear"``)
   takes the dimension maximising ``|Lam_i| * width_i`` of the node's CROWN linear bound,
   ``"gradient"`` maximises ``|df/dx_i (centre)| * width_i`` and ``"widest"`` the widest
