@@ -16,9 +16,10 @@ disjunct). Best-first search over sub-boxes:
   linear bounds, then a few projected gradient steps from the best of them, and region LPs
   from each new incumbent (``methods.region``: the exact best point of its linear region);
   the incumbent is always a forward-checked point.
-* **branching** (``branching=``): ``"auto"`` (default) is ``"fsb"`` for one objective row
-  and ``"trial"`` for a min over several rows (verification's disjuncts, where fsb's
-  single-row scores misjudge the split). ``"fsb"`` scores the split of every dimension by
+* **branching** (``branching=``): ``"auto"`` (default) is ``"fsb"`` for one objective row,
+  switching to ``"trial"`` after ``AUTO_SWITCH_NODES`` nodes, and ``"trial"`` for a min
+  over several rows (verification's disjuncts, where fsb's single-row scores misjudge the
+  split). ``"fsb"`` scores the split of every dimension by
   cheap bounds of both children (the parent's neuron bounds, CROWN on the objective only),
   keeps the split whose worse child has the lowest bound, and fully bounds only those two
   children. ``"trial"`` does the same with full bounds of all ``2 d`` children (``d`` times
@@ -92,6 +93,12 @@ BRANCHING = ("auto", "trial", "fsb", "lambda", "gradient", "widest")
 _BRANCHING_ALIASES = {"smear": "lambda"}
 #: A node's split dimension is at most this many times narrower than its widest (relative).
 MAX_ASPECT = 256.0
+
+#: ``branching="auto"`` with one objective row starts with fsb and switches to trial after
+#: this many nodes: fsb is up to 2x faster on easy boxes, but its cheap scores can stall
+#: (ACAS Xu 5_6 and 5_8 over the prop_1 box: open after 60 s with fsb alone, closed in
+#: 2 to 3 s by trial).
+AUTO_SWITCH_NODES = 2000
 #: Split gains (fsb/trial) below this fraction of the node's gap count as none. Off: 1e-4
 #: unstuck ACAS Xu 5_8 but left 17 of 45 prop_1 proofs open in 5 s instead of 4 (benchmarks/
 #: out/bab_gainfloor_1e-4.md), and 1e-3 or 1e-2 lose ACAS Xu 1_1 (optimal in 3 s -> open at 30 s).
@@ -154,11 +161,14 @@ class _Engine:
         branching = _BRANCHING_ALIASES.get(branching, branching)
         if branching not in BRANCHING:
             raise ProblemError(f"unknown branching rule {branching!r}; choose from {', '.join(BRANCHING)}")
+        self.switch_at = math.inf
         if branching == "auto":
             # fsb scores splits with single-row bounds, which misjudge a min over several
             # rows: ACAS Xu 1_1 prop_2 (max-min of 4 rows) closes in 1.2 s with trial and
             # stays open after 60 s with fsb
             branching = "fsb" if C.shape[0] == 1 else "trial"
+            if branching == "fsb":
+                self.switch_at = AUTO_SWITCH_NODES
         self.branching = branching
         self.C, self.e = C, e
         self.s = C.shape[0]
@@ -555,6 +565,9 @@ class _Engine:
 
     def _step(self) -> None:
         """Pop a batch of the most promising nodes, split, bound the children, push."""
+        if self.nodes >= self.switch_at:
+            self.branching, self.switch_at = "trial", math.inf
+            self.stats["branching"] = "fsb, then trial"
         per_node = 2 * (self.net.input_dim if self.branching == "trial" else 1)
         k = max(1, min(len(self.heap), self.batch_size // per_node))
         if self.branching == "fsb":          # cap the cheap trial children at 8 batches' worth
