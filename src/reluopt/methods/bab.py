@@ -42,10 +42,13 @@ Supported combinations (``solve_bab``): objective ``max``/``min c . y + d`` over
 box; optional ``A x <= b`` (nodes entirely outside are pruned, the rest bounded with the
 Lagrangian term); optional output constraints ``C_out y <= e_out`` (nodes where one row
 provably fails are pruned; an incumbent satisfies all rows within ``FEASIBILITY_TOL``).
-With constraints (single objective row), a node where the constraints are still undecided
-and at most ``leaf_unstable`` (12) neurons are unstable is handed to the big-M MIP on its
-sub-box, built on the node's neuron bounds (``leaf_mip=True``, default): input splitting
-alone would chase the constraint boundary for many levels. A node HiGHS closes counts with
+With a single objective row, a node with at most ``leaf_unstable`` (12) unstable neurons
+is handed to the big-M MIP on its sub-box (when the gap tolerances, at least 1e-5, or a
+``stop_below`` threshold can absorb the MIP's 1e-6 margin), built on the node's neuron bounds
+(``leaf_mip=True``, default): input splitting alone would chase a constraint boundary, or
+the last unstable neurons near a flat optimum, for many levels (ACAS Xu 1_1, max Y_0 over
+the prop_1 box to a relative gap of 1e-4: open after 60 s and 650k nodes without hand-off,
+closed in 8 s and 900 nodes with it). A node HiGHS closes counts with
 its MIP bound plus a 1e-6 relative margin. Boxes that reach ``min_width`` undecided are
 frozen: their bound counts in the certified bound, so the answer is sound, and the status
 is then ``feasible`` rather than ``optimal`` if the gap stays open. Least-squares
@@ -99,6 +102,9 @@ MAX_ASPECT = 256.0
 #: (ACAS Xu 5_6 and 5_8 over the prop_1 box: open after 60 s with fsb alone, closed in
 #: 2 to 3 s by trial).
 AUTO_SWITCH_NODES = 2000
+
+#: Relative margin added to a leaf MIP's bound for HiGHS's feasibility tolerances.
+LEAF_MIP_MARGIN = 1e-6
 #: Split gains (fsb/trial) below this fraction of the node's gap count as none. Off: 1e-4
 #: unstuck ACAS Xu 5_8 but left 17 of 45 prop_1 proofs open in 5 s instead of 4 (benchmarks/
 #: out/bab_gainfloor_1e-4.md), and 1e-3 or 1e-2 lose ACAS Xu 1_1 (optimal in 3 s -> open at 30 s).
@@ -182,6 +188,9 @@ class _Engine:
         self.min_width = float(min_width)
         self.leaf_mip = leaf_mip
         self.leaf_unstable = int(leaf_unstable)
+        # a leaf MIP's bound carries a margin of LEAF_MIP_MARGIN (1 + |bound|); hand nodes off
+        # only when the stopping rule can absorb it (else boxes shrink until CROWN is exact)
+        self.handoff_fits = (stop_below is not None or max(self.abs_gap, self.rel_gap) >= 10 * LEAF_MIP_MARGIN)
         self.on_incumbent, self.on_bound, self.should_stop = on_incumbent, on_bound, should_stop
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
@@ -196,7 +205,6 @@ class _Engine:
         self.pruned_max = -math.inf      # max bound of nodes dropped by the incumbent or thresholds
         self.frozen_max = -math.inf      # max bound of tiny leaves left undecided
         self.closed_max = -math.inf      # max bound of nodes closed by the MIP
-        self._undecided = None
         self.nodes = 0
         self.history: list = []
         self.stats = {"pruned": 0, "infeasible": 0, "frozen": 0, "leaf_mip": 0, "batches": 0,
@@ -311,12 +319,9 @@ class _Engine:
         obj = upper[:, :self.s]
         j = np.argmin(obj, axis=1)
         ub = obj[np.arange(B), j]
-        infeasible, inside = self._box_position(lo, hi)
-        undecided = ~inside
+        infeasible, _ = self._box_position(lo, hi)
         if self.k:
             infeasible |= np.any(upper[:, self.s:self.s + self.k] < 0, axis=1)
-            undecided |= np.any(upper[:, self.s + self.k:] > 0, axis=1)
-        self._undecided = undecided
         # linear coefficients of the best row (for smear branching): recompute cheaply
         lam = self._row_lam(nb, j) if self.branching == "lambda" else np.zeros_like(lo)
         xstars = xs[:, :self.s]
@@ -463,10 +468,9 @@ class _Engine:
         self._primal(lo, hi, xstars)
         out = []
         tiny = np.all(hi - lo <= self.min_width * self.root_w, axis=1)
-        undecided = self._undecided
         handoff = np.zeros(lo.shape[0], dtype=bool)
-        if self.leaf_mip and self.s == 1 and (self.k or self.p) and np.any(undecided):
-            handoff = undecided & (nb.unstable(self.net) <= self.leaf_unstable)
+        if self.leaf_mip and self.s == 1 and self.handoff_fits:
+            handoff = nb.unstable(self.net) <= self.leaf_unstable
         for i in range(lo.shape[0]):
             if infeasible[i]:
                 self.stats["infeasible"] += 1
@@ -659,7 +663,6 @@ class _Engine:
         self.nodes += lo2.shape[0]
         pick = self._pick(nodes, lo, hi, ub, inf)
         sel = ((2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]).reshape(-1)
-        self._undecided = self._undecided[sel]
         out = (ub[sel], lam[sel], xs[sel], inf[sel], nb.select(sel), None if mult is None else mult[sel])
         return lo2[sel], hi2[sel], [parents[i] for i in sel], out
 
@@ -712,7 +715,7 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
     if out.bound is None or not math.isfinite(out.bound):
         return None
     # HiGHS works to tolerances of about 1e-6: widen its bound accordingly
-    return float(out.bound) + 1e-6 * (1.0 + abs(out.bound)), out.status == "optimal"
+    return float(out.bound) + LEAF_MIP_MARGIN * (1.0 + abs(out.bound)), out.status == "optimal"
 
 
 # ---------------------------------------------------------------------------- public API
