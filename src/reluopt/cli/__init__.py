@@ -77,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from ..methods.region import single_threaded_blas
+
     try:
-        return int(args.func(args) or 0)
+        # one BLAS thread: reluopt's products are small batches, where a threaded BLAS only
+        # adds spinning threads (30-40x slower on a loaded machine, benchmarks/PROFILE_local_search.md)
+        with single_threaded_blas():
+            return int(args.func(args) or 0)
     except ReluoptError as exc:
         print(f"reluopt {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
