@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .io.vnnlib import Disjunct
-from .methods.bab_bounds import backsubstitute, best_output_bounds, node_bounds
+from .methods.bab_bounds import backsubstitute, best_output_bounds, down32, node_bounds, up32
 from .network import Network
 
 
@@ -36,16 +36,6 @@ class SplitOutcome:
     upper: np.ndarray
     nodes: int
     frozen: int
-
-
-def _down32(a: np.ndarray) -> np.ndarray:
-    f = a.astype(np.float32)
-    return np.where(f > a, np.nextafter(f, np.float32(-np.inf)), f)
-
-
-def _up32(a: np.ndarray) -> np.ndarray:
-    f = a.astype(np.float32)
-    return np.where(f < a, np.nextafter(f, np.float32(np.inf)), f)
 
 
 class _Tree:
@@ -96,7 +86,7 @@ class _Tree:
                 self.frozen += 1
                 self.frozen_max = np.maximum(self.frozen_max, np.where(is_open[i], dub[i], -np.inf))
                 continue
-            prior = ([_down32(L[i]) for L in nb.lower], [_up32(U[i]) for U in nb.upper])
+            prior = ([down32(L[i]) for L in nb.lower], [up32(U[i]) for U in nb.upper])
             node = (lo[i].copy(), hi[i].copy(), prior, dub[i].copy(), is_open[i].copy(), int(dims[i]))
             self.counter += 1
             heapq.heappush(self.heap, (-float(dub[i][is_open[i]].max()), self.counter, node))

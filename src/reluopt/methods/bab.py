@@ -86,7 +86,7 @@ from ..result import (
     Result,
     interruptible,
 )
-from .bab_bounds import best_output_bounds, node_bounds, output_bounds
+from .bab_bounds import best_output_bounds, down32, node_bounds, output_bounds, up32
 
 #: Outcome statuses of the engine beyond reluopt.result's: stopped by stop_above / stop_below.
 ABOVE = "above"
@@ -134,17 +134,6 @@ class _Node:
     prior: tuple                 # parent-inherited neuron bounds (lowers, uppers), float32
     mult: np.ndarray | None      # Lagrange multipliers (lam_j, mu_k, nu_i)
     depth: int = 0
-
-
-def _down32(a: np.ndarray) -> np.ndarray:
-    """Round to float32 towards -inf (to store a lower bound compactly and soundly)."""
-    f = a.astype(np.float32)
-    return np.where(f > a, np.nextafter(f, np.float32(-np.inf)), f)
-
-
-def _up32(a: np.ndarray) -> np.ndarray:
-    f = a.astype(np.float32)
-    return np.where(f < a, np.nextafter(f, np.float32(np.inf)), f)
 
 
 class _Engine:
@@ -475,7 +464,7 @@ class _Engine:
             if infeasible[i]:
                 self.stats["infeasible"] += 1
                 continue
-            prior = ([_down32(L[i]) for L in nb.lower], [_up32(U[i]) for U in nb.upper])
+            prior = ([down32(L[i]) for L in nb.lower], [up32(U[i]) for U in nb.upper])
             depth = 0 if parents is None else parents[i].depth + 1
             self.stats["max_depth"] = max(self.stats["max_depth"], depth)
             node = _Node(lo[i].copy(), hi[i].copy(), float(ub[i]), lam[i], prior,

@@ -214,3 +214,15 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
         last = network.layers[-1]
         v = (h @ last.W.T + last.b).reshape(B, r, -1)
     return upper, x_star, v
+
+
+def down32(a: np.ndarray) -> np.ndarray:
+    """Round to float32 towards -inf (stores a lower bound compactly and soundly)."""
+    f = a.astype(np.float32)
+    return np.where(f > a, np.nextafter(f, np.float32(-np.inf)), f)
+
+
+def up32(a: np.ndarray) -> np.ndarray:
+    """Round to float32 towards +inf (stores an upper bound compactly and soundly)."""
+    f = a.astype(np.float32)
+    return np.where(f < a, np.nextafter(f, np.float32(np.inf)), f)
