@@ -142,3 +142,23 @@ def test_help_explains_every_option(capsys):
     for option in ("--box", "--maximize", "--minimize", "--constraint", "--method", "--time-limit",
                    "--json", "--bounds", "--incumbent", "--polytope", "exit codes"):
         assert option in text
+
+
+@pytest.mark.parametrize("command", [["solve", "--maximize", "0", "--time-limit", "10", "--quiet"], ["bounds"]])
+def test_json_to_stdout_is_pure_json(model_file, command, capsys):
+    _, path = model_file
+    assert main([command[0], path, "--box=-1,1", *command[1:], "--json", "-"]) in (0, 1)
+    captured = capsys.readouterr()
+    json.loads(captured.out)            # nothing but the JSON document on stdout
+    assert captured.err.strip()         # the human-readable report went to stderr
+
+
+def test_solver_banner_is_kept_off_stdout(capfd):
+    import os
+
+    from reluopt.milp.highs import _silenced_stdout_fd
+
+    with _silenced_stdout_fd():
+        os.write(1, b"Running HiGHS banner\n")
+    os.write(1, b"after\n")
+    assert capfd.readouterr().out == "after\n"

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import ProblemError
-from .common import BOX_HELP, load_network, parse_box, write_json
+from .common import BOX_HELP, load_network, parse_box, report_stream, write_json
 
 METHODS = ("ibp", "crown", "lp-obbt", "mip-obbt")
 
@@ -62,25 +62,26 @@ def run(args) -> int:
     for m in methods:
         if m not in METHODS:
             raise ProblemError(f"unknown bound method {m!r}; choose from {', '.join(METHODS)}")
-    print(f"{args.model}: {net.describe()}, box of {net.input_dim} inputs")
+    out = report_stream(args)
+    print(f"{args.model}: {net.describe()}, box of {net.input_dim} inputs", file=out)
     payload = {"model": str(args.model), "lb": lb.tolist(), "ub": ub.tolist(), "methods": {}}
     for m in methods:
         t = time.perf_counter()
         b = compute(net, lb, ub, m, args.time_limit)
         seconds = time.perf_counter() - t
         stab = b.stability(net)
-        print(f"\n{m} ({seconds:.3f} s)")
+        print(f"\n{m} ({seconds:.3f} s)", file=out)
         print(f"  {'layer':>5} {'neurons':>8} {'inactive':>9} {'active':>7} {'unstable':>9} "
-              f"{'mean width':>11} {'max big-M':>10}")
+              f"{'mean width':>11} {'max big-M':>10}", file=out)
         for s in stab:
             active = s["active"] + s["saturated"]
             print(f"  {s['layer']:>5} {s['neurons']:>8} {s['inactive']:>9} {active:>7} {s['unstable']:>9} "
-                  f"{s['sum_range'] / max(s['neurons'], 1):>11.4g} {s['max_bigM']:>10.4g}")
+                  f"{s['sum_range'] / max(s['neurons'], 1):>11.4g} {s['max_bigM']:>10.4g}", file=out)
         total = sum(s["neurons"] for s in stab)
         unstable = sum(s["unstable"] for s in stab)
-        print(f"  stable {total - unstable}/{total} neurons ({(total - unstable) / max(total, 1):.1%})")
+        print(f"  stable {total - unstable}/{total} neurons ({(total - unstable) / max(total, 1):.1%})", file=out)
         for k in range(net.output_dim):
-            print(f"  y[{k}] in [{b.out_lower[0, k]:.6g}, {b.out_upper[0, k]:.6g}]")
+            print(f"  y[{k}] in [{b.out_lower[0, k]:.6g}, {b.out_upper[0, k]:.6g}]", file=out)
         payload["methods"][m] = {
             "seconds": seconds,
             "layers": stab,

@@ -173,6 +173,11 @@ def problem_from_args(args):
                          name=Path(args.model).name, **objective_kwargs(args))
 
 
+def report_stream(args):
+    """Where the human-readable report goes: stderr when ``--json -`` claims stdout."""
+    return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
+
+
 def write_json(target: str, payload) -> None:
     """Write ``payload`` as JSON to a file, or to stdout for '-'."""
     text = json.dumps(payload, indent=2)

@@ -16,6 +16,7 @@ from .common import (
     BOX_HELP,
     add_objective_arguments,
     problem_from_args,
+    report_stream,
     write_json,
 )
 
@@ -127,8 +128,9 @@ def run(args) -> int:
     for name, fn in fns:
         print(f"running {name} for {args.time_limit:g} s ...", file=sys.stderr, flush=True)
         results.append((name, fn(problem, time_limit=args.time_limit, seed=args.seed)))
-    print(problem.describe())
-    print(table(results))
+    out = report_stream(args)
+    print(problem.describe(), file=out)
+    print(table(results), file=out)
     if args.plot:
         plot(results, args.plot, f"{Path(args.model).name}: {problem.describe()}", args.time_limit,
              problem.sense)

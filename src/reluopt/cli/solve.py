@@ -18,6 +18,7 @@ from .common import (
     ProgressLine,
     add_objective_arguments,
     problem_from_args,
+    report_stream,
 )
 
 DESCRIPTION = """\
@@ -112,8 +113,9 @@ def run(args) -> int:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
     progress = ProgressLine(enabled=not args.quiet)
-    print(f"{problem.name}: {problem.describe()}")
-    print(f"method {args.method}, time limit {args.time_limit:g} s")
+    out = report_stream(args)
+    print(f"{problem.name}: {problem.describe()}", file=out)
+    print(f"method {args.method}, time limit {args.time_limit:g} s", file=out)
     try:
         result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
     except TypeError as exc:
@@ -122,14 +124,14 @@ def run(args) -> int:
         raise
     finally:
         progress.close()
-    print(result.summary())
+    print(result.summary(), file=out)
     if result.x is not None:
         y = net.forward(result.x)
         ys = ", ".join(f"{v:.6g}" for v in y[:12]) + (f", ... ({len(y)} outputs)" if len(y) > 12 else "")
-        print(f"y(x)     [{ys}]")
+        print(f"y(x)     [{ys}]", file=out)
     shown = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
     if shown:
-        print("stats    " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items()))
+        print("stats    " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items()), file=out)
     if args.json:
         from .common import write_json
 

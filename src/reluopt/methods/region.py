@@ -26,6 +26,7 @@ import highspy
 import numpy as np
 
 from ..errors import ProblemError
+from ..milp.highs import new_highs
 from ..network import Network
 from ..problem import Domain, Problem
 
@@ -107,8 +108,7 @@ class RegionLP:
 
     # ----------------------------------------------------------------- model
     def _new_model(self) -> highspy.Highs:
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.setOptionValue("threads", 1)
         dom = self.problem.domain
         d = self.dim
@@ -234,8 +234,7 @@ def check_domain(problem: Problem) -> None:
     dom = problem.domain
     if dom.A is None:
         return
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.addVars(dom.dim, _hinf(dom.lb), _hinf(dom.ub))
     RegionLP._add_dense(h, dom.A, np.full(dom.A.shape[0], -np.inf), dom.b)
     h.run()
@@ -283,8 +282,7 @@ def project(domain: Domain, X: np.ndarray, iters: int = 100, tol: float = 1e-9) 
 def _qp_project(domain: Domain, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Exact projection by the QP ``min 1/2 |z|^2 - x.z`` over the domain (one HiGHS model)."""
     d = domain.dim
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.addVars(d, _hinf(domain.lb), _hinf(domain.ub))
     RegionLP._add_dense(h, domain.A, np.full(domain.A.shape[0], -np.inf), domain.b)
     hess = highspy.HighsHessian()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +17,45 @@ import numpy as np
 from .formulation import MilpModel
 
 _INF = highspy.kHighsInf
+_first_instance = True
+
+
+@contextlib.contextmanager
+def _silenced_stdout_fd():
+    """Send file descriptor 1 to /dev/null (C-level prints), restoring it afterwards."""
+    fd = 1                      # the C library writes to descriptor 1, whatever sys.stdout is
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:             # no descriptor 1 at all: nothing can be printed there
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def new_highs() -> highspy.Highs:
+    """A silent Highs instance. highspy 1.16 prints its banner to stdout when the process's
+    first instance is constructed, before ``output_flag`` can be set; that line would
+    corrupt ``--json -`` output, so the first construction runs with stdout silenced."""
+    global _first_instance
+    if _first_instance:
+        _first_instance = False
+        with _silenced_stdout_fd():
+            h = highspy.Highs()
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass
@@ -30,8 +73,7 @@ class SolveOutput:
 
 def to_highs(model: MilpModel, relax: bool = False) -> highspy.Highs:
     """Build a Highs instance holding ``model`` (built from its CSC arrays in one call)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     lp = highspy.HighsLp()
     n, m = model.n_cols, model.n_rows
     lp.num_col_ = n
