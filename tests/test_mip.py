@@ -132,3 +132,28 @@ def test_mnist_model_builds_in_under_a_second(shared_data):
         best = min(best, time.perf_counter() - t)
     assert model.n_cols >= 784 + 10
     assert best < 1.0
+
+
+@pytest.mark.parametrize("solver,module", [("scip", "pyscipopt"), ("gurobi", "gurobipy")])
+@pytest.mark.parametrize("sense", ["max", "min"])
+def test_optional_solvers_match_brute_force(solver, module, sense):
+    pytest.importorskip(module)
+    sizes, seed = [2, 6, 5, 2], 1
+    net = random_network(sizes, seed=seed)
+    lb, ub = -np.ones(2), np.ones(2)
+    xs = np.random.default_rng(seed).uniform(lb, ub, size=(2000, 2))
+    level = float(np.median(net.forward(xs)[:, 1]))
+    problem = Problem.build(net, lb, ub, **{"maximize" if sense == "max" else "minimize": 0},
+                            constraints=[f"y[1] <= {level!r}"])
+    truth = brute_force(net, lb, ub, np.array([1.0, 0.0]), sense, np.array([[0.0, 1.0]]), np.array([level]))
+    res = reluopt.solve(problem, "mip", time_limit=60, solver=solver)
+    assert res.status == OPTIMAL and res.stats["solver"] == solver
+    assert res.value == pytest.approx(truth, abs=1e-5)
+    assert (res.bound >= truth - 1e-9) if sense == "max" else (res.bound <= truth + 1e-9)
+    assert res.value == pytest.approx(float(net.forward(res.x)[0]), abs=1e-12)
+
+
+def test_unknown_solver_is_named():
+    problem = Problem.build(random_network([2, 4, 1], seed=0), -1.0, 1.0, maximize=0)
+    with pytest.raises(ProblemError, match="unknown MIP solver 'cplex'.*highs, scip, gurobi"):
+        reluopt.solve(problem, "mip", time_limit=5, solver="cplex")

@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--bounds", default=None, metavar="KIND",
                    help="neuron bounds for the MIP: crown (default), ibp (as the MIP peers use), "
                    "lp-obbt or mip-obbt (tighter, costlier)")
+    p.add_argument("--solver", default=None, choices=("highs", "scip", "gurobi"),
+                   help="MIP solver for --method mip: highs (default, live progress), scip (the 'scip' extra) "
+                   "or gurobi (the 'gurobi' extra; its pip licence stops at 2000 variables or constraints)")
     p.add_argument("--incumbent", metavar="X", help="a starting input as 'v1,v2,...' or a JSON file with "
                    "a list (the MIP start / branch-and-bound incumbent)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
@@ -109,6 +112,8 @@ def run(args) -> int:
     options = parse_options(args.option)
     if args.bounds is not None:
         options["bounds"] = args.bounds
+    if args.solver is not None:
+        options["solver"] = args.solver
     if args.incumbent:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)

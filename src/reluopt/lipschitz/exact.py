@@ -82,7 +82,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
             from .upper import gradient_intervals
 
             if solver == "gurobi":
-                from .gurobi import solve_gurobi
+                from ..milp.gurobi import solve_gurobi
 
                 out = solve_gurobi(model, time_limit=share, threads=threads, squares=g_cols)
                 values, bnd, st = out.values, (math.inf if out.bound is None else out.bound), out.status
@@ -96,7 +96,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
             if search.x is not None and dom.contains(search.x[None], tol=0.0)[0]:
                 start = mip_start(model, layout, search.x)
             if solver == "gurobi":
-                from .gurobi import solve_gurobi
+                from ..milp.gurobi import solve_gurobi
 
                 out = solve_gurobi(model, time_limit=share, threads=threads)
             else:

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds import LayerBounds
-from ..errors import SolverError, UnsupportedError
+from ..errors import UnsupportedError
 from ..milp.formulation import MilpModel, build_network_model
 from ..network import Network
 from ..problem import Domain
@@ -228,33 +228,11 @@ def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: 
 
     Returns ``(values, objective, bound)`` with objective/bound on the squared norm.
     """
-    try:
-        import pyscipopt
-    except ImportError:
-        raise SolverError(
-            "the l2 Lipschitz constant needs a nonconvex-capable solver: install the 'scip' "
-            "extra (pip install reluopt[scip]) or 'gurobi'"
-        ) from None
-    m = pyscipopt.Model()
-    m.hideOutput()
-    lb = np.where(np.isfinite(model.col_lower), model.col_lower, -m.infinity())
-    ub = np.where(np.isfinite(model.col_upper), model.col_upper, m.infinity())
-    xs = [m.addVar(lb=float(lb[j]), ub=float(ub[j]),
-                   vtype="B" if model.integrality[j] and lb[j] >= 0 and ub[j] <= 1 else
-                   ("I" if model.integrality[j] else "C")) for j in range(model.n_cols)]
-    A = model.A.tocsr()
-    for i in range(A.shape[0]):
-        s, e = A.indptr[i], A.indptr[i + 1]
-        expr = pyscipopt.quicksum(float(v) * xs[j] for j, v in zip(A.indices[s:e], A.data[s:e],
-                                                                     strict=True))
-        lo, hi = model.row_lower[i], model.row_upper[i]
-        if np.isfinite(lo) and np.isfinite(hi) and lo == hi:
-            m.addCons(expr == float(lo))
-        else:
-            if np.isfinite(lo):
-                m.addCons(expr >= float(lo))
-            if np.isfinite(hi):
-                m.addCons(expr <= float(hi))
+    from ..milp.scip import import_scip, scip_model
+
+    what = "the l2 Lipschitz constant (a nonconvex MIQCQP; or use solver='gurobi')"
+    pyscipopt = import_scip(what)
+    m, xs = scip_model(model, what)
     top = float(np.sum(np.maximum(np.abs(g_lo), np.abs(g_hi)) ** 2))
     t = m.addVar(lb=0.0, ub=top)
     m.addCons(t <= pyscipopt.quicksum(xs[j] * xs[j] for j in g_cols))

@@ -92,15 +92,20 @@ def solve_mip(
     abs_gap: float = ABS_GAP,
     rel_gap: float = REL_GAP,
     executor=None,
+    solver: str = "highs",
 ) -> Result:
-    """Solve ``problem`` exactly by the big-M MIP on HiGHS.
+    """Solve ``problem`` exactly by the big-M MIP on HiGHS (or SCIP / Gurobi).
 
     ``bounds``: 'crown' (default), 'ibp' (the peers' choice, for comparison), 'lp-obbt' or
     'mip-obbt' (tighter, costlier), or LayerBounds. ``incumbent``: an input used as the MIP
     start. ``start_samples``: box samples tried for a start when none is given (0: none).
     ``rescale``: build the model of the rescaled network (same function, better-conditioned
-    big-M). Statistics: binaries, stable neurons, bound/build/solve seconds, nodes.
+    big-M). ``solver``: 'highs' (default; live progress and incumbents), 'scip' or 'gurobi'
+    (optional extras; result at the end only). Statistics: binaries, stable neurons,
+    bound/build/solve seconds, nodes.
     """
+    if solver not in SOLVERS:
+        raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(SOLVERS)}")
     anytime = Anytime(problem, "mip", time_limit, progress)
     sign = 1.0 if problem.sense == "max" else -1.0
     stats: dict = {}
@@ -144,11 +149,16 @@ def solve_mip(
 
         if anytime.out_of_time():
             return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
-        out = solve_highs(
-            model, time_limit=anytime.remaining, mip_start=mip_start, threads=threads,
-            mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, on_improvement=on_improvement,
-            should_stop=lambda: anytime.interrupted, on_progress=on_progress,
-        )
+        if solver == "highs":
+            out = solve_highs(
+                model, time_limit=anytime.remaining, mip_start=mip_start, threads=threads,
+                mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, on_improvement=on_improvement,
+                should_stop=lambda: anytime.interrupted, on_progress=on_progress,
+            )
+        else:
+            out = _other_solver(solver)(model, time_limit=anytime.remaining, threads=threads,
+                                        mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, mip_start=mip_start)
+        stats["solver"] = solver
         stats["solve_seconds"] = out.seconds
         stats["nodes"] = out.nodes
         stats["solver_status"] = out.status
@@ -169,6 +179,20 @@ def solve_mip(
         if anytime.interrupted or out.status == "interrupted":
             return anytime.result(INTERRUPTED, **stats)
         return anytime.result(TIME_LIMIT, **stats)
+
+
+#: MIP backends of ``solve_mip``.
+SOLVERS = ("highs", "scip", "gurobi")
+
+
+def _other_solver(name: str):
+    if name == "scip":
+        from ..milp.scip import solve_scip
+
+        return solve_scip
+    from ..milp.gurobi import solve_gurobi
+
+    return solve_gurobi
 
 
 def widen(bound: float) -> float:

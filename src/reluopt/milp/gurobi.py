@@ -1,4 +1,4 @@
-"""The Lipschitz MILP on Gurobi, for timing comparisons where its licence allows.
+"""Gurobi backend: a MilpModel handed over as one sparse matrix (optional, where licensed).
 
 Gurobi is optional (the ``gurobi`` extra); the pip wheel carries a size-limited licence
 (2000 variables and constraints), so only small models run without a full licence. The
@@ -14,12 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import SolverError
-from ..milp.formulation import MilpModel
-from ..milp.highs import SolveOutput
+from .formulation import MilpModel
+from .highs import SolveOutput
 
 
 def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: int = 1,
-                 mip_rel_gap: float = 1e-6, mip_abs_gap: float = 1e-9, squares=None) -> SolveOutput:
+                 mip_rel_gap: float = 1e-6, mip_abs_gap: float = 1e-9, squares=None,
+                 mip_start: np.ndarray | None = None) -> SolveOutput:
     """Maximise ``model`` with Gurobi; raises SolverError when Gurobi is missing or refuses.
 
     ``squares``: columns whose sum of squares replaces the linear objective (the l2 MIQCQP,
@@ -54,6 +55,8 @@ def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: 
             g = x[np.asarray(squares, dtype=np.int64)]
             m.setObjective(g @ g, gp.GRB.MAXIMIZE)
             m.Params.NonConvex = 2
+        if mip_start is not None:
+            x.Start = np.asarray(mip_start, dtype=np.float64)
         m.Params.Threads = threads
         m.Params.MIPGap = mip_rel_gap
         m.Params.MIPGapAbs = mip_abs_gap
