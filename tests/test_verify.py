@@ -378,3 +378,66 @@ def test_shared_split_tree_matches_brute_force(seed, delta):
         assert out is None or (out.status == "unknown" and out.upper[0] >= truths[0] - 1e-9)
         x = np.array(found[0]) if found else None
         assert x is not None and djs[0].holds(net.forward(x))[0]
+
+
+def _fold_inputs(net, free, x_fixed):
+    """The network restricted to the inputs ``free`` with the others fixed at ``x_fixed``."""
+    from reluopt.network import Network
+
+    fixed = np.setdiff1d(np.arange(net.input_dim), free)
+    first = net.layers[0]
+    weights = [(first.W[:, free], first.b + first.W[:, fixed] @ x_fixed)]
+    weights += [(layer.W, layer.b) for layer in net.layers[1:]]
+    return Network.from_weights(weights)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("delta", [-1e-3, 1e-3])
+def test_many_input_mip_path_matches_brute_force(seed, delta):
+    """More than BAB_MAX_DIM inputs (alpha-CROWN phase, cut-off MIP), but only two of them free:
+    the truth is the brute force on the 2-input network with the others folded in."""
+    net = random_network([18, 10, 8, 2], seed=seed)
+    rng = np.random.default_rng(seed)
+    free = np.array([3, 11])
+    x0 = rng.uniform(-1, 1, 18)
+    lb, ub = x0.copy(), x0.copy()
+    lb[free], ub[free] = -1.0, 1.0
+    small = _fold_inputs(net, free, x0[np.setdiff1d(np.arange(18), free)])
+    C = np.array([[1.0, -1.0]])
+    m0 = max_margin(small, LB, UB, C, np.zeros(1))
+    e = np.array([delta - m0])
+    truth = max_margin(small, LB, UB, C, e)
+    assert truth == pytest.approx(delta, abs=1e-7)
+    prop = single(lb, ub, C, e)
+    verdict = verify(net, prop, timeout=30, exact="mip", falsify=False)
+    check_verdict(net, prop, verdict, truth)
+    assert "alpha-crown" in verdict.stats["phases"] or verdict.method in ("crown", "crown-point")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alpha_crown_bounds_contain_samples_and_beat_crown(seed):
+    from reluopt.bounds import crown_bounds, linear_output_bounds
+    from reluopt.bounds.alpha import alpha_crown_bounds, optimise_rows
+
+    net = random_network([20, 16, 12, 10, 3], seed=seed)
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-1, 1, 20)
+    lb, ub = x0 - 0.3, x0 + 0.3
+    cb = crown_bounds(net, lb[None], ub[None])
+    ab = alpha_crown_bounds(net, lb, ub, cb, iters=30)
+    X = lb + rng.random((20000, 20)) * (ub - lb)
+    X[:64] = np.where(rng.random((64, 20)) < 0.5, lb, ub)     # corners too
+    h = X
+    for k, layer in enumerate(net.hidden_layers):
+        g = h @ layer.W.T + layer.b
+        assert np.all(g >= ab.lower[k][0]) and np.all(g <= ab.upper[k][0])
+        assert np.all(ab.lower[k][0] >= cb.lower[k][0]) and np.all(ab.upper[k][0] <= cb.upper[k][0])
+        h = layer.activate(g)
+    assert ab.n_unstable(net) <= cb.n_unstable(net)
+    C = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0], [-1.0, 0.0, 1.0]])
+    lowers = [L[0] for L in ab.lower]
+    uppers = [U[0] for U in ab.upper]
+    up = optimise_rows(net, net.depth, C, lowers, uppers, lb, ub, iters=40)
+    plain, _, _, _ = linear_output_bounds(net, lb, ub, C, ab)
+    assert np.all(up <= plain[0] + 1e-9)
+    assert np.all(net.forward(X) @ C.T <= up[None, :])

@@ -43,6 +43,11 @@ BAB_MAX_DIM = 16
 FALSIFY_FRACTION = 0.2
 FALSIFY_MAX = 10.0
 
+#: On the MIP path (more than ``BAB_MAX_DIM`` inputs), alpha-CROWN gets at most this fraction
+#: of the timeout: it tightens the hidden layers' bounds of each box (shared by the MIPs) and
+#: then each open pair's output bound.
+ALPHA_FRACTION = 0.1
+
 #: With several open pairs, the first round of exact runs gives each this fraction of a
 #: fair share of the time (see ``_exact``).
 FIRST_ROUND_FRACTION = 0.5
@@ -150,6 +155,12 @@ def verify(
         if all(p.closed_by for p in pairs):
             phase(None)
             return finish("unsat", "crown")
+        if exact in ("auto", "mip") and network.input_dim > BAB_MAX_DIM:
+            phase("alpha-crown")
+            _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
+            if all(p.closed_by for p in pairs):
+                phase(None)
+                return finish("unsat", "+".join(sorted({p.closed_by for p in pairs})))
         if falsify:
             phase("falsification")
             budget = min(FALSIFY_FRACTION * timeout, FALSIFY_MAX)
@@ -311,6 +322,31 @@ def _crown(network: Network, pairs: list[_Pair], prop: Property) -> dict:
     return out
 
 
+def _alpha_crown(network: Network, pairs: list[_Pair], crown: dict, deadline: float) -> None:
+    """Tighter hidden-layer bounds per box with open pairs (they replace ``crown[box]`` for the
+    MIPs), then optimised output bounds per open pair; closes pairs certainly below 0."""
+    from .bounds.alpha import alpha_crown_bounds, optimise_rows
+
+    for b in sorted({p.box for p in pairs if not p.closed_by}):
+        if time.perf_counter() > deadline:
+            return
+        g = [p for p in pairs if p.box == b and not p.closed_by]
+        bounds = alpha_crown_bounds(network, g[0].lb, g[0].ub, crown[b], deadline=deadline)
+        crown[b] = bounds
+        lowers = [L[0] for L in bounds.lower]
+        uppers = [U[0] for U in bounds.upper]
+        for p in g:
+            if time.perf_counter() > deadline:
+                return
+            if p.dj.C.shape[0] == 0:
+                continue
+            up = optimise_rows(network, network.depth, -p.dj.C, lowers, uppers, p.lb, p.ub,
+                               iters=60, deadline=deadline, stop_below=-p.dj.e)
+            p.upper = min(p.upper, float(np.min(p.dj.e + up)))
+            if p.upper < 0:
+                p.closed_by = "alpha-crown"
+
+
 # ----------------------------------------------------------------------------- exact
 def _exact(network, pairs, crown, exact, deadline, seed, report, stats) -> None:
     """Run the complete method on the open pairs until all are closed or time is up.
@@ -450,28 +486,32 @@ def _run_bab(bab, network, p: _Pair, time_limit: float, seed: int, progress=None
 def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
     """The big-M MIP with an epigraph column ``t <= e_j - C_j y``; maximise ``t``.
 
-    Stops as soon as the dual bound is certainly negative or an incumbent's forward pass
-    is a counterexample."""
+    Only the sign of the optimum matters, so ``t`` is bounded below by ``-tol``: the solver
+    then prunes every node whose bound is below ``-tol`` (a cut-off) instead of searching
+    for the true optimum, and infeasibility of this model (or a dual bound below ``-tol``)
+    proves every margin below ``-tol``. Stops as soon as that is certain or an incumbent's
+    forward pass is a counterexample."""
     from .milp.formulation import build_network_model
     from .milp.highs import solve_highs, to_highs
     from .problem import Domain
 
     model = build_network_model(network, Domain(p.lb, p.ub), bounds)
     C, e = p.dj.C, p.dj.e
-    t_col = model.add_columns([-np.inf], [p.upper], cost=[1.0])[0]
+    scale = float(np.max(np.abs(bounds.out_upper)) + np.max(np.abs(bounds.out_lower))
+                  + np.max(np.abs(e), initial=0.0))
+    tol = MIP_UNSAT_TOL * (1.0 + scale)
+    t_col = model.add_columns([-tol], [max(p.upper, -tol)], cost=[1.0])[0]
     k = C.shape[0]
     rows = sp.lil_matrix((k, model.n_cols))
     rows[:, t_col] = 1.0
     rows[:, model.y_cols] = C
     model.add_rows(rows.tocsr(), -np.inf, e)
-    scale = float(np.max(np.abs(bounds.out_upper)) + np.max(np.abs(bounds.out_lower))
-                  + np.max(np.abs(e), initial=0.0))
-    tol = MIP_UNSAT_TOL * (1.0 + scale)
     start = None
-    if p.best_x is not None:
+    if p.best_x is not None and p.best_margin >= -tol:   # else not a point of this model
         start = model.point_to_columns(p.best_x)
         start[t_col] = min(p.best_margin, p.upper)
     found: list[np.ndarray] = []
+    dual: list[float] = []
 
     def on_improvement(obj, values):
         if obj >= -tol and len(values) == model.n_cols:
@@ -486,6 +526,8 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
             db = float(ev.data_out.mip_dual_bound)
         except Exception:  # older highspy: no data; rely on the time limit
             db = math.inf
+        if db < -tol:
+            dual.append(db)
         if found or db < -tol:
             ev.interrupt()
 
@@ -496,10 +538,12 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
         _confirm(network, p, np.array(found), "mip")
     if out.values is not None:
         _confirm(network, p, model.columns_to_point(out.values)[None, :], "mip")
-    # (an 'infeasible' status cannot be right: t is free below, so it proves nothing)
+    # every point with margin >= -tol is feasible here (t is only cut off below -tol), so
+    # infeasibility or a dual bound below -tol proves all margins < -tol
+    if out.status == "infeasible" or dual or (out.bound is not None and out.bound < -tol):
+        p.upper = min(p.upper, -tol)
+        p.closed_by = "mip"
+        return "unsat"
     if out.bound is not None and math.isfinite(out.bound):
-        p.upper = min(p.upper, out.bound + tol)
-        if out.bound < -tol:
-            p.closed_by = "mip"
-            return "unsat"
+        p.upper = min(p.upper, max(out.bound, -tol) + tol)
     return out.status
