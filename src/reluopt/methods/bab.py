@@ -44,11 +44,12 @@ Lagrangian term); optional output constraints ``C_out y <= e_out`` (nodes where 
 provably fails are pruned; an incumbent satisfies all rows within ``FEASIBILITY_TOL``).
 With a single objective row, a node with at most ``leaf_unstable`` (12) unstable neurons
 is handed to the big-M MIP on its sub-box (when the gap tolerances, at least 1e-5, or a
-``stop_below`` threshold can absorb the MIP's 1e-6 margin), built on the node's neuron bounds
+``stop_below`` threshold can absorb the MIP's 1e-6 margin; without constraints only after
+``LEAF_AFTER_NODES`` nodes), built on the node's neuron bounds
 (``leaf_mip=True``, default): input splitting alone would chase a constraint boundary, or
 the last unstable neurons near a flat optimum, for many levels (ACAS Xu 1_1, max Y_0 over
 the prop_1 box to a relative gap of 1e-4: open after 60 s and 650k nodes without hand-off,
-closed in 8 s and 900 nodes with it). A node HiGHS closes counts with
+closed in 5.5 to 7.6 s with it). A node HiGHS closes counts with
 its MIP bound plus a 1e-6 relative margin. Boxes that reach ``min_width`` undecided are
 frozen: their bound counts in the certified bound, so the answer is sound, and the status
 is then ``feasible`` rather than ``optimal`` if the gap stays open. Least-squares
@@ -105,6 +106,12 @@ AUTO_SWITCH_NODES = 2000
 
 #: Relative margin added to a leaf MIP's bound for HiGHS's feasibility tolerances.
 LEAF_MIP_MARGIN = 1e-6
+
+#: Without constraints, leaf MIPs start only after this many nodes: CROWN splitting closes
+#: most gaps sooner and cheaper (ACAS Xu 1_1, max Y_0 over prop_1 at the default gaps: 1.0 s
+#: this way, 4.1 s with hand-off from the root), while tight gaps still get them (relative gap
+#: 1e-4: 7.6 s; open after 60 s without any hand-off).
+LEAF_AFTER_NODES = 2000
 #: Split gains (fsb/trial) below this fraction of the node's gap count as none. Off: 1e-4
 #: unstuck ACAS Xu 5_8 but left 17 of 45 prop_1 proofs open in 5 s instead of 4 (benchmarks/
 #: out/bab_gainfloor_1e-4.md), and 1e-3 or 1e-2 lose ACAS Xu 1_1 (optimal in 3 s -> open at 30 s).
@@ -458,7 +465,8 @@ class _Engine:
         out = []
         tiny = np.all(hi - lo <= self.min_width * self.root_w, axis=1)
         handoff = np.zeros(lo.shape[0], dtype=bool)
-        if self.leaf_mip and self.s == 1 and self.handoff_fits:
+        if self.leaf_mip and self.s == 1 and self.handoff_fits and (
+                self.k or self.p or self.nodes >= LEAF_AFTER_NODES):
             handoff = nb.unstable(self.net) <= self.leaf_unstable
         for i in range(lo.shape[0]):
             if infeasible[i]:
