@@ -52,7 +52,7 @@ def test_solve_cli_end_to_end(model_file, tmp_path, capsys):
     net, path = model_file
     out = tmp_path / "r.json"
     code = main(["solve", path, "--box=-1,1", "--maximize", "0", "--constraint", "y[1] <= 0.5",
-                 "--time-limit", "30", "--json", str(out), "--quiet"])
+                 "--method", "mip", "--time-limit", "30", "--json", str(out), "--quiet"])
     assert code == 0
     text = capsys.readouterr().out
     assert "status   optimal" in text and "y(x)" in text
@@ -67,6 +67,11 @@ def test_solve_cli_end_to_end(model_file, tmp_path, capsys):
     assert main(["solve", path, "--box", str(box), "--maximize", "0", "--constraint", "y[1] <= 0.5",
                  "--json", str(out), "--quiet"]) == 0
     assert json.loads(out.read_text())["value"] == pytest.approx(data["value"], abs=1e-6)
+    # the default method (auto: bab for 2 inputs) finds the same certified optimum
+    assert main(["solve", path, "--box=-1,1", "--maximize", "0", "--constraint", "y[1] <= 0.5",
+                 "--json", str(out), "--quiet"]) == 0
+    auto = json.loads(out.read_text())
+    assert auto["status"] == "optimal" and auto["value"] == pytest.approx(data["value"], abs=1e-4)
 
 
 def test_negative_option_values_need_no_equals_sign(model_file, tmp_path):

@@ -28,9 +28,11 @@ from optimal it can be: the value is the network's own forward pass at x, and th
 certified (an upper bound for max, a lower bound for min).
 
 methods:
-  mip       exact big-M MIP on HiGHS, CROWN-tightened bounds, stable neurons removed (default)
+  auto      (default) a short heuristic phase, then the exact method warm-started: bab for
+            up to 8 inputs on a bounded box, else the MIP
+  mip       exact big-M MIP (HiGHS, or --solver scip/gurobi), CROWN-tightened bounds, stable
+            neurons removed
   bab       exact input-space branch and bound with CROWN; best for few inputs (<= ~8)
-  auto      heuristics for part of the budget, then the exact method warm-started
   ppga, ppga-lr, sampling, sampling-mip, walk
             heuristics: good points fast, no proof of optimality
 """
@@ -56,8 +58,8 @@ def register(subparsers) -> None:
     add_objective_arguments(p)
     p.add_argument("--polytope", metavar="FILE", help="input constraints A x <= b as JSON "
                    "{\"A\": [[...], ...], \"b\": [...]}")
-    p.add_argument("--method", default="mip", metavar="NAME",
-                   help="mip (default), bab, auto, ppga, ppga-lr, sampling, sampling-mip, walk")
+    p.add_argument("--method", default="auto", metavar="NAME",
+                   help="auto (default), mip, bab, ppga, ppga-lr, sampling, sampling-mip, walk")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="wall-clock seconds, including bounds and model building (default 60); "
                    "the best point so far is returned when it runs out")

@@ -54,6 +54,7 @@ def get_method(name: str) -> Callable[..., Result]:
     return getattr(mod, func)
 
 
-def solve(problem: Problem, method: str = "mip", **options) -> Result:
-    """Solve ``problem`` with the named method (see ``METHODS``)."""
+def solve(problem: Problem, method: str = "auto", **options) -> Result:
+    """Solve ``problem`` with the named method (see ``METHODS``; default ``auto``: a short
+    heuristic phase, then bab for low-dimensional bounded boxes, else the MIP)."""
     return get_method(method)(problem, **options)
