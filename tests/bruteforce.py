@@ -84,3 +84,25 @@ def region_optimum(net: Network, pattern, lb, ub, c, sense="max", C=None, e=None
     if res.status != 0:
         return None
     return float(obj @ res.x + c @ t), res.x
+
+
+_REGIONS: dict = {}
+
+
+def cached_regions(net: Network, lb, ub):
+    """``enumerate_regions``, cached: several tests share a net and box (max and min, rules)."""
+    key = (b"".join(layer.W.tobytes() + layer.b.tobytes() for layer in net.layers),
+           np.asarray(lb, float).tobytes(), np.asarray(ub, float).tobytes())
+    if key not in _REGIONS:
+        _REGIONS[key] = enumerate_regions(net, lb, ub)
+    return _REGIONS[key]
+
+
+def brute_force(net: Network, lb, ub, c, sense, C=None, e=None, A=None, b=None):
+    """Best objective over every full-dimensional linear region (None: infeasible)."""
+    best = None
+    for pattern, _ in cached_regions(net, lb, ub):
+        r = region_optimum(net, pattern, lb, ub, c, sense, C, e, A, b)
+        if r is not None and (best is None or (r[0] > best if sense == "max" else r[0] < best)):
+            best = r[0]
+    return best

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reluopt
-from bruteforce import enumerate_regions, region_optimum
+from bruteforce import brute_force
 from conftest import random_network
 from reluopt import Network, Problem, ProblemError
 from reluopt.methods.bab import BRANCHING, bab_maximize_min
@@ -25,26 +25,6 @@ TIGHT = {"abs_gap": 1e-5, "rel_gap": 1e-5}
 CASES = [([2, 8, 8, 1], 0), ([3, 8, 4, 1], 2), ([2, 8, 1], 3), ([3, 5, 5, 2], 4)]
 
 
-_REGIONS: dict = {}
-
-
-def regions(net, lb, ub):
-    """enumerate_regions, cached: several tests share a net and box (max and min, rules)."""
-    key = (b"".join(layer.W.tobytes() + layer.b.tobytes() for layer in net.layers),
-           np.asarray(lb, float).tobytes(), np.asarray(ub, float).tobytes())
-    if key not in _REGIONS:
-        _REGIONS[key] = enumerate_regions(net, lb, ub)
-    return _REGIONS[key]
-
-
-def brute_force(net, lb, ub, c, sense, C=None, e=None, A=None, b=None):
-    """Best objective over every full-dimensional linear region (None: infeasible)."""
-    best = None
-    for pattern, _ in regions(net, lb, ub):
-        r = region_optimum(net, pattern, lb, ub, c, sense, C, e, A, b)
-        if r is not None and (best is None or (r[0] > best if sense == "max" else r[0] < best)):
-            best = r[0]
-    return best
 
 
 def check_result(problem, res, truth, tol):

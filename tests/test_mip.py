@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import reluopt
-from bruteforce import enumerate_regions, region_optimum
+from bruteforce import brute_force
 from conftest import random_network
 from reluopt import Problem, ProblemError
 from reluopt.milp.formulation import build_problem_model
@@ -16,16 +16,6 @@ from reluopt.result import INFEASIBLE, OPTIMAL
 
 CASES = [([2, 8, 8, 1], 0), ([2, 6, 5, 2], 1), ([3, 8, 4, 1], 2), ([2, 8, 1], 3), ([3, 5, 5, 2], 4)]
 
-
-def brute_force(net, lb, ub, c, sense, C=None, e=None, A=None, b=None):
-    best = None
-    for pattern, _ in enumerate_regions(net, lb, ub):
-        r = region_optimum(net, pattern, lb, ub, c, sense, C, e, A, b)
-        if r is None:
-            continue
-        if best is None or (r[0] > best if sense == "max" else r[0] < best):
-            best = r[0]
-    return best
 
 
 @pytest.mark.parametrize("sizes,seed", CASES)

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import ProblemError
-from .common import BOX_HELP, load_network, parse_box, report_stream, write_json
+from .common import BOX_HELP, MODEL_HELP, load_network, parse_box, report_stream, write_json
 
 METHODS = ("ibp", "crown", "lp-obbt", "mip-obbt")
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="example:\n  reluopt bounds examples/peaks/models/peaks_2-64-64-1.npz "
                                      "--box=-3,3 --method crown,ibp")
-    p.add_argument("model", metavar="MODEL", help="network file (.onnx, .npz, .pkl, .pt)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     p.add_argument("--method", default="crown", metavar="M[,M...]",
                    help="one or more of ibp, crown, lp-obbt, mip-obbt, comma-separated (default crown)")

@@ -30,6 +30,10 @@ def load_network(path: str | Path) -> Network:
     return load_model(p)
 
 
+#: Help text of every command's MODEL argument.
+MODEL_HELP = "network file: .onnx, .npz (reluopt native), .pkl/.joblib (scikit-learn MLP), .pt (torch nn.Sequential)"
+
+
 def parse_box(text: str, dim: int | Network) -> tuple[np.ndarray, np.ndarray]:
     """``(lb, ub)`` from a ``--box`` value (see ``BOX_HELP``) for a network of ``dim`` inputs."""
     if isinstance(dim, Network):

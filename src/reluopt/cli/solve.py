@@ -15,6 +15,7 @@ from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL
 from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
 from .common import (
     BOX_HELP,
+    MODEL_HELP,
     ProgressLine,
     add_objective_arguments,
     problem_from_args,
@@ -52,8 +53,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("solve", help="optimise over a trained network (certified bound)",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="network file: .onnx, .npz (reluopt native), "
-                   ".pkl/.joblib (scikit-learn MLP), .pt (torch nn.Sequential)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     add_objective_arguments(p)
     p.add_argument("--polytope", metavar="FILE", help="input constraints A x <= b as JSON "
