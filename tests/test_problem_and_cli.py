@@ -167,3 +167,16 @@ def test_solver_banner_is_kept_off_stdout(capfd):
         os.write(1, b"Running HiGHS banner\n")
     os.write(1, b"after\n")
     assert capfd.readouterr().out == "after\n"
+
+
+def test_solver_option_goes_to_the_mip_or_is_refused(model_file, tmp_path, capsys):
+    pytest.importorskip("pyscipopt")
+    net, path = model_file
+    out = tmp_path / "s.json"
+    assert main(["solve", path, "--box=-1,1", "--maximize", "0", "--solver", "scip", "--json", str(out),
+                 "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert data["stats"]["exact"] == "mip" and data["status"] == "optimal"
+    assert data["value"] == pytest.approx(net.forward(np.array(data["x"]))[0])
+    assert main(["solve", path, "--box=-1,1", "--maximize", "0", "--solver", "scip", "--method", "bab"]) == 2
+    assert "--solver chooses the MIP solver" in capsys.readouterr().err

@@ -115,7 +115,12 @@ def run(args) -> int:
     if args.bounds is not None:
         options["bounds"] = args.bounds
     if args.solver is not None:
+        if args.method not in ("mip", "auto"):
+            raise ParseError(f"--solver chooses the MIP solver; method {args.method!r} has no MIP "
+                             "(use --method mip, or auto)")
         options["solver"] = args.solver
+        if args.method == "auto":
+            options["exact"] = "mip"    # a chosen MIP solver means the exact phase is the MIP
     if args.incumbent:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
