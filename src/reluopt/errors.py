@@ -30,3 +30,18 @@ class SolverError(ReluoptError):
 
 class ParseError(ReluoptError):
     """A text input (constraint expression, VNN-LIB file) cannot be read."""
+
+
+class EmptyInputSet(ReluoptError):
+    """The input set of a problem is empty (for example ``A x <= b`` misses the box).
+
+    Not bad input: every method answers it with status ``infeasible`` and this reason.
+    """
+
+
+class CertificateError(ReluoptError):
+    """A method produced a result that fails its own invariants (a bug, not bad input).
+
+    Raised instead of returning a bound on the wrong side of a value, a NaN, or an
+    ``optimal`` that the gap test does not support.
+    """

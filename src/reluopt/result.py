@@ -7,6 +7,7 @@ optimum, for ``min`` a lower bound. ``x`` is always re-evaluated by a forward pa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import signal
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ProblemError
+from .errors import CertificateError, EmptyInputSet, ProblemError
 from .problem import FEASIBILITY_TOL, Problem
 
 OPTIMAL = "optimal"            # gap within tolerance, bound certified
@@ -27,11 +28,15 @@ NODE_LIMIT = "node_limit"      # stopped by a node / iteration limit
 INTERRUPTED = "interrupted"    # stopped by Ctrl-C
 FEASIBLE = "feasible"          # a heuristic finished its budget: a point, no proof
 NO_SOLUTION = "no_solution"    # finished without a feasible point and without a proof
-STATUSES = (OPTIMAL, INFEASIBLE, TIME_LIMIT, NODE_LIMIT, INTERRUPTED, FEASIBLE, NO_SOLUTION)
+SOLVER_ERROR = "solver_error"  # a solver failed; the bound is what was proven before it
+STATUSES = (OPTIMAL, INFEASIBLE, TIME_LIMIT, NODE_LIMIT, INTERRUPTED, FEASIBLE, NO_SOLUTION, SOLVER_ERROR)
 
 #: Default stopping tolerances of the exact methods.
 ABS_GAP = 1e-4
 REL_GAP = 1e-4
+
+#: Relative slack of the certificate checks (the solvers' margins are 1e-6 (1 + |bound|)).
+CERTIFICATE_TOL = 1e-5
 
 
 def relative_gap(value: float | None, bound: float | None) -> float:
@@ -112,15 +117,34 @@ class Result:
         if self.value is not None and self.bound is not None:
             lines.append(f"gap      {self.gap:.3g} (relative), {self.abs_gap:.3g} (absolute)")
         if self.x is not None:
-            xs = ", ".join(f"{v:.6g}" for v in self.x[:12])
-            more = f", ... ({len(self.x)} inputs)" if len(self.x) > 12 else ""
-            lines.append(f"x        [{xs}{more}]")
+            lines.append(format_vector("x", self.x))
         lines.append(f"seconds  {self.seconds:.3f}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return (f"Result(status={self.status!r}, method={self.method!r}, value={self.value}, "
                 f"bound={self.bound}, gap={self.gap:.3g})")
+
+
+def format_vector(label: str, values, width: int = 100) -> str:
+    """``'x        [0.1, 0.2, ...]'``: every entry (``%.6g``), wrapped at ``width`` columns with
+    the continuation lines indented under the first entry; long vectors get their length."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    head = f"{label:<8} ["
+    if values.size > 12:
+        head = f"{label:<8} ({values.size}) ["
+    items = [f"{v:.6g}" for v in values]
+    lines, line = [], head
+    for k, item in enumerate(items):
+        piece = item + (", " if k < len(items) - 1 else "]")
+        if len(line) + len(piece.rstrip()) > width and line.strip() and not line.endswith("["):
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += piece
+    if not items:
+        line += "]"
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _jsonable(obj):
@@ -180,7 +204,15 @@ class Anytime:
         return self.time_limit - self.elapsed
 
     def out_of_time(self) -> bool:
+        """Stop now: Ctrl-C arrived (see ``interruptible``) or the time limit is reached."""
         return self.interrupted or self.elapsed >= self.time_limit
+
+    def heuristic_status(self) -> str:
+        """A heuristic's final status: ``interrupted`` after Ctrl-C, else ``feasible`` with a
+        point and ``no_solution`` without one."""
+        if self.interrupted:
+            return INTERRUPTED
+        return FEASIBLE if self.x is not None else NO_SOLUTION
 
     # incumbent
     def offer(self, xs, source: str, tol: float = FEASIBILITY_TOL) -> bool:
@@ -251,17 +283,190 @@ class Anytime:
                       stats=stats, seconds=self.elapsed)
 
 
+class StopFlag:
+    """A bare ``interrupted`` flag for ``interruptible``, for code without an Anytime."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+
+#: Targets of the ``interruptible`` blocks now open in this process, innermost last.
+_ACTIVE: list = []
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: mark every open ``interruptible`` target. Never raises: the code that runs
+    (possibly a solver callback inside C code) polls the flags and stops by itself."""
+    for target in _ACTIVE:
+        target.interrupted = True
+
+
+def interrupt_requested() -> bool:
+    """True once Ctrl-C arrived inside an open ``interruptible`` block of this process."""
+    return any(getattr(t, "interrupted", False) for t in _ACTIVE)
+
+
+def interrupt_handled() -> bool:
+    """True inside an ``interruptible`` block: someone returns the best so far on Ctrl-C."""
+    return bool(_ACTIVE)
+
+
 @contextmanager
-def interruptible(anytime: Anytime):
-    """Turn Ctrl-C into ``anytime.interrupted = True`` so the method returns its best so far."""
+def interruptible(anytime):
+    """Turn Ctrl-C into ``anytime.interrupted = True`` so the method returns its best so far.
+
+    ``anytime``: an Anytime or anything with an ``interrupted`` attribute (``StopFlag``).
+    Blocks nest: one handler marks every open block's target, so a method run inside another
+    (a heuristic phase of ``auto``, OBBT inside the MIP) stops both. A block entered after
+    Ctrl-C reached an enclosing one starts interrupted. Outside the main thread no handler
+    can be installed; the target is still registered, so an enclosing block's Ctrl-C
+    reaches it.
+    """
+    installed = False
+    previous = None
     try:
         previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, lambda *_: setattr(anytime, "interrupted", True))
-        installed = True
+        if previous is not _on_sigint:
+            signal.signal(signal.SIGINT, _on_sigint)
+            installed = True
     except ValueError:  # not in the main thread
-        installed = False
+        pass
+    if interrupt_requested():
+        anytime.interrupted = True
+    _ACTIVE.append(anytime)
     try:
         yield anytime
     finally:
+        for i in range(len(_ACTIVE) - 1, -1, -1):   # by identity, innermost first
+            if _ACTIVE[i] is anytime:
+                del _ACTIVE[i]
+                break
         if installed:
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _slack(*values: float) -> float:
+    return CERTIFICATE_TOL * (1.0 + max(abs(v) for v in values))
+
+
+def check_certificate(result: Result, problem: Problem, *, abs_gap: float = ABS_GAP,
+                      rel_gap: float = REL_GAP) -> Result:
+    """Check a Result's invariants before it leaves a method; return it unchanged.
+
+    Parameters
+    ----------
+    result, problem
+        The outcome and the problem it answers.
+    abs_gap, rel_gap
+        The gap tolerances the method stopped at (``optimal`` must meet them).
+
+    Returns
+    -------
+    Result
+        ``result``, when every invariant holds.
+
+    Raises
+    ------
+    CertificateError
+        When an invariant fails: a NaN, an ``x`` that is infeasible or whose forward-pass
+        value is not ``value``, a bound on the wrong side of the value, a non-finite bound
+        over a bounded box, ``optimal`` without both sides of the gap test, ``infeasible``
+        with a point. Such a result is a bug, never a certificate.
+    """
+    what = f"method {result.method!r} returned status {result.status!r}"
+    if result.status not in STATUSES:
+        raise CertificateError(f"{what}, which is not a known status")
+    for name in ("value", "bound"):
+        v = getattr(result, name)
+        if v is not None and math.isnan(v):
+            raise CertificateError(f"{what} with a NaN {name}")
+    if result.x is not None:
+        x = np.asarray(result.x, dtype=np.float64)
+        if x.shape != (problem.domain.dim,) or not np.all(np.isfinite(x)):
+            raise CertificateError(f"{what} with an x of shape {x.shape} or non-finite entries")
+        if result.status == INFEASIBLE:
+            raise CertificateError(f"{what} together with a point x")
+        if not problem.is_feasible(x[None, :], 10 * FEASIBILITY_TOL)[0]:
+            viol = float(problem.constraint_violation(x)[0])
+            raise CertificateError(f"{what} with an x that violates the constraints by {viol:.3g}")
+        forward = float(problem.objective_values(x)[0])
+        if result.value is None or not math.isclose(forward, result.value, rel_tol=1e-9, abs_tol=1e-12):
+            raise CertificateError(f"{what} with value {result.value} but the forward pass gives {forward}")
+    elif result.value is not None:
+        raise CertificateError(f"{what} with a value but no x")
+    sign = 1.0 if problem.sense == "max" else -1.0
+    if result.bound is not None:
+        if result.status == INFEASIBLE:
+            if sign * result.bound != -math.inf:
+                raise CertificateError(f"{what} with the finite bound {result.bound}")
+        elif not math.isfinite(result.bound) and problem.domain.bounded:
+            raise CertificateError(f"{what} with the bound {result.bound} over a bounded box")
+        if result.value is not None and sign * (result.bound - result.value) < -_slack(result.value, result.bound):
+            raise CertificateError(
+                f"{what} with the bound {result.bound:.10g} on the wrong side of its own value "
+                f"{result.value:.10g} ({problem.sense}): the bound is not a valid bound")
+    if result.status == OPTIMAL:
+        if result.value is None or result.bound is None:
+            raise CertificateError(f"{what} without both a value and a bound")
+        gap = abs(result.bound - result.value)
+        allowed = max(abs_gap, rel_gap * max(abs(result.value), 1e-10)) + _slack(result.value, result.bound)
+        if gap > allowed:
+            raise CertificateError(f"{what} with a gap of {gap:.3g} above the tolerance {allowed:.3g}")
+    return result
+
+
+def certified_method(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Wrap a method ``fn(problem, **options) -> Result``: the one place where results are checked.
+
+    An empty input set (``EmptyInputSet``) becomes status ``infeasible`` with the reason in
+    ``stats["reason"]``, whichever method met it; every Result passes ``check_certificate``
+    with the gap tolerances the method was given.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(problem: Problem, *args, **options) -> Result:
+        start = time.perf_counter()
+        check_box_scale(problem)
+        try:
+            result = fn(problem, *args, **options)
+        except EmptyInputSet as exc:
+            name = fn.__name__.removeprefix("solve_").replace("_", "-")
+            result = Result(INFEASIBLE, name, problem.sense, stats={"reason": str(exc)},
+                            seconds=time.perf_counter() - start)
+        return check_certificate(result, problem, abs_gap=options.get("abs_gap", ABS_GAP),
+                                 rel_gap=options.get("rel_gap", REL_GAP))
+
+    return wrapper
+
+
+#: Largest magnitude of a neuron's interval bound that the bounding code handles soundly
+#: (branch and bound bounds in float32, whose range ends near 3e38).
+MAX_NEURON_BOUND = 1e30
+
+
+def check_box_scale(problem: Problem) -> None:
+    """Refuse a bounded box over which the network's values overflow floating point.
+
+    Raises
+    ------
+    ProblemError
+        When the interval bounds of some neuron over the box exceed ``MAX_NEURON_BOUND``
+        (or overflow): no bound computed there would mean anything.
+    """
+    dom = problem.domain
+    if not dom.bounded:
+        return
+    from .bounds.ibp import interval_bounds
+
+    with np.errstate(all="ignore"):
+        widest = float(np.max(np.abs(np.concatenate([dom.lb, dom.ub]))))
+        b = interval_bounds(problem.network, dom.lb, dom.ub)
+        layers = [*zip(b.lower, b.upper, strict=True), (b.out_lower, b.out_upper)]
+        for k, (L, U) in enumerate(layers):
+            top = float(np.max(np.abs(np.concatenate([np.ravel(L), np.ravel(U)])))) if np.size(L) else 0.0
+            if not top <= MAX_NEURON_BOUND:   # also catches inf and NaN
+                where = "the outputs" if k == len(layers) - 1 else f"hidden layer {k}"
+                raise ProblemError(
+                    f"the box is too large: over it the interval bounds of {where} reach {top:.3g} "
+                    f"(inputs up to {widest:.3g}), beyond what floating point can bound soundly; "
+                    "give a smaller box")

@@ -85,6 +85,7 @@ from ..result import (
     TIME_LIMIT,
     Anytime,
     Result,
+    certified_method,
     interruptible,
 )
 from .bab_bounds import best_output_bounds, down32, node_bounds, output_bounds, up32
@@ -701,10 +702,14 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
             bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
             bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
         model = build_problem_model(prob, bounds)
-        out = solve_highs(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
-                          mip_abs_gap=0.5 * engine.abs_gap)
     except Exception:  # noqa: BLE001 - a leaf solve is optional; the node's CROWN bound stays
         return None
+    if model.scaling_issue() is not None:   # the solver's answer would not be a certificate
+        engine.leaf_mip = False
+        engine.stats["leaf_mip_off"] = "badly scaled: " + str(model.scaling_issue())
+        return None
+    out = solve_highs(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
+                      mip_abs_gap=0.5 * engine.abs_gap)
     if out.values is not None:
         engine._offer(model.columns_to_point(out.values)[None, :], "bab:leaf-mip")
     if out.status == "infeasible":
@@ -799,6 +804,7 @@ _STATUS = {OPTIMAL: OPTIMAL, INFEASIBLE: INFEASIBLE, TIME_LIMIT: TIME_LIMIT, NOD
            INTERRUPTED: INTERRUPTED, NO_SOLUTION: NO_SOLUTION, FEASIBLE: FEASIBLE}
 
 
+@certified_method
 def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
               incumbent=None, node_limit: int | None = None, abs_gap: float = ABS_GAP,
               rel_gap: float = REL_GAP, **options) -> Result:

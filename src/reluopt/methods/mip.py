@@ -20,9 +20,9 @@ import math
 import numpy as np
 
 from ..bounds import LayerBounds, crown_bounds, interval_bounds
-from ..errors import ProblemError
+from ..errors import ProblemError, SolverError
 from ..milp.formulation import build_problem_model
-from ..milp.highs import solve_highs
+from ..milp.highs import ERROR, solve_highs
 from ..problem import Problem
 from ..result import (
     ABS_GAP,
@@ -30,10 +30,13 @@ from ..result import (
     INTERRUPTED,
     OPTIMAL,
     REL_GAP,
+    SOLVER_ERROR,
     TIME_LIMIT,
     Anytime,
     Result,
+    certified_method,
     interruptible,
+    relative_gap,
 )
 
 #: Relative widening of the solver's dual bound (HiGHS primal/dual feasibility tolerances ~1e-7).
@@ -78,6 +81,7 @@ def quick_incumbent(problem: Problem, n_samples: int, seed: int) -> np.ndarray |
     return xs[int(np.argmax(vals) if problem.sense == "max" else np.argmin(vals))]
 
 
+@certified_method
 def solve_mip(
     problem: Problem,
     *,
@@ -120,6 +124,10 @@ def solve_mip(
         stats.update({k: model.stats[k] for k in ("binaries", "stable_neurons", "hidden_neurons", "rows",
                                                   "columns", "nonzeros")})
         stats["bounds"] = bounds if isinstance(bounds, str) else bounds.method
+        issue = model.scaling_issue()
+        if issue is not None:
+            raise SolverError(f"the MIP cannot certify this problem: {issue}; rescale the network's "
+                              "inputs or outputs, or use method 'bab' on a small box")
         # --- output bounds already give a certified bound (max form: c.y + d <= ...)
         c, d = problem.max_form()
         lo, hi = layer_bounds.out_lower[0], layer_bounds.out_upper[0]
@@ -143,9 +151,12 @@ def solve_mip(
             anytime.offer(model.columns_to_point(values)[None, :], "mip")
 
         def on_progress(primal: float, dual: float, nodes: int) -> None:
+            # shown live, certified only by the solver's final, status-checked answer
             if math.isfinite(dual) and abs(dual) < 1e30:
-                anytime.improve_bound(sign * widen(dual), "mip")
-            anytime.report(nodes=nodes)
+                shown = sign * widen(dual)
+                anytime.report(nodes=nodes, bound=shown, gap=relative_gap(anytime.value, shown))
+            else:
+                anytime.report(nodes=nodes)
 
         if anytime.out_of_time():
             return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
@@ -164,6 +175,10 @@ def solve_mip(
         stats["solver_status"] = out.status
         if out.values is not None:
             anytime.offer(model.columns_to_point(out.values)[None, :], "mip")
+        if out.status == ERROR:
+            # never a bound: the result keeps what was proven before the solver failed
+            stats["solver_message"] = out.message
+            return anytime.result(SOLVER_ERROR, **stats)
         if out.status == "infeasible":
             # The solver's proof (up to its tolerances); a point we hold would contradict it.
             if anytime.x is None:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from ..errors import ProblemError
-from ..milp.highs import new_highs
+from ..errors import EmptyInputSet, ProblemError, SolverError
+from ..milp.highs import new_highs, run_ok
 from ..network import Network
 from ..problem import Domain, Problem
 
@@ -109,7 +109,6 @@ class RegionLP:
     # ----------------------------------------------------------------- model
     def _new_model(self) -> highspy.Highs:
         h = new_highs()
-        h.setOptionValue("threads", 1)
         dom = self.problem.domain
         d = self.dim
         h.addVars(d, _hinf(dom.lb), _hinf(dom.ub))
@@ -175,9 +174,9 @@ class RegionLP:
             h.setOptionValue("time_limit", _INF)
         if not self.warm:
             h.clearSolver()  # unrelated regions: the old basis is a poor start
-        h.run()
+        ok, _ = run_ok(h)
         self.n_solves += 1
-        status = h.getModelStatus()
+        status = h.getModelStatus() if ok else None
         info = h.getInfo()
         self.iterations += int(info.simplex_iteration_count)
         if status == highspy.HighsModelStatus.kOptimal:
@@ -230,16 +229,22 @@ def as_incumbent(problem: Problem, incumbent) -> np.ndarray | None:
 
 
 def check_domain(problem: Problem) -> None:
-    """Raise a clear ProblemError if ``A x <= b`` has no point in the box (one LP)."""
+    """Raise ``EmptyInputSet`` if ``A x <= b`` has no point in the box (one LP).
+
+    ``methods.method`` turns that into status ``infeasible`` with the reason, so every
+    method gives the same answer on an empty input set. A failed LP raises ``SolverError``.
+    """
     dom = problem.domain
     if dom.A is None:
         return
     h = new_highs()
     h.addVars(dom.dim, _hinf(dom.lb), _hinf(dom.ub))
     RegionLP._add_dense(h, dom.A, np.full(dom.A.shape[0], -np.inf), dom.b)
-    h.run()
-    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
-        raise ProblemError("input constraints A x <= b are infeasible over the box")
+    ok, message = run_ok(h)
+    if not ok:
+        raise SolverError(f"checking whether A x <= b meets the box: {message}")
+    if h.getModelStatus() in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        raise EmptyInputSet("the input constraints A x <= b have no point in the box")
 
 
 def project(domain: Domain, X: np.ndarray, iters: int = 100, tol: float = 1e-9) -> np.ndarray:
@@ -296,8 +301,8 @@ def _qp_project(domain: Domain, X: np.ndarray, fallback: np.ndarray) -> np.ndarr
     cols = np.arange(d, dtype=np.int32)
     for i, x in enumerate(X):
         h.changeColsCost(d, cols, -x)
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        ok, _ = run_ok(h)
+        if ok and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             out[i] = np.clip(np.array(h.getSolution().col_value), domain.lb, domain.ub)
     return out
 

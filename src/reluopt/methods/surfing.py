@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, LeastSquares, Problem
-from ..result import FEASIBLE, Anytime, Result, check_time_limit
+from ..result import FEASIBLE, Anytime, Result, certified_method, check_time_limit
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -303,6 +303,7 @@ def _prepare(network, targets, A, a, box):
 
 # ----------------------------------------------------------------------------- registry entries
 @_one_blas_thread
+@certified_method
 def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int = 0, progress=None,
                starts: int = 16, steps: int = 500, lr: float | None = None, **_) -> Result:
     """Multi-start projected Adam on any problem objective (linear or least squares).
@@ -328,6 +329,7 @@ def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int =
     return run.result(FEASIBLE, starts=starts)
 
 
+@certified_method
 def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | None = None, seed: int = 0,
                   progress=None, **options) -> Result:
     """Surfing on a least-squares Problem whose network is the last checkpoint."""

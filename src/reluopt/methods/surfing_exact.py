@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ProblemError, SolverError
 from ..milp.formulation import MilpModel, add_output_constraints, build_network_model
 from ..problem import LeastSquares, Problem
-from ..result import INFEASIBLE, OPTIMAL, TIME_LIMIT, Anytime, Result, check_time_limit
+from ..result import INFEASIBLE, OPTIMAL, TIME_LIMIT, Anytime, Result, certified_method, check_time_limit
 from .surfing import _one_blas_thread
 
 #: Default gaps: absolute on 1/2||r||^2, so that "optimal" means a residual near 1e-4.
@@ -124,6 +124,7 @@ def polish_in_region(problem: Problem, x: np.ndarray, rounds: int = 3) -> np.nda
 
 
 @_one_blas_thread
+@certified_method
 def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int = 0, progress=None,
                incumbent=None, bounds="crown", start_samples: int = 256, abs_gap: float = LSQ_ABS_GAP,
                rel_gap: float = LSQ_REL_GAP, scip_params: dict | None = None, **_) -> Result:

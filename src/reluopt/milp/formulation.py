@@ -31,6 +31,9 @@ from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, Problem
 
+#: Largest bound or right-hand side magnitude a MIP certificate is trusted with.
+MAX_MAGNITUDE = 1e7
+
 
 @dataclass
 class MilpModel:
@@ -66,6 +69,21 @@ class MilpModel:
     @property
     def n_binaries(self) -> int:
         return int(np.sum(self.integrality))
+
+    def scaling_issue(self) -> str | None:
+        """Why a MIP solver's answer on this model cannot be trusted as a certificate, or None.
+
+        MIP solvers work to absolute tolerances of about 1e-6 to 1e-9, which mean nothing
+        once big-M constants, bounds or right-hand sides exceed ``MAX_MAGNITUDE``: on such
+        models their dual bounds and infeasibility proofs were seen to be wrong, so the MIP
+        refuses them and branch and bound solves them without leaf MIPs.
+        """
+        values = np.concatenate([self.col_lower, self.col_upper, self.row_lower, self.row_upper])
+        values = np.abs(values[np.isfinite(values)])
+        if values.size and values.max() > MAX_MAGNITUDE:
+            return (f"its big-M constants, bounds or right-hand sides reach {values.max():.3g} "
+                    f"(above {MAX_MAGNITUDE:.0e}), beyond what the solver's tolerances can certify")
+        return None
 
     # ------------------------------------------------------------------ extension
     def add_columns(self, lower, upper, integrality=None, cost=None) -> np.ndarray:

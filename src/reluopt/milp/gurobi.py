@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from ..errors import SolverError
 from .formulation import MilpModel
-from .highs import SolveOutput
+from .highs import ERROR, SolveOutput
 
 
 def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: int = 1,
@@ -66,11 +66,13 @@ def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: 
     except gp.GurobiError as exc:
         raise SolverError(f"Gurobi refused the model ({model.n_cols} columns, {A.shape[0]} rows): {exc}") from None
     status = {gp.GRB.OPTIMAL: "optimal", gp.GRB.TIME_LIMIT: "time_limit", gp.GRB.INFEASIBLE: "infeasible",
-              gp.GRB.INTERRUPTED: "interrupted"}.get(m.Status, f"status_{m.Status}")
+              gp.GRB.INTERRUPTED: "interrupted", gp.GRB.NODE_LIMIT: "node_limit"}.get(m.Status, ERROR)
     values = np.asarray(x.X, dtype=np.float64) if m.SolCount > 0 else None
     objective = float(m.ObjVal) if m.SolCount > 0 else None
-    bound = float(m.ObjBound) if m.Status in (gp.GRB.OPTIMAL, gp.GRB.TIME_LIMIT, gp.GRB.INTERRUPTED) else None
+    trusted = (gp.GRB.OPTIMAL, gp.GRB.TIME_LIMIT, gp.GRB.INTERRUPTED, gp.GRB.NODE_LIMIT)
+    bound = float(m.ObjBound) if m.Status in trusted and math.isfinite(m.ObjBound) else None
     nodes = int(m.NodeCount)
+    message = "" if status != ERROR else f"Gurobi ended with status code {m.Status} (e.g. 12: numeric trouble)"
     m.dispose()
     env.dispose()
-    return SolveOutput(status, values, objective, bound, time.perf_counter() - start, nodes)
+    return SolveOutput(status, values, objective, bound, time.perf_counter() - start, nodes, message)

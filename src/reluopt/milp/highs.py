@@ -43,19 +43,92 @@ def _silenced_stdout_fd():
         os.close(devnull)
 
 
-def new_highs() -> highspy.Highs:
-    """A silent Highs instance. highspy 1.16 prints its banner to stdout when the process's
-    first instance is constructed, before ``output_flag`` can be set; that line would
-    corrupt ``--json -`` output, so the first construction runs with stdout silenced."""
+#: Threads every Highs instance of reluopt uses unless a caller sets the option itself.
+DEFAULT_THREADS = 1
+
+#: Thread count of HiGHS's process-wide task scheduler as reluopt last set it (None: not yet).
+_scheduler_threads: int | None = None
+
+
+def _use_scheduler(threads: int) -> None:
+    """Make HiGHS's global scheduler match ``threads``.
+
+    HiGHS starts one task scheduler per process, sized by the first ``run()``; a later run
+    asking for another thread count fails with ``kError`` and leaves no solution. That
+    error once passed as a bound of 0, so every run goes through here: the scheduler is
+    reset whenever the requested count changes, whatever ran before in the process.
+    """
+    global _scheduler_threads
+    if _scheduler_threads != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _scheduler_threads = threads
+
+
+class CheckedHighs(highspy.Highs):
+    """A Highs instance whose ``run()`` follows reluopt's thread policy.
+
+    The caller still checks the returned status (see ``run_ok``); a scheduler clash left by
+    code outside reluopt (a user's own Highs in the same process) is repaired by one retry.
+    """
+
+    def run(self):  # noqa: D102 - same contract as highspy.Highs.run
+        global _scheduler_threads
+        threads = int(self.getOptionValue("threads")[1])  # (status, value)
+        _use_scheduler(threads)
+        status = super().run()
+        if status == highspy.HighsStatus.kError and self.getModelStatus() == highspy.HighsModelStatus.kNotset:
+            _scheduler_threads = None
+            _use_scheduler(threads)
+            status = super().run()
+        return status
+
+
+def new_highs(threads: int = DEFAULT_THREADS) -> highspy.Highs:
+    """A silent Highs instance following reluopt's thread policy (``threads`` per run).
+
+    highspy 1.16 prints its banner to stdout when the process's first instance is
+    constructed, before ``output_flag`` can be set; that line would corrupt ``--json -``
+    output, so the first construction runs with stdout silenced.
+    """
     global _first_instance
     if _first_instance:
         _first_instance = False
         with _silenced_stdout_fd():
-            h = highspy.Highs()
+            h = CheckedHighs()
     else:
-        h = highspy.Highs()
+        h = CheckedHighs()
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", int(threads))
     return h
+
+
+#: Model statuses after which HiGHS's reported solution and bounds mean what they say.
+TRUSTED_MODEL_STATUSES = frozenset({
+    highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible, highspy.HighsModelStatus.kUnbounded,
+    highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+    highspy.HighsModelStatus.kHighsInterrupt, highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget,
+})
+
+
+def run_ok(h: highspy.Highs) -> tuple[bool, str]:
+    """Run ``h`` and say whether its outcome can be trusted: ``(ok, message)``.
+
+    Not ok when ``run()`` returns ``kError`` or the model status is an error or unknown
+    (solve, presolve or postsolve error, not set, ...). Callers turn a failed run into an
+    error or an open node, never into a bound.
+    """
+    run_status = h.run()
+    model_status = h.getModelStatus()
+    if run_status == highspy.HighsStatus.kError or model_status not in TRUSTED_MODEL_STATUSES:
+        return False, f"HiGHS run returned {run_status.name} with model status {h.modelStatusToString(model_status)!r}"
+    return True, ""
+
+
+#: Status of a solver run whose outcome cannot be trusted; it never yields a bound.
+ERROR = "error"
 
 
 @dataclass
@@ -71,9 +144,9 @@ class SolveOutput:
     message: str = ""
 
 
-def to_highs(model: MilpModel, relax: bool = False) -> highspy.Highs:
+def to_highs(model: MilpModel, relax: bool = False, threads: int = DEFAULT_THREADS) -> highspy.Highs:
     """Build a Highs instance holding ``model`` (built from its CSC arrays in one call)."""
-    h = new_highs()
+    h = new_highs(threads)
     lp = highspy.HighsLp()
     n, m = model.n_cols, model.n_rows
     lp.num_col_ = n
@@ -109,6 +182,7 @@ _STATUS = {
     highspy.HighsModelStatus.kUnbounded: "unbounded",
     highspy.HighsModelStatus.kTimeLimit: "time_limit",
     highspy.HighsModelStatus.kInterrupt: "interrupted",
+    highspy.HighsModelStatus.kHighsInterrupt: "interrupted",
     highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
     highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
 }
@@ -136,7 +210,7 @@ def solve_highs(
     current primal and dual bounds (model sense: max).
     """
     start = time.perf_counter()
-    h = highs if highs is not None else to_highs(model, relax=relax)
+    h = highs if highs is not None else to_highs(model, relax=relax, threads=threads)
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
@@ -167,22 +241,26 @@ def solve_highs(
                 e.interrupt()
         h.cbMipInterrupt.subscribe(_interrupt)
         h.cbSimplexInterrupt.subscribe(_interrupt)
-    h.run()
-    status = _STATUS.get(h.getModelStatus(), str(h.getModelStatus()).split(".")[-1])
+    ok, message = run_ok(h)
     info = h.getInfo()
     values = None
     objective = None
-    if info.primal_solution_status == 2:  # kSolutionStatusFeasible
+    if info.primal_solution_status == 2:  # kSolutionStatusFeasible: forward-checked by the caller
         values = np.array(h.getSolution().col_value)
         objective = float(info.objective_function_value)
+    if not ok:
+        return SolveOutput(ERROR, values, objective, None, time.perf_counter() - start, message=message)
+    status = _STATUS.get(h.getModelStatus(), str(h.getModelStatus()).split(".")[-1])
     bound = None
+    nodes = 0
     if model.integrality.any() and not relax:
         db = float(info.mip_dual_bound)
         if math.isfinite(db) and abs(db) < _INF:
             bound = db
         nodes = int(info.mip_node_count)
-    else:
-        nodes = 0
-        if status == "optimal":
-            bound = objective
+    elif status == "optimal":
+        bound = objective
+    if status == "optimal" and bound is None:
+        return SolveOutput(ERROR, values, objective, None, time.perf_counter() - start,
+                           message="HiGHS reported optimal without a dual bound")
     return SolveOutput(status, values, objective, bound, time.perf_counter() - start, nodes)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import SolverError
 from .formulation import MilpModel
-from .highs import SolveOutput
+from .highs import ERROR, SolveOutput
 
 
 def import_scip(what: str = "this model"):
@@ -68,16 +68,29 @@ def solve_scip(model: MilpModel, *, time_limit: float | None = None, threads: in
         for j, v in enumerate(np.asarray(mip_start, dtype=np.float64)):
             m.setSolVal(sol, xs[j], float(v))
         m.addSol(sol, free=True)
-    m.optimize()
+    try:
+        m.optimize()
+    except Exception as exc:  # noqa: BLE001 - pyscipopt raises plain Exception ("error in LP solver!")
+        return SolveOutput(ERROR, None, None, None, time.perf_counter() - start,
+                           message=f"SCIP failed: {str(exc).strip() or type(exc).__name__}")
     raw = m.getStatus()
-    status = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit", "infeasible": "infeasible",
-              "userinterrupt": "interrupted", "unbounded": "unbounded"}.get(raw, raw)
+    status = _STATUS.get(raw)
     values = objective = None
     if m.getNSols() > 0:
         sol = m.getBestSol()
         values = np.array([m.getSolVal(sol, v) for v in xs])
         objective = float(m.getSolObjVal(sol))
-    bound = None if status == "infeasible" else float(m.getDualbound())
+    if status is None:   # unknown or error status: the dual bound means nothing
+        return SolveOutput(ERROR, values, objective, None, time.perf_counter() - start,
+                           message=f"SCIP ended with status {raw!r}")
+    bound = None if status in ("infeasible", "unbounded") else float(m.getDualbound())
     if bound is not None and not math.isfinite(bound):
         bound = None
     return SolveOutput(status, values, objective, bound, time.perf_counter() - start, int(m.getNNodes()))
+
+
+#: SCIP statuses after which its dual bound is valid, mapped to reluopt's solver statuses.
+_STATUS = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit", "infeasible": "infeasible",
+           "userinterrupt": "interrupted", "unbounded": "unbounded", "nodelimit": "node_limit",
+           "totalnodelimit": "node_limit", "stallnodelimit": "node_limit", "memlimit": "memory_limit",
+           "sollimit": "solution_limit", "bestsollimit": "solution_limit", "restartlimit": "node_limit"}
