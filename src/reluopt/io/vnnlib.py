@@ -16,11 +16,19 @@ Supported: ``declare-const`` of ``X_i`` / ``Y_j`` (type ``Real``); ``assert`` of
 ``*`` by a constant, ``/`` by a constant); ``and`` / ``or`` nested freely; comments after
 ``;``. Atoms on inputs must bound one variable (a box); atoms on outputs are any linear
 inequality. Everything else raises ``ParseError`` (or ``UnsupportedError``) naming the line.
+
+The reader keeps its own stacks (no recursion: a formula may nest 200k deep) and takes a
+``time_limit``: a huge file stops with ``VnnlibTimeout`` when the time is spent.
 """
 
 from __future__ import annotations
 
+import gc
+import math
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -32,7 +40,7 @@ from ..errors import ParseError, ProblemError, UnsupportedError
 #: Safety cap on the DNF size (products of top-level disjunctions).
 MAX_TERMS = 100_000
 
-_TOKEN = re.compile(r"\s+|;[^\n]*|\(|\)|[^\s();]+")
+_TOKEN = re.compile(r"[()]|;[^\n]*|[^\s();]+")
 _VAR = re.compile(r"^([XY])_(\d+)$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _OPS = ("<=", ">=", "<", ">", "=")
@@ -130,15 +138,55 @@ class Property:
 
 
 # ----------------------------------------------------------------------------- s-expressions
-@dataclass(frozen=True)
+class VnnlibTimeout(ParseError):
+    """Reading a VNN-LIB file ran out of its ``time_limit`` (the property was not read)."""
+
+
+class _Clock:
+    """The parse's time limit, checked every ``every`` steps (``perf_counter`` is not free)."""
+
+    __slots__ = ("deadline", "limit", "label", "count", "every")
+
+    def __init__(self, label: str, time_limit: float | None, start: float | None = None, every: int = 2048):
+        if time_limit is not None and not time_limit >= 0:     # also rejects NaN
+            raise ProblemError(f"{label}time limit must be a non-negative number of seconds, got {time_limit}")
+        self.label = label
+        self.limit = time_limit
+        begin = time.perf_counter() if start is None else start
+        self.deadline = None if time_limit is None or math.isinf(time_limit) else begin + time_limit
+        self.count = 0
+        self.every = every
+
+    def tick(self, line: int, steps: int = 1) -> None:
+        self.count += steps
+        if self.count >= self.every:
+            self.count = 0
+            self.check(line)
+
+    def check(self, line: int) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise VnnlibTimeout(f"{self.label}the time limit of {self.limit:g} s ran out while parsing "
+                                f"(at line {line}); the property was not read")
+
+
 class _Tok:
-    text: str
-    line: int
-    col: int
+    """One atom (a number, a variable, an operator) and where it is."""
+
+    __slots__ = ("text", "line", "col")
+
+    def __init__(self, text: str, line: int, col: int):
+        self.text = text
+        self.line = line
+        self.col = col
+
+    def __repr__(self) -> str:
+        return f"_Tok({self.text!r}, {self.line}, {self.col})"
 
 
 class _List(list):
     """A parenthesised list remembering where it opened."""
+
+    __slots__ = ("line", "col")
 
     def __init__(self, line: int, col: int):
         super().__init__()
@@ -151,37 +199,49 @@ def _err(label: str, line: int, col: int | None, msg: str) -> ParseError:
     return ParseError(f"{label}{pos}: {msg}")
 
 
-def _read_sexprs(text: str, label: str) -> list:
-    """Tokenise and nest; unbalanced parentheses are reported where they open/close."""
+def _read_sexprs(text: str, label: str, clock: _Clock | None = None) -> Iterator[_List]:
+    """Yield each top-level list as soon as it closes (no recursion, no token list: the text is
+    scanned line by line, so a token's line and column come for free). Unbalanced parentheses
+    are reported where they open/close; repeated atoms share one string."""
+    clock = clock or _Clock(label, None)
     stack: list[_List] = []
-    top: list = []
-    line, line_start = 1, 0
-    for m in _TOKEN.finditer(text):
-        tok = m.group()
-        start = m.start()
-        if tok[0].isspace() or tok[0] == ";":
-            nl = tok.count("\n")
-            if nl:
-                line += nl
-                line_start = start + tok.rfind("\n") + 1
-            continue
-        col = start - line_start + 1
-        if tok == "(":
-            stack.append(_List(line, col))
-        elif tok == ")":
-            if not stack:
-                raise _err(label, line, col, "unbalanced parenthesis: ')' has no matching '('")
-            done = stack.pop()
-            (stack[-1] if stack else top).append(done)
-        else:
-            item = _Tok(tok, line, col)
-            if not stack:
-                raise _err(label, line, col, f"unexpected {tok!r} outside parentheses")
-            stack[-1].append(item)
+    names: dict[str, str] = {}
+    finditer = _TOKEN.finditer
+    n = len(text)
+    pos, line, count = 0, 1, 0
+    while True:
+        end = text.find("\n", pos)
+        last = end < 0
+        if last:
+            end = n
+        for m in finditer(text, pos, end):
+            tok = m.group()
+            c = tok[0]
+            if c == "(":
+                stack.append(_List(line, m.start() - pos + 1))
+            elif c == ")":
+                if not stack:
+                    raise _err(label, line, m.start() - pos + 1, "unbalanced parenthesis: ')' has no matching '('")
+                done = stack.pop()
+                if stack:
+                    stack[-1].append(done)
+                else:
+                    yield done
+            elif c != ";":
+                if not stack:
+                    raise _err(label, line, m.start() - pos + 1, f"unexpected {tok!r} outside parentheses")
+                stack[-1].append(_Tok(names.setdefault(tok, tok), line, m.start() - pos + 1))
+            count += 1
+            if count >= 4096:
+                count = 0
+                clock.check(line)
+        if last:
+            break
+        pos = end + 1
+        line += 1
     if stack:
         s = stack[-1]
         raise _err(label, s.line, s.col, "unbalanced parenthesis: '(' is never closed")
-    return top
 
 
 def _where(node) -> tuple[int, int]:
@@ -189,24 +249,69 @@ def _where(node) -> tuple[int, int]:
 
 
 def _show(node, limit: int = 60) -> str:
-    def flat(n):
-        if isinstance(n, _Tok):
-            return n.text
-        return "(" + " ".join(flat(c) for c in n) + ")"
-    s = flat(node)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    """``node`` as text, cut after ``limit`` characters (iterative: nodes may nest deeply)."""
+    parts: list[str] = []
+    size = 0
+    stack: list = [node]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str):          # a closing parenthesis or a separator
+            text = item
+        elif isinstance(item, _Tok):
+            text = item.text
+        else:
+            text = "("
+            stack.append(")")
+            for k in range(len(item) - 1, -1, -1):
+                stack.append(item[k])
+                if k:
+                    stack.append(" ")
+        parts.append(text)
+        size += len(text)
+    s = "".join(parts)
+    return s if len(s) <= limit and not stack else s[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- parser
 class _Parser:
-    def __init__(self, label: str):
+    def __init__(self, label: str, clock: _Clock | None = None):
         self.label = label
+        self.clock = clock or _Clock(label, None)
         self.declared: dict[tuple[str, int], int] = {}
         self.var_lines: dict[tuple[str, int], int] = {}
 
     def error(self, node, msg: str) -> ParseError:
         line, col = _where(node)
         return _err(self.label, line, col, msg)
+
+    def _fold(self, root, leaf, combine):
+        """Evaluate a tree bottom-up with an explicit stack (files may nest 100k deep).
+
+        ``leaf(node)`` returns ``(True, value)`` for a node it evaluates itself, or
+        ``(False, None)`` for a list whose arguments ``node[1:]`` are evaluated first and then
+        passed to ``combine(node, values)``."""
+        done, value = leaf(root)
+        if done:
+            return value
+        tick = self.clock.tick
+        stack: list[tuple[_List, list]] = [(root, [])]
+        while True:
+            node, values = stack[-1]
+            i = len(values) + 1
+            if i < len(node):
+                child = node[i]
+                done, value = leaf(child)
+                if done:
+                    values.append(value)
+                else:
+                    stack.append((child, []))
+                tick(child.line)
+                continue
+            stack.pop()
+            value = combine(node, values)
+            if not stack:
+                return value
+            stack[-1][1].append(value)
 
     # --- declarations
     def declare(self, node: _List) -> None:
@@ -226,21 +331,26 @@ class _Parser:
 
     # --- linear terms: dict {(kind, index): coef} plus a constant under key None
     def linear(self, node) -> dict:
+        return self._fold(node, self._linear_leaf, self._linear_combine)
+
+    def _linear_leaf(self, node) -> tuple[bool, dict | None]:
         if isinstance(node, _Tok):
             t = node.text
             if _NUMBER.match(t):
-                return {None: float(t)}
+                return True, {None: float(t)}
             m = _VAR.match(t)
             if m:
                 key = (m.group(1), int(m.group(2)))
                 if key not in self.declared:
                     raise self.error(node, f"unknown variable {t} (not declared with declare-const)")
-                return {key: 1.0}
+                return True, {key: 1.0}
             raise self.error(node, f"unknown variable or constant {t!r}")
         if not node or not isinstance(node[0], _Tok):
             raise self.error(node, f"cannot read the term {_show(node)}")
+        return False, None
+
+    def _linear_combine(self, node: _List, args: list[dict]) -> dict:
         op = node[0].text
-        args = [self.linear(a) for a in node[1:]]
         if op == "+" and args:
             return _add(args)
         if op == "-" and len(args) == 1:
@@ -252,7 +362,7 @@ class _Parser:
             var = [a for a in args if not set(a) <= {None}]
             if len(var) > 1:
                 raise self.error(node, f"non-linear term {_show(node)}: a product of variables")
-            k = float(np.prod([a.get(None, 0.0) for a in const]))
+            k = float(math.prod(a.get(None, 0.0) for a in const))
             return _scale(var[0], k) if var else {None: k}
         if op == "/" and len(args) == 2:
             if not set(args[1]) <= {None}:
@@ -266,19 +376,18 @@ class _Parser:
 
     # --- formulas -> DNF: list of terms, each a list of atoms
     def dnf(self, node) -> list[list]:
+        return self._fold(node, self._dnf_leaf, self._dnf_combine)
+
+    def _dnf_leaf(self, node) -> tuple[bool, list[list] | None]:
         if isinstance(node, _Tok) or not node or not isinstance(node[0], _Tok):
             raise self.error(node, f"expected a comparison, 'and' or 'or', got {_show(node)}")
         head = node[0].text
         if head == "and":
-            parts = [self.dnf(c) for c in node[1:]]
-            return self._product(parts, node)
+            return False, None
         if head == "or":
             if len(node) < 2:
                 raise self.error(node, "empty 'or'")
-            out = []
-            for c in node[1:]:
-                out.extend(self.dnf(c))
-            return out
+            return False, None
         if head in _OPS:
             if len(node) != 3:
                 raise self.error(node, f"comparison {_show(node)} needs exactly two operands")
@@ -289,19 +398,40 @@ class _Parser:
                 atoms.append(_Atom(diff, head == "<", node.line, node))
             if head in (">=", ">", "="):
                 atoms.append(_Atom(_scale(diff, -1.0), head == ">", node.line, node))
-            return [atoms]
+            return True, [atoms]
         raise self.error(node, f"unsupported construct {head!r} in {_show(node)}")
 
+    def _dnf_combine(self, node: _List, parts: list[list[list]]) -> list[list]:
+        if node[0].text == "and":
+            return self._product(parts, node)
+        out = []
+        for terms in parts:
+            out.extend(terms)
+        return out
+
     def _product(self, parts: list[list[list]], node) -> list[list]:
-        size = int(np.prod([len(p) for p in parts])) if parts else 1
+        """The DNF of a conjunction: one term per choice of a term in every part."""
+        if not parts:
+            return [[]]
+        size = math.prod(len(p) for p in parts)     # exact: np.prod wraps around past 2**63
         if size > MAX_TERMS:
             raise UnsupportedError(
                 f"{self.label}line {node.line}: the formula expands to {size} disjuncts "
                 f"(more than {MAX_TERMS})")
-        return [sum(combo, []) for combo in product(*parts)] if parts else [[]]
+        if len(parts) == 1:
+            return parts[0]
+        out = []
+        tick = self.clock.tick
+        for combo in product(*parts):
+            term: list = []
+            for t in combo:            # extend, not sum(combo, []): that is quadratic in len(parts)
+                term.extend(t)
+            out.append(term)
+            tick(node.line, 1 + len(term) // 64)
+        return out
 
 
-@dataclass
+@dataclass(slots=True)
 class _Atom:
     """``sum coef * var + const <= 0`` (``< 0`` when strict)."""
 
@@ -323,12 +453,37 @@ def _scale(t: dict, k: float) -> dict:
     return {key: k * v for key, v in t.items()}
 
 
-def parse_vnnlib(text: str, source: str = "") -> Property:
-    """Parse VNN-LIB text (``source`` names the file in error messages)."""
+def parse_vnnlib(text: str, source: str = "", *, time_limit: float | None = None,
+                 _start: float | None = None) -> Property:
+    """Parse VNN-LIB text (``source`` names the file in error messages).
+
+    ``time_limit``: seconds; when they run out, ``VnnlibTimeout`` (a ``ParseError``) is raised
+    instead of parsing on (a 50 MB property can take minutes). Nesting depth is not limited:
+    the parser keeps its own stack."""
     label = f"{source}: " if source else ""
-    p = _Parser(label)
+    clock = _Clock(label, time_limit, _start)
+    clock.check(1)
+    with _no_gc():
+        return _parse(text, label, source, clock)
+
+
+@contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector: parsing allocates millions of small acyclic objects,
+    and the collector's passes over them doubled the time of a 20 MB file."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(text: str, label: str, source: str, clock: _Clock) -> Property:
+    p = _Parser(label, clock)
     terms: list[list[list]] = []
-    for node in _read_sexprs(text, label):
+    for node in _read_sexprs(text, label, clock):
         if not node or not isinstance(node[0], _Tok):
             raise p.error(node, f"expected declare-const or assert, got {_show(node)}")
         head = node[0].text
@@ -355,15 +510,18 @@ def parse_vnnlib(text: str, source: str = "") -> Property:
                              f"(line {p.declared[(kind, idx[-1])]}); indices must be 0..n-1")
     n, m = len(xs), len(ys)
     dnf = p._product(terms, _List(1, 1)) if terms else [[]]
-    boxes = _group(dnf, n, m, p, label)
+    boxes = _group(dnf, n, m, p, label, clock)
     return Property(n, m, boxes, source, dict(p.var_lines))
 
 
-def _group(dnf: list[list[_Atom]], n: int, m: int, p: _Parser, label: str) -> tuple[InputBox, ...]:
+def _group(dnf: list[list[_Atom]], n: int, m: int, p: _Parser, label: str,
+           clock: _Clock | None = None) -> tuple[InputBox, ...]:
     """Split each DNF term into its input box and output disjunct; group by box."""
     groups: dict[bytes, tuple[np.ndarray, np.ndarray, list[Disjunct]]] = {}
     first_empty: ParseError | None = None
+    clock = clock or _Clock(label, None)
     for term in dnf:
+        clock.tick(term[0].line if term else 1, 1 + len(term) // 16)
         lb = np.full(n, -np.inf)
         ub = np.full(n, np.inf)
         lb_line = [0] * n
@@ -433,21 +591,28 @@ def _group(dnf: list[list[_Atom]], n: int, m: int, p: _Parser, label: str) -> tu
     return tuple(InputBox(lb, ub, tuple(djs)) for lb, ub, djs in groups.values())
 
 
-def load_vnnlib(path) -> Property:
-    """Read a ``.vnnlib`` file (plain text; ``.gz`` is decompressed)."""
+def load_vnnlib(path, *, time_limit: float | None = None) -> Property:
+    """Read a ``.vnnlib`` file (plain text; ``.gz`` is decompressed).
+
+    ``time_limit``: seconds for reading and parsing; past them ``VnnlibTimeout`` is raised."""
+    start = time.perf_counter()
     p = Path(path)
     if not p.exists():
         raise ParseError(f"{p}: no such file")
     try:
         if p.suffix == ".gz":
             import gzip
+            import zlib
 
-            text = gzip.decompress(p.read_bytes()).decode("utf-8")
+            try:
+                text = gzip.decompress(p.read_bytes()).decode("utf-8")
+            except (EOFError, zlib.error) as exc:
+                raise OSError(f"corrupt gzip data: {exc}") from None
         else:
             text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ParseError(f"{p}: cannot read ({exc})") from None
-    return parse_vnnlib(text, str(p))
+    return parse_vnnlib(text, str(p), time_limit=time_limit, _start=start)
 
 
 def format_counterexample(x: np.ndarray, y: np.ndarray) -> str:
