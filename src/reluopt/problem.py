@@ -199,72 +199,333 @@ class OutputConstraints:
         return self.C.shape[0]
 
 
-_TERM = re.compile(r"\s*([+-])?\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\s*\*?\s*)?"
-                   r"(y\s*\[\s*(\d+)\s*\]|y_?(\d+)|Y_(\d+))?")
+# ----------------------------------------------------------------------------- expressions
+#: Shorthand names: ``y0``, ``y_0``, ``Y_0`` for output 0; ``x0``, ``x_0``, ``X_0`` for input 0.
+_SHORTHAND = re.compile(r"([xXyY])_?(\d+)")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXPECTED = "expected a number, y[i] (an output), x[i] (an input), a name or '('"
+
+
+@dataclass(frozen=True)
+class LinearExpr:
+    """A parsed linear expression ``y_coef . y + x_coef . x + const``."""
+
+    y: np.ndarray
+    x: np.ndarray
+    const: float = 0.0
+
+    @property
+    def constant(self) -> bool:
+        """True when the expression names no output and no input (all coefficients zero)."""
+        return not (np.any(self.y) or np.any(self.x))
+
+    def _combine(self, other: LinearExpr, s: float) -> LinearExpr:
+        return LinearExpr(self.y + s * other.y, self.x + s * other.x, self.const + s * other.const)
+
+    def scaled(self, k: float) -> LinearExpr:
+        return LinearExpr(k * self.y + 0.0, k * self.x + 0.0, k * self.const + 0.0)   # + 0.0: no -0.0
+
+
+class _Reader:
+    """Recursive-descent reader of linear expressions over ``y[i]``, ``x[i]`` and names.
+
+    Grammar: ``expr := term (('+'|'-') term)*``, ``term := unary (('*'|'/') unary)*``,
+    ``unary := ('+'|'-') unary | NUMBER | VAR | '(' expr ')'``. A product needs a constant
+    on one side and a division a constant divisor, so everything read is linear. Errors
+    give the 1-based column in ``full`` (the whole constraint when reading one side).
+    """
+
+    def __init__(self, text: str, n_inputs: int, n_outputs: int, input_names=None, output_names=None,
+                 full: str | None = None, offset: int = 0) -> None:
+        self.text, self.full, self.offset = text, text if full is None else full, offset
+        self.n_in, self.n_out = n_inputs, n_outputs
+        self.input_names = tuple(input_names or ())
+        self.output_names = tuple(output_names or ())
+        self.tokens = self._tokenize()
+        self.i = 0
+
+    # -- errors
+    def fail(self, pos: int, why: str, cls=ParseError):
+        at = self.offset + pos
+        rest = self.full[at:].strip()
+        where = f"at {rest[:20]!r}" if rest else "at the end"
+        raise cls(f"cannot read {self.full!r} at column {at + 1} ({where}): {why}")
+
+    # -- tokens: (kind, text, position); kind in num, name, op, end
+    def _tokenize(self) -> list[tuple[str, str, int]]:
+        s, pos, out = self.text, 0, []
+        while pos < len(s):
+            ch = s[pos]
+            if ch.isspace():
+                pos += 1
+                continue
+            if s.startswith("**", pos) or ch == "^":
+                self.fail(pos, "powers are not linear; only sums of constant multiples of outputs and inputs are")
+            m = _NUMBER.match(s, pos)
+            if m:
+                out.append(("num", m.group(), pos))
+                pos = m.end()
+                continue
+            m = _IDENT.match(s, pos)
+            if m:
+                out.append(("name", m.group(), pos))
+                pos = m.end()
+                continue
+            if ch in "+-*/()[]":
+                out.append(("op", ch, pos))
+                pos += 1
+                continue
+            if ch in "<>=":
+                self.fail(pos, "a comparison belongs in a constraint 'LHS <= RHS' or 'LHS >= RHS', "
+                          "with one comparison")
+            self.fail(pos, f"unexpected character {ch!r}")
+        out.append(("end", "", len(s)))
+        return out
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.i]
+
+    def take(self) -> tuple[str, str, int]:
+        tok = self.tokens[self.i]
+        if tok[0] != "end":
+            self.i += 1
+        return tok
+
+    def is_op(self, chars: str) -> bool:
+        kind, text, _ = self.peek()
+        return kind == "op" and text in chars
+
+    # -- grammar
+    def read(self) -> LinearExpr:
+        value = self.expr()
+        kind, text, pos = self.peek()
+        if kind != "end":
+            why = "unmatched ')'" if text == ")" else f"unexpected {text!r}"
+            self.fail(pos, why)
+        return value
+
+    def expr(self) -> LinearExpr:
+        value = self.term()
+        while self.is_op("+-"):
+            _, op, _ = self.take()
+            value = value._combine(self.term(), 1.0 if op == "+" else -1.0)
+        return value
+
+    def term(self) -> LinearExpr:
+        value = self.unary()
+        while True:
+            kind, text, pos = self.peek()
+            if kind == "op" and text == "*":
+                self.take()
+                other = self.unary()
+                if value.constant:
+                    value = other.scaled(value.const)
+                elif other.constant:
+                    value = value.scaled(other.const)
+                else:
+                    self.fail(pos, "a product of two terms with outputs or inputs is not linear")
+            elif kind == "op" and text == "/":
+                self.take()
+                other = self.unary()
+                if not other.constant:
+                    self.fail(pos, "dividing by an output or an input is not linear")
+                if other.const == 0.0:
+                    self.fail(pos, "division by zero")
+                value = value.scaled(1.0 / other.const)
+            elif kind in ("num", "name") or (kind == "op" and text == "("):
+                self.fail(pos, f"missing '*' before {text!r} (write a product as '0.5*x[1]')")
+            else:
+                return value
+
+    def unary(self) -> LinearExpr:
+        if self.is_op("+-"):
+            _, op, _ = self.take()
+            value = self.unary()
+            return value if op == "+" else value.scaled(-1.0)
+        return self.primary()
+
+    def primary(self) -> LinearExpr:
+        kind, text, pos = self.take()
+        if kind == "num":
+            v = float(text)
+            if not np.isfinite(v):
+                self.fail(pos, f"number {text} is too large")
+            return self._const(v)
+        if kind == "op" and text == "(":
+            value = self.expr()
+            if not self.is_op(")"):
+                self.fail(self.peek()[2], "missing ')'")
+            self.take()
+            return value
+        if kind == "name":
+            return self._variable(text, pos)
+        if kind == "end":
+            self.fail(pos, _EXPECTED)
+        self.fail(pos, f"unexpected {text!r}; {_EXPECTED}")
+        raise AssertionError  # unreachable
+
+    def _const(self, v: float) -> LinearExpr:
+        return LinearExpr(np.zeros(self.n_out), np.zeros(self.n_in), v)
+
+    def _unit(self, kind: str, k: int, pos: int) -> LinearExpr:
+        n = self.n_out if kind == "y" else self.n_in
+        what = "output" if kind == "y" else "input"
+        if n == 0:
+            self.fail(pos, f"{kind}[{k}]: only outputs y[i] can appear in this expression")
+        if not 0 <= k < n:
+            self.fail(pos, f"{what} {kind}[{k}] does not exist: the network has {n} {what}s (0..{n - 1})",
+                      ProblemError)
+        e = self._const(0.0)
+        (e.y if kind == "y" else e.x)[k] = 1.0
+        return e
+
+    def _variable(self, word: str, pos: int) -> LinearExpr:
+        if self.is_op("["):
+            if word not in ("x", "y", "X", "Y"):
+                self.fail(pos, f"unknown vector {word!r}: use y[i] for output i and x[i] for input i")
+            self.take()
+            kind, text, ipos = self.take()
+            if kind != "num" or not text.isdigit():
+                self.fail(ipos, f"the index of {word}[...] must be a whole number")
+            if not self.is_op("]"):
+                self.fail(self.peek()[2], "missing ']'")
+            self.take()
+            return self._unit(word.lower(), int(text), pos)
+        hits = [("y", k) for k, name in enumerate(self.output_names) if name == word]
+        hits += [("x", k) for k, name in enumerate(self.input_names) if name == word]
+        m = _SHORTHAND.fullmatch(word)
+        if m and (m.group(1).lower(), int(m.group(2))) not in hits:
+            hits.append((m.group(1).lower(), int(m.group(2))))
+        if len(hits) > 1:
+            meaning = " and ".join(f"{k}[{i}]" for k, i in hits)
+            self.fail(pos, f"{word!r} is ambiguous (it could be {meaning}); write y[i] or x[i]")
+        if not hits:
+            names = [*self.output_names, *self.input_names]
+            known = f"; this network's names are {', '.join(names)}" if names else \
+                "; this network has no input or output names"
+            self.fail(pos, f"unknown name {word!r}: use y[i] for output i and x[i] for input i, and numbers "
+                      f"for coefficients{known}")
+        return self._unit(hits[0][0], hits[0][1], pos)
+
+
+def parse_expression(text: str, n_inputs: int, n_outputs: int, *, input_names=None,
+                     output_names=None) -> LinearExpr:
+    """Read a linear expression of outputs ``y[i]`` and inputs ``x[i]`` (or their names).
+
+    ``'2*y[0] - y[1]/2 + 0.1*x[3] + 1'``, ``'y[0]*2'``, ``'-(y[0] - y[1])'``, ``'3e-2 * x[0]'``
+    are accepted; products need ``*`` and a constant on one side. Errors are ``ParseError``
+    (``ProblemError`` for an index out of range) naming the column where reading failed.
+    """
+    if not str(text).strip():
+        raise ParseError("empty expression")
+    return _Reader(str(text), n_inputs, n_outputs, input_names, output_names).read()
 
 
 def parse_linear_expression(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
-    """Parse ``'2*y[0] - y[3] + 0.5'`` into ``(coefficients, constant)``."""
-    coef = np.zeros(n_outputs)
-    const = 0.0
-    s = text.strip()
-    if not s:
-        raise ParseError("empty expression")
-    pos = 0
-    first = True
-    while pos < len(s):
-        m = _TERM.match(s, pos)
-        if m is None or m.end() == pos:
-            raise ParseError(f"cannot read {s[pos:]!r} in expression {text!r}")
-        sign_s, num, var, i1, i2, i3 = m.groups()
-        if sign_s is None and not first:
-            raise ParseError(f"missing + or - before {s[pos:m.end()].strip()!r} in {text!r}")
-        if num is None and var is None:
-            raise ParseError(f"cannot read {s[pos:]!r} in expression {text!r}")
-        sign = -1.0 if sign_s == "-" else 1.0
-        value = float(num) if num is not None else 1.0
-        if var is not None:
-            k = int(next(g for g in (i1, i2, i3) if g is not None))
-            if not (0 <= k < n_outputs):
-                raise ProblemError(
-                    f"output y[{k}] in {text!r} does not exist: the network has "
-                    f"{n_outputs} outputs (0..{n_outputs - 1})"
-                )
-            coef[k] += sign * value
-        else:
-            const += sign * value
-        pos = m.end()
-        first = False
-    return coef, const
+    """Parse ``'2*y[0] - y[3] + 0.5'`` into ``(coefficients, constant)`` (outputs only)."""
+    expr = parse_expression(text, 0, n_outputs)
+    return expr.y, expr.const
 
 
-def format_linear(c, d: float = 0.0) -> str:
-    """``'2*y[0] - y[3] + 0.5'`` from coefficients and a constant (the inverse of the parser)."""
+def parse_constraint(text: str, n_inputs: int, n_outputs: int, *, input_names=None,
+                     output_names=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """``'y[0] - 2*x[1] >= 0.5'`` into ``(a_y, a_x, e)`` meaning ``a_y . y + a_x . x <= e``."""
+    text = str(text)
+    ops = list(re.finditer(r"<=|>=|=<|=>|==|<|>|=", text))
+    form = "must have the form 'LHS <= RHS' or 'LHS >= RHS'"
+    if not ops:
+        raise ParseError(f"constraint {text!r} {form}")
+    if len(ops) > 1:
+        raise ParseError(f"cannot read {text!r} at column {ops[1].start() + 1}: one comparison per constraint "
+                         "(give '0 <= x[0] <= 1' as two constraints)")
+    op = ops[0]
+    if op.group() not in ("<=", ">=", "=<", "=>"):
+        raise ParseError(f"constraint {text!r} {form} (strict '<', '>' and '=' are not supported)")
+    sides = []
+    for part, offset in ((text[:op.start()], 0), (text[op.end():], op.end())):
+        if not part.strip():
+            raise ParseError(f"constraint {text!r} {form}: the {'left' if offset == 0 else 'right'} side is empty")
+        sides.append(_Reader(part, n_inputs, n_outputs, input_names, output_names, text, offset).read())
+    diff = sides[0]._combine(sides[1], -1.0)     # lhs - rhs <= 0
+    if op.group() in (">=", "=>"):
+        diff = diff.scaled(-1.0)
+    if diff.constant:
+        raise ParseError(f"constraint {text!r} does not involve any output y[i] or input x[i]")
+    return diff.y, diff.x, -diff.const
+
+
+def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
+    """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` into a row ``(a, e)``: ``a.y <= e``."""
+    a, _, e = parse_constraint(text, 0, n_outputs)
+    return a, e
+
+
+def format_linear(c, d: float = 0.0, x=None) -> str:
+    """``'2*y[0] - y[3] + 0.5'`` from coefficients and a constant (the inverse of the parser);
+    ``x`` adds input coefficients."""
     text = ""
-    for k in np.nonzero(c)[0]:
-        v = float(c[k])
+    terms = [("y", k, float(c[k])) for k in np.nonzero(c)[0]]
+    if x is not None:
+        terms += [("x", k, float(x[k])) for k in np.nonzero(x)[0]]
+    for name, k, v in terms:
         sign = "-" if v < 0 else "+"
         mag = "" if abs(v) == 1.0 else f"{abs(v):g}*"
-        text += f" {sign} {mag}y[{k}]" if text else f"{'-' if v < 0 else ''}{mag}y[{k}]"
+        text += f" {sign} {mag}{name}[{k}]" if text else f"{'-' if v < 0 else ''}{mag}{name}[{k}]"
     if d:
         text += f" {'-' if d < 0 else '+'} {abs(d):g}"
     return text or "0"
 
 
-def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
-    """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` into a row ``(a, e)``: ``a.y <= e``."""
-    m = re.fullmatch(r"(.+?)(<=|>=|=<|=>)(.+)", text.strip())
-    if m is None:
-        raise ParseError(f"constraint {text!r} must have the form 'LHS <= RHS' or 'LHS >= RHS'")
-    lhs, op, rhs = m.groups()
-    a_l, k_l = parse_linear_expression(lhs, n_outputs)
-    a_r, k_r = parse_linear_expression(rhs, n_outputs)
-    a, e = a_l - a_r, k_r - k_l
-    if op in (">=", "=>"):
-        a, e = -a, -e
-    if not np.any(a):
-        raise ParseError(f"constraint {text!r} does not involve any output")
-    return a, e
+def input_form_network(network: Network, D, domain: Domain) -> Network:
+    """``network`` with ``k`` extra outputs ``D @ x`` (``D`` is ``k x n``), exact on ``domain``.
+
+    Each form is carried through the hidden layers by one neuron ``s (D_j x - L_j)``, where
+    ``L_j`` is a little below the form's minimum over the box, so the neuron is always active
+    (stable: it adds no binary and no branching) and ReLU (or a clipped ReLU, since ``s``
+    keeps the carrier below half of the smallest cap) passes it unchanged. This is how an
+    objective or an output constraint with input terms becomes one in the outputs only,
+    which every method handles.
+    """
+    D = np.atleast_2d(np.asarray(D, dtype=np.float64))
+    k = D.shape[0]
+    if not domain.bounded:
+        domain.require_bounded("an objective or output constraint with input terms x[i]")
+    from .network import Layer
+
+    lo = np.sum(np.minimum(D * domain.lb, D * domain.ub), axis=1)
+    hi = np.sum(np.maximum(D * domain.lb, D * domain.ub), axis=1)
+    size = np.abs(D) @ np.maximum(np.abs(domain.lb), np.abs(domain.ub))
+    shift = lo - 1e-9 * (1.0 + size)       # margin for round-off: the carrier stays > 0
+    taus = [layer.tau for layer in network.layers[:-1] if layer.activation == "clipped_relu"]
+    scale = np.ones(k) if not taus else 0.5 * min(taus) / (hi - shift)
+    layers = list(network.layers)
+    if len(layers) == 1:
+        out = layers[0]
+        return _renamed(network, [Layer(np.vstack([out.W, D]), np.concatenate([out.b, np.zeros(k)]), "identity")])
+    new = []
+    for i, layer in enumerate(layers):
+        W, b = layer.W, layer.b
+        if i == 0:
+            W2 = np.vstack([W, scale[:, None] * D])
+            b2 = np.concatenate([b, -scale * shift])
+        else:
+            W2 = np.zeros((W.shape[0] + k, W.shape[1] + k))
+            W2[: W.shape[0], : W.shape[1]] = W
+            last = i == len(layers) - 1
+            W2[W.shape[0]:, W.shape[1]:] = np.diag(1.0 / scale) if last else np.eye(k)
+            b2 = np.concatenate([b, shift if last else np.zeros(k)])
+        new.append(Layer(W2, b2, layer.activation, layer.tau))
+    return _renamed(network, new)
+
+
+def _renamed(network: Network, layers) -> Network:
+    k = layers[-1].n_out - network.output_dim
+    out_names = None
+    if network.output_names is not None:
+        out_names = (*network.output_names, *(f"input form {j}" for j in range(k)))
+    return Network(tuple(layers), network.input_names, out_names, network.source,
+                   {**network.meta, "input_forms": k})
 
 
 @dataclass(frozen=True)
@@ -333,33 +594,92 @@ class Problem:
         """Convenience constructor.
 
         ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k`` (an output
-        index, or an expression such as ``'y[0] - y[1]'``), or a vector ``c`` with ``sense``.
-        ``constraints`` are strings such as ``'y[3] <= 0.34'``.
+        index, or a linear expression such as ``'y[0] - 2*y[1]'`` or ``'3*y[0] - 0.5*x[1]'``), or
+        a vector ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``,
+        ``'y[0] >= y[2]'`` or ``'x[0] + x[1] <= 1'``: a constraint with inputs only joins
+        ``A x <= b``. Outputs and inputs may also be called by the network's names. Input
+        terms in the objective or in a constraint with outputs are exact: the network gets
+        one always-active neuron per layer carrying them (``input_form_network``); they need
+        a bounded box. An objective with no output and no input is an error.
         """
         n, m = network.input_dim, network.output_dim
-        domain = Domain(_vector(lb, n, "lb"), _vector(ub, n, "ub"), A, b)
+        names = {"input_names": network.input_names, "output_names": network.output_names}
         given = sum(v is not None for v in (maximize, minimize, c))
         if given != 1:
             raise ProblemError("give exactly one of maximize=k, minimize=k or c=vector")
+        obj_x = np.zeros(n)
         if maximize is not None or minimize is not None:
             target, sense = (maximize, "max") if maximize is not None else (minimize, "min")
-            if isinstance(target, str) and not target.strip().lstrip("-").isdigit():
-                coef, const = parse_linear_expression(target, m)
-                objective = Objective(coef, d + const, sense)
+            key = "maximize" if sense == "max" else "minimize"
+            if isinstance(target, str) and target.strip().lstrip("-").isdigit():
+                target = int(target)
+            if isinstance(target, str):
+                expr = parse_expression(target, n, m, **names)
+                if expr.constant:
+                    raise ProblemError(f"{key}={target!r} is a constant: the objective must name an output "
+                                       "y[i] (or an input x[i]); for output K give the index K")
+                obj_y, obj_x, const = expr.y, expr.x, expr.const
+            elif isinstance(target, int | np.integer) and not isinstance(target, bool):
+                obj_y, const = _unit(int(target), m), 0.0
             else:
-                objective = Objective(_unit(int(target), m), d, sense)
+                raise ProblemError(f"{key}={target!r}: give an output index (an int) or an expression such "
+                                   "as 'y[0] - y[1]'")
+            objective = Objective(obj_y, d + const, sense)
         else:
             objective = Objective(_vector(c, m, "objective c"), d, sense)
+            if not np.any(objective.c):
+                raise ProblemError("objective vector c is all zeros: the objective is a constant")
+        out_rows, in_rows, mixed = [], [], []
+        for text in constraints or ():
+            a_y, a_x, e = parse_constraint(text, n, m, **names)
+            if not np.any(a_y):
+                in_rows.append((a_x, e))
+            elif not np.any(a_x):
+                out_rows.append((a_y, e, text))
+            else:
+                mixed.append((a_y, a_x, e, text))
+        if in_rows:
+            A_in = np.array([r[0] for r in in_rows])
+            b_in = np.array([r[1] for r in in_rows])
+            if (A is None) != (b is None):
+                raise ProblemError("give both A and b for linear input constraints A x <= b")
+            A = A_in if A is None else np.vstack([np.atleast_2d(np.asarray(A, dtype=np.float64)), A_in])
+            b = b_in if b is None else np.concatenate([np.asarray(b, dtype=np.float64).reshape(-1), b_in])
+        domain = Domain(_vector(lb, n, "lb"), _vector(ub, n, "ub"), A, b)
+        forms = ([obj_x] if np.any(obj_x) else []) + [r[1] for r in mixed]
+        meta: dict = {}
+        if forms:
+            D = np.array(forms)
+            meta = {"base_network": network, "input_forms": D}
+            network = input_form_network(network, D, domain)
+            k = len(forms)
+            pad = np.zeros(k)
+            c_aug = np.concatenate([objective.c, pad])
+            if np.any(obj_x):
+                c_aug[m] = 1.0
+            objective = Objective(c_aug, objective.d, objective.sense)
+            out_rows = [(np.concatenate([a_y, pad]), e, text) for a_y, e, text in out_rows]
+            first = 1 if np.any(obj_x) else 0
+            for j, (a_y, _, e, text) in enumerate(mixed):
+                row = np.concatenate([a_y, pad])
+                row[m + first + j] = 1.0
+                out_rows.append((row, e, text))
         cons = None
-        if constraints:
-            rows = [parse_output_constraint(t, m) for t in constraints]
-            cons = OutputConstraints(
-                np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                tuple(constraints),
-            )
-        return cls(network, domain, objective, cons, name)
+        if out_rows:
+            cons = OutputConstraints(np.array([r[0] for r in out_rows]), np.array([r[1] for r in out_rows]),
+                                     tuple(r[2] for r in out_rows))
+        return cls(network, domain, objective, cons, name, meta)
 
     # ----------------------------------------------------------------- views
+    @property
+    def user_network(self) -> Network:
+        """The network as given: without the extra outputs that carry input terms (if any)."""
+        return self.meta.get("base_network", self.network)
+
+    def outputs(self, x) -> np.ndarray:
+        """The user network's outputs ``y(x)`` (the extra input-term outputs left out)."""
+        return self.user_network.forward(x)
+
     @property
     def sense(self) -> str:
         return self.objective.sense
@@ -408,18 +728,23 @@ class Problem:
 
     def with_box(self, lb, ub) -> Problem:
         d = self.domain
-        return Problem(self.network, Domain(lb, ub, d.A, d.b), self.objective, self.constraints,
-                       self.name, self.meta)
+        domain = Domain(lb, ub, d.A, d.b)
+        net = self.network
+        if "input_forms" in self.meta:   # the carriers' shift depends on the box
+            net = input_form_network(self.meta["base_network"], self.meta["input_forms"], domain)
+        return Problem(net, domain, self.objective, self.constraints, self.name, self.meta)
 
     def describe(self) -> str:
         obj = self.objective
         if isinstance(obj, LeastSquares):
             return (f"min 1/2||A y + a - t||^2 ({obj.t.shape[0]} measurements) over a "
                     f"{self.domain.dim}-d box of {self.network.describe()}")
-        nz = np.nonzero(obj.c)[0]
-        if nz.size == 1 and obj.c[nz[0]] == 1.0 and obj.d == 0.0:
-            what = f"y[{nz[0]}]"
-        else:
-            what = format_linear(obj.c, obj.d)
+        m = self.user_network.output_dim
+        c, x = obj.c[:m], None
+        if "input_forms" in self.meta:
+            x = obj.c[m:] @ self.meta["input_forms"]
+        what = format_linear(c, obj.d, x)
         cons = f", {self.constraints.count} output constraint(s)" if self.constraints else ""
-        return f"{obj.sense} {what} over a {self.domain.dim}-d box of {self.network.describe()}{cons}"
+        if self.domain.A is not None:
+            cons += f", {self.domain.A.shape[0]} input constraint(s)"
+        return f"{obj.sense} {what} over a {self.domain.dim}-d box of {self.user_network.describe()}{cons}"
