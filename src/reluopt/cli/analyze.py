@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=20_000, help="samples for the sampled count")
     p.add_argument("--max-regions", type=int, default=200_000,
                    help="stop exact enumeration beyond this many regions")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the region sampling and the plot (default 0)")
     p.add_argument("--json", metavar="OUT", help="write the indicators as JSON to OUT ('-' = stdout)")
     p.add_argument("--plot", metavar="PNG", help="draw the linear regions (2-D inputs only)")
     p.set_defaults(func=run)

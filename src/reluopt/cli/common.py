@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..network import Network
 
 BOX_HELP = ("input box: 'LO,HI' (the same interval for every input), 'lo1:hi1,lo2:hi2,...' (one "
             "interval per input), or a file: JSON {\"lb\": [...], \"ub\": [...]} or CSV with two "
-            "columns lo,hi and one row per input")
+            "columns lo,hi and one row per input (a header line 'lo,hi' is optional)")
 
 
 def load_network(path: str | Path) -> Network:
@@ -70,23 +71,44 @@ def _read_box_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
             return np.asarray(data["lb"], dtype=np.float64), np.asarray(data["ub"], dtype=np.float64)
-        rows = np.atleast_2d(np.loadtxt(path, delimiter=",", dtype=np.float64, comments="#"))
+        rows = _read_box_csv(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ParseError(f"box file {str(path)!r}: cannot read it ({exc}); expected JSON "
-                         "{\"lb\": [...], \"ub\": [...]} or CSV rows 'lo,hi'") from None
+                         "{\"lb\": [...], \"ub\": [...]} or CSV rows 'lo,hi' (an optional header line)") from None
     if rows.shape[1] != 2:
         raise ParseError(f"box file {str(path)!r}: rows have {rows.shape[1]} columns, expected 2 (lo,hi)")
     return rows[:, 0].copy(), rows[:, 1].copy()
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_box_csv(path: Path) -> np.ndarray:
+    """Rows ``lo,hi`` of a CSV box file; a first line that is not numbers (``lo,hi``) is a
+    header, and ``#`` starts a comment."""
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    lines = [line for line in lines if line]
+    if lines and not any(_is_number(v) for v in lines[0].split(",")):
+        lines = lines[1:]    # a header such as 'lo,hi'
+    if not lines:
+        raise ValueError("no rows")
+    return np.atleast_2d(np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2))
+
+
 def add_objective_arguments(parser) -> None:
     """--maximize / --minimize / --objective and --constraint, shared by solve and friends."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--maximize", metavar="K", help="maximise output K (an index) or an expression "
-                       "such as 'y[0] - y[1]'")
-    group.add_argument("--minimize", metavar="K", help="minimise output K or an expression")
+    group.add_argument("--maximize", metavar="K", help="maximise output K (an index) or a linear expression "
+                       "of outputs y[i] and inputs x[i], such as 'y[0] - y[1]' or '3*y[0] - 0.5*x[1]'")
+    group.add_argument("--minimize", metavar="K", help="minimise output K or a linear expression")
     parser.add_argument("--constraint", action="append", default=[], metavar="EXPR",
-                        help="linear output constraint such as 'y[1] <= 0.34' or 'y[0] >= y[2]' (repeatable)")
+                        help="linear constraint on outputs and/or inputs, such as 'y[1] <= 0.34', "
+                        "'y[0] >= y[2]' or 'x[0] + x[1] <= 1' (inputs only: joins A x <= b); repeatable")
 
 
 def objective_kwargs(args) -> dict:
@@ -97,25 +119,60 @@ def objective_kwargs(args) -> dict:
     return {key: int(text) if text.lstrip("-").isdigit() else text}
 
 
-class ProgressLine:
-    """A live one-line progress display on stderr (rewritten in place on a terminal, one line
-    every few seconds otherwise). Pass an instance as a method's ``progress`` callback."""
+#: Help text of ``--progress`` (every command with a live progress line).
+PROGRESS_HELP = ("when stderr is not a terminal (a log file, a pipe), print a progress line every few seconds; "
+                 "on a terminal a live line is shown anyway (unless --quiet)")
 
-    def __init__(self, enabled: bool = True, every: float = 0.2, stream=None) -> None:
+
+def add_progress_arguments(parser) -> None:
+    """``--quiet`` and ``--progress``, for commands with a ``ProgressLine``."""
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    parser.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
+
+
+def progress_line(args) -> ProgressLine:
+    """The ``ProgressLine`` that ``--quiet`` and ``--progress`` ask for."""
+    return ProgressLine(enabled=not getattr(args, "quiet", False), log=getattr(args, "progress", False))
+
+
+class ProgressLine:
+    """Progress on stderr; pass an instance as a method's ``progress`` callback.
+
+    On a terminal: one live line, rewritten in place (and kept ticking by a background
+    thread, so the clock moves during a long phase that reports nothing), erased by
+    ``close()``. Not on a terminal (a log, a pipe): nothing, unless ``log=True``
+    (``--progress``), which prints one line every ``log_every`` seconds.
+    """
+
+    def __init__(self, enabled: bool = True, every: float = 0.2, stream=None, log: bool = False,
+                 log_every: float = 5.0) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every = every if self.tty else 5.0
+        self.enabled = enabled and (self.tty or log)
+        self.every = every if self.tty else log_every
         self._last = -math.inf
         self._width = 0
+        self._info: dict | None = None
+        self._info_time = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __call__(self, info: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or self._stop.is_set():
             return
         now = time.perf_counter()
-        if now - self._last < self.every:
-            return
-        self._last = now
+        with self._lock:
+            self._info, self._info_time = dict(info), now
+            if now - self._last < self.every:
+                return
+            self._draw(self._info)
+        if self._ticker is None and not self._stop.is_set():
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="reluopt-progress")
+            self._ticker.start()
+
+    def _draw(self, info: dict) -> None:
+        self._last = time.perf_counter()
         line = format_progress(info)
         if self.tty:
             pad = max(0, self._width - len(line))
@@ -125,10 +182,32 @@ class ProgressLine:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def _tick(self) -> None:
+        """Redraw with the clock moved on when the method has been silent for a while."""
+        period = 1.0 if self.tty else self.every
+        while not self._stop.wait(period):
+            with self._lock:
+                if self._stop.is_set() or self._info is None:
+                    continue
+                now = time.perf_counter()
+                if now - self._last < period:
+                    continue
+                info = dict(self._info)
+                info["elapsed"] = info.get("elapsed", 0.0) + (now - self._info_time)
+                try:
+                    self._draw(info)
+                except (OSError, ValueError):    # the stream went away
+                    return
+
     def close(self) -> None:
-        if self.enabled and self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2.0)
+        with self._lock:
+            if self.enabled and self.tty and self._width:
+                self.stream.write("\r" + " " * self._width + "\r")
+                self.stream.flush()
+                self._width = 0
 
 
 def _fmt(v) -> str:
@@ -137,12 +216,32 @@ def _fmt(v) -> str:
     return f"{v:.6g}"
 
 
+def format_gap(gap) -> str:
+    """The relative gap as every command prints it: ``8.21e-05 (relative)``, ``-`` if unknown."""
+    if gap is None or not math.isfinite(gap):
+        return "-"
+    return f"{gap:.3g} (relative)"
+
+
+#: How verify's phases read in the progress line.
+PHASE_NAMES = {"bab": "branch and bound", "mip": "MIP", "split": "input splitting", "exact": "exact"}
+
+
 def format_progress(info: dict) -> str:
-    parts = [f"{info.get('elapsed', 0.0):7.1f}s", f"{info.get('method', '')}",
-             f"incumbent {_fmt(info.get('incumbent'))}", f"bound {_fmt(info.get('bound'))}"]
-    gap = info.get("gap")
-    parts.append(f"gap {gap:.2%}" if gap is not None and math.isfinite(gap) else "gap -")
-    for key in ("nodes", "open", "nodes_per_s", "phase"):
+    """One progress line: time, method, phase (if any), incumbent, bound, relative gap, counters."""
+    parts = [f"{info.get('elapsed', 0.0):7.1f}s", f"{info.get('method', '')}"]
+    if info.get("phase"):
+        word, _, rest = str(info["phase"]).partition(" ")
+        parts.append(f"[{' '.join(filter(None, (PHASE_NAMES.get(word, word), rest)))}]")
+    if info.get("method") == "verify":     # verify's incumbent is the best margin found (sat at >= 0)
+        parts += [f"best margin {_fmt(info.get('incumbent'))}", f"margin bound {_fmt(info.get('bound'))}"]
+    else:
+        parts += [f"incumbent {_fmt(info.get('incumbent'))}", f"bound {_fmt(info.get('bound'))}"]
+    if "gap" in info:
+        parts.append(f"gap {format_gap(info.get('gap'))}")
+    if info.get("pairs") is not None and info.get("pairs_open") is not None:
+        parts.append(f"pairs open {info['pairs_open']}/{info['pairs']}")
+    for key in ("nodes", "open", "nodes_per_s"):
         if key in info and info[key] is not None:
             value = info[key]
             label = "nodes/s" if key == "nodes_per_s" else key

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                    help="comma-separated method names (default ppga-lr,ppga,sampling,walk)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                    help="seconds per method (default 10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the methods compared (default 0)")
     p.add_argument("--plot", metavar="PNG", help="write a plot of incumbent against time")
     p.add_argument("--json", metavar="OUT", help="write every Result as JSON to OUT ('-' = stdout)")
     p.set_defaults(func=run)

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParseError
-from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL
+from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL, format_vector
 from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
 from .common import (
     BOX_HELP,
     MODEL_HELP,
-    ProgressLine,
     add_objective_arguments,
+    add_progress_arguments,
     problem_from_args,
+    progress_line,
     report_stream,
 )
 
@@ -74,9 +75,9 @@ def register(subparsers) -> None:
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="extra method option, e.g. -o threads=2 -o rescale=True (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the heuristics (default 0)")
-    p.add_argument("--json", metavar="OUT", help="write the full result (x, value, bound, gap, history, "
+    p.add_argument("--json", metavar="OUT", help="write the full result (x, y(x), value, bound, gap, history, "
                    "statistics) as JSON to OUT ('-' for stdout)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no live progress line")
+    add_progress_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -124,7 +125,7 @@ def run(args) -> int:
     if args.incumbent:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
-    progress = ProgressLine(enabled=not args.quiet)
+    progress = progress_line(args)
     out = report_stream(args)
     print(f"{problem.name}: {problem.describe()}", file=out)
     print(f"method {args.method}, time limit {args.time_limit:g} s", file=out)
@@ -137,10 +138,9 @@ def run(args) -> int:
     finally:
         progress.close()
     print(result.summary(), file=out)
-    if result.x is not None:
-        y = net.forward(result.x)
-        ys = ", ".join(f"{v:.6g}" for v in y[:12]) + (f", ... ({len(y)} outputs)" if len(y) > 12 else "")
-        print(f"y(x)     [{ys}]", file=out)
+    y = None if result.x is None else problem.outputs(result.x)
+    if y is not None:
+        print(format_vector("y(x)", y), file=out)
     shown = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
     if shown:
         print("stats    " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items()), file=out)
@@ -148,6 +148,7 @@ def run(args) -> int:
         from .common import write_json
 
         payload = result.to_dict()
+        payload["y"] = None if y is None else [float(v) for v in y]   # the network's outputs at x
         payload["problem"] = problem.describe()
         payload["model"] = str(args.model)
         write_json(args.json, payload)

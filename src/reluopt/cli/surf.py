@@ -18,6 +18,15 @@ import numpy as np
 from ..errors import ParseError, ProblemError
 from .common import BOX_HELP, load_network, parse_box, write_json
 
+DESCRIPTION = """\
+Invert a generative network (find the latent x whose image G_T(x) is a target), or do compressed
+sensing (find x with A G_T(x) close to measurements), by Surfing: gradient descent that follows the
+minimiser across the network's training checkpoints, from the random initialisation to the trained
+network G_T. With --compare it also runs direct descent on G_T and random restarts at the same
+gradient budget; with --exact, an exact MIQP (SCIP) per target.
+
+""" + __doc__.split("\n\n")[1]
+
 EPILOG = """examples:
   reluopt surf examples/surfing/checkpoints/latent4 --in-range 50 --compare
   reluopt surf examples/surfing/checkpoints/latent4 --in-range 50 --digits 50 \\
@@ -44,11 +53,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "surf",
         help="invert a generative network / compressed sensing by Surfing over training checkpoints",
-        description=__doc__.split("\n\n")[1],
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoints", nargs="+", help="a checkpoint folder, or model files in training order")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINTS",
+                   help="a checkpoint folder, or model files in training order")
     p.add_argument("--box", help="latent box, " + BOX_HELP + " (default: the folder's latent_box.json)")
     p.add_argument("--in-range", type=int, default=0, metavar="N",
                    help="N targets G_T(x*) with x* uniform in the box")
@@ -68,7 +78,8 @@ def register(subparsers) -> None:
     p.add_argument("--exact", type=float, metavar="SECONDS",
                    help="also solve each target exactly (MIQP on SCIP, warm-started at Surfing's answer) "
                         "with this time limit per target")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the targets, starts and measurement "
+                   "matrices (default 0)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT ('-' = stdout)")
     p.set_defaults(func=run)
 

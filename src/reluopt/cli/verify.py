@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ProblemError, ReluoptError
 from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
-from .common import ProgressLine, load_network
+from .common import add_progress_arguments, load_network, progress_line
 
 
 def register(subparsers) -> None:
@@ -42,8 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     p.add_argument("--exact", choices=("auto", "bab", "mip", "none"), default="auto",
                    help="complete method for what the fast paths leave open (default auto)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", "-q", action="store_true", help="no live progress line")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the falsification (default 0)")
+    add_progress_arguments(p)
     p.add_argument("--verbose", "-v", action="store_true",
                    help="print how the answer was reached (method, time per phase) on stderr")
     p.set_defaults(func=run)
@@ -63,7 +63,7 @@ def run(args) -> int:
         raise ProblemError(f"--timeout must be positive, got {args.timeout}")
     net = load_network(args.model)
     prop = load_vnnlib(args.property)
-    line = ProgressLine(enabled=not args.quiet)
+    line = progress_line(args)
     try:
         verdict = verify(net, prop, timeout=args.timeout, seed=args.seed, progress=line, exact=args.exact)
     finally:
@@ -125,7 +125,7 @@ def run_instances(args) -> int:
         t0 = time.perf_counter()
         method = ""
         limit = timeout * args.timeout_scale
-        line = ProgressLine(enabled=not args.quiet)
+        line = progress_line(args)
         try:
             if onnx not in models:
                 models[onnx] = load_network(onnx)

@@ -90,6 +90,12 @@ class LipschitzResult:
                         for t, lo, up, s in self.history],
         }
 
+    def __repr__(self) -> str:    # short: x and the activation pattern are arrays
+        x = "None" if self.x is None else f"<{np.asarray(self.x).size} values>"
+        return (f"LipschitzResult(status={self.status!r}, norm={self.norm!r}, method={self.method!r}, "
+                f"lower={self.lower:.6g}, upper={self.upper:.6g}, gap={self.gap:.3g}, x={x}, "
+                f"seconds={self.seconds:.3f})")
+
     def summary(self) -> str:
         return (f"status  {self.status}\nnorm    {self.norm} (input)\nlower   {self.lower:.10g}\n"
                 f"upper   {self.upper:.10g}\ngap     {self.gap:.3g}\nseconds {self.seconds:.3f}")
