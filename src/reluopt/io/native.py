@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -36,32 +37,112 @@ def save_npz(network: Network, path) -> Path:
 
 
 def load_npz(path) -> Network:
+    """Read a network written by ``save_npz``. Every malformed file (empty, not a zip, no
+    header, a header that does not match the arrays) raises ``ModelError`` naming the file
+    and the entry at fault."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not a .npz file")
     try:
+        with path.open("rb") as fh:
+            magic = fh.read(6)
+        if not magic:
+            raise ModelError(f"{path}: not a readable .npz file (the file is empty: 0 bytes)")
+        if magic.startswith(b"\x93NUMPY"):
+            raise ModelError(f"{path}: not a readable .npz file (it holds a single numpy array in .npy format, "
+                             "not an archive of W0, b0, ..., header)")
+        if not magic.startswith(b"PK"):
+            raise ModelError(f"{path}: not a readable .npz file (it does not start with a zip header)")
         with np.load(path, allow_pickle=False) as data:
             files = dict(data.items())
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a readable .npz file ({exc})") from None
+    except ModelError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError) as exc:
+        raise ModelError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    if not files:
+        raise ModelError(f"{path}: the .npz archive holds no arrays (expected W0, b0, ..., header)")
     if "header" not in files:
-        raise ModelError(f"{path}: not a reluopt network (no header entry)")
+        raise ModelError(f"{path}: not a reluopt network (no header entry; arrays: {_names(files)})")
+    header = _read_header(path, files["header"])
+    acts = header.get("activations")
+    if acts is None:
+        raise ModelError(f"{path}: the header has no 'activations' list (one activation name per layer)")
+    if not isinstance(acts, list) or not all(isinstance(a, str) for a in acts):
+        raise ModelError(f"{path}: header entry 'activations' must be a list of activation names, got "
+                         f"{_short(acts)}")
+    n_layers = _count_layers(path, files)
+    if len(acts) != n_layers:
+        few = "too few" if len(acts) < n_layers else "too many"
+        raise ModelError(f"{path}: the header lists {len(acts)} activations for {n_layers} layers "
+                         f"(arrays W0..W{n_layers - 1}): {few} activations")
+    taus = header.get("taus")
+    if taus is None:
+        taus = [None] * n_layers
+    if not isinstance(taus, list) or len(taus) != n_layers:
+        raise ModelError(f"{path}: header entry 'taus' must be a list of {n_layers} caps (null for none), got "
+                         f"{_short(taus)}")
+    for i, tau in enumerate(taus):
+        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float)):
+            raise ModelError(f"{path}: layer {i}: cap tau must be a number or null, got {tau!r}")
+    names = {}
+    for key in ("input_names", "output_names"):
+        value = header.get(key)
+        if value and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise ModelError(f"{path}: header entry {key!r} must be a list of strings, got {_short(value)}")
+        names[key] = tuple(value) if value else None
+    meta = header.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: header entry 'meta' must be an object, got {_short(meta)}")
+    layers = [Layer(files[f"W{i}"], files[f"b{i}"], act, tau)
+              for i, (act, tau) in enumerate(zip(acts, taus, strict=True))]
     try:
-        header = json.loads(str(files["header"]))
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: corrupt header ({exc})") from None
-    if header.get("format") != "reluopt-network":
-        raise ModelError(f"{path}: not a reluopt network file")
-    acts = header["activations"]
-    taus = header.get("taus") or [None] * len(acts)
-    layers = []
-    for i, (act, tau) in enumerate(zip(acts, taus, strict=True)):
-        if f"W{i}" not in files or f"b{i}" not in files:
-            raise ModelError(f"{path}: layer {i} is missing its W{i} or b{i} array")
-        layers.append(Layer(files[f"W{i}"], files[f"b{i}"], act, tau))
-    try:
-        net = Network(tuple(layers),
-                      tuple(header["input_names"]) if header.get("input_names") else None,
-                      tuple(header["output_names"]) if header.get("output_names") else None,
-                      source=str(path), meta=header.get("meta") or {})
+        net = Network(tuple(layers), names["input_names"], names["output_names"], source=str(path), meta=meta)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
     return net
+
+
+def _names(files: dict) -> str:
+    keys = sorted(files)
+    return ", ".join(keys[:8]) + (f", ... ({len(keys)} arrays)" if len(keys) > 8 else "")
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_header(path: Path, entry: np.ndarray) -> dict:
+    if entry.ndim != 0 or entry.dtype.kind not in "US":
+        raise ModelError(f"{path}: corrupt header (a {entry.dtype} array of shape {entry.shape}, "
+                         "expected a JSON string)")
+    try:
+        header = json.loads(str(entry))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: corrupt header ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path}: corrupt header (a JSON {type(header).__name__}, expected an object)")
+    if header.get("format") != "reluopt-network":
+        raise ModelError(f"{path}: not a reluopt network file (header format {header.get('format')!r})")
+    version = header.get("version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(f"{path}: header version {version!r}; this reluopt reads version {FORMAT_VERSION} "
+                         "(written by a newer reluopt?)")
+    return header
+
+
+def _count_layers(path: Path, files: dict) -> int:
+    """The number of layers: W0, b0, W1, b1, ... with no gap and nothing unexpected."""
+    n = 0
+    while f"W{n}" in files or f"b{n}" in files:
+        for key in (f"W{n}", f"b{n}"):
+            if key not in files:
+                raise ModelError(f"{path}: layer {n} is missing its W{n} or b{n} array (no {key})")
+        n += 1
+    if n == 0:
+        raise ModelError(f"{path}: no layers (no W0/b0 arrays; arrays: {_names(files)})")
+    stray = sorted(k for k in files if re.fullmatch(r"[Wb]\d+", k) and int(k[1:]) >= n)
+    if stray:
+        raise ModelError(f"{path}: array {stray[0]!r} does not follow the layers W0, b0, ..., W{n - 1}, "
+                         f"b{n - 1} (a layer in between is missing)")
+    return n
