@@ -278,8 +278,11 @@ class Anytime:
             value = float(self.problem.objective_values(x)[0])
         if status == OPTIMAL and (x is None or self.bound is None):
             status = TIME_LIMIT if x is None else FEASIBLE
+        bound = self.bound
+        if status == INFEASIBLE:   # the optimum over an empty set
+            bound = -math.inf if self.problem.sense == "max" else math.inf
         return Result(status=status, method=self.method, sense=self.problem.sense, x=x,
-                      value=value, bound=self.bound, history=list(self.history),
+                      value=value, bound=bound, history=list(self.history),
                       stats=stats, seconds=self.elapsed)
 
 

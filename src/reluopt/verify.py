@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .bounds import crown_bounds, linear_output_bounds
-from .errors import SolverError
+from .errors import CertificateError, SolverError
 from .io.vnnlib import Disjunct, Property
 from .network import Network
 from .result import check_time_limit
@@ -133,6 +133,7 @@ def verify(
             progress(info)
 
     def finish(status: str, method: str, x=None, y=None) -> Verdict:
+        _check_verdict(status, pairs, network, x)
         stats.pop("_phase", None)
         stats["closed_by"] = _count(p.closed_by for p in pairs if p.closed_by)
         stats["best_margin"] = max((p.best_margin for p in pairs), default=-math.inf)
@@ -398,6 +399,25 @@ def _exact(network, pairs, crown, exact, deadline, seed, report, stats) -> None:
                          "seconds": time.perf_counter() - t0, "outcome": outcome})
 
 
+def _check_verdict(status: str, pairs: list[_Pair], network: Network, x) -> None:
+    """The invariants of a verdict, checked before it leaves ``verify``.
+
+    ``unsat`` needs a certified negative upper bound on every pair's margin and no pair with
+    a non-negative margin found; ``sat`` needs a point whose forward pass satisfies one of
+    the disjuncts. A violation is a bug, raised as ``CertificateError``, never a verdict.
+    """
+    if status == "unsat":
+        bad = [p for p in pairs if not (p.upper < 0 and p.best_margin < 0)]
+        if bad:
+            p = bad[0]
+            raise CertificateError(f"verify would answer unsat, but disjunct {p.index} of box {p.box} has "
+                                   f"certified upper margin {p.upper:.6g} and best margin {p.best_margin:.6g}")
+    elif status == "sat":
+        y = network.forward(np.atleast_2d(np.asarray(x, dtype=np.float64)))
+        if not any(p.dj.holds(y)[0] and np.all(p.lb <= x) and np.all(x <= p.ub) for p in pairs):
+            raise CertificateError("verify would answer sat with a point that satisfies no disjunct")
+
+
 def _split_boxes(network, pairs, deadline, report, runs) -> None:
     """Boxes with open disjuncts: one shared input-splitting tree each (``verify_split``),
     each box getting time in proportion to its open pairs."""
@@ -492,7 +512,7 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
     proves every margin below ``-tol``. Stops as soon as that is certain or an incumbent's
     forward pass is a counterexample."""
     from .milp.formulation import build_network_model
-    from .milp.highs import solve_highs, to_highs
+    from .milp.highs import ERROR, solve_highs, to_highs
     from .problem import Domain
 
     model = build_network_model(network, Domain(p.lb, p.ub), bounds)
@@ -519,6 +539,8 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
             if p.dj.holds(network.forward(x[None, :]))[0]:
                 found.append(x)
 
+    if model.scaling_issue() is not None:   # the solver's answer would prove nothing
+        return "unknown"
     h = to_highs(model)
 
     def interrupt(ev):
@@ -538,6 +560,8 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
         _confirm(network, p, np.array(found), "mip")
     if out.values is not None:
         _confirm(network, p, model.columns_to_point(out.values)[None, :], "mip")
+    if out.status == ERROR:   # a failed run proves nothing, whatever its callbacks saw
+        return "unknown"
     # every point with margin >= -tol is feasible here (t is only cut off below -tol), so
     # infeasibility or a dual bound below -tol proves all margins < -tol
     if out.status == "infeasible" or dual or (out.bound is not None and out.bound < -tol):

@@ -228,7 +228,7 @@ def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: 
 
     Returns ``(values, objective, bound)`` with objective/bound on the squared norm.
     """
-    from ..milp.scip import import_scip, scip_model
+    from ..milp.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 
     what = "the l2 Lipschitz constant (a nonconvex MIQCQP; or use solver='gurobi')"
     pyscipopt = import_scip(what)
@@ -239,11 +239,16 @@ def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: 
     m.setObjective(t, "maximize")
     if time_limit is not None and math.isfinite(time_limit):
         m.setParam("limits/time", max(float(time_limit), 0.1))
-    m.optimize()
-    bound = float(m.getDualbound())
+    try:
+        m.optimize()
+    except Exception as exc:  # noqa: BLE001 - pyscipopt raises plain Exception on LP errors
+        return None, None, math.inf, f"error: {str(exc).strip() or type(exc).__name__}"
+    status = m.getStatus()
+    # the dual bound counts only after a status whose bound SCIP guarantees
+    bound = float(m.getDualbound()) if status in TRUSTED_SCIP_STATUSES else math.inf
     values, objective = None, None
     if m.getNSols() > 0:
         sol = m.getBestSol()
         values = np.array([m.getSolVal(sol, v) for v in xs])
         objective = float(m.getSolObjVal(sol))
-    return values, objective, bound, m.getStatus()
+    return values, objective, bound, status

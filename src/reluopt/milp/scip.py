@@ -90,7 +90,10 @@ def solve_scip(model: MilpModel, *, time_limit: float | None = None, threads: in
 
 
 #: SCIP statuses after which its dual bound is valid, mapped to reluopt's solver statuses.
+#: (``TRUSTED_SCIP_STATUSES`` lists them for callers that read SCIP directly.)
 _STATUS = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit", "infeasible": "infeasible",
            "userinterrupt": "interrupted", "unbounded": "unbounded", "nodelimit": "node_limit",
            "totalnodelimit": "node_limit", "stallnodelimit": "node_limit", "memlimit": "memory_limit",
            "sollimit": "solution_limit", "bestsollimit": "solution_limit", "restartlimit": "node_limit"}
+
+TRUSTED_SCIP_STATUSES = frozenset(_STATUS)
