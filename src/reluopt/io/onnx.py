@@ -268,6 +268,36 @@ def _apply_traced(tr: _Trace, node) -> None:
     S = tr.S
     eye, tr.eye = tr.eye, False
     tr.layer_nodes[-1].append(node.name or node.output[0])
+    try:
+        out = _traced_op(tr, node, op, ins, pos, S, at, eye)
+    except (ValueError, IndexError) as exc:     # numpy: shapes that do not broadcast/multiply
+        raise _shape_error(tr, node, S, exc) from None
+    tr.S = out
+    tr.current = node.output[0]
+
+
+def _shape_error(tr: _Trace, node, S: np.ndarray, exc: Exception) -> ModelError:
+    """A one-line error for numpy's complaint about ``node``'s shapes, in the file's terms."""
+    op, shape = node.op_type, tuple(S.shape[1:])
+    head = f"{tr.label}: node {_node_label(node)} ({op}): "
+    consts = [i for i in node.input if i and i != tr.current and i in tr.consts]
+    if consts and op == "MatMul":
+        w = np.shape(tr.consts[consts[0]])
+        if list(node.input).index(tr.current) == 0:       # x @ W
+            k_w, k_x = w[-2] if len(w) > 1 else w[0], shape[-1] if shape else 1
+        else:                                             # W @ x
+            k_w, k_x = w[-1], shape[-2] if len(shape) > 1 else (shape[0] if shape else 1)
+        return ModelError(f"{head}weight '{consts[0]}' of shape {w} takes {k_w} inputs, but its input "
+                          f"'{tr.current}' has {k_x} (shape {shape})")
+    if consts and op in ("Add", "Sub", "Mul", "Div"):
+        return ModelError(f"{head}'{consts[0]}' of shape {np.shape(tr.consts[consts[0]])} does not "
+                          f"broadcast with its input '{tr.current}' of shape {shape}")
+    listed = "".join(f", '{i}' of shape {np.shape(tr.consts[i])}" for i in consts)
+    return ModelError(f"{head}shapes do not fit: its input '{tr.current}' has shape {shape}{listed} ({exc})")
+
+
+def _traced_op(tr: _Trace, node, op: str, ins: list, pos: int, S: np.ndarray, at: dict, eye: bool) -> np.ndarray:
+    """The affine stack after ``node`` (``tr.eye`` is set when the result is the identity)."""
     if op in ("Identity", "Cast", "Dropout"):
         if op == "Cast":
             from onnx import TensorProto
@@ -310,8 +340,7 @@ def _apply_traced(tr: _Trace, node) -> None:
     else:
         out = _reshape_like(tr, node, S, at)
         tr.eye = eye and op != "Transpose"  # a row-major reshape of the identity stays one
-    tr.S = out
-    tr.current = node.output[0]
+    return out
 
 
 def _activation(tr: _Trace, node, at: dict) -> None:
@@ -381,6 +410,24 @@ def _gemm(tr: _Trace, node, S: np.ndarray, pos: int, at: dict, eye: bool = False
     other = tr.finite_const(node, ins[1 - pos])
     if other.ndim != 2:
         raise tr.unsupported(node, f"Gemm operand of shape {other.shape} (must be 2-D)")
+    x_shape = S.shape[1:][::-1] if (ta if pos == 0 else tb) else S.shape[1:]
+    w_shape = other.shape[::-1] if (tb if pos == 0 else ta) else other.shape
+    a_shape, b_shape = (x_shape, w_shape) if pos == 0 else (w_shape, x_shape)
+    if a_shape[1] != b_shape[0]:
+        flag = f"transB={tb}" if pos == 0 else f"transA={ta}"
+        raise ModelError(
+            f"{tr.label}: node {_node_label(node)} (Gemm): weight '{ins[1 - pos]}' of shape {other.shape} "
+            f"({flag}) takes {w_shape[0] if pos == 0 else w_shape[1]} inputs, but its input '{tr.current}' "
+            f"has {x_shape[1] if pos == 0 else x_shape[0]} (shape {tuple(S.shape[1:])})"
+        )
+    mn = (a_shape[0], b_shape[1])
+    if len(ins) > 2 and ins[2]:
+        C = tr.finite_const(node, ins[2])
+        if C.ndim > 2 or any(c not in (1, d) for c, d in zip(C.shape[::-1], mn[::-1], strict=False)):
+            raise ModelError(
+                f"{tr.label}: node {_node_label(node)} (Gemm): bias '{ins[2]}' has shape {C.shape}, which "
+                f"does not broadcast to the output shape {mn} (expected {mn[1]} values)"
+            )
     fast = _eye_matmul(S, other.T if tb else other, True) if eye and pos == 0 and not ta else None
     if fast is not None:
         out = alpha * fast
