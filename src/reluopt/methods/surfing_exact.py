@@ -23,8 +23,9 @@ import numpy as np
 
 from ..errors import ProblemError, SolverError
 from ..milp.formulation import MilpModel, add_output_constraints, build_network_model
+from ..milp.scip import TRUSTED_SCIP_STATUSES
 from ..problem import LeastSquares, Problem
-from ..result import INFEASIBLE, OPTIMAL, TIME_LIMIT, Anytime, Result, certified_method, check_time_limit
+from ..result import INFEASIBLE, OPTIMAL, SOLVER_ERROR, TIME_LIMIT, Anytime, Result, certified_method, check_time_limit
 from .surfing import _one_blas_thread
 
 #: Default gaps: absolute on 1/2||r||^2, so that "optimal" means a residual near 1e-4.
@@ -178,7 +179,11 @@ def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int =
         scip.setParam("limits/time", max(run.remaining, 0.1))
     scip.setParam("limits/gap", float(rel_gap))
     scip.setParam("limits/absgap", float(abs_gap))
-    scip.optimize()
+    try:
+        scip.optimize()
+    except Exception as exc:  # noqa: BLE001 - pyscipopt raises plain Exception on LP errors
+        stats["solver_message"] = f"SCIP failed: {str(exc).strip() or type(exc).__name__}"
+        return run.result(SOLVER_ERROR, **stats)
     status = scip.getStatus()
     stats.update(solver_status=status, nodes=int(scip.getNNodes()), solve_seconds=float(scip.getSolvingTime()))
     for sol in scip.getSols():
@@ -190,6 +195,9 @@ def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int =
             return run.result(INFEASIBLE, **stats)
         stats["warning"] = "SCIP reported infeasible although a feasible point is known"
         return run.result(TIME_LIMIT, **stats)
+    if status not in TRUSTED_SCIP_STATUSES:   # its dual bound means nothing
+        stats["solver_message"] = f"SCIP ended with status {status!r}"
+        return run.result(SOLVER_ERROR, **stats)
     dual = float(scip.getDualbound())
     if math.isfinite(dual) and abs(dual) < 1e20:
         run.improve_bound(max(0.0, dual - BOUND_TOL * (1.0 + abs(dual))), "miqp")
