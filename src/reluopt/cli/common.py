@@ -163,8 +163,9 @@ class ProgressLine:
             return
         now = time.perf_counter()
         with self._lock:
+            new_phase = self._info is None or info.get("phase") != self._info.get("phase")
             self._info, self._info_time = dict(info), now
-            if now - self._last < self.every:
+            if now - self._last < self.every and not (new_phase and self.tty):
                 return
             self._draw(self._info)
         if self._ticker is None and not self._stop.is_set():
