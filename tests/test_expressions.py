@@ -244,3 +244,18 @@ def test_api_maximize_takes_an_index_or_an_expression():
         Problem.build(net, 0, 1, maximize=3)
     with pytest.raises(ProblemError, match="output index"):
         Problem.build(net, 0, 1, maximize=True)
+
+
+def test_cli_expressions_starting_with_a_minus(tmp_path, capsys):
+    net = random_network([2, 6, 1], seed=4)
+    path = str(save_npz(net, tmp_path / "net.npz"))
+    out = tmp_path / "r.json"
+    assert main(["solve", path, "--box", "-1,1", "--maximize", "-x[0] + y[0]", "--constraint", "-x[1] <= 0.5",
+                 "--method", "bab", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    x = np.array(data["x"])
+    assert x[1] >= -0.5 - 1e-9
+    assert data["value"] == pytest.approx(net.forward(x)[0] - x[0], abs=1e-9)
+    truth = brute_force_xy(net, [-1, -1], [1, 1], np.array([1.0]), np.array([-1.0, 0.0]), A=[[0.0, -1.0]], b=[0.5])
+    assert data["value"] == pytest.approx(truth, abs=1e-4)
+    assert "max y[0] - x[0] over" in capsys.readouterr().out

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Options whose value may start with a minus sign (``--box -3,3``, ``--minimize -y[0]``).
 VALUE_OPTIONS = frozenset({"--box", "--maximize", "--minimize", "--objective", "--constraint"})
-_NEGATIVE_VALUE = re.compile(r"^-[\d.(y]")
+_NEGATIVE_VALUE = re.compile(r"^-[\d.(xyXY]")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
