@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from ..errors import ReluoptError
+from ..errors import CertificateError, ReluoptError
 
 #: Subcommand modules, in the order ``--help`` lists them. Missing ones are skipped.
 SUBCOMMANDS = ("solve", "bounds", "compare", "verify", "analyze", "lipschitz", "surf")
@@ -19,6 +19,7 @@ EXIT_OK = 0            # solved / proved / property answered
 EXIT_NO_PROOF = 1      # ran, but stopped without a proof (time limit, unknown)
 EXIT_USAGE = 2         # bad command line or bad input (model, box, property)
 EXIT_INFEASIBLE = 3    # proven infeasible
+EXIT_INTERNAL = 4      # a result failed its own certificate check (a bug: never a certificate)
 EXIT_INTERRUPTED = 130
 
 
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "exit codes: 0 solved/proved, 1 stopped without proof (time limit, unknown), "
-            "2 bad input, 3 proven infeasible, 130 interrupted. "
+            "2 bad input, 3 proven infeasible, 4 internal error (a result failed its own "
+            "certificate check), 130 interrupted. "
             "Run 'reluopt COMMAND --help' for each command."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -84,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         # one BLAS thread: reluopt's products are small batches, where a threaded BLAS only
         # adds spinning threads (30-40x slower on a loaded machine, benchmarks/PROFILE_local_search.md)
         with single_threaded_blas():
+            from .common import check_common_args
+
+            check_common_args(args)     # --seed, output files: fail before the work, not after
             return int(args.func(args) or 0)
+    except CertificateError as exc:
+        print(f"reluopt {args.command}: internal error (please report it; no result is given): {exc}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     except ReluoptError as exc:
         print(f"reluopt {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
