@@ -44,6 +44,10 @@ examples:
   reluopt solve examples/peaks/models/peaks_2-64-64-1.npz --box=-3,3 --minimize 0
   reluopt solve reformer.npz --box 0.1:0.8,0.8:1.2 --maximize 0 --constraint "y[1] <= 0.34"
   reluopt solve net.onnx --box box.json --maximize "y[0] - y[1]" --method bab --time-limit 30 --json out.json
+  reluopt solve net.onnx --box 0:1,0:1 --maximize "2*y[0] - 0.5*x[1]" --constraint "x[0] + x[1] <= 1"
+
+expressions: sums of constant multiples of outputs y[i] and inputs x[i] (or the model's names),
+e.g. '2*y[0] - y[1]/2 + 1' or 'y[0]*2 - 3e-2*x[0]'; a constraint on inputs only joins A x <= b.
 
 exit codes: 0 optimal (gap within tolerance), 1 stopped without proof (time limit, heuristic),
 3 proven infeasible, 2 bad input, 130 interrupted.
