@@ -314,6 +314,16 @@ def interrupt_handled() -> bool:
     return bool(_ACTIVE)
 
 
+def catch_interrupts() -> None:
+    """Install the flag-only Ctrl-C handler for good: for a pool's worker process, which gets
+    the terminal's SIGINT with its parent and must survive it while idle (its running task
+    stops by its own ``interruptible`` block, the parent decides what happens next)."""
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not in the main thread
+        pass
+
+
 @contextmanager
 def interruptible(anytime):
     """Turn Ctrl-C into ``anytime.interrupted = True`` so the method returns its best so far.

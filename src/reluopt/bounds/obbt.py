@@ -34,6 +34,7 @@ recomputed from one dual vector. Results are always intersected with the initial
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ import scipy.sparse as sp
 from ..errors import ProblemError
 from ..network import Layer, Network
 from ..problem import Domain
+from ..result import StopFlag, catch_interrupts, interrupt_handled, interrupt_requested, interruptible
 from .core import LayerBounds, outward
 from .crown import _layer_bounds
 from .ibp import activate_interval, affine_interval
@@ -159,33 +161,97 @@ def dual_lower_bound(model, cost: np.ndarray, row_dual: np.ndarray, At=None, abs
 
 
 # ----------------------------------------------------------------------------- worker
+#: Model statuses whose MIP dual bound is a valid bound (a MIP stopped early keeps its bound).
+_MIP_BOUND_STATUSES = frozenset({highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kTimeLimit,
+                                 highspy.HighsModelStatus.kInterrupt})
+
+
 def _solve_chunk(task: _Task) -> _ChunkResult:
-    """Build the layer model once, then min and max every neuron of the chunk."""
+    """Build the layer model once, then min and max every neuron of the chunk.
+
+    Ctrl-C is caught here too: in a pool's worker process (which receives the terminal's
+    SIGINT with its parent) the handler stays installed so an idle worker survives it; in
+    this process an enclosing ``obbt_bounds`` already marks the flag."""
+    if multiprocessing.parent_process() is not None:
+        catch_interrupts()
+    with interruptible(StopFlag()):
+        return _bound_chunk(task)
+
+
+def _run(h, stats: dict, key: str = "solve_seconds") -> tuple[bool, object]:
+    """One ``run()``; ``(ok, model status)`` where ok means neither the run nor the model
+    status reports an error (the caller still decides which statuses give a bound)."""
+    t1 = time.perf_counter()
+    run_status = h.run()
+    stats[key] = stats.get(key, 0.0) + time.perf_counter() - t1
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kTimeLimit:
+        stats["time_limits"] += 1
+    elif status in (highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kHighsInterrupt):
+        stats["interrupts"] += 1
+    ok = run_status != highspy.HighsStatus.kError   # the callers take bounds from a few statuses only
+    if not ok:
+        stats["errors"] += 1
+    return ok, status
+
+
+def _bound_chunk(task: _Task) -> _ChunkResult:
     from ..milp.highs import to_highs
 
     t0 = time.perf_counter()
+    stats = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
+             "iterations": 0, "not_optimal": 0, "time_limits": 0, "interrupts": 0, "errors": 0}
+    n = task.neurons.shape[0]
+    lows = np.full(n, -np.inf)
+    highs = np.full(n, np.inf)
+
+    def remaining() -> float:
+        return math.inf if task.deadline is None else task.deadline - time.time()
+
+    def stopped(idx: int) -> bool:
+        """No new LP after Ctrl-C or at the deadline; the neurons left keep their bounds."""
+        if interrupt_requested():
+            stats["stopped"] = "interrupted"
+        elif remaining() <= 0:
+            stats["stopped"] = "time_limit"
+        else:
+            return False
+        stats["skipped"] = stats.get("skipped", 0) + n - idx
+        return True
+
+    if stopped(0):
+        return _ChunkResult(task.neurons, lows, highs, stats)
     model, g_cols = _layer_model(task)
     h = to_highs(model, relax=not task.mip)
-    h.setOptionValue("threads", 1)
     h.changeObjectiveSense(highspy.ObjSense.kMinimize)
     if not task.mip:
         h.setOptionValue("presolve", "off")
         h.setOptionValue("solver", "simplex")
-    elif task.time_limit is not None:
-        h.setOptionValue("time_limit", max(float(task.time_limit), 1e-3))
-    build = time.perf_counter() - t0
-    stats = {"build_seconds": build, "solve_seconds": 0.0, "certify_seconds": 0.0,
-             "solves": 0, "iterations": 0, "not_optimal": 0, "time_limits": 0}
-    n = task.neurons.shape[0]
-    lows = np.full(n, -np.inf)
-    highs = np.full(n, np.inf)
+
+    def poll(event) -> None:          # inside a long LP / MIP: Ctrl-C stops it
+        if interrupt_requested():
+            event.interrupt()
+
+    h.cbSimplexInterrupt.subscribe(poll)
+    if task.mip:
+        h.cbMipInterrupt.subscribe(poll)
+
+    def set_time_limit() -> None:
+        """This run's limit: the time left (and the per-neuron cap), on HiGHS's run clock,
+        which keeps counting over the runs of one instance."""
+        limit = remaining()
+        if task.time_limit is not None:
+            limit = min(limit, float(task.time_limit))
+        h.setOptionValue("time_limit", h.getRunTime() + max(limit, 1e-3) if math.isfinite(limit) else _INF)
+
+    stats["build_seconds"] = time.perf_counter() - t0
     root = None
     if not task.mip:
-        t1 = time.perf_counter()
-        h.run()
-        stats["solve_seconds"] += time.perf_counter() - t1
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            stats["root_status"] = str(h.getModelStatus()).split(".")[-1]
+        set_time_limit()
+        ok, status = _run(h, stats)
+        if not ok or status != highspy.HighsModelStatus.kOptimal:
+            stats["root_status"] = str(status).split(".")[-1]
+            stopped(0)
             return _ChunkResult(task.neurons, lows, highs, stats)
         root = h.getBasis()
     w_norm = np.abs(task.network.layers[task.k].W).sum(axis=1)
@@ -193,8 +259,7 @@ def _solve_chunk(task: _Task) -> _ChunkResult:
     absAt = abs(At)
     prev_col = None
     for idx, neuron in enumerate(task.neurons):
-        if task.deadline is not None and time.time() >= task.deadline:
-            stats["skipped"] = stats.get("skipped", 0) + n - idx
+        if stopped(idx):
             break
         col = int(g_cols[neuron])
         if root is not None:
@@ -205,25 +270,31 @@ def _solve_chunk(task: _Task) -> _ChunkResult:
             vals = [sign] if len(cols) == 1 else [0.0, sign]
             h.changeColsCost(len(cols), np.array(cols, np.int32), np.array(vals, np.float64))
             prev_col = col
-            t1 = time.perf_counter()
-            h.run()
-            stats["solve_seconds"] += time.perf_counter() - t1
+            set_time_limit()
+            ok, status = _run(h, stats)
             stats["solves"] += 1
-            status = h.getModelStatus()
             info = h.getInfo()
             t2 = time.perf_counter()
+            bound = -math.inf
             if task.mip:
-                bound = _mip_bound(info, status, stats, w_norm[neuron], task, sign)
-            else:
-                stats["iterations"] += int(info.simplex_iteration_count)
-                if status != highspy.HighsModelStatus.kOptimal:
+                if ok and status in _MIP_BOUND_STATUSES:
+                    bound = _mip_bound(info, w_norm[neuron], task)
+                elif ok:
                     stats["not_optimal"] += 1
+            else:
+                stats["iterations"] += max(int(info.simplex_iteration_count), 0)
                 sol = h.getSolution()
-                bound = -math.inf
-                if sol.dual_valid:
+                if ok and status == highspy.HighsModelStatus.kOptimal and sol.dual_valid:
                     cost = np.zeros(model.n_cols)
                     cost[col] = sign
                     bound = dual_lower_bound(model, cost, np.asarray(sol.row_dual), At, absAt)
+                else:
+                    # an error, a time limit or an interrupt: the bound stays where it was;
+                    # the next LP starts from the root basis, not from this run's leftovers
+                    stats["not_optimal"] += 1
+                    if root is not None:
+                        h.clearSolver()
+                        h.setBasis(root)
             stats["certify_seconds"] += time.perf_counter() - t2
             if sign > 0:
                 lows[idx] = bound
@@ -232,12 +303,8 @@ def _solve_chunk(task: _Task) -> _ChunkResult:
     return _ChunkResult(task.neurons, lows, highs, stats)
 
 
-def _mip_bound(info, status, stats, w_norm: float, task: _Task, sign: float) -> float:
+def _mip_bound(info, w_norm: float, task: _Task) -> float:
     """The MIP's dual (lower) bound, padded for solver tolerances; -inf if there is none."""
-    if status == highspy.HighsModelStatus.kTimeLimit:
-        stats["time_limits"] += 1
-    elif status != highspy.HighsModelStatus.kOptimal:
-        stats["not_optimal"] += 1
     db = float(info.mip_dual_bound)
     if not math.isfinite(db) or abs(db) >= _INF:
         return -math.inf
@@ -314,13 +381,23 @@ def obbt_bounds(
 
     ``domain`` is a Domain (box and optional ``A x <= b``) or ``lb`` with ``ub`` next.
     ``initial``: bounds to start from and never loosen (default CROWN). ``mode``: 'lp' or
-    'mip' (``time_limit_per_neuron`` seconds per MIP). ``objective_cutoff=(c, d, value)``
-    adds ``c.y + d >= value`` (only points at least as good as an incumbent). ``executor``:
-    see ``reluopt.parallel.get_executor`` (None: serial). ``layers``: indices to tighten
-    (hidden layers ``0..depth-1``, ``depth`` = outputs; default all). ``time_limit``: no new
-    LP/MIP starts after that many seconds (the bounds so far stay valid; ``stats['skipped']``
-    counts the neurons left at their initial bounds). Stats: wall time, and summed over
-    workers the model-building, LP/MIP solve and certificate times.
+    'mip' (``time_limit_per_neuron`` caps each MIP, and each LP). ``objective_cutoff=(c, d,
+    value)`` adds ``c.y + d >= value`` (only points at least as good as an incumbent).
+    ``executor``: see ``reluopt.parallel.get_executor`` (None: serial). ``layers``: indices to
+    tighten (hidden layers ``0..depth-1``, ``depth`` = outputs; default all).
+
+    Limits: ``time_limit`` seconds for the whole run: every LP/MIP gets HiGHS's time limit
+    from the time left, none starts after it. Ctrl-C stops within about a second (the flag
+    is polled between LPs and by HiGHS's interrupt callback inside them). Either way the
+    result is sound partial bounds: each neuron keeps its last certified bounds (the initial
+    ones if it was not reached), ``stats['stopped']`` is ``'time_limit'`` or
+    ``'interrupted'`` (None when complete) and ``stats['skipped']`` counts the neurons not
+    reached. After Ctrl-C the later layers are not refreshed; inside an ``interruptible``
+    block (a method run) the partial bounds are returned, else ``KeyboardInterrupt`` is
+    raised once the workers have stopped. An LP whose run fails or ends other than optimal
+    leaves its neuron's bound as it was (``stats['errors']``, ``stats['not_optimal']``).
+    Stats: wall time, and summed over workers the model-building, LP/MIP solve and
+    certificate times.
     """
     from ..parallel import chunk, get_executor
     from .crown import crown_bounds
@@ -334,75 +411,105 @@ def obbt_bounds(
     dom = _as_domain(network, domain, ub)
     cutoff = _cutoff(network, objective_cutoff)
     start = time.perf_counter()
-    deadline = None if time_limit is None else time.time() + float(time_limit)
-    if initial is None:
-        initial = crown_bounds(network, dom.lb, dom.ub)
-    if initial.batch != 1:
-        raise ProblemError("obbt_bounds needs initial bounds of exactly one box")
+    deadline = None if time_limit is None or math.isinf(time_limit) else time.time() + float(time_limit)
     depth = network.depth
     todo = set(range(depth + 1)) if layers is None else {int(k) for k in layers}
     bad = [k for k in todo if not 0 <= k <= depth]
     if bad:
         raise ProblemError(f"layers {bad} do not exist: hidden layers are 0..{depth - 1}, "
                            f"{depth} is the output layer")
-    lower = [L[0].copy() for L in initial.lower]
-    upper = [U[0].copy() for U in initial.upper]
-    out_lower, out_upper = initial.out_lower[0].copy(), initial.out_upper[0].copy()
-    lo, hi = dom.lb[None], dom.ub[None]
-    per_layer = []
-    totals = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
-              "iterations": 0, "not_optimal": 0, "time_limits": 0, "skipped": 0}
-    ex = get_executor(executor)
-    owned = ex is not executor
-    try:
-        for k in range(depth + 1):
-            is_out = k == depth
-            L, U = (out_lower, out_upper) if is_out else (lower[k], upper[k])
-            if k > 0:
-                # CROWN again with the tightened earlier layers: cheap, and fewer LPs after
-                h_lo, h_hi = activate_interval(network.layers[k - 1], lower[k - 1][None],
-                                               upper[k - 1][None])
-                iL, iU = affine_interval(network.layers[k], h_lo, h_hi)
-                cL, cU = _layer_bounds(network, k, lo, hi, [a[None] for a in lower[:k]],
-                                       [a[None] for a in upper[:k]], iL, iU)
-                L[:] = np.maximum(L, cL[0])
-                U[:] = np.minimum(U, cU[0])
-            if k not in todo or (k == 0 and dom.A is None and cutoff is None):
-                continue   # the first layer's interval bounds are exact over a box
-            targets = (np.arange(L.shape[0]) if is_out
-                       else np.nonzero(_unstable(network.layers[k], L, U))[0])
-            row = {"layer": k, "targets": int(targets.size)}
-            passes = [False, True] if mode == "mip" else [False]
-            for mip in passes:
-                if mip and not is_out:
-                    targets = targets[_unstable(network.layers[k], L[targets], U[targets])]
-                if targets.size == 0:
-                    continue
-                n_chunks = 1 if ex.workers <= 1 else ex.workers * max(1, int(chunks_per_worker))
-                tasks = [_Task(network, dom, [a.copy() for a in lower], [a.copy() for a in upper],
-                               out_lower.copy(), out_upper.copy(), k,
-                               np.asarray(part), mip, time_limit_per_neuron, cutoff, deadline)
-                         for part in chunk(list(targets), n_chunks)]
-                results = ex.map(_solve_chunk, tasks)
-                for res in results:
-                    newL = np.maximum(L[res.neurons], res.lower)
-                    newU = np.minimum(U[res.neurons], res.upper)
-                    ok = newL <= newU   # crossing only if the set is empty: keep the old ones
-                    L[res.neurons[ok]] = newL[ok]
-                    U[res.neurons[ok]] = newU[ok]
-                    for key in totals:
-                        totals[key] += res.stats.get(key, 0)
-                    if "root_status" in res.stats:
-                        row["root_status"] = res.stats["root_status"]
-                row["mip_solved" if mip else "lp_solved"] = int(targets.size)
-            if not is_out:
-                row["unstable_after"] = int(_unstable(network.layers[k], L, U).sum())
-            per_layer.append(row)
-    finally:
-        if owned:
-            ex.close()
+    handled = interrupt_handled()      # an enclosing method returns its best on Ctrl-C
+    flag = StopFlag()
+    with interruptible(flag):
+        if initial is None:
+            initial = crown_bounds(network, dom.lb, dom.ub)
+        if initial.batch != 1:
+            raise ProblemError("obbt_bounds needs initial bounds of exactly one box")
+        lower = [L[0].copy() for L in initial.lower]
+        upper = [U[0].copy() for U in initial.upper]
+        out_lower, out_upper = initial.out_lower[0].copy(), initial.out_upper[0].copy()
+        lo, hi = dom.lb[None], dom.ub[None]
+        per_layer = []
+        totals = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
+                  "iterations": 0, "not_optimal": 0, "time_limits": 0, "interrupts": 0, "errors": 0,
+                  "skipped": 0}
+        stopped = None
+        ex = get_executor(executor)
+        owned = ex is not executor
+        try:
+            for k in range(depth + 1):
+                if flag.interrupted:
+                    stopped = "interrupted"
+                    break               # the later layers keep their initial bounds
+                is_out = k == depth
+                L, U = (out_lower, out_upper) if is_out else (lower[k], upper[k])
+                if k > 0:
+                    # CROWN again with the tightened earlier layers: cheap, and fewer LPs after
+                    # (also after the time limit: it costs about one CROWN pass in all)
+                    h_lo, h_hi = activate_interval(network.layers[k - 1], lower[k - 1][None],
+                                                   upper[k - 1][None])
+                    iL, iU = affine_interval(network.layers[k], h_lo, h_hi)
+                    cL, cU = _layer_bounds(network, k, lo, hi, [a[None] for a in lower[:k]],
+                                           [a[None] for a in upper[:k]], iL, iU)
+                    L[:] = np.maximum(L, cL[0])
+                    U[:] = np.minimum(U, cU[0])
+                if k not in todo or (k == 0 and dom.A is None and cutoff is None):
+                    continue   # the first layer's interval bounds are exact over a box
+                targets = (np.arange(L.shape[0]) if is_out
+                           else np.nonzero(_unstable(network.layers[k], L, U))[0])
+                row = {"layer": k, "targets": int(targets.size)}
+                passes = [False, True] if mode == "mip" else [False]
+                for mip in passes:
+                    if mip and not is_out:
+                        targets = targets[_unstable(network.layers[k], L[targets], U[targets])]
+                    if targets.size == 0:
+                        continue
+                    if flag.interrupted or (deadline is not None and time.time() >= deadline):
+                        stopped = stopped or ("interrupted" if flag.interrupted else "time_limit")
+                        totals["skipped"] += int(targets.size)
+                        row["skipped"] = row.get("skipped", 0) + int(targets.size)
+                        continue
+                    n_chunks = 1 if ex.workers <= 1 else ex.workers * max(1, int(chunks_per_worker))
+                    tasks = [_Task(network, dom, [a.copy() for a in lower], [a.copy() for a in upper],
+                                   out_lower.copy(), out_upper.copy(), k,
+                                   np.asarray(part), mip, time_limit_per_neuron, cutoff, deadline)
+                             for part in chunk(list(targets), n_chunks)]
+                    try:
+                        results = ex.map(_solve_chunk, tasks)
+                    except Exception:
+                        # Ctrl-C in a worker pool can break the pool: the layer keeps its bounds
+                        if not flag.interrupted:
+                            raise
+                        stopped = "interrupted"
+                        totals["skipped"] += int(targets.size)
+                        break
+                    for res in results:
+                        newL = np.maximum(L[res.neurons], res.lower)
+                        newU = np.minimum(U[res.neurons], res.upper)
+                        ok = newL <= newU   # crossing only if the set is empty: keep the old ones
+                        L[res.neurons[ok]] = newL[ok]
+                        U[res.neurons[ok]] = newU[ok]
+                        for key in totals:
+                            totals[key] += res.stats.get(key, 0)
+                        if "root_status" in res.stats:
+                            row["root_status"] = res.stats["root_status"]
+                        if res.stats.get("skipped"):
+                            row["skipped"] = row.get("skipped", 0) + res.stats["skipped"]
+                        if res.stats.get("stopped") and stopped != "interrupted":
+                            stopped = res.stats["stopped"]
+                    row["mip_solved" if mip else "lp_solved"] = int(targets.size) - int(row.get("skipped", 0))
+                if not is_out:
+                    row["unstable_after"] = int(_unstable(network.layers[k], L, U).sum())
+                per_layer.append(row)
+        finally:
+            if owned:
+                ex.close()
+    if flag.interrupted:
+        stopped = "interrupted"
+    if stopped == "interrupted" and not handled:
+        raise KeyboardInterrupt   # no caller returns a best-so-far: behave as Ctrl-C does
     method = "mip-obbt" if mode == "mip" else "lp-obbt"
     stats = {**totals, "seconds": time.perf_counter() - start, "executor": ex.name,
-             "initial": initial.method, "layers": per_layer, "mode": mode}
+             "initial": initial.method, "layers": per_layer, "mode": mode, "stopped": stopped}
     return LayerBounds([a[None] for a in lower], [a[None] for a in upper],
                        out_lower[None], out_upper[None], method, stats)

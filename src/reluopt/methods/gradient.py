@@ -21,6 +21,11 @@ null space of the active rows. Output constraints ``C y <= e`` enter as an exact
 only points that satisfy them are ever offered as incumbents (``Anytime.offer`` checks).
 Default time limit when none is given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
 
+Stopping: the time limit, Ctrl-C (status ``interrupted``, the best point kept), ``max_iter``,
+or a stall: ``stall_iterations`` (default ``STALL_ITERATIONS``) iterations in a row without a
+new incumbent, so that a huge time limit on a small network still ends. ``stats['stopped']``
+says which.
+
 Polish: gradient steps approach a region's optimal vertex but rarely land on it (on a 2-d
 surrogate they stopped 1e-6 to 1e-5 short). The last ``polish`` fraction of the budget (10%)
 runs a Relax-and-Walk walk from the best point: the region LP gives the region's exact
@@ -34,7 +39,7 @@ import numpy as np
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import FEASIBILITY_TOL, Problem
-from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -45,7 +50,14 @@ from .region import (
     sample_domain,
     single_threaded_blas,
 )
-from .walk import walk
+from .walk import Stall, walk
+
+#: Default ``stall_iterations``: batched iterations without a new incumbent before a run
+#: stops. One iteration moves every start (64 by default) once, and a start that stops
+#: improving restarts after ~20 iterations, so 5000 iterations try some 16000 fresh starts.
+#: On a 2-8-8-1 network an iteration takes ~0.7 ms (the stall ends a run after ~4 s); on a
+#: 784-1024-1024-1024 one ~50 ms, where the time limit ends the run first.
+STALL_ITERATIONS = 5000
 
 
 # ----------------------------------------------------------------------------- batched passes
@@ -169,17 +181,40 @@ def _polish(problem: Problem, anytime: Anytime, polish: float, source: str) -> i
     return steps + 1
 
 
+def _stopped(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, stall: Stall) -> bool:
+    """The gradient loop's stopping test (also counts the iteration for the stall rule)."""
+    return (anytime.interrupted or anytime.elapsed >= loop_end or (max_iter is not None and it >= max_iter)
+            or stall.tick())
+
+
+def _reason(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, stall: Stall,
+            before: str | None = None) -> str:
+    """Why the run stopped: ``interrupted`` (also during the polish), else the loop's reason."""
+    if anytime.interrupted:
+        return "interrupted"
+    if before is not None:
+        return before
+    if max_iter is not None and it >= max_iter:
+        return "max_iter"
+    if stall.stalled:
+        return "stalled"
+    return "time_limit"
+
+
 # ----------------------------------------------------------------------------- PPGA
 def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                starts: int = 64, lr: float = 0.05, min_lr: float = 1e-6, sigma: float = 0.05,
                max_perturb: int = 3, max_iter: int | None = None, mu: float | None = None,
-               polish: float = 0.1, incumbent=None, feas_tol: float = FEASIBILITY_TOL) -> Result:
+               polish: float = 0.1, incumbent=None, feas_tol: float = FEASIBILITY_TOL,
+               stall_iterations: int | None = STALL_ITERATIONS) -> Result:
     """Projected (perturbed) gradient ascent from ``starts`` batched starts.
 
     ``lr`` and ``sigma`` are fractions of the box width per coordinate; ``incumbent`` (an
-    input point) replaces the first start.
+    input point) replaces the first start. ``stall_iterations``: stop after that many
+    iterations without a new incumbent (None: only the time limit and ``max_iter`` stop it).
     """
     anytime, loop_end = _prepare(problem, time_limit, "ppga", polish)
+    stall = Stall(anytime, stall_iterations, "stall_iterations")
     anytime.progress = progress
     rng = np.random.default_rng(seed)
     dom = problem.domain
@@ -196,7 +231,7 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
     with interruptible(anytime), single_threaded_blas():
         f, viol, F, G, S, V = obj.evaluate(X)
         _offer_best(anytime, X, f, viol, feas_tol, "ppga")
-        while anytime.elapsed < loop_end and not anytime.interrupted and (max_iter is None or it < max_iter):
+        while not _stopped(anytime, loop_end, it, max_iter, stall):
             it += 1
             g = obj.grad(S, V) * scale
             norm = np.max(np.abs(g), axis=1)
@@ -231,9 +266,10 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
                 f, viol, F, G, S, V = obj.evaluate(X)
                 _offer_best(anytime, X, f, viol, feas_tol, "ppga")
             anytime.report(iterations=it)
+        stopped = _reason(anytime, loop_end, it, max_iter, stall)
         polished = _polish(problem, anytime, polish, "ppga")
-    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
-    return anytime.result(status, iterations=it, starts=starts, polish_lps=polished)
+    return anytime.result(anytime.heuristic_status(), iterations=it, starts=starts, polish_lps=polished,
+                          stopped=_reason(anytime, loop_end, it, max_iter, stall, stopped))
 
 
 # ----------------------------------------------------------------------------- PPGA-LR
@@ -273,7 +309,7 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
                   min_lr: float = 1e-6, sigma: float = 0.05,
                   patience: int = 5, max_perturb: int = 3, max_iter: int | None = None,
                   mu: float | None = None, polish: float = 0.1, incumbent=None,
-                  feas_tol: float = FEASIBILITY_TOL) -> Result:
+                  feas_tol: float = FEASIBILITY_TOL, stall_iterations: int | None = STALL_ITERATIONS) -> Result:
     """PPGA-LR: exact steps to the next region wall along the projected gradient.
 
     ``cross`` is how far past a wall a step goes (fraction of the box width along the
@@ -282,9 +318,11 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
     the start takes a PPGA trial step of ``lr`` box widths instead, kept only if it improves
     (``lr`` grows on success and halves on failure). ``patience`` non-improving steps trigger a
     perturbation of ``sigma`` box widths; ``max_perturb`` perturbations without a new best
-    for that start trigger a restart from a fresh random point.
+    for that start trigger a restart from a fresh random point. ``stall_iterations``: stop
+    after that many iterations without a new incumbent (None: never).
     """
     anytime, loop_end = _prepare(problem, time_limit, "ppga-lr", polish)
+    stall = Stall(anytime, stall_iterations, "stall_iterations")
     anytime.progress = progress
     net = problem.network
     rng = np.random.default_rng(seed)
@@ -304,7 +342,7 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
     with interruptible(anytime), single_threaded_blas():
         f, viol, F, G, S, V = obj.evaluate(X)
         _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
-        while anytime.elapsed < loop_end and not anytime.interrupted and (max_iter is None or it < max_iter):
+        while not _stopped(anytime, loop_end, it, max_iter, stall):
             it += 1
             U = _direction(problem, X, obj.grad(S, V))
             unorm = np.max(np.abs(U) / scale, axis=1)
@@ -352,6 +390,7 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
                 f, viol, F, G, S, V = obj.evaluate(X)
                 _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
             anytime.report(iterations=it)
+        stopped = _reason(anytime, loop_end, it, max_iter, stall)
         polished = _polish(problem, anytime, polish, "ppga-lr")
-    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
-    return anytime.result(status, iterations=it, starts=starts, walls_crossed=walls, polish_lps=polished)
+    return anytime.result(anytime.heuristic_status(), iterations=it, starts=starts, walls_crossed=walls,
+                          polish_lps=polished, stopped=_reason(anytime, loop_end, it, max_iter, stall, stopped))

@@ -25,7 +25,17 @@ import numpy as np
 
 from ..errors import ProblemError
 from ..problem import Problem
-from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL, Result, check_time_limit
+from ..result import (
+    FEASIBLE,
+    INFEASIBLE,
+    INTERRUPTED,
+    NO_SOLUTION,
+    OPTIMAL,
+    Result,
+    StopFlag,
+    check_time_limit,
+    interruptible,
+)
 from .region import DEFAULT_TIME_LIMIT, as_incumbent, check_domain
 
 
@@ -133,25 +143,32 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
                         "bound": res.bound, "seconds": res.seconds})
         consider(res.x)
 
-    for k, (name, fn) in enumerate(heuristic_fns):
-        budget = h_total / len(heuristic_fns)
-        left = (total - (time.perf_counter() - start)) if math.isfinite(total) else math.inf
-        budget = min(budget, left)
-        if budget <= 1e-3:
-            break
-        offset = time.perf_counter() - start
-        res = fn(problem, time_limit=budget, seed=seed + k, progress=phase_progress(name, offset),
-                 incumbent=best_x if best_x is not None else warm)
-        take(name, offset, res)
+    # Ctrl-C in the heuristic phase ends the whole run: status interrupted, the best point,
+    # no exact phase (each heuristic returns at once; the flag also covers the gaps between)
+    interrupt = StopFlag()
+    with interruptible(interrupt):
+        for k, (name, fn) in enumerate(heuristic_fns):
+            budget = h_total / len(heuristic_fns)
+            left = (total - (time.perf_counter() - start)) if math.isfinite(total) else math.inf
+            budget = min(budget, left)
+            if budget <= 1e-3 or interrupt.interrupted:
+                break
+            offset = time.perf_counter() - start
+            res = fn(problem, time_limit=budget, seed=seed + k, progress=phase_progress(name, offset),
+                     incumbent=best_x if best_x is not None else warm)
+            take(name, offset, res)
+            if res.status == INTERRUPTED:
+                interrupt.interrupted = True
+                break
 
-    status = FEASIBLE if best_x is not None else NO_SOLUTION
-    bound = None
-    try:
-        exact_fn = get_method(exact_name)
-    except ProblemError:  # the exact method's module is missing: a heuristic run
-        exact_fn = None
+        bound = None
+        try:
+            exact_fn = get_method(exact_name)
+        except ProblemError:  # the exact method's module is missing: a heuristic run
+            exact_fn = None
+    status = INTERRUPTED if interrupt.interrupted else FEASIBLE if best_x is not None else NO_SOLUTION
     left = total - (time.perf_counter() - start)
-    if exact_fn is not None and left > 1e-3:
+    if exact_fn is not None and left > 1e-3 and not interrupt.interrupted:
         offset = time.perf_counter() - start
         res = exact_fn(problem, time_limit=None if math.isinf(left) else left, seed=seed,
                        progress=phase_progress(exact_name, offset),

@@ -10,8 +10,12 @@
   bounds of the big-M model, one reused HiGHS instance). Repeat from the MIP's solution
   while it improves.
 
-Both are heuristics: they finish with status ``feasible`` (or ``no_solution``), never
-``optimal``. Default time limit when none is given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+Both are heuristics: they finish with status ``feasible`` (or ``no_solution``; ``interrupted``
+after Ctrl-C, with the best point), never ``optimal``. Default time limit when none is given:
+``region.DEFAULT_TIME_LIMIT`` (10 s). They also stop after ``stall_samples`` samples in a row
+without a new incumbent (default ``STALL_SAMPLES``), so that a huge time limit on a small
+network still ends (there, every sample soon falls in a region already seen);
+``stats['stopped']`` says why a run stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..problem import Problem
-from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -34,6 +38,12 @@ from .region import (
     to_domain,
     unit_design,
 )
+from .walk import Stall
+
+#: Default ``stall_samples``: samples in a row without a new incumbent before a run stops.
+#: A sample in a known region costs one forward pass (microseconds); one in a new region a
+#: region LP (milliseconds on a small network, ~10 ms on a 20-200-200-200 one).
+STALL_SAMPLES = 20000
 
 
 class _Sampler:
@@ -73,8 +83,9 @@ def _start(problem: Problem, time_limit, method: str, progress) -> Anytime:
 
 
 def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: int,
-         max_samples: int | None, incumbent, on_lp) -> dict:
+         max_samples: int | None, incumbent, on_lp, stall_samples: int | None = STALL_SAMPLES) -> dict:
     """Algorithm 1's loop; ``on_lp(pattern, solution)`` runs after every region LP."""
+    stall = Stall(anytime, stall_samples, "stall_samples")
     net = problem.network
     rng = np.random.default_rng(seed)
     region = RegionLP(problem, warm=False)  # sampled regions are unrelated: no warm basis
@@ -89,7 +100,7 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
         anytime.offer(x0, "incumbent")
         pending.append(x0)
     with interruptible(anytime), single_threaded_blas():
-        while not anytime.out_of_time():
+        while not anytime.out_of_time() and not stall.stalled:
             if max_samples is not None and n_samples >= max_samples:
                 break
             k = batch if max_samples is None else min(batch, max_samples - n_samples)
@@ -112,27 +123,38 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
                     if on_lp is not None:
                         on_lp(pattern, sol)
                 anytime.report(samples=n_samples, lps=n_lps)
+            stall.tick(X.shape[0])
         if n_samples == 0 and (max_samples is None or max_samples > 0):
             # the budget ended before the first batch (e.g. inside the one-off scipy.stats
             # import of a Sobol design): one batch of forward passes still gives a point
             X = sampler.draw(batch)
             n_samples += X.shape[0]
             anytime.offer(X, "sample")
+    if anytime.interrupted:
+        stopped = "interrupted"
+    elif max_samples is not None and n_samples >= max_samples:
+        stopped = "max_samples"
+    elif stall.stalled:
+        stopped = "stalled"
+    else:
+        stopped = "time_limit"
     return {"samples": n_samples, "region_lps": n_lps, "duplicates": n_dup,
-            "lp_iterations": region.iterations, "design": design}
+            "lp_iterations": region.iterations, "design": design, "stopped": stopped}
 
 
 def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                    progress=None, design: str = "lhs", batch: int = 32,
-                   max_samples: int | None = None, incumbent=None) -> Result:
+                   max_samples: int | None = None, incumbent=None,
+                   stall_samples: int | None = STALL_SAMPLES) -> Result:
     """Algorithm 1: region LPs at the patterns of sampled points; best LP optimum wins.
 
-    ``design``: ``uniform``, ``lhs`` or ``sobol``; ``max_samples`` stops early.
+    ``design``: ``uniform``, ``lhs`` or ``sobol``; ``max_samples`` stops early;
+    ``stall_samples``: stop after that many samples without a new incumbent (None: never).
     """
     anytime = _start(problem, time_limit, "sampling", progress)
     stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
-                 max_samples=max_samples, incumbent=incumbent, on_lp=None)
-    return anytime.result(FEASIBLE if anytime.x is not None else NO_SOLUTION, **stats)
+                 max_samples=max_samples, incumbent=incumbent, on_lp=None, stall_samples=stall_samples)
+    return anytime.result(anytime.heuristic_status(), **stats)
 
 
 class Neighbourhood:
@@ -154,7 +176,7 @@ class Neighbourhood:
         self.solves = 0
         self.freed = 0
 
-    def solve(self, pattern, tight, x, time_limit: float):
+    def solve(self, pattern, tight, x, time_limit: float, should_stop=None):
         """Fix every binary to ``pattern`` except those of ``tight`` neurons; solve."""
         from ..milp.highs import solve_highs
 
@@ -170,7 +192,8 @@ class Neighbourhood:
         start = self.model.point_to_columns(x)
         self.solves += 1
         self.freed += int(free.sum())
-        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs)
+        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs,
+                          should_stop=should_stop)
         if out.values is None:
             return None
         return self.model.columns_to_point(out.values)
@@ -179,12 +202,14 @@ class Neighbourhood:
 def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                        progress=None, design: str = "lhs", batch: int = 32,
                        max_samples: int | None = None, gap_rule: float = 2 / 3,
-                       nbhd_time: float = 1.0, max_rounds: int = 20, incumbent=None) -> Result:
+                       nbhd_time: float = 1.0, max_rounds: int = 20, incumbent=None,
+                       stall_samples: int | None = STALL_SAMPLES) -> Result:
     """Algorithm 2: Algorithm 1 plus neighbourhood MIPs around promising LP optima.
 
     ``gap_rule``: an LP optimum gets a neighbourhood search when it is at most
     ``gap_rule * |incumbent|`` below the incumbent (max form); ``nbhd_time`` caps each
-    neighbourhood MIP (seconds); ``max_rounds`` caps the repeats per LP optimum.
+    neighbourhood MIP (seconds); ``max_rounds`` caps the repeats per LP optimum;
+    ``stall_samples`` as in ``sampling``.
     """
     anytime = _start(problem, time_limit, "sampling-mip", progress)
     problem.domain.require_bounded("sampling-mip (its neighbourhood MIP)")
@@ -204,7 +229,8 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
         for _ in range(max_rounds):
             if anytime.out_of_time():
                 return
-            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining))
+            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining),
+                          should_stop=lambda: anytime.interrupted)
             if xm is None:
                 return
             anytime.offer(xm, "sampling-mip-nbhd")
@@ -218,7 +244,7 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
             pat = [p[0] for p in phase_patterns(problem.network, xm[None, :])]
 
     stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
-                 max_samples=max_samples, incumbent=incumbent, on_lp=on_lp)
+                 max_samples=max_samples, incumbent=incumbent, on_lp=on_lp, stall_samples=stall_samples)
     stats.update(neighbourhood_searches=counts["searches"], improving_rounds=counts["improving"],
                  neighbourhood_mips=nb.solves, binaries=int(nb.cols.size))
-    return anytime.result(FEASIBLE if anytime.x is not None else NO_SOLUTION, **stats)
+    return anytime.result(anytime.heuristic_status(), **stats)

@@ -12,16 +12,20 @@ The walk from a start: solve the region LP of its region, step slightly past the
 along the direction of travel (``x_new + eps (x_new - x_old)``, eps 0.01, projected onto
 the domain) into the neighbouring region, and repeat while the region LP value improves.
 
-A heuristic: status ``feasible`` (or ``no_solution``). Default time limit when none is
-given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+A heuristic: status ``feasible`` (or ``no_solution``; ``interrupted`` after Ctrl-C, with the
+best point). Default time limit when none is given: ``region.DEFAULT_TIME_LIMIT`` (10 s).
+It also stops after ``stall_walks`` walks in a row without a new incumbent (default
+``STALL_WALKS``), so a huge time limit on a small network still ends; ``stats['stopped']``
+says why it stopped.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ProblemError
 from ..problem import Problem
-from ..result import FEASIBLE, NO_SOLUTION, Anytime, Result, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -34,6 +38,40 @@ from .region import (
     sample_domain,
     single_threaded_blas,
 )
+
+#: Default ``stall_walks``: walks in a row without a new incumbent before ``walk`` stops.
+#: A walk costs a few region LPs: ~4 ms on a 2-8-8-1 network (the stall ends a run after
+#: ~2 s), seconds on a large one, where the time limit ends the run first.
+STALL_WALKS = 500
+
+
+class Stall:
+    """The stall rule of the heuristics: ``tick(n)`` after ``n`` units of work (iterations,
+    samples, walks); ``stalled`` once ``limit`` units passed since the incumbent last improved
+    by more than ``rtol (1 + |value|)``. ``limit=None`` never stalls."""
+
+    def __init__(self, anytime: Anytime, limit: int | None, name: str = "stall limit", rtol: float = 1e-9):
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+            raise ProblemError(f"{name} must be a positive integer or None, got {limit!r}")
+        self.anytime = anytime
+        self.limit = None if limit is None else int(limit)
+        self.rtol = rtol
+        self.sign = 1.0 if anytime.problem.sense == "max" else -1.0
+        self.best: float | None = None
+        self.count = 0
+
+    def tick(self, n: int = 1) -> bool:
+        v = self.anytime.value
+        if v is not None and (self.best is None or self.sign * (v - self.best) > self.rtol * (1 + abs(self.best))):
+            self.best = v
+            self.count = 0
+        else:
+            self.count += n
+        return self.stalled
+
+    @property
+    def stalled(self) -> bool:
+        return self.limit is not None and self.count >= self.limit
 
 
 def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *,
@@ -83,14 +121,15 @@ def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *
 def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                eps: float = 0.01, max_steps: int = 1000, relax_solver: str = "ipm",
                relax_fraction: float = 0.5, max_walks: int | None = None, start_samples: int = 64,
-               incumbent=None) -> Result:
+               incumbent=None, stall_walks: int | None = STALL_WALKS) -> Result:
     """Relax-and-Walk: walks from LP-relaxation starts and single-neuron restrictions.
 
     ``relax_solver``: ``ipm`` (interior point, no crossover) or ``simplex`` for the
     relaxations; each relaxation may use at most ``relax_fraction`` of the remaining time.
     ``max_walks`` stops after that many walks (reproducible runs); ``start_samples`` domain
     samples are forward-checked first, so that a point exists even when the budget ends
-    inside the (large) relaxation.
+    inside the (large) relaxation. ``stall_walks``: stop after that many walks without a new
+    incumbent (None: never).
     """
     from ..milp.formulation import build_problem_model
     from ..milp.highs import solve_highs, to_highs
@@ -104,9 +143,10 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
     rng = np.random.default_rng(seed)
     region = RegionLP(problem)
     n_walks = n_steps = n_relax = 0
+    stall = Stall(anytime, stall_walks, "stall_walks")
 
     def done() -> bool:
-        return anytime.out_of_time() or (max_walks is not None and n_walks >= max_walks)
+        return anytime.out_of_time() or (max_walks is not None and n_walks >= max_walks) or stall.stalled
 
     def run(x, source):
         nonlocal n_walks, n_steps
@@ -115,7 +155,15 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         _, k = walk(problem, region, anytime, x, eps=eps, max_steps=max_steps, source=source)
         n_walks += 1
         n_steps += k
+        stall.tick()
         anytime.report(walks=n_walks, steps=n_steps)
+
+    def relax(time_fraction: float):
+        """The relaxation on the reused instance: HiGHS measures its time limit on the
+        instance's run clock, which keeps counting over runs; Ctrl-C interrupts it."""
+        limit = highs.getRunTime() + max(time_fraction * anytime.remaining, 1e-3)
+        return solve_highs(model, relax=True, highs=highs, time_limit=limit,
+                           should_stop=lambda: anytime.interrupted)
 
     with interruptible(anytime), single_threaded_blas():
         if start_samples > 0:
@@ -130,8 +178,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
             # about 3x faster than simplex here (measured on a 100-500-500-1 net)
             highs.setOptionValue("solver", "ipm")
             highs.setOptionValue("run_crossover", "off")
-        base = solve_highs(model, relax=True, highs=highs,
-                           time_limit=max(relax_fraction * anytime.remaining, 1e-3))
+        base = relax(relax_fraction)
         n_relax += 1
         order = np.zeros(0, dtype=np.int64)
         if base.values is not None and not done():
@@ -154,8 +201,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
             col = np.array([cols[j]], dtype=np.int32)
             val = 1.0 - np.round(z_frac[j])
             highs.changeColsBounds(1, col, np.array([val]), np.array([val]))
-            out = solve_highs(model, relax=True, highs=highs,
-                              time_limit=max(relax_fraction * anytime.remaining, 1e-3))
+            out = relax(relax_fraction)
             highs.changeColsBounds(1, col, np.array([model.col_lower[cols[j]]]),
                                    np.array([model.col_upper[cols[j]]]))
             n_relax += 1
@@ -163,6 +209,13 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
                 run(model.columns_to_point(out.values), "walk-restricted")
         while not done():
             run(sample_domain(problem.domain, 1, rng)[0], "walk-random")
-    status = FEASIBLE if anytime.x is not None else NO_SOLUTION
-    return anytime.result(status, walks=n_walks, steps=n_steps, relaxations=n_relax,
-                          region_lps=region.n_solves)
+    if anytime.interrupted:
+        stopped = "interrupted"
+    elif max_walks is not None and n_walks >= max_walks:
+        stopped = "max_walks"
+    elif stall.stalled:
+        stopped = "stalled"
+    else:
+        stopped = "time_limit"
+    return anytime.result(anytime.heuristic_status(), walks=n_walks, steps=n_steps, relaxations=n_relax,
+                          region_lps=region.n_solves, stopped=stopped)
