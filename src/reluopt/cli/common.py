@@ -288,4 +288,52 @@ def write_json(target: str, payload) -> None:
     if target == "-":
         print(text)
     else:
-        Path(target).write_text(text + "\n")
+        try:
+            Path(target).write_text(text + "\n")
+        except OSError as exc:
+            raise ReluoptError(f"--json {target!r}: cannot write it ({exc.strerror or exc})") from None
+
+
+#: Output files of the commands (attribute, flag): ``check_common_args`` checks that they can be
+#: written before the work starts, so that a typo in a folder name does not lose a long run.
+OUTPUT_OPTIONS = (("json", "--json"), ("plot", "--plot"), ("counterexample", "--counterexample"),
+                  ("results", "--results"))
+
+#: File types ``--plot`` can write (matplotlib's savefig formats).
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf", "raw",
+                "rgba")
+
+
+def check_output_file(target, flag: str) -> None:
+    """Raise a one-line ``ReluoptError`` unless ``target`` ('-' = stdout) can be written."""
+    import os
+
+    if target is None or target == "-":
+        return
+    p = Path(target)
+    if str(target).strip() == "" or p.is_dir():
+        example = {"--plot": "out.png", "--results": "results.csv", "--counterexample": "counterexample.txt"}
+        raise ReluoptError(f"{flag} {str(target)!r} is a folder, not a file name; give e.g. "
+                           f"{str(p / example.get(flag, 'out.json'))!r}")
+    parent = p.parent
+    if not parent.exists():
+        raise ReluoptError(f"{flag} {str(target)!r}: the folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise ReluoptError(f"{flag} {str(target)!r}: {str(parent)!r} is not a folder")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ReluoptError(f"{flag} {str(target)!r}: the file is not writable")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ReluoptError(f"{flag} {str(target)!r}: cannot create a file in {str(parent)!r} (permission denied)")
+    if flag == "--plot" and p.suffix and p.suffix[1:].lower() not in PLOT_FORMATS:
+        raise ReluoptError(f"{flag} {str(target)!r}: unknown image type {p.suffix!r}; use one of "
+                           f"{', '.join('.' + f for f in PLOT_FORMATS[:6])}, ...")
+
+
+def check_common_args(args) -> None:
+    """What every command checks before it starts: ``--seed`` is a non-negative integer and
+    the output files (``OUTPUT_OPTIONS``) can be written."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ReluoptError(f"--seed must be a non-negative integer, got {seed}")
+    for attr, flag in OUTPUT_OPTIONS:
+        check_output_file(getattr(args, attr, None), flag)

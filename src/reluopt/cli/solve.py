@@ -85,18 +85,138 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+#: Options that the command line sets itself: ``-o`` cannot give them.
+RESERVED_OPTIONS = {"time_limit": "--time-limit", "seed": "--seed", "incumbent": "--incumbent",
+                    "progress": None, "executor": None}
+
+#: What the known numeric and boolean method options must be: (kind, lowest value, highest value,
+#: None allowed). Checked before the run, so a wrong type is one clear error, not a traceback
+#: from deep inside a method after a heuristic phase.
+OPTION_TYPES: dict[str, tuple[str, float | None, float | None, bool]] = {
+    "threads": ("int", 1, None, False),
+    "starts": ("int", 1, None, False),
+    "batch": ("int", 1, None, False),
+    "batch_size": ("int", 1, None, False),
+    "steps": ("int", 1, None, False),
+    "max_steps": ("int", 1, None, False),
+    "patience": ("int", 1, None, False),
+    "max_iter": ("int", 1, None, True),
+    "max_samples": ("int", 1, None, True),
+    "max_walks": ("int", 1, None, True),
+    "node_limit": ("int", 0, None, True),
+    "max_rounds": ("int", 0, None, False),
+    "max_perturb": ("int", 0, None, False),
+    "start_samples": ("int", 0, None, False),
+    "grad_steps": ("int", 0, None, False),
+    "mult_steps": ("int", 0, None, False),
+    "region_steps": ("int", 0, None, False),
+    "leaf_unstable": ("int", 0, None, False),
+    "lr": ("float", 0, None, True),
+    "min_lr": ("float", 0, None, False),
+    "sigma": ("float", 0, None, False),
+    "mu": ("float", 0, None, True),
+    "polish": ("float", 0, None, False),
+    "feas_tol": ("float", 0, None, False),
+    "abs_gap": ("float", 0, None, False),
+    "rel_gap": ("float", 0, None, False),
+    "eps": ("float", 0, None, False),
+    "cross": ("float", 0, None, False),
+    "min_width": ("float", 0, None, False),
+    "gap_rule": ("float", 0, None, False),
+    "nbhd_time": ("float", 0, None, False),
+    "relax_fraction": ("float", 0, 1, False),
+    "heuristic_fraction": ("float", 0, 1, True),
+    "rescale": ("bool", None, None, False),
+    "leaf_mip": ("bool", None, None, False),
+}
+
+
 def parse_options(items: list[str]) -> dict:
-    """``['threads=2', 'rescale=True']`` -> ``{'threads': 2, 'rescale': True}``."""
+    """``['threads=2', 'rescale=True']`` -> ``{'threads': 2, 'rescale': True}``.
+
+    Values are Python literals (a bare word stays a string). The options in ``OPTION_TYPES``
+    must have their type and range, and ``RESERVED_OPTIONS`` are refused; ``ParseError`` otherwise."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
             raise ParseError(f"--option {item!r}: expected KEY=VALUE")
+        if key in RESERVED_OPTIONS:
+            flag = RESERVED_OPTIONS[key]
+            raise ParseError(f"--option {item!r}: {key} is set by " + (f"{flag}, not by -o" if flag else
+                             "reluopt itself and cannot be given on the command line"))
         try:
-            out[key.strip().replace("-", "_")] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip().replace("-", "_")] = value.strip()
+            out[key] = ast.literal_eval(value.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            out[key] = value.strip()
+        if key in OPTION_TYPES:
+            _check_option(item, key, out[key])
     return out
+
+
+def _check_option(item: str, key: str, value) -> None:
+    kind, lo, hi, none_ok = OPTION_TYPES[key]
+    if value is None and none_ok:
+        return
+    if kind == "bool":
+        ok, what = isinstance(value, bool), "True or False"
+    else:
+        number = isinstance(value, int) if kind == "int" else isinstance(value, int | float) and math.isfinite(value)
+        ok = number and not isinstance(value, bool) and (lo is None or value >= lo) and (hi is None or value <= hi)
+        noun = "integer" if kind == "int" else "finite number"
+        what = {1: f"a positive {noun}", 0: f"a non-negative {noun}"}[lo] if hi is None else f"a {noun} in [{lo}, {hi}]"
+    if not ok:
+        raise ParseError(f"--option {item!r}: {key} must be {what}" + (" (or None)" if none_ok else "")
+                         + f", got {value!r}")
+
+
+#: Names ``solve_bab`` passes to ``bab_maximize_min`` itself (not options of ``--method bab``).
+_BAB_SET_BY_SOLVE = {"network", "lb", "ub", "C", "e", "time_limit", "node_limit", "abs_gap", "rel_gap",
+                     "incumbent", "progress", "seed", "out_C", "out_e", "A", "b", "on_incumbent", "on_bound",
+                     "should_stop", "stop_above", "stop_below"}
+
+
+def method_option_names(name: str, options: dict, problem) -> set[str] | None:
+    """The option names ``--method name`` takes, or None when it passes any on unchecked."""
+    import inspect
+
+    from ..methods import METHODS, get_method
+
+    params = inspect.signature(get_method(name)).parameters.values()
+    names = {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"time_limit", "seed", "progress"}
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return names
+    if name == "bab":
+        from ..methods.bab import bab_maximize_min
+
+        inner = inspect.signature(bab_maximize_min).parameters.values()
+        return names | ({p.name for p in inner if p.kind is p.KEYWORD_ONLY} - _BAB_SET_BY_SOLVE)
+    if name == "auto":
+        from ..methods.portfolio import choose_exact
+
+        exact = options.get("exact") or choose_exact(problem)
+        if not isinstance(exact, str) or exact not in METHODS or exact == "auto":
+            return None          # solve_auto reports a bad exact method itself
+        inner = method_option_names(exact, {}, problem)
+        return None if inner is None else names | inner
+    return None
+
+
+def check_method_options(name: str, options: dict, problem) -> None:
+    """Refuse option names the method does not take before it runs (``auto`` would otherwise
+    complain only after its heuristic phase)."""
+    allowed = method_option_names(name, options, problem)
+    unknown = sorted(set(options) - allowed) if allowed is not None else []
+    if unknown:
+        if name == "auto":
+            from ..methods.portfolio import choose_exact
+
+            name = f"auto' (exact phase: {options.get('exact') or choose_exact(problem)})"
+        else:
+            name += "'"
+        raise ParseError(f"method '{name} does not take that option: {unknown[0]!r} (its options: "
+                         f"{', '.join(sorted(allowed - set(RESERVED_OPTIONS)))})")
 
 
 def _vector_arg(text: str, dim: int, what: str) -> np.ndarray:
@@ -129,6 +249,7 @@ def run(args) -> int:
     if args.incumbent:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
+    check_method_options(args.method, options, problem)
     progress = progress_line(args)
     out = report_stream(args)
     print(f"{problem.name}: {problem.describe()}", file=out)

@@ -56,16 +56,21 @@ def run(args) -> int:
         return run_instances(args)
     if not (args.model and args.property):
         raise ProblemError("give MODEL and PROPERTY files (or --instances CSV)")
-    from ..io.vnnlib import format_counterexample, load_vnnlib
+    from ..io.vnnlib import VnnlibTimeout, format_counterexample, load_vnnlib
     from ..verify import verify
 
     if args.timeout <= 0:
         raise ProblemError(f"--timeout must be positive, got {args.timeout}")
     net = load_network(args.model)
-    prop = load_vnnlib(args.property)
+    started = time.perf_counter()
+    try:     # the timeout covers reading the property: a 50 MB file can take minutes
+        prop = load_vnnlib(args.property, time_limit=args.timeout)
+    except VnnlibTimeout as exc:
+        return _parse_timeout(args, exc)
+    left = max(args.timeout - (time.perf_counter() - started), 1e-3)
     line = progress_line(args)
     try:
-        verdict = verify(net, prop, timeout=args.timeout, seed=args.seed, progress=line, exact=args.exact)
+        verdict = verify(net, prop, timeout=left, seed=args.seed, progress=line, exact=args.exact)
     finally:
         line.close()
     print(verdict.status)
@@ -76,6 +81,15 @@ def run(args) -> int:
             f"{verdict.status}\n"
         Path(args.counterexample).write_text(text)
     return EXIT_OK if verdict.status in ("sat", "unsat") else EXIT_NO_PROOF
+
+
+def _parse_timeout(args, exc) -> int:
+    """The timeout ran out while reading the property: no answer, so 'unknown' (exit 1)."""
+    print("unknown")
+    print(f"reluopt verify: unknown: {exc}", file=sys.stderr)
+    if args.counterexample:
+        Path(args.counterexample).write_text("unknown\n")
+    return EXIT_NO_PROOF
 
 
 def _explain(verdict) -> None:
@@ -109,7 +123,7 @@ def read_instances(path) -> list[tuple[Path, Path, float]]:
 
 
 def run_instances(args) -> int:
-    from ..io.vnnlib import load_vnnlib
+    from ..io.vnnlib import VnnlibTimeout, load_vnnlib
     from ..verify import verify
 
     instances = read_instances(args.instances)
@@ -129,10 +143,16 @@ def run_instances(args) -> int:
         try:
             if onnx not in models:
                 models[onnx] = load_network(onnx)
-            prop = load_vnnlib(vnnlib)
-            verdict = verify(models[onnx], prop, timeout=limit, seed=args.seed, progress=line,
+            started = time.perf_counter()
+            prop = load_vnnlib(vnnlib, time_limit=limit)
+            left = max(limit - (time.perf_counter() - started), 1e-3)
+            verdict = verify(models[onnx], prop, timeout=left, seed=args.seed, progress=line,
                              exact=args.exact)
             result, seconds, method = verdict.status, verdict.seconds, verdict.method
+        except VnnlibTimeout as exc:     # the time ran out while reading the property
+            result, seconds = "unknown", time.perf_counter() - t0
+            line.close()
+            print(f"  unknown: {exc}", file=sys.stderr)
         except ReluoptError as exc:
             result, seconds = "error", time.perf_counter() - t0
             line.close()
