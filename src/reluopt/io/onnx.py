@@ -349,10 +349,15 @@ def _activation(tr: _Trace, node, at: dict) -> None:
         return
     lo, hi = at.get("min"), at.get("max")  # opset < 11: attributes; later: optional inputs
     ins = list(node.input)
-    if len(ins) > 1 and ins[1]:
-        lo = float(np.asarray(tr.const(node, ins[1])).reshape(()))
-    if len(ins) > 2 and ins[2]:
-        hi = float(np.asarray(tr.const(node, ins[2])).reshape(()))
+    for k, which in ((1, "min"), (2, "max")):
+        if len(ins) > k and ins[k]:
+            value = np.asarray(tr.const(node, ins[k]))
+            if value.size != 1:
+                raise tr.unsupported(node, f"Clip {which} '{ins[k]}' has shape {value.shape}; it must be a scalar")
+            if which == "min":
+                lo = float(value.reshape(()))
+            else:
+                hi = float(value.reshape(()))
     if lo is None or lo != 0.0:
         raise tr.unsupported(node, f"Clip with min={lo}; only Clip(min=0[, max=tau]) is a (clipped) ReLU")
     if hi is None or not np.isfinite(hi) or hi >= 3.0e38:
@@ -450,6 +455,9 @@ def _reshape_like(tr: _Trace, node, S: np.ndarray, at: dict) -> np.ndarray:
     ins = list(node.input)
     if op == "Flatten":
         axis = int(at.get("axis", 1))
+        if not -len(shape) <= axis <= len(shape):
+            raise ModelError(f"{tr.label}: node {_node_label(node)} (Flatten): axis {axis} is out of range "
+                             f"for its input of shape {shape}")
         axis = axis + len(shape) if axis < 0 else axis
         new = (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
         return S.reshape((S.shape[0], *new))
@@ -479,6 +487,9 @@ def _reshape_like(tr: _Trace, node, S: np.ndarray, at: dict) -> np.ndarray:
         raise tr.unsupported(node, "Unsqueeze without axes")
     new = list(shape)
     rank = len(shape) + len(axes)
+    if any(not -rank <= a < rank for a in axes):
+        raise ModelError(f"{tr.label}: node {_node_label(node)} (Unsqueeze): axes {list(axes)} are out of range "
+                         f"for an output of rank {rank}")
     for a in sorted(a + rank if a < 0 else a for a in axes):
         new.insert(a, 1)
     return S.reshape((S.shape[0], *new))
