@@ -174,6 +174,8 @@ def test_onnx_valid_gemm_still_loads(tmp_path, capsys):
     ("abs_gap=nan", "abs_gap must be a non-negative finite number"),
     ("heuristic_fraction=2", "heuristic_fraction must be a finite number in [0, 1]"),
     ("rescale=3", "rescale must be True or False"),
+    ("relax_solver=foo", "relax_solver must be one of ipm, simplex, got 'foo'"),
+    ("heuristics=3", "heuristics must be a name, got 3"),
     ("seed=3", "set by --seed"),
     ("time_limit=3", "set by --time-limit"),
     ("threads", "expected KEY=VALUE"),
