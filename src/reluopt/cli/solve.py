@@ -130,6 +130,13 @@ OPTION_TYPES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "leaf_mip": ("bool", None, None, False),
 }
 
+#: Known options whose value is a name: its choices, or None when the method checks the name.
+#: ``heuristics`` may also be a list of names.
+NAME_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "bounds": None, "solver": None, "design": None, "branching": None, "exact": None, "heuristics": None,
+    "relax_solver": ("ipm", "simplex"),
+}
+
 
 def parse_options(items: list[str]) -> dict:
     """``['threads=2', 'rescale=True']`` -> ``{'threads': 2, 'rescale': True}``.
@@ -152,7 +159,18 @@ def parse_options(items: list[str]) -> dict:
             out[key] = value.strip()
         if key in OPTION_TYPES:
             _check_option(item, key, out[key])
+        elif key in NAME_OPTIONS:
+            _check_name_option(item, key, out[key])
     return out
+
+
+def _check_name_option(item: str, key: str, value) -> None:
+    names = list(value) if key == "heuristics" and isinstance(value, list | tuple) else [value]
+    choices = NAME_OPTIONS[key]
+    for name in names:
+        if not isinstance(name, str) or (choices is not None and name not in choices):
+            what = f"one of {', '.join(choices)}" if choices else "a name"
+            raise ParseError(f"--option {item!r}: {key} must be {what}, got {name!r}")
 
 
 def _check_option(item: str, key: str, value) -> None:
