@@ -153,5 +153,4 @@ def test_bad_inputs(tiny_net):
     for method in ("ppga", "ppga-lr"):
         with pytest.raises(ProblemError, match="time limit must be positive"):
             solve(p, method, time_limit=0)
-        with pytest.raises(ProblemError, match="infeasible over the box"):
-            solve(bad, method, time_limit=1)
+        assert solve(bad, method, time_limit=1).status == "infeasible"  # an answer, not bad input

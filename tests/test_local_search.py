@@ -90,8 +90,7 @@ def test_bad_inputs_give_clear_errors(tiny_net, method):
             solve(p, method, time_limit=t)
     bad = Problem.build(tiny_net, -1, 1, maximize=0, A=np.array([[1.0, 0], [-1.0, 0]]),
                         b=np.array([-0.5, -0.5]))
-    with pytest.raises(ProblemError, match="infeasible over the box"):
-        solve(bad, method, time_limit=1)
+    assert solve(bad, method, time_limit=1).status == "infeasible"  # an answer, not bad input
     with pytest.raises(ProblemError, match="incumbent has 3 entries"):
         solve(p, method, time_limit=1, incumbent=[0.0, 0.0, 0.0])
     with pytest.raises(TypeError):   # a misspelt option is an error, not silently ignored

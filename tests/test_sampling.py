@@ -88,8 +88,7 @@ def test_bad_inputs(tiny_net):
             solve(p, method, time_limit=-1)
     bad = Problem.build(tiny_net, -1, 1, maximize=0, A=np.array([[1.0, 0], [-1.0, 0]]),
                         b=np.array([-0.5, -0.5]))
-    with pytest.raises(ProblemError, match="infeasible over the box"):
-        solve(bad, "sampling", time_limit=1)
+    assert solve(bad, "sampling", time_limit=1).status == "infeasible"  # an answer, not bad input
     with pytest.raises(ProblemError, match="does not exist"):
         Problem.build(tiny_net, -1, 1, maximize=3)
     with pytest.raises(ProblemError, match="unknown sampling design"):

@@ -65,8 +65,7 @@ def test_bad_inputs(tiny_net):
         solve(p, "walk", time_limit=-2)
     bad = Problem.build(tiny_net, -1, 1, maximize=0, A=np.array([[1.0, 0], [-1.0, 0]]),
                         b=np.array([-0.5, -0.5]))
-    with pytest.raises(ProblemError, match="infeasible over the box"):
-        solve(bad, "walk", time_limit=1)
+    assert solve(bad, "walk", time_limit=1).status == "infeasible"  # an answer, not bad input
     unbounded = Problem.build(tiny_net, -np.inf, 1, maximize=0)
     with pytest.raises(ProblemError, match="bounded box"):
         solve(unbounded, "walk", time_limit=1)
