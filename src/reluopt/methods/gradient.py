@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import FEASIBILITY_TOL, Problem
-from ..result import Anytime, Result, interruptible
+from ..result import Anytime, Result, certified_method, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -202,6 +202,7 @@ def _reason(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, st
 
 
 # ----------------------------------------------------------------------------- PPGA
+@certified_method
 def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                starts: int = 64, lr: float = 0.05, min_lr: float = 1e-6, sigma: float = 0.05,
                max_perturb: int = 3, max_iter: int | None = None, mu: float | None = None,
@@ -304,6 +305,7 @@ def domain_step(problem: Problem, X: np.ndarray, U: np.ndarray) -> np.ndarray:
     return t
 
 
+@certified_method
 def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                   progress=None, starts: int = 64, cross: float = 1e-6, lr: float = 0.05,
                   min_lr: float = 1e-6, sigma: float = 0.05,

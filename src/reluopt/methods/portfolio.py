@@ -33,6 +33,7 @@ from ..result import (
     OPTIMAL,
     Result,
     StopFlag,
+    certified_method,
     check_time_limit,
     interruptible,
 )
@@ -80,6 +81,7 @@ def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
     return out
 
 
+@certified_method
 def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                heuristic_fraction: float | None = None, heuristics=("ppga-lr", "sampling"),
                exact: str | None = None, incumbent=None, **options) -> Result:
