@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import reluopt.methods as methods
-from conftest import random_network
+from conftest import ROOT, random_network
 from reluopt import Problem, ProblemError
 from reluopt.methods import solve
 from reluopt.methods.portfolio import choose_exact
@@ -20,6 +20,8 @@ def _fake_exact(calls):
     def fake(problem, *, time_limit=None, seed=0, progress=None, incumbent=None, **_):
         calls.append({"incumbent": None if incumbent is None else np.array(incumbent),
                       "time_limit": time_limit})
+        if incumbent is None:   # auto's bab probe, before any heuristic: no point, no proof
+            return Result("node_limit", "bab", problem.sense)
         truth = brute_optimum(problem)
         x = np.array(incumbent)
         v = float(problem.objective_values(x)[0])
@@ -36,12 +38,13 @@ def test_auto_warm_starts_the_exact_phase_and_merges_histories(tiny_net, monkeyp
                         lambda name: _fake_exact(calls) if name in ("mip", "bab") else real(name))
     p = Problem.build(tiny_net, -1, 1, maximize=0)
     r = solve(p, "auto", time_limit=2.0, seed=0)
-    assert len(calls) == 1
+    # first bab's probe (it does not close the problem), then the heuristics, then the exact phase
+    assert len(calls) == 2 and calls[0]["incumbent"] is None
     # the exact phase received the heuristic's best point and the rest of the budget
-    assert calls[0]["incumbent"] is not None
+    assert calls[1]["incumbent"] is not None
     # (heuristics that finish early, e.g. after their polish walk, leave their time to it)
     spent = sum(ph["seconds"] for ph in r.stats["phases"][:-1])
-    assert 0 < calls[0]["time_limit"] <= 2.0 - spent + 1e-6
+    assert 0 < calls[1]["time_limit"] <= 2.0 - spent + 1e-6
     assert spent <= 2.0 * 0.25 + 0.3
     assert r.status == OPTIMAL
     assert r.value == pytest.approx(brute_optimum(p), abs=1e-6)
@@ -184,3 +187,17 @@ def test_compare_cli_with_an_expression_and_a_polytope(tmp_path, capsys):
     assert main(["compare", str(model), "--box=-1,1", "--maximize", "0", "--polytope",
                  str(tmp_path / "missing.json")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_auto_skips_heuristics_when_bab_closes_at_once():
+    """The demo problem: bab closes it within its first 1000 nodes, so auto runs bab alone (its work is
+    bab's work, hence its time is bab's) and reports bab's counters."""
+    from reluopt import load
+
+    net = load(ROOT / "examples" / "peaks" / "models" / "peaks_2-64-64-1.npz")
+    p = Problem.build(net, -3, 3, minimize=0)
+    res = solve(p, "auto", time_limit=60)
+    assert res.status == "optimal"
+    assert [ph["method"] for ph in res.stats["phases"]] == ["bab"]
+    assert res.stats["nodes"] > 0 and "nodes_per_s" in res.stats
+    assert res.value == pytest.approx(-6.47704, abs=1e-4)

@@ -53,6 +53,11 @@ BAB_MAX_DIM = 8
 #: 60 s budget spent on heuristics first only delayed the answer (14 s instead of ~1.5 s).
 BAB_HEURISTIC_SECONDS = 1.0
 
+#: Before any heuristic, branch and bound runs alone for this many nodes (at most this many
+#: seconds): a problem it closes at once (the shipped demo, 157 nodes) needs no heuristics.
+BAB_PROBE_NODES = 1000
+BAB_PROBE_SECONDS = 2.0
+
 
 def choose_exact(problem: Problem) -> str:
     """``bab`` in low dimension on a bounded box, else ``mip``."""
@@ -88,7 +93,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
 
     ``heuristic_fraction`` defaults to 0.25, capped at ``BAB_HEURISTIC_SECONDS`` when the
-    exact method is branch and bound.
+    exact method is branch and bound; then branch and bound first runs alone for
+    ``BAB_PROBE_NODES`` nodes, and a problem it closes there gets no heuristic phase.
 
     ``incumbent``: a user's starting point, handed to the first heuristic (and kept if it is
     feasible and best); ``options`` go to the exact method only.
@@ -132,6 +138,15 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
         phases.append(("incumbent", 0.0, Result(FEASIBLE, "incumbent", problem.sense, best_x, best_v,
                                                 history=[(0.0, best_v, None, "incumbent")])))
 
+    def finish(status: str, bound: float | None, exact_result: Result | None) -> Result:
+        stats: dict = {"phases": summary, "exact": exact_name if exact_fn else None}
+        if exact_result is not None:   # the exact phase's counters (nodes, nodes/s, binaries, ...)
+            stats.update({k: v for k, v in exact_result.stats.items()
+                          if k not in stats and isinstance(v, int | float | str) and not isinstance(v, bool)})
+        return Result(status=status, method="auto", sense=problem.sense, x=best_x, value=best_v,
+                      bound=bound, history=merge_histories(problem, phases), stats=stats,
+                      seconds=time.perf_counter() - start)
+
     def phase_progress(name: str, offset: float):
         """The phase's progress reports on the portfolio's clock, tagged with the phase."""
         if progress is None:
@@ -147,6 +162,17 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
 
     # Ctrl-C in the heuristic phase ends the whole run: status interrupted, the best point,
     # no exact phase (each heuristic returns at once; the flag also covers the gaps between)
+    try:
+        exact_fn = get_method(exact_name)
+    except ProblemError:  # the exact method's module is missing: a heuristic run
+        exact_fn = None
+    if capped and exact_name == "bab" and exact_fn is not None:
+        probe_limit = min(BAB_PROBE_SECONDS, total)
+        res = exact_fn(problem, time_limit=probe_limit, node_limit=BAB_PROBE_NODES, seed=seed,
+                       progress=phase_progress("bab", 0.0), incumbent=warm, **options)
+        take("bab", 0.0, res)
+        if res.status in (OPTIMAL, INFEASIBLE, INTERRUPTED):   # closed (or stopped): no heuristics needed
+            return finish(res.status, res.bound, res)
     interrupt = StopFlag()
     with interruptible(interrupt):
         for k, (name, fn) in enumerate(heuristic_fns):
@@ -163,11 +189,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
                 interrupt.interrupted = True
                 break
 
-        bound = None
-        try:
-            exact_fn = get_method(exact_name)
-        except ProblemError:  # the exact method's module is missing: a heuristic run
-            exact_fn = None
+    bound = None
+    exact_result = None
     status = INTERRUPTED if interrupt.interrupted else FEASIBLE if best_x is not None else NO_SOLUTION
     left = total - (time.perf_counter() - start)
     if exact_fn is not None and left > 1e-3 and not interrupt.interrupted:
@@ -176,13 +199,11 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
                        progress=phase_progress(exact_name, offset),
                        incumbent=best_x if best_x is not None else warm, **options)
         take(exact_name, offset, res)
+        exact_result = res
         bound = res.bound
         status = res.status
         if status in (INFEASIBLE, NO_SOLUTION) and best_x is not None:  # never infeasible with a point
             status = FEASIBLE
         if status == OPTIMAL and (best_x is None or bound is None):
             status = FEASIBLE if best_x is not None else NO_SOLUTION
-    return Result(status=status, method="auto", sense=problem.sense, x=best_x, value=best_v,
-                  bound=bound, history=merge_histories(problem, phases),
-                  stats={"phases": summary, "exact": exact_name if exact_fn else None},
-                  seconds=time.perf_counter() - start)
+    return finish(status, bound, exact_result)
