@@ -169,7 +169,8 @@ class RegionLP:
         cost = self.c @ T
         h.changeColsCost(self.dim, np.arange(self.dim, dtype=np.int32), cost)
         if time_limit is not None and math.isfinite(time_limit):
-            h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+            # an LP's limit is on the instance's run clock, which keeps counting over runs
+            h.setOptionValue("time_limit", h.getRunTime() + max(float(time_limit), 1e-3))
         else:
             h.setOptionValue("time_limit", _INF)
         if not self.warm:

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..problem import Problem
-from ..result import Anytime, Result, certified_method, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -142,7 +142,6 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
             "lp_iterations": region.iterations, "design": design, "stopped": stopped}
 
 
-@certified_method
 def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                    progress=None, design: str = "lhs", batch: int = 32,
                    max_samples: int | None = None, incumbent=None,
@@ -161,13 +160,18 @@ def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: i
 class Neighbourhood:
     """Neighbourhood MIPs on one reused HiGHS instance of the big-M model."""
 
-    def __init__(self, problem: Problem):
+    def __init__(self, problem: Problem, should_stop=None):
         from ..milp.formulation import build_problem_model
         from ..milp.highs import to_highs
 
         self.problem = problem
         self.model = build_problem_model(problem)
         self.highs = to_highs(self.model)
+        if should_stop is not None:   # Ctrl-C inside a MIP (subscribed once: the instance is reused)
+            def poll(event) -> None:
+                if should_stop():
+                    event.interrupt()
+            self.highs.cbMipInterrupt.subscribe(poll)
         # z1 ("g > 0") of every neuron with a kink at 0, then z2 ("g >= tau") of clipped
         # neurons with a kink at tau; each is fixed to the pattern unless its neuron is tight
         z1 = np.concatenate(self.model.z_cols)
@@ -177,7 +181,7 @@ class Neighbourhood:
         self.solves = 0
         self.freed = 0
 
-    def solve(self, pattern, tight, x, time_limit: float, should_stop=None):
+    def solve(self, pattern, tight, x, time_limit: float):
         """Fix every binary to ``pattern`` except those of ``tight`` neurons; solve."""
         from ..milp.highs import solve_highs
 
@@ -193,14 +197,12 @@ class Neighbourhood:
         start = self.model.point_to_columns(x)
         self.solves += 1
         self.freed += int(free.sum())
-        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs,
-                          should_stop=should_stop)
+        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs)
         if out.values is None:
             return None
         return self.model.columns_to_point(out.values)
 
 
-@certified_method
 def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                        progress=None, design: str = "lhs", batch: int = 32,
                        max_samples: int | None = None, gap_rule: float = 2 / 3,
@@ -215,7 +217,7 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
     """
     anytime = _start(problem, time_limit, "sampling-mip", progress)
     problem.domain.require_bounded("sampling-mip (its neighbourhood MIP)")
-    nb = Neighbourhood(problem)
+    nb = Neighbourhood(problem, should_stop=lambda: anytime.interrupted)
     region = RegionLP(problem)
     s = 1.0 if problem.sense == "max" else -1.0
     counts = {"searches": 0, "improving": 0}
@@ -231,8 +233,7 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
         for _ in range(max_rounds):
             if anytime.out_of_time():
                 return
-            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining),
-                          should_stop=lambda: anytime.interrupted)
+            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining))
             if xm is None:
                 return
             anytime.offer(xm, "sampling-mip-nbhd")

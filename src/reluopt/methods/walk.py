@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ProblemError
 from ..problem import Problem
-from ..result import Anytime, Result, certified_method, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -118,7 +118,6 @@ def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *
     return best, steps
 
 
-@certified_method
 def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                eps: float = 0.01, max_steps: int = 1000, relax_solver: str = "ipm",
                relax_fraction: float = 0.5, max_walks: int | None = None, start_samples: int = 64,
@@ -160,11 +159,14 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         anytime.report(walks=n_walks, steps=n_steps)
 
     def relax(time_fraction: float):
-        """The relaxation on the reused instance: HiGHS measures its time limit on the
-        instance's run clock, which keeps counting over runs; Ctrl-C interrupts it."""
+        """The relaxation on the reused instance: HiGHS measures an LP's time limit on the
+        instance's run clock, which keeps counting over runs."""
         limit = highs.getRunTime() + max(time_fraction * anytime.remaining, 1e-3)
-        return solve_highs(model, relax=True, highs=highs, time_limit=limit,
-                           should_stop=lambda: anytime.interrupted)
+        return solve_highs(model, relax=True, highs=highs, time_limit=limit)
+
+    def poll(event) -> None:   # Ctrl-C inside a (long) relaxation: subscribed once, not per run
+        if anytime.interrupted:
+            event.interrupt()
 
     with interruptible(anytime), single_threaded_blas():
         if start_samples > 0:
@@ -174,6 +176,8 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
             run(incumbent, "walk")
         model = build_problem_model(problem).relaxed()
         highs = to_highs(model, relax=True)
+        highs.cbSimplexInterrupt.subscribe(poll)
+        highs.cbIpmInterrupt.subscribe(poll)
         if relax_solver == "ipm":
             # the relaxation of a dense net is a large LP: interior point without crossover is
             # about 3x faster than simplex here (measured on a 100-500-500-1 net)

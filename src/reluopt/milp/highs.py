@@ -7,6 +7,7 @@ import ctypes
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,6 +189,61 @@ _STATUS = {
 }
 
 
+#: Seconds HiGHS gets, once ``should_stop()`` is true, to reach its own next interrupt poll
+#: before ``solve_highs`` returns without its result (see ``_run_watched``).
+STOP_GRACE = 0.5
+
+
+class _Gate:
+    """Open while the caller still wants a run's callbacks; closed under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = True
+
+
+def _run_watched(h: highspy.Highs, should_stop: Callable[[], bool], gate: _Gate) -> tuple[bool, str] | None:
+    """``run_ok(h)`` in a helper thread while this thread polls ``should_stop()`` (and takes
+    Ctrl-C: Python runs signal handlers in the main thread only, never inside ``run()``).
+
+    HiGHS polls its interrupt callback only between the phases of a MIP solve (its
+    ``checkLimits``): presolve and the root LP relaxation, which the MIP solves with an LP
+    solver of its own that never calls the user's simplex callback, run without a poll (15 s
+    of root LP on mnistfc's 784-256-256-10 net). When ``should_stop()`` is true and HiGHS has
+    not stopped within ``STOP_GRACE`` seconds, return None: the caller goes on without this
+    run's result, and the run, muted by ``gate``, stops at its next poll in the background.
+    Only for a Highs instance nobody else touches afterwards.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["out"] = run_ok(h)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["exc"] = exc
+
+    thread = threading.Thread(target=target, name="reluopt-highs", daemon=True)
+    thread.start()
+    stop_at = None
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            if stop_at is None and thread.is_alive() and should_stop():
+                stop_at = time.perf_counter()
+            if stop_at is not None and time.perf_counter() - stop_at >= STOP_GRACE:
+                with gate.lock:
+                    if thread.is_alive():
+                        gate.open = False
+                        return None
+    except BaseException:
+        with gate.lock:      # e.g. KeyboardInterrupt without a handler: mute and stop the run
+            gate.open = False
+        raise
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
+
+
 def solve_highs(
     model: MilpModel,
     *,
@@ -205,7 +261,10 @@ def solve_highs(
     """Solve ``model`` (or its LP relaxation with ``relax=True``) with HiGHS.
 
     ``on_improvement(objective, values)`` is called on every improving MIP solution;
-    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit);
+    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit) and,
+    when ``highs`` is None, every 0.05 s while the solver runs in a helper thread: a run that
+    does not stop within ``STOP_GRACE`` s is abandoned (status ``interrupted``, no values, no
+    bound; see ``_run_watched``);
     ``on_progress(primal, dual, nodes)`` is called at the same polls with the solver's
     current primal and dual bounds (model sense: max).
     """
@@ -221,27 +280,43 @@ def solve_highs(
         sol.col_value = list(np.asarray(mip_start, dtype=np.float64))
         sol.value_valid = True
         h.setSolution(sol)
+    gate = _Gate()   # closed when the run is abandoned (see _run_watched): callbacks go quiet
     if on_improvement is not None:
         def _improving(e):
-            try:
-                vals = np.array(e.data_out.mip_solution)
-                on_improvement(float(e.data_out.objective_function_value), vals)
-            except Exception:  # never let a user callback kill the solve
-                pass
+            with gate.lock:
+                if not gate.open:
+                    return
+                try:
+                    vals = np.array(e.data_out.mip_solution)
+                    on_improvement(float(e.data_out.objective_function_value), vals)
+                except Exception:  # never let a user callback kill the solve
+                    pass
         h.cbMipImprovingSolution.subscribe(_improving)
     if should_stop is not None or on_progress is not None:
         def _interrupt(e):
-            if on_progress is not None and e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt:
-                try:
-                    out = e.data_out
-                    on_progress(float(out.mip_primal_bound), float(out.mip_dual_bound), int(out.mip_node_count))
-                except Exception:
-                    pass
-            if should_stop is not None and should_stop():
-                e.interrupt()
+            with gate.lock:
+                if not gate.open:
+                    e.interrupt()
+                    return
+                if on_progress is not None and e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt:
+                    try:
+                        out = e.data_out
+                        on_progress(float(out.mip_primal_bound), float(out.mip_dual_bound), int(out.mip_node_count))
+                    except Exception:
+                        pass
+                if should_stop is not None and should_stop():
+                    e.interrupt()
         h.cbMipInterrupt.subscribe(_interrupt)
         h.cbSimplexInterrupt.subscribe(_interrupt)
-    ok, message = run_ok(h)
+        h.cbIpmInterrupt.subscribe(_interrupt)
+    if should_stop is not None and highs is None:
+        ran = _run_watched(h, should_stop, gate)
+        if ran is None:
+            return SolveOutput("interrupted", None, None, None, time.perf_counter() - start,
+                               message="stopped before HiGHS reached its next interrupt poll; run abandoned")
+        ok, message = ran
+    else:
+        ok, message = run_ok(h)
     info = h.getInfo()
     values = None
     objective = None
