@@ -9,6 +9,7 @@ Modules are imported lazily: a method whose extra is missing fails only when ask
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 
 from ..errors import ProblemError
