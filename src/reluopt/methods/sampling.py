@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..problem import Problem
-from ..result import Anytime, Result, interruptible
+from ..result import Anytime, Result, certified_method, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -142,6 +142,7 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
             "lp_iterations": region.iterations, "design": design, "stopped": stopped}
 
 
+@certified_method
 def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                    progress=None, design: str = "lhs", batch: int = 32,
                    max_samples: int | None = None, incumbent=None,
@@ -203,6 +204,7 @@ class Neighbourhood:
         return self.model.columns_to_point(out.values)
 
 
+@certified_method
 def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                        progress=None, design: str = "lhs", batch: int = 32,
                        max_samples: int | None = None, gap_rule: float = 2 / 3,

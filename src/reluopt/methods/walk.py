@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ProblemError
 from ..problem import Problem
-from ..result import Anytime, Result, interruptible
+from ..result import Anytime, Result, certified_method, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
@@ -118,6 +118,7 @@ def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *
     return best, steps
 
 
+@certified_method
 def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                eps: float = 0.01, max_steps: int = 1000, relax_solver: str = "ipm",
                relax_fraction: float = 0.5, max_walks: int | None = None, start_samples: int = 64,
