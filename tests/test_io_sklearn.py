@@ -99,14 +99,18 @@ def test_files_via_joblib_and_pickle(tmp_path):
     with open(tmp_path / "reg.pkl", "wb") as fh:
         pickle.dump(reg, fh)
     for name in ("reg.joblib", "reg.pkl"):
-        net = load_model(tmp_path / name)
+        # pickles are read only on request: unpickling can run code from the file
+        with pytest.raises(ModelError, match=rf"{name.replace('.', '[.]')}: is a pickle.*trust_pickle=True"):
+            load_model(tmp_path / name)
+        net = load_model(tmp_path / name, trust_pickle=True)
         np.testing.assert_allclose(net.forward(X[:10]), reg.predict(X[:10]), rtol=1e-10, atol=1e-10)
         assert net.source == str(tmp_path / name)
-    with pytest.raises(ModelError, match=r"reg\.pkl: scikit-learn models are pickles and allow_pickle=False"):
-        load_sklearn_file(tmp_path / "reg.pkl", allow_pickle=False)
+    with pytest.warns(DeprecationWarning, match="allow_pickle is deprecated"):  # the old name still works
+        with pytest.raises(ModelError, match=r"reg\.pkl: is a pickle"):
+            load_sklearn_file(tmp_path / "reg.pkl", allow_pickle=False)
     (tmp_path / "bad.pkl").write_bytes(b"garbage, not a pickle")
     with pytest.raises(ModelError, match=r"bad\.pkl: not a readable pickle/joblib file"):
-        load_model(tmp_path / "bad.pkl")
+        load_model(tmp_path / "bad.pkl", trust_pickle=True)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "logistic"])
@@ -122,7 +126,7 @@ def test_other_estimators_and_steps_are_unsupported(tmp_path):
         from_sklearn(lin)
     joblib.dump(lin, tmp_path / "lin.joblib")
     with pytest.raises(UnsupportedError, match=r"lin\.joblib: LinearRegression is not supported"):
-        load_model(tmp_path / "lin.joblib")
+        load_model(tmp_path / "lin.joblib", trust_pickle=True)
     pipe = fit(make_pipeline(PolynomialFeatures(), MLPRegressor(hidden_layer_sizes=(3,), max_iter=5)), X, Y)
     with pytest.raises(UnsupportedError, match=r"step 'polynomialfeatures' is a PolynomialFeatures"):
         from_sklearn(pipe)

@@ -82,18 +82,27 @@ def test_load_whole_module_file(tmp_path):
     mod = make_mlp(seed=4)
     path = tmp_path / "model.pt"
     torch.save(mod, path)
-    net = load_model(path)
+    # a whole pickled module is read only on request: unpickling can run code from the file
+    with pytest.raises(ModelError, match=r"model\.pt: holds pickled Python objects.*trust_pickle=True"):
+        load_model(path)
+    net = load_model(path, trust_pickle=True)
     x = np.random.default_rng(4).normal(size=(10, 6))
     np.testing.assert_allclose(net.forward(x), torch_forward(mod, x), atol=1e-12)
     assert net.source == str(path)
-    with pytest.raises(ModelError, match=r"model\.pt: holds pickled Python objects and allow_pickle=False"):
-        load_torch_file(path, allow_pickle=False)
+    with pytest.raises(ModelError, match=r"model\.pt: holds pickled Python objects"):
+        load_torch_file(path, trust_pickle=False)
+    with pytest.warns(DeprecationWarning, match="allow_pickle is deprecated"):  # the old name still works
+        with pytest.raises(ModelError, match=r"model\.pt: holds pickled Python objects"):
+            load_torch_file(path, allow_pickle=False)
+    with pytest.warns(DeprecationWarning, match="allow_pickle is deprecated"):
+        np.testing.assert_array_equal(load_torch_file(path, allow_pickle=True).forward(x), net.forward(x))
 
 
 def test_state_dict_and_corrupt_files(tmp_path):
     sd = tmp_path / "weights.pth"
     torch.save(make_mlp().state_dict(), sd)
-    with pytest.raises(ModelError, match=r"weights\.pth: holds a dict \(a state_dict\?\)"):
+    with pytest.raises(ModelError, match=r"weights\.pth: holds a state_dict \(weights without the architecture\)"
+                                         r".*\n.*nn\.Sequential.*\n.*load_state_dict.*\n.*reluopt\.load\(model\)"):
         load_model(sd)
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"\x00not a torch file" * 20)

@@ -25,12 +25,44 @@ from .result import Result
 __version__ = "0.1.0"
 
 
-def load(path, **kwargs) -> Network:
-    """Load a network from ONNX, a native ``.npz``, a pickled scikit-learn model or a torch
-    file, chosen by the file's extension."""
+def load(source, *, trust_pickle: bool = False, **kwargs) -> Network:
+    """Load a network from a file, or convert a model object already in memory.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or object
+        A file, by extension: ``.onnx``, ``.npz`` (reluopt native), ``.skops`` (scikit-learn),
+        ``.pt``/``.pth`` (torch: TorchScript, or a pickled ``nn.Module``) or
+        ``.pkl``/``.pickle``/``.joblib`` (a pickled scikit-learn model). Or an object: a
+        ``Network`` (returned as is), a fitted scikit-learn MLP or ``Pipeline``, a torch
+        ``nn.Module`` or an ``onnx.ModelProto``.
+    trust_pickle : bool, default False
+        Allow unpickling. A pickle can run arbitrary code when it is loaded, so pickled
+        files (``.pkl``, ``.joblib``, a whole ``nn.Module`` in ``.pt``) are refused unless
+        this is true. Only for files you trust; prefer ONNX, ``.npz`` or skops.
+    **kwargs
+        Passed on to ``reluopt.io.load_model`` (``allow_pickle``, deprecated alias of
+        ``trust_pickle``).
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ReluoptError
+        ``ModelError`` for a missing, unreadable or untrusted file, ``UnsupportedError`` for a
+        format, object type or layer reluopt cannot read.
+
+    Examples
+    --------
+    >>> net = reluopt.load("model.onnx")                       # doctest: +SKIP
+    >>> net = reluopt.load(torch_module)                       # doctest: +SKIP
+    >>> net = reluopt.load("mlp.joblib", trust_pickle=True)    # doctest: +SKIP
+    """
     from .io import load_model
 
-    return load_model(path, **kwargs)
+    return load_model(source, trust_pickle=trust_pickle, **kwargs)
 
 
 __all__ = [

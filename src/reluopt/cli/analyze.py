@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ProblemError
-from .common import BOX_HELP, load_network, parse_box, write_json
+from .common import BOX_HELP, add_model_argument, load_network, parse_box, write_json
 
 EPILOG = """examples:
   reluopt analyze net.onnx --box=-1,1
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="network file (.onnx, .npz, .pt, .pkl)")
+    add_model_argument(p)
     p.add_argument("--box", required=True,
                    help=BOX_HELP + " (write --box=-1,1 when it starts with a minus sign)")
     p.add_argument("--bounds", default="ibp,crown",
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..analysis.indicators import BOUND_METHODS, analyze_network, format_report
 
-    net = load_network(args.model)
+    net = load_network(args.model, trust_pickle=args.trust_pickle)
     lb, ub = parse_box(args.box, net)
     methods = [m.strip() for m in args.bounds.split(",") if m.strip()]
     for m in methods:

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import ProblemError
-from .common import BOX_HELP, MODEL_HELP, load_network, parse_box, report_stream, write_json
+from .common import BOX_HELP, add_model_argument, load_network, parse_box, report_stream, write_json
 
 METHODS = ("ibp", "crown", "lp-obbt", "mip-obbt")
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="example:\n  reluopt bounds examples/peaks/models/peaks_2-64-64-1.npz "
                                      "--box=-3,3 --method crown,ibp")
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     p.add_argument("--method", default="crown", metavar="M[,M...]",
                    help="one or more of ibp, crown, lp-obbt, mip-obbt, comma-separated (default crown)")
@@ -56,7 +56,7 @@ def compute(net, lb, ub, method: str, time_limit: float | None):
 def run(args) -> int:
     import time
 
-    net = load_network(args.model)
+    net = load_network(args.model, trust_pickle=args.trust_pickle)
     lb, ub = parse_box(args.box, net.input_dim)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     for m in methods:

@@ -21,18 +21,49 @@ BOX_HELP = ("input box: 'LO,HI' (the same interval for every input), 'lo1:hi1,lo
             "columns lo,hi and one row per input (a header line 'lo,hi' is optional)")
 
 
-def load_network(path: str | Path) -> Network:
-    """Load a model file (ONNX, native .npz, scikit-learn pickle, torch), with a clear error."""
+def load_network(path: str | Path, trust_pickle: bool = False) -> Network:
+    """Load a model file (see ``MODEL_HELP``), with a clear error.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    trust_pickle : bool, default False
+        ``--trust-pickle``: allow unpickling (``.pkl``, ``.joblib``, a pickled ``nn.Module``).
+
+    Returns
+    -------
+    Network
+    """
     from ..io import load_model
 
     p = Path(path)
+    if p.is_dir():
+        raise ReluoptError(f"model file {str(p)!r} is a directory, not a file")
     if not p.exists():
         raise ReluoptError(f"model file {str(p)!r} does not exist")
-    return load_model(p)
+    return load_model(p, trust_pickle=trust_pickle)
 
 
 #: Help text of every command's MODEL argument.
-MODEL_HELP = "network file: .onnx, .npz (reluopt native), .pkl/.joblib (scikit-learn MLP), .pt (torch nn.Sequential)"
+MODEL_HELP = ("network file: .onnx, .npz (reluopt native), .skops or .pkl/.joblib (scikit-learn MLP; "
+              "pickles need --trust-pickle), .pt (torch nn.Sequential: TorchScript, or a pickled module "
+              "with --trust-pickle)")
+
+TRUST_PICKLE_HELP = ("allow loading pickled models (.pkl/.joblib, a whole torch module in .pt): a pickle can "
+                     "run arbitrary code when it is loaded, so use this only for files you trust")
+
+
+def add_model_argument(parser, **kwargs) -> None:
+    """The MODEL positional argument (``kwargs`` override its defaults, e.g. ``nargs="?"``) and
+    ``--trust-pickle``."""
+    parser.add_argument("model", **{"metavar": "MODEL", "help": MODEL_HELP, **kwargs})
+    add_trust_pickle_argument(parser)
+
+
+def add_trust_pickle_argument(parser) -> None:
+    """``--trust-pickle``, for commands that read models but have no MODEL argument."""
+    parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
 
 
 def parse_box(text: str, dim: int | Network) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +293,7 @@ def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def load_domain(args):
     """``(network, lb, ub, A, b)`` from ``args.model``, ``--box`` and ``--polytope`` (if any)."""
-    net = load_network(args.model)
+    net = load_network(args.model, trust_pickle=getattr(args, "trust_pickle", False))
     lb, ub = parse_box(args.box, net.input_dim)
     A, b = read_polytope(args.polytope) if getattr(args, "polytope", None) else (None, None)
     return net, lb, ub, A, b

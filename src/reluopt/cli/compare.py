@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import ProblemError
 from .common import (
     BOX_HELP,
+    add_model_argument,
     add_objective_arguments,
     problem_from_args,
     report_stream,
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="network file (.onnx, .npz, .pt, .pkl)")
+    add_model_argument(p)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     add_objective_arguments(p)
     p.add_argument("--polytope", metavar="FILE", help="input constraints A x <= b as JSON "

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ParseError
 from . import EXIT_NO_PROOF, EXIT_OK
-from .common import BOX_HELP, MODEL_HELP, ProgressLine, load_domain, write_json
+from .common import BOX_HELP, ProgressLine, add_model_argument, load_domain, write_json
 
 DESCRIPTION = """\
 Bound the local Lipschitz constant of f(x) = c . y(x) over an input box, for the input norm
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("lipschitz", help="certified bounds on the local Lipschitz constant",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP + "; must be bounded")
     p.add_argument("--norm", default="inf", metavar="P",
                    help="input norm p: 1, 2 or inf (default inf); the gradient is measured in the dual "

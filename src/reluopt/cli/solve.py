@@ -15,7 +15,7 @@ from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL, format_vector
 from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
 from .common import (
     BOX_HELP,
-    MODEL_HELP,
+    add_model_argument,
     add_objective_arguments,
     add_progress_arguments,
     problem_from_args,
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("solve", help="optimise over a trained network (certified bound)",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     add_objective_arguments(p)
     p.add_argument("--polytope", metavar="FILE", help="input constraints A x <= b as JSON "

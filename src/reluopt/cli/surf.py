@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParseError, ProblemError
-from .common import BOX_HELP, load_network, parse_box, write_json
+from .common import BOX_HELP, add_trust_pickle_argument, load_network, parse_box, write_json
 
 DESCRIPTION = """\
 Invert a generative network (find the latent x whose image G_T(x) is a target), or do compressed
@@ -59,6 +59,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINTS",
                    help="a checkpoint folder, or model files in training order")
+    add_trust_pickle_argument(p)
     p.add_argument("--box", help="latent box, " + BOX_HELP + " (default: the folder's latent_box.json)")
     p.add_argument("--in-range", type=int, default=0, metavar="N",
                    help="N targets G_T(x*) with x* uniform in the box")
@@ -85,7 +86,7 @@ def register(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------- inputs
-def read_checkpoints(paths: list[str]):
+def read_checkpoints(paths: list[str], trust_pickle: bool = False):
     from ..methods.surfing import load_checkpoints
 
     if len(paths) == 1 and Path(paths[0]).is_dir():
@@ -93,7 +94,7 @@ def read_checkpoints(paths: list[str]):
     for p in paths:
         if Path(p).is_dir():
             raise ParseError(f"{p} is a folder: give one checkpoint folder, or several model files")
-    return load_checkpoints([load_network(p) for p in paths]), None
+    return load_checkpoints([load_network(p, trust_pickle=trust_pickle) for p in paths]), None
 
 
 def read_box(args, net, folder: Path | None):
@@ -159,7 +160,7 @@ def run(args) -> int:
         raise ProblemError(f"--lr must be positive, got {args.lr}")
     if args.exact is not None and args.exact <= 0:
         raise ProblemError(f"--exact must be a positive number of seconds, got {args.exact}")
-    nets, folder = read_checkpoints(args.checkpoints)
+    nets, folder = read_checkpoints(args.checkpoints, trust_pickle=args.trust_pickle)
     G = nets[-1]
     lb, ub = read_box(args, G, folder)
     rng = np.random.default_rng(args.seed)

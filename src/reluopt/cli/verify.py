@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ProblemError, ReluoptError
 from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
-from .common import add_progress_arguments, load_network, progress_line
+from .common import add_model_argument, add_progress_arguments, load_network, progress_line
 
 
 def register(subparsers) -> None:
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
         ),
         epilog="exit codes: 0 sat/unsat, 1 unknown, 2 bad input",
     )
-    p.add_argument("model", nargs="?", help="network file (.onnx, .npz, ...)")
+    add_model_argument(p, nargs="?")
     p.add_argument("property", nargs="?", help="VNN-LIB property file")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("--counterexample", metavar="FILE",
@@ -61,7 +61,7 @@ def run(args) -> int:
 
     if args.timeout <= 0:
         raise ProblemError(f"--timeout must be positive, got {args.timeout}")
-    net = load_network(args.model)
+    net = load_network(args.model, trust_pickle=args.trust_pickle)
     started = time.perf_counter()
     try:     # the timeout covers reading the property: a 50 MB file can take minutes
         prop = load_vnnlib(args.property, time_limit=args.timeout)
@@ -142,7 +142,7 @@ def run_instances(args) -> int:
         line = progress_line(args)
         try:
             if onnx not in models:
-                models[onnx] = load_network(onnx)
+                models[onnx] = load_network(onnx, trust_pickle=args.trust_pickle)
             started = time.perf_counter()
             prop = load_vnnlib(vnnlib, time_limit=limit)
             left = max(limit - (time.perf_counter() - started), 1e-3)

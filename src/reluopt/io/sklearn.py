@@ -5,6 +5,9 @@ For a classifier the network's outputs are the *logits*, the values before ``sof
 ``argmax`` of the logits is the predicted class (for binary, logit > 0 means ``classes_[1]``).
 A ``Pipeline`` of ``StandardScaler`` / ``MinMaxScaler`` steps before the MLP is folded into
 the first layer, so the network takes the *raw* features, as surrogate models are used.
+
+Files: the skops format (``.skops``) is read safely; pickles (``.pkl``, ``.joblib``) only with
+``trust_pickle=True``, since unpickling can run arbitrary code.
 """
 
 from __future__ import annotations
@@ -22,7 +25,28 @@ SCALERS = ("StandardScaler", "MinMaxScaler")
 
 
 def from_sklearn(model, label: str = "") -> Network:
-    """Convert a fitted MLP (or ``Pipeline`` of scalers then an MLP); see module docstring."""
+    """Convert a fitted MLP (or ``Pipeline`` of scalers then an MLP); see module docstring.
+
+    Parameters
+    ----------
+    model : sklearn estimator
+        A fitted ``MLPRegressor`` / ``MLPClassifier`` with ``relu`` or ``identity`` hidden
+        activations, or a ``Pipeline`` of ``StandardScaler`` / ``MinMaxScaler`` steps then one.
+    label : str, optional
+        Prefix of error messages and the network's ``source`` (a file name, say).
+
+    Returns
+    -------
+    Network
+        The scalers folded into the first layer; a classifier's outputs are its logits.
+
+    Raises
+    ------
+    UnsupportedError
+        Another estimator, pipeline step or activation.
+    ModelError
+        An unfitted estimator or malformed weights.
+    """
     where = f"{label}: " if label else ""
     steps = _pipeline_steps(model, where)
     *scalers, mlp = steps
@@ -95,31 +119,109 @@ def _scaler_affine(scaler, step_name: str, where: str):
     return np.asarray(scaler.scale_, float), np.asarray(scaler.min_, float)
 
 
-def load_sklearn_file(path, *, allow_pickle: bool = True) -> Network:
-    """Read a model saved with ``joblib.dump`` or ``pickle.dump``.
+#: Types a fitted MLP holds that skops does not trust by default; plain scikit-learn classes
+#: whose state skops restores attribute by attribute, without running code from the file.
+SKOPS_TRUSTED = (
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+)
 
-    Unpickling runs code from the file: only load files you trust (``allow_pickle=False``
-    refuses, for callers that must not).
+
+def load_sklearn_file(path, *, trust_pickle: bool = False, allow_pickle: bool | None = None) -> Network:
+    """Read a scikit-learn model from a skops file, or (when trusted) a pickle / joblib file.
+
+    A ``.skops`` file (``skops.io.dump``) is read with ``skops.io.load``, which rebuilds only
+    the types it trusts: scikit-learn's and numpy's, plus the MLP optimizers in
+    ``SKOPS_TRUSTED``. Any other type in the file (``skops.io.get_untrusted_types``) is
+    refused unless ``trust_pickle`` is true. ``.pkl``/``.pickle``/``.joblib`` files are
+    pickles, and unpickling can run arbitrary code: they are read only with ``trust_pickle``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.skops``, ``.pkl``, ``.pickle`` or ``.joblib`` file.
+    trust_pickle : bool, default False
+        Allow unpickling a pickle/joblib file, or the untrusted types of a skops file. Only
+        for files you trust.
+    allow_pickle : bool, optional
+        Deprecated alias of ``trust_pickle``.
+
+    Returns
+    -------
+    Network
+        As ``from_sklearn`` converts the estimator.
+
+    Raises
+    ------
+    ModelError
+        Missing or unreadable file, a pickle (or untrusted skops types) without
+        ``trust_pickle``, a pickled class that cannot be imported here.
+    UnsupportedError
+        An estimator reluopt cannot represent, or ``skops`` missing for a ``.skops`` file.
     """
+    from . import PICKLE_ADVICE, _require_file, _trust
+
+    trust = _trust(trust_pickle, allow_pickle, "load_sklearn_file")
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
-    if not allow_pickle:
-        raise ModelError(f"{path}: scikit-learn models are pickles and allow_pickle=False")
+    _require_file(path)
+    if path.suffix.lower() == ".skops":
+        return from_sklearn(_skops_load(path, trust), label=str(path))
+    if not trust:
+        raise ModelError(f"{path}: is a pickle (a scikit-learn model saved with pickle or joblib); "
+                         f"{PICKLE_ADVICE}")
     try:
         import joblib
 
         model = joblib.load(path)
-    except ImportError:  # pragma: no cover - joblib ships with scikit-learn
-        model = _pickle_load(path)
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "joblib":  # pragma: no cover
+            model = _pickle_load(path)
+        else:
+            raise _missing_class(path, exc) from None
+    except AttributeError as exc:
+        raise _missing_class(path, exc) from None
     except Exception as exc:
         raise ModelError(f"{path}: not a readable pickle/joblib file ({type(exc).__name__}: {exc})") from None
     return from_sklearn(model, label=str(path))
+
+
+def _missing_class(path: Path, exc: BaseException) -> ModelError:
+    return ModelError(
+        f"{path}: the pickle needs a class that cannot be imported here ({exc}); a class defined in a "
+        "script or a module that is not installed cannot be unpickled elsewhere: save the model with "
+        "skops or export it to ONNX, or load it in Python where its class is defined and pass the "
+        "estimator to reluopt.load"
+    )
+
+
+def _skops_load(path: Path, trust: bool):
+    try:
+        import skops.io as sio
+    except ImportError as exc:
+        raise UnsupportedError(f"{path}: reading .skops files needs the 'skops' package ({exc}); "
+                               "pip install 'reluopt[sklearn]'") from None
+    try:
+        untrusted = list(sio.get_untrusted_types(file=path))
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable skops file ({type(exc).__name__}: {exc})") from None
+    unknown = [t for t in untrusted if t not in SKOPS_TRUSTED]
+    if unknown and not trust:
+        raise ModelError(
+            f"{path}: holds types that skops does not trust ({', '.join(unknown)}); loading them can run "
+            "code from the file: save only the fitted estimator (an MLP or a Pipeline of scalers and an MLP), "
+            "or, if you trust the file, pass trust_pickle=True (command line: --trust-pickle)"
+        )
+    try:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable skops file ({type(exc).__name__}: {exc})") from None
 
 
 def _pickle_load(path: Path):  # pragma: no cover - fallback without joblib
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
+    except (AttributeError, ImportError) as exc:
+        raise _missing_class(path, exc) from None
     except Exception as exc:
         raise ModelError(f"{path}: not a readable pickle file ({type(exc).__name__}: {exc})") from None
