@@ -438,7 +438,7 @@ def obbt_bounds(
         owned = ex is not executor
         try:
             for k in range(depth + 1):
-                if flag.interrupted:
+                if interrupt_requested():
                     stopped = "interrupted"
                     break               # the later layers keep their initial bounds
                 is_out = k == depth
@@ -464,8 +464,8 @@ def obbt_bounds(
                         targets = targets[_unstable(network.layers[k], L[targets], U[targets])]
                     if targets.size == 0:
                         continue
-                    if flag.interrupted or (deadline is not None and time.time() >= deadline):
-                        stopped = stopped or ("interrupted" if flag.interrupted else "time_limit")
+                    if interrupt_requested() or (deadline is not None and time.time() >= deadline):
+                        stopped = stopped or ("interrupted" if interrupt_requested() else "time_limit")
                         totals["skipped"] += int(targets.size)
                         row["skipped"] = row.get("skipped", 0) + int(targets.size)
                         continue
@@ -478,7 +478,7 @@ def obbt_bounds(
                         results = ex.map(_solve_chunk, tasks)
                     except Exception:
                         # Ctrl-C in a worker pool can break the pool: the layer keeps its bounds
-                        if not flag.interrupted:
+                        if not interrupt_requested():
                             raise
                         stopped = "interrupted"
                         totals["skipped"] += int(targets.size)
@@ -504,8 +504,8 @@ def obbt_bounds(
         finally:
             if owned:
                 ex.close()
-    if flag.interrupted:
-        stopped = "interrupted"
+        if interrupt_requested():   # Ctrl-C, or an enclosing run was told to stop
+            stopped = "interrupted"
     if stopped == "interrupted" and not handled:
         raise KeyboardInterrupt   # no caller returns a best-so-far: behave as Ctrl-C does
     method = "mip-obbt" if mode == "mip" else "lp-obbt"

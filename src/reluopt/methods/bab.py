@@ -709,7 +709,7 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
         engine.stats["leaf_mip_off"] = "badly scaled: " + str(model.scaling_issue())
         return None
     out = solve_highs(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
-                      mip_abs_gap=0.5 * engine.abs_gap)
+                      mip_abs_gap=0.5 * engine.abs_gap, should_stop=engine.should_stop)
     if out.values is not None:
         engine._offer(model.columns_to_point(out.values)[None, :], "bab:leaf-mip")
     if out.status == "infeasible":
