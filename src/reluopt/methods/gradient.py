@@ -177,7 +177,8 @@ def _polish(problem: Problem, anytime: Anytime, polish: float, source: str) -> i
     """Walk from the best point to a region vertex (and on while it improves); returns steps."""
     if polish <= 0 or anytime.x is None or anytime.out_of_time():
         return 0
-    _, steps = walk(problem, RegionLP(problem), anytime, anytime.x, source=f"{source}-polish")
+    region = RegionLP(problem, should_stop=lambda: anytime.interrupted)
+    _, steps = walk(problem, region, anytime, anytime.x, source=f"{source}-polish")
     return steps + 1
 
 

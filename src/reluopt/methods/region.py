@@ -45,7 +45,7 @@ def _hinf(v: np.ndarray) -> np.ndarray:
 class RegionSolution:
     """Outcome of one region LP, in the problem's max form."""
 
-    status: str                       # optimal | infeasible | unbounded | time_limit | error
+    status: str                       # optimal | infeasible | unbounded | time_limit | interrupted | error
     x: np.ndarray | None = None
     lp_value: float | None = None     # max-form objective predicted by the LP (c.T x + c.t + d)
     tight: list[np.ndarray] | None = None  # per layer: neurons (near) on a wall at x
@@ -90,8 +90,9 @@ class RegionLP:
     """
 
     def __init__(self, problem: Problem, *, reuse: bool = True, warm: bool = True,
-                 tight_tol: float = 1e-7) -> None:
+                 tight_tol: float = 1e-7, should_stop=None) -> None:
         self.problem = problem
+        self.should_stop = should_stop   # polled inside each LP (Ctrl-C): status 'interrupted'
         self.net = problem.network
         self.c, self.d0 = problem.max_form()
         self.reuse = reuse
@@ -109,6 +110,13 @@ class RegionLP:
     # ----------------------------------------------------------------- model
     def _new_model(self) -> highspy.Highs:
         h = new_highs()
+        if self.should_stop is not None:
+            stop = self.should_stop
+
+            def poll(event) -> None:
+                if stop():
+                    event.interrupt()
+            h.cbSimplexInterrupt.subscribe(poll)
         dom = self.problem.domain
         d = self.dim
         h.addVars(d, _hinf(dom.lb), _hinf(dom.ub))
@@ -194,6 +202,8 @@ class RegionLP:
             return RegionSolution("unbounded")
         if status == highspy.HighsModelStatus.kTimeLimit:
             return RegionSolution("time_limit")
+        if status == highspy.HighsModelStatus.kInterrupt:
+            return RegionSolution("interrupted")
         # numerical trouble: rebuild from scratch next time
         self._h = None
         return RegionSolution("error")

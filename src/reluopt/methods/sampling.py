@@ -88,7 +88,8 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
     stall = Stall(anytime, stall_samples, "stall_samples")
     net = problem.network
     rng = np.random.default_rng(seed)
-    region = RegionLP(problem, warm=False)  # sampled regions are unrelated: no warm basis
+    # sampled regions are unrelated: no warm basis
+    region = RegionLP(problem, warm=False, should_stop=lambda: anytime.interrupted)
     sampler = _Sampler(problem, design, rng, seed)
     seen: set[bytes] = set()
     n_samples = n_lps = n_dup = 0
@@ -220,7 +221,7 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
     anytime = _start(problem, time_limit, "sampling-mip", progress)
     problem.domain.require_bounded("sampling-mip (its neighbourhood MIP)")
     nb = Neighbourhood(problem, should_stop=lambda: anytime.interrupted)
-    region = RegionLP(problem)
+    region = RegionLP(problem, should_stop=lambda: anytime.interrupted)
     s = 1.0 if problem.sense == "max" else -1.0
     counts = {"searches": 0, "improving": 0}
 

@@ -142,7 +142,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
     problem.domain.require_bounded("walk (its LP relaxation)")
     incumbent = as_incumbent(problem, incumbent)
     rng = np.random.default_rng(seed)
-    region = RegionLP(problem)
+    region = RegionLP(problem, should_stop=lambda: anytime.interrupted)
     n_walks = n_steps = n_relax = 0
     stall = Stall(anytime, stall_walks, "stall_walks")
 
@@ -175,32 +175,39 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         if incumbent is not None:
             anytime.offer(incumbent, "incumbent")
             run(incumbent, "walk")
-        model = build_problem_model(problem).relaxed()
-        highs = to_highs(model, relax=True)
-        highs.cbSimplexInterrupt.subscribe(poll)
-        highs.cbIpmInterrupt.subscribe(poll)
-        if relax_solver == "ipm":
-            # the relaxation of a dense net is a large LP: interior point without crossover is
-            # about 3x faster than simplex here (measured on a 100-500-500-1 net)
-            highs.setOptionValue("solver", "ipm")
-            highs.setOptionValue("run_crossover", "off")
-        base = relax(relax_fraction)
-        n_relax += 1
         order = np.zeros(0, dtype=np.int64)
-        if base.values is not None and not done():
-            x_frac = model.columns_to_point(base.values)
-            run(x_frac, "walk-relax")
-            zc = np.concatenate(model.z_cols)
-            has = zc >= 0
-            cols = zc[has]
-            if cols.size:
-                z_frac = base.values[cols]
-                g = np.concatenate([p[0] for p in problem.network.preactivations(
-                    np.clip(x_frac, problem.domain.lb, problem.domain.ub)[None, :])])[has]
-                z_int = (g > 0).astype(np.float64)
-                w = np.abs(z_int - z_frac) + 0.05
-                # a weighted order without replacement (Efraimidis-Spirakis keys)
-                order = np.argsort(-rng.random(cols.size) ** (1.0 / w))
+        # the relaxation of a large net takes seconds to build (3.4 s for 784-1024-1024-1024),
+        # without a chance to poll: check before each step
+        model = None if done() else build_problem_model(problem).relaxed()
+        if model is not None and not done():
+            highs = to_highs(model, relax=True)
+            highs.cbSimplexInterrupt.subscribe(poll)
+            highs.cbIpmInterrupt.subscribe(poll)
+            if relax_solver == "ipm":
+                # the relaxation of a dense net is a large LP: interior point without crossover is
+                # about 3x faster than simplex here (measured on a 100-500-500-1 net)
+                highs.setOptionValue("solver", "ipm")
+                highs.setOptionValue("run_crossover", "off")
+                # presolve finds nothing to remove here (stable neurons are already out of the
+                # model) yet took 2 s on a 784-1024-1024-1024 net, per relaxation, and cannot be
+                # interrupted: the same IPM iterates without it
+                highs.setOptionValue("presolve", "off")
+            base = relax(relax_fraction)
+            n_relax += 1
+            if base.values is not None and not done():
+                x_frac = model.columns_to_point(base.values)
+                run(x_frac, "walk-relax")
+                zc = np.concatenate(model.z_cols)
+                has = zc >= 0
+                cols = zc[has]
+                if cols.size:
+                    z_frac = base.values[cols]
+                    g = np.concatenate([p[0] for p in problem.network.preactivations(
+                        np.clip(x_frac, problem.domain.lb, problem.domain.ub)[None, :])])[has]
+                    z_int = (g > 0).astype(np.float64)
+                    w = np.abs(z_int - z_frac) + 0.05
+                    # a weighted order without replacement (Efraimidis-Spirakis keys)
+                    order = np.argsort(-rng.random(cols.size) ** (1.0 / w))
         for j in order:
             if done():
                 break
