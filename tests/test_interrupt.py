@@ -153,6 +153,44 @@ def test_obbt_outside_a_method_run_raises_keyboard_interrupt_promptly():
     assert not caught and seconds < 0.5 + SLACK
 
 
+POOL_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import random_network
+from reluopt.bounds.obbt import obbt_bounds
+from reluopt.result import StopFlag, interruptible
+net = random_network([20, 300, 300, 300, 1], seed=1)
+print("start", flush=True)
+with interruptible(StopFlag()):
+    b = obbt_bounds(net, -np.ones(20), np.ones(20), executor=2)
+print("stopped", b.stats["stopped"], b.stats["skipped"], flush=True)
+"""
+
+
+def test_obbt_in_a_process_pool_stops_when_only_the_parent_gets_sigint():
+    """``kill -INT parent`` never reaches the pool's workers: they poll the parent's stop file."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT.format(tests=tests)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout.readline().startswith("start")
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate()
+        DELAYS["obbt, 2 processes"] = delay = time.monotonic() - sent
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert re.search(r"^stopped interrupted [1-9]", out, re.M), out
+    assert delay < SLACK
+
+
 def test_report_measured_delays():
     """Not a check: print the exit delays measured above (run with -s to see them)."""
     for name, seconds in DELAYS.items():

@@ -33,9 +33,13 @@ recomputed from one dual vector. Results are always intersected with the initial
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import os
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import highspy
@@ -71,6 +75,7 @@ class _Task:
     time_limit: float | None = None
     cutoff: tuple[np.ndarray, float, float] | None = None
     deadline: float | None = None    # wall clock (time.time()) after which no LP starts
+    stop_file: str | None = None     # exists once the parent was interrupted (pool workers poll it)
 
 
 @dataclass
@@ -166,6 +171,49 @@ _MIP_BOUND_STATUSES = frozenset({highspy.HighsModelStatus.kOptimal, highspy.High
                                  highspy.HighsModelStatus.kInterrupt})
 
 
+class _StopFile:
+    """The ``interruptible`` target of a parallel run: when Ctrl-C marks it, it also creates
+    ``path``, which the workers poll. A SIGINT sent to the parent process alone (``kill -INT``)
+    never reaches the workers of a process pool; this file does."""
+
+    def __init__(self) -> None:
+        self._interrupted = False
+        self.path = os.path.join(tempfile.gettempdir(), f"reluopt-obbt-stop-{os.getpid()}-{uuid.uuid4().hex}")
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    @interrupted.setter
+    def interrupted(self, value: bool) -> None:
+        if value and not self._interrupted:
+            with contextlib.suppress(OSError):
+                open(self.path, "w").close()
+        self._interrupted = bool(value)
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+
+
+#: Last look at a task's stop file: path -> (time.monotonic(), exists).
+_STOP_SEEN: dict[str, tuple[float, bool]] = {}
+
+
+def _stop_requested(task: _Task) -> bool:
+    """Ctrl-C in this process, or the parent's stop file (looked at every 0.1 s at most)."""
+    if interrupt_requested():
+        return True
+    if task.stop_file is None:
+        return False
+    seen, exists = _STOP_SEEN.get(task.stop_file, (-math.inf, False))
+    now = time.monotonic()
+    if not exists and now - seen >= 0.1:
+        exists = os.path.exists(task.stop_file)
+        _STOP_SEEN[task.stop_file] = (now, exists)
+    return exists
+
+
 def _solve_chunk(task: _Task) -> _ChunkResult:
     """Build the layer model once, then min and max every neuron of the chunk.
 
@@ -210,7 +258,7 @@ def _bound_chunk(task: _Task) -> _ChunkResult:
 
     def stopped(idx: int) -> bool:
         """No new LP after Ctrl-C or at the deadline; the neurons left keep their bounds."""
-        if interrupt_requested():
+        if _stop_requested(task):
             stats["stopped"] = "interrupted"
         elif remaining() <= 0:
             stats["stopped"] = "time_limit"
@@ -229,7 +277,7 @@ def _bound_chunk(task: _Task) -> _ChunkResult:
         h.setOptionValue("solver", "simplex")
 
     def poll(event) -> None:          # inside a long LP / MIP: Ctrl-C stops it
-        if interrupt_requested():
+        if _stop_requested(task):
             event.interrupt()
 
     h.cbSimplexInterrupt.subscribe(poll)
@@ -399,7 +447,7 @@ def obbt_bounds(
     Stats: wall time, and summed over workers the model-building, LP/MIP solve and
     certificate times.
     """
-    from ..parallel import chunk, get_executor
+    from ..parallel import SerialExecutor, chunk, get_executor
     from .crown import crown_bounds
 
     if mode not in ("lp", "mip"):
@@ -419,7 +467,10 @@ def obbt_bounds(
         raise ProblemError(f"layers {bad} do not exist: hidden layers are 0..{depth - 1}, "
                            f"{depth} is the output layer")
     handled = interrupt_handled()      # an enclosing method returns its best on Ctrl-C
-    flag = StopFlag()
+    ex = get_executor(executor)
+    owned = ex is not executor
+    serial = isinstance(ex, SerialExecutor)
+    flag = StopFlag() if serial else _StopFile()
     with interruptible(flag):
         if initial is None:
             initial = crown_bounds(network, dom.lb, dom.ub)
@@ -434,8 +485,6 @@ def obbt_bounds(
                   "iterations": 0, "not_optimal": 0, "time_limits": 0, "interrupts": 0, "errors": 0,
                   "skipped": 0}
         stopped = None
-        ex = get_executor(executor)
-        owned = ex is not executor
         try:
             for k in range(depth + 1):
                 if interrupt_requested():
@@ -472,7 +521,8 @@ def obbt_bounds(
                     n_chunks = 1 if ex.workers <= 1 else ex.workers * max(1, int(chunks_per_worker))
                     tasks = [_Task(network, dom, [a.copy() for a in lower], [a.copy() for a in upper],
                                    out_lower.copy(), out_upper.copy(), k,
-                                   np.asarray(part), mip, time_limit_per_neuron, cutoff, deadline)
+                                   np.asarray(part), mip, time_limit_per_neuron, cutoff, deadline,
+                                   None if serial else flag.path)
                              for part in chunk(list(targets), n_chunks)]
                     try:
                         results = ex.map(_solve_chunk, tasks)
@@ -504,6 +554,8 @@ def obbt_bounds(
         finally:
             if owned:
                 ex.close()
+            if not serial:
+                flag.remove()
         if interrupt_requested():   # Ctrl-C, or an enclosing run was told to stop
             stopped = "interrupted"
     if stopped == "interrupted" and not handled:
