@@ -176,7 +176,8 @@ def replay(args) -> int:
     bad = False
     for k, i in enumerate(idx):
         c = calls[i]
-        rec = run_call(problem, c["name"], time_limit=c["time_limit"], heuristic_time=c["time_limit"], seed=c["seed"])
+        rec = run_call(problem, c["name"], time_limit=c["time_limit"], heuristic_time=c["time_limit"], seed=c["seed"],
+                       incumbent=c.get("incumbent"))
         rec["findings"] = check_call(case, truth, rec)
         print(f"  call {i} {rec['name']} seed {rec['seed']}: {rec['outcome']} value={rec.get('value')!r} "
               f"bound={rec.get('bound')!r} {rec.get('error', '')}")
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
     ap.add_argument("--time-limit", type=float, default=5.0, help="per exact call (bab, mip, auto)")
     ap.add_argument("--heuristic-time", type=float, default=0.3, help="per heuristic call")
     ap.add_argument("--size", default="bench", choices=["tiny", "test", "bench"], help="hidden-neuron budget")
-    ap.add_argument("--extras", type=int, default=3, help="at most this many extra calls per problem")
+    ap.add_argument("--extras", type=int, default=4, help="at most this many extra calls per problem")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--minimize", action="store_true", help="find the shortest reproducing orders")
     ap.add_argument("--replay", type=Path, help="rerun a case of a saved JSON")

@@ -298,7 +298,7 @@ def random_case(seed: int, size: str = "test") -> Case:
     m = int(rng.integers(1, 4))
     tags: dict = {}
     # --- box
-    box = str(rng.choice(["unit", "tiny", "wide", "mixed", "flat"], p=[0.47, 0.2, 0.14, 0.14, 0.05]))
+    box = str(rng.choice(["unit", "tiny", "wide", "mixed", "flat", "point"], p=[0.46, 0.2, 0.14, 0.13, 0.05, 0.02]))
     centre = rng.normal(size=d)
     half = 10 ** rng.uniform(-1.0, 0.4, size=d)
     if box == "tiny":
@@ -310,6 +310,8 @@ def random_case(seed: int, size: str = "test") -> Case:
         half = 10 ** rng.uniform(-3.0, 1.5, size=d)
     elif box == "flat":
         half[int(rng.integers(d))] = 0.0                       # lb == ub on one input
+    elif box == "point":
+        half[:] = 0.0                                          # lb == ub everywhere
     lb, ub = centre - half, centre + half
     tags["box"] = box
     # --- layers: weights, then biases placed by the pre-activations of box samples
@@ -339,6 +341,10 @@ def random_case(seed: int, size: str = "test") -> Case:
             W[j] = W[i] * (1 + 1e-9 * rng.normal(size=sizes[k]))
             bias[j] = bias[i] * (1 + 1e-9 * rng.normal()) + 1e-9 * rng.normal()
             style += "+dup"
+        if rng.random() < 0.1:                # a dead neuron: zero row and zero bias (pre-activation == 0)
+            i = int(rng.integers(n))
+            W[i], bias[i] = 0.0, 0.0
+            style += "+dead"
         styles.append(style)
         weights.append((W, bias))
         H = np.maximum(G + bias, 0.0)
@@ -366,10 +372,10 @@ def random_case(seed: int, size: str = "test") -> Case:
             A = rng.normal(size=(int(rng.integers(1, 3)), d))
             b = A @ (lb + rng.random(d) * (ub - lb))           # through a random box point
         elif poly == "empty":
-            A, b = a[None, :], np.array([amin - (amax - amin) * rng.uniform(1e-3, 0.5)])
+            A, b = a[None, :], np.array([amin - (amax - amin) * rng.uniform(1e-3, 0.5) - 1e-4 * (1 + abs(amin))])
         elif poly == "empty-pair":                             # each row cuts the box, together empty
             t1, t2 = sorted(rng.uniform(amin, amax, size=2))
-            t1 -= 1e-3 * (amax - amin)
+            t1 -= 1e-3 * (amax - amin) + 1e-4 * (1 + abs(t1))
             A, b = np.vstack([a, -a]), np.array([t1, -t2])
         else:                                                  # a thin slab through the box
             t = rng.uniform(amin, amax)
@@ -441,6 +447,13 @@ class Truth:
         elif variant == "tight":
             b = None if b is None else b - TIGHT * (1 + np.abs(b))
             e = None if e is None else e - TIGHT * (1 + np.abs(e))
+        if np.all(lb == ub):     # a point box: no full-dimensional region, the point is the answer
+            x = lb.copy()
+            y = forward(k.weights, x[None, :])[0]
+            ok = (k.A is None or np.all(k.A @ x <= b)) and (k.C is None or np.all(k.C @ y <= e))
+            out = (float(k.c @ y + k.d), x) if ok else (None, None)
+            self._memo[variant] = out
+            return out
         value, x = brute_force_point(k.net, lb, ub, k.c, k.sense, k.C, e, k.A, b, fast=True)
         out = (None, None) if value is None else (value + k.d, x)
         self._memo[variant] = out
@@ -499,13 +512,21 @@ CALLS = {
     "mip-scip": ("mip", {"solver": "scip"}),
     "auto": ("auto", {}),
     "auto-mip": ("auto", {"exact": "mip"}),
+    "bab-noleaf": ("bab", {"leaf_mip": False}),
+    "mip-obbt": ("mip", {"bounds": "lp-obbt"}),
+    "mip-ibp": ("mip", {"bounds": "ibp"}),
+    "mip-rescale": ("mip", {"rescale": True}),
+    "bab+inc": ("bab", {}),       # "+inc": warm-started from the best point an earlier call returned
+    "mip+inc": ("mip", {}),
     "sampling": ("sampling", {}),
+    "sampling-mip": ("sampling-mip", {}),
     "ppga-lr": ("ppga-lr", {}),
     "walk": ("walk", {}),
 }
 EXACT_CALLS = ("bab", "mip", "auto", "mip-scip")
-EXTRA_CALLS = ("mip-t2", "auto-mip", "sampling", "ppga-lr", "walk")
-HEURISTICS = ("sampling", "ppga-lr", "walk")
+EXTRA_CALLS = ("mip-t2", "auto-mip", "bab-noleaf", "mip-obbt", "mip-ibp", "mip-rescale", "bab+inc", "mip+inc",
+               "sampling", "sampling-mip", "ppga-lr", "walk")
+HEURISTICS = ("sampling", "sampling-mip", "ppga-lr", "walk")
 OUTCOMES = ("optimal", "infeasible", "time_limit", "node_limit", "feasible", "no_solution", "interrupted",
             "refused", "cert_error", "crash")
 
@@ -517,10 +538,10 @@ def random_order(rng, base=EXACT_CALLS, extras=EXTRA_CALLS, n_extra=(0, 3)) -> l
     return [names[i] for i in rng.permutation(len(names))]
 
 
-def run_call(problem, name: str, *, time_limit: float, heuristic_time: float, seed: int) -> dict:
+def run_call(problem, name: str, *, time_limit: float, heuristic_time: float, seed: int, incumbent=None) -> dict:
     """One ``reluopt.solve`` in this process; errors are outcomes: a ``CertificateError`` (the
     method's own check caught a bad result) is ``cert_error``, any other ``ReluoptError`` a clear
-    refusal (``refused``), anything else a ``crash``."""
+    refusal (``refused``), anything else a ``crash``. ``incumbent`` goes to ``+inc`` calls only."""
     import reluopt
     from reluopt.errors import ReluoptError
 
@@ -528,6 +549,9 @@ def run_call(problem, name: str, *, time_limit: float, heuristic_time: float, se
     method, opts = CALLS[name]
     tl = heuristic_time if name in HEURISTICS else time_limit
     rec = {"name": name, "method": method, "options": opts, "seed": seed, "time_limit": tl}
+    if name.endswith("+inc") and incumbent is not None:
+        opts = {**opts, "incumbent": np.asarray(incumbent, dtype=np.float64)}
+        rec["incumbent"] = [float(v) for v in opts["incumbent"]]
     t0 = time.perf_counter()
     try:
         r = reluopt.solve(problem, method=method, time_limit=tl, seed=seed, **opts)
@@ -660,10 +684,15 @@ def run_case(seed: int, *, order: list[str] | None = None, size: str = "test", t
     reliable = err <= truth_limit * (1 + abs(T or 0.0))
     truth_seconds = time.perf_counter() - t0
     recs = []
+    best = None          # the best point returned so far that reluopt itself calls feasible
+    s = 1.0 if case.sense == "max" else -1.0
     for name in order:
         rec = run_call(problem, name, time_limit=time_limit, heuristic_time=heuristic_time,
-                       seed=int(rng.integers(0, 2**31 - 1)))
+                       seed=int(rng.integers(0, 2**31 - 1)), incumbent=None if best is None else best[1])
         recs.append(rec)
+        if rec.get("x") is not None and rec.get("value") is not None and problem.is_feasible(np.array(rec["x"]))[0]:
+            if best is None or s * rec["value"] > s * best[0]:
+                best = (rec["value"], rec["x"])
     for rec in recs:
         rec["findings"] = check_call(case, truth if reliable else None, rec)
     if not reliable:

@@ -26,12 +26,14 @@ from hypothesis import strategies as st
 from bruteforce import (
     CALLS,
     EXACT_CALLS,
+    FEAS_TOL,
     Case,
     Truth,
     check_call,
     evaluate,
     random_case,
     report_text,
+    run_call,
     run_case,
 )
 from conftest import random_network
@@ -129,3 +131,30 @@ def test_heuristic_first_then_exact_methods(calls):
         assert not findings, (rec["name"], rec["status"], rec["value"], rec["bound"], findings)
         if rec["name"] not in ("sampling", "ppga-lr", "walk"):
             assert rec["status"] == "optimal", (rec["name"], rec["status"], rec.get("solver_status"))
+
+
+#: min y0 subject to 1e-4 * y0 >= 0.5e-4 (y0 >= 0.5 written with a small coefficient: the 1e-6
+#: absolute feasibility tolerance then lets y0 go down to 0.49). TOL_X is a point that a
+#: time-limited sampling run returned: y0 = 0.4901, the row violated by 9.9e-7 (within 1e-6).
+TOL_X = [-0.7280013730770217, 0.6426362269023309]
+
+
+def scaled_row_case() -> Case:
+    rng = np.random.default_rng(0)
+    weights = [(rng.normal(size=(10, 2)), rng.normal(size=10)), (rng.normal(size=(1, 10)), np.zeros(1))]
+    return Case("scaled-row", weights, -np.ones(2), np.ones(2), [1.0], 0.0, "min", C=[[-1e-4]], e=[-0.5e-4])
+
+
+@pytest.mark.parametrize("name", ["bab+inc", "mip+inc"])
+def test_incumbent_feasible_within_the_tolerance(name):
+    """A warm start that is feasible only within the 1e-6 tolerance beats the exact optimum (0.5).
+    The method must return a sound result, not raise: bab raised CertificateError (its bound is
+    for the exact constraints, its incumbent is the tolerance point: 'bound 0.4999985 on the
+    wrong side of its own value 0.4901047006')."""
+    case = scaled_row_case()
+    value, viol = evaluate(case, TOL_X)
+    assert 0 < viol <= FEAS_TOL and abs(value - 0.4901047005955926) < 1e-12
+    rec = run_call(case.problem(), name, time_limit=10.0, heuristic_time=0.3, seed=0, incumbent=TOL_X)
+    assert rec["outcome"] not in ("crash", "cert_error"), rec.get("error")
+    findings = [f for f in check_call(case, Truth(case), rec) if f[0] in FAILING]
+    assert not findings, findings
