@@ -49,6 +49,8 @@ DEFAULT_THREADS = 1
 
 #: Thread count of HiGHS's process-wide task scheduler as reluopt last set it (None: not yet).
 _scheduler_threads: int | None = None
+#: Runs abandoned after a stop request (see ``_run_watched``) that may still be stopping.
+_abandoned: list[threading.Thread] = []
 
 
 def _use_scheduler(threads: int) -> None:
@@ -61,6 +63,8 @@ def _use_scheduler(threads: int) -> None:
     """
     global _scheduler_threads
     if _scheduler_threads != threads:
+        while _abandoned:   # never reset the scheduler under a run that is still stopping
+            _abandoned.pop().join()
         highspy.Highs.resetGlobalScheduler(True)
         _scheduler_threads = threads
 
@@ -234,6 +238,7 @@ def _run_watched(h: highspy.Highs, should_stop: Callable[[], bool], gate: _Gate)
                 with gate.lock:
                     if thread.is_alive():
                         gate.open = False
+                        _abandoned.append(thread)
                         return None
     except BaseException:
         with gate.lock:      # e.g. KeyboardInterrupt without a handler: mute and stop the run
