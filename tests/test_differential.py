@@ -47,7 +47,7 @@ def _assert_clean(rep: dict) -> None:
     assert not bad, "\n" + report_text(rep) + "\n" + rep["case"].snippet()
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(30))
 def test_every_certificate_matches_brute_force(seed):
     """bab, mip, auto and mip-scip, plus 0-3 extra calls, in a seeded random order."""
     rep = run_case(seed, size="test", time_limit=3.0, heuristic_time=0.15)
