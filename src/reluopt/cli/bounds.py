@@ -70,7 +70,10 @@ def run(args) -> int:
         b = compute(net, lb, ub, m, args.time_limit)
         seconds = time.perf_counter() - t
         stab = b.stability(net)
-        print(f"\n{m} ({seconds:.3f} s)", file=out)
+        stopped = b.stats.get("stopped")
+        note = f", stopped early ({stopped}): {b.stats.get('skipped', 0)} neurons kept their earlier bounds" \
+            if stopped else ""
+        print(f"\n{m} ({seconds:.3f} s{note})", file=out)
         print(f"  {'layer':>5} {'neurons':>8} {'inactive':>9} {'active':>7} {'unstable':>9} "
               f"{'mean width':>11} {'max big-M':>10}", file=out)
         for s in stab:

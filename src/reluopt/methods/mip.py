@@ -118,6 +118,8 @@ def solve_mip(
         obbt_limit = None if not math.isfinite(anytime.time_limit) else 0.5 * anytime.time_limit
         layer_bounds = problem_bounds(problem, bounds, time_limit=obbt_limit, executor=executor)
         stats["bounds_seconds"] = anytime.elapsed
+        if anytime.out_of_time():   # Ctrl-C or the limit during the bounds: do not build the model
+            return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
         t0 = anytime.elapsed
         model = build_problem_model(problem, layer_bounds, rescale=rescale)
         stats["build_seconds"] = anytime.elapsed - t0
