@@ -16,8 +16,8 @@ from bruteforce import cached_regions
 from conftest import random_network
 from reluopt import Layer, Network, ParseError, Problem, ProblemError, ReluoptError
 from reluopt.cli import main
+from reluopt.expressions import parse_constraint, parse_expression, parse_linear_expression
 from reluopt.io.native import save_npz
-from reluopt.problem import parse_constraint, parse_expression, parse_linear_expression
 
 
 # ----------------------------------------------------------------------------- parsing
