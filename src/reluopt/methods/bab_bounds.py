@@ -127,7 +127,7 @@ def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None, ti
     """
     lowers: list[np.ndarray] = []
     uppers: list[np.ndarray] = []
-    lines = []
+    lines: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     h_lo, h_hi = lo, hi
     for k, layer in enumerate(network.hidden_layers):
         L, U = affine_interval(layer, h_lo, h_hi)
@@ -166,7 +166,7 @@ def best_output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: 
     ``y >= bias`` because the last layer's active ReLUs have positive weights, slope 0 proves
     it exactly while slope 1 leaves a gap that only shrinks with the box width.
     """
-    best = None
+    best: list[np.ndarray] | None = None
     for slope in slopes:
         lines = None if slope is None else with_lower_slope(network, nb, slope)
         up, xs, _ = output_bounds(network, nb, W, offset, lines=lines)
@@ -176,6 +176,7 @@ def best_output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: 
             better = up < best[0]
             best[0] = np.where(better, up, best[0])
             best[1] = np.where(better[:, :, None], xs, best[1])
+    assert best is not None, "slopes is empty"
     return best[0], best[1]
 
 
@@ -197,6 +198,7 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
     const = const + offset
     mag = mag + np.abs(offset)
     if nu is not None:
+        assert A is not None and b is not None, "multipliers nu need the constraints A x <= b"
         lam = lam - nu @ A
         const = const + nu @ b
         mag = mag + np.abs(nu) @ np.abs(b)
