@@ -146,7 +146,8 @@ def get_executor(spec=None) -> Executor:
         raise ProblemError(f"unknown executor {spec!r}; expected 'serial', 'processes', an int "
                            "worker count or a dask.distributed.Client")
     if isinstance(spec, ProcessPoolExecutor):
-        return ProcessExecutor(spec._max_workers, pool=spec)
+        # the pool's size is a private attribute (not in the type stubs); fall back to cpu_count
+        return ProcessExecutor(getattr(spec, "_max_workers", None), pool=spec)
     if _is_dask_client(spec):
         return DaskExecutor(spec)
     raise ProblemError(f"cannot use {type(spec).__name__} as an executor; expected 'serial', "
