@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def _is_relu_family(torch, m) -> tuple[bool, float | None]:
     return False, None
 
 
-def _interval_layers(torch, module) -> list[tuple[object, float | None]]:
+def _interval_layers(torch, module) -> list[tuple[Any, float | str | None]]:
     """``[(Linear, tau-or-None-or-'out'), ...]`` for an nn.Sequential MLP; checks its shape."""
     nn = torch.nn
     if not isinstance(module, nn.Sequential):
@@ -129,7 +130,7 @@ def _interval_layers(torch, module) -> list[tuple[object, float | None]]:
                 f"stability penalty: layer {i} ({type(m).__name__}) is not Linear, ReLU, "
                 "Hardtanh(0, tau), ReLU6 or Dropout"
             )
-    return [tuple(x) for x in out]
+    return [(lin, tau) for lin, tau in out]
 
 
 def stability_penalty(module, x, eps: float):
@@ -390,13 +391,13 @@ def train_mlp(X, Y, hidden: Sequence[int] = (32, 32), *, activation: str = "relu
     ym, ys = _stats(Y, scale_outputs)
     with _deterministic(torch, seed, threads):
         module = build_mlp(X.shape[1], hidden, Y.shape[1], activation=activation, tau=tau, dropout=dropout)
-    kwargs = {"input_names": tuple(input_names) if input_names is not None else None,
-              "output_names": tuple(output_names) if output_names is not None else None}
+    names: dict[str, Any] = {"input_names": tuple(input_names) if input_names is not None else None,
+                             "output_names": tuple(output_names) if output_names is not None else None}
 
     def export(mod) -> Network:
         raw = _default_checkpoint_network(mod)
         folded = fold_scaling(raw, xm, xs, ym, ys)
-        return Network(folded.layers, source="reluopt.train", **kwargs)
+        return Network(folded.layers, source="reluopt.train", **names)
 
     checkpoints: list[Network] = []
 
