@@ -151,7 +151,7 @@ class RegionLP:
         # first layer: bounds only
         lo1, hi1 = _row_bounds(net.layers[0], pattern[0], pre[0][1])
         first = np.arange(self._n_static, self._n_static + self._n_first, dtype=np.int32)
-        h.changeRowsBounds(first.size, first, _hinf(lo1), _hinf(hi1))
+        h.changeRowsBounds(first.size, first, _hinf(lo1), _hinf(hi1))  # type: ignore[attr-defined]  # not in the stubs
         # the replaceable block: deeper layers and output constraints
         blocks, los, his = [], [], []
         for l in range(1, net.depth):
@@ -271,6 +271,7 @@ def project(domain: Domain, X: np.ndarray, iters: int = 100, tol: float = 1e-9) 
     if domain.A is None:
         return np.clip(X, lb, ub)
     A, b = domain.A, domain.b
+    assert b is not None, "a Domain with A has b"
     norms2 = np.maximum(np.sum(A * A, axis=1), 1e-300)
     k = A.shape[0]
     Y = X.copy()
@@ -297,6 +298,7 @@ def project(domain: Domain, X: np.ndarray, iters: int = 100, tol: float = 1e-9) 
 
 def _qp_project(domain: Domain, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Exact projection by the QP ``min 1/2 |z|^2 - x.z`` over the domain (one HiGHS model)."""
+    assert domain.A is not None and domain.b is not None, "only called for a domain with A x <= b"
     d = domain.dim
     h = new_highs()
     h.addVars(d, _hinf(domain.lb), _hinf(domain.ub))
