@@ -82,7 +82,7 @@ def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *
     scale = box_scale(dom)
     x_old = project(dom, np.asarray(x0, dtype=np.float64)[None, :])[0]
     sol = region.solve_point(x_old, time_limit=anytime.remaining)
-    if sol.status != "optimal":
+    if sol.status != "optimal" or sol.lp_value is None:
         return None, 0
     anytime.offer(sol.x, source)
     best, x_new = sol.lp_value, sol.x
@@ -109,7 +109,7 @@ def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *
         if not moved:
             break
         nxt = region.solve_point(x_try, time_limit=anytime.remaining)
-        if nxt.status != "optimal":
+        if nxt.status != "optimal" or nxt.lp_value is None:
             break
         anytime.offer(nxt.x, source)
         if nxt.lp_value <= best + 1e-9 * (1 + abs(best)):
@@ -163,6 +163,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         """The relaxation on the reused instance: HiGHS measures an LP's time limit on the
         instance's run clock, which keeps counting over runs."""
         limit = highs.getRunTime() + max(time_fraction * anytime.remaining, 1e-3)
+        assert model is not None
         return solve_highs(model, relax=True, highs=highs, time_limit=limit)
 
     def poll(event) -> None:   # Ctrl-C inside a (long) relaxation: subscribed once, not per run
@@ -211,6 +212,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         for j in order:
             if done():
                 break
+            assert model is not None     # order is empty without a relaxation
             col = np.array([cols[j]], dtype=np.int32)
             val = 1.0 - np.round(z_frac[j])
             highs.changeColsBounds(1, col, np.array([val]), np.array([val]))
