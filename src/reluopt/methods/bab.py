@@ -280,6 +280,7 @@ class _Engine:
                                Objective(self.C[0], float(self.e[0]), "max"), cons)
                 self._region = RegionLP(prob)
             x = self.x
+            assert x is not None, "polishing follows an improvement"
             for _ in range(self.region_steps):
                 sol = self._region.solve([p[0] for p in self.net.phase_pattern(x[None])])
                 self.stats["region_lps"] = self.stats.get("region_lps", 0) + 1

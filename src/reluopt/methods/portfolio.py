@@ -122,7 +122,7 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     warm = as_incumbent(problem, incumbent)   # passed on even if infeasible (a direction to go)
     best_x = best_v = None                    # the best FEASIBLE point, forward-checked
     phases: list[tuple[str, float, Result]] = []
-    summary = []
+    summary: list[dict] = []
 
     def consider(x) -> bool:
         nonlocal best_x, best_v
