@@ -150,8 +150,8 @@ class _Objective:
 def _offer_best(anytime: Anytime, X, f, viol, feas_tol, source) -> None:
     """Offer the best feasible row (the offer re-checks it by a forward pass)."""
     ok = viol <= feas_tol
-    if anytime.problem.domain.A is not None:
-        dom = anytime.problem.domain
+    dom = anytime.problem.domain
+    if dom.A is not None:
         ok &= np.max(X @ dom.A.T - dom.b, axis=1) <= feas_tol
     if not np.any(ok):
         return
@@ -281,7 +281,7 @@ def _direction(problem: Problem, X: np.ndarray, g: np.ndarray, tol: float = 1e-1
     u = g.copy()
     u[(X <= dom.lb + tol) & (u < 0)] = 0.0
     u[(X >= dom.ub - tol) & (u > 0)] = 0.0
-    if dom.A is not None:
+    if dom.A is not None and dom.b is not None:
         slack = dom.b - X @ dom.A.T
         act = (slack <= 1e-9 * (1 + np.abs(dom.b))) & (u @ dom.A.T > 0)
         for i in np.nonzero(act.any(axis=1))[0]:

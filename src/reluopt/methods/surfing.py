@@ -274,6 +274,7 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
         best_x = x if best_x is None else np.where(better[:, None], x, best_x)
         best_v = np.minimum(best_v, v)
     idx = _pick(best_v, k, starts)
+    assert best_x is not None       # restarts >= 1
     method = "direct" if restarts == 1 else f"restarts{restarts}"
     return _results(method, network, best_x[idx], T, A, a, best_v[idx][:, None], evals * starts,
                     time.perf_counter() - start, {"starts": starts, "restarts": restarts})
@@ -320,7 +321,7 @@ def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int =
     sign = 1.0 if problem.sense == "min" else -1.0       # Adam minimises
     opt = _Adam(step)
     opt.reset(x.shape)
-    for _ in range(steps):
+    for _step in range(steps):      # not `_`: that name holds the ignored keyword arguments
         if run.out_of_time():
             break
         x = np.clip(opt.step(x, sign * problem.objective_gradient(x)), d.lb, d.ub)

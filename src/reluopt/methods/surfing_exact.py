@@ -113,6 +113,7 @@ def polish_in_region(problem: Problem, x: np.ndarray, rounds: int = 3) -> np.nda
     from scipy.optimize import lsq_linear
 
     net, obj, d = problem.network, problem.objective, problem.domain
+    assert isinstance(obj, LeastSquares)
     out = [x]
     for _ in range(rounds):
         pattern = [p[0] for p in net.phase_pattern(x[None, :])]
