@@ -73,6 +73,7 @@ def run(args) -> int:
     if args.plot:
         from ..analysis.regions import plot_regions
 
+        assert rc is not None       # regions are counted exactly for a plot
         plot_regions(net, lb, ub, args.plot, regions=rc, seed=args.seed,
                      title=f"{Path(args.model).name}: {rc.count} linear regions")
         report["plot"] = str(args.plot)

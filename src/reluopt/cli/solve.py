@@ -183,7 +183,8 @@ def _check_option(item: str, key: str, value) -> None:
         number = isinstance(value, int) if kind == "int" else isinstance(value, int | float) and math.isfinite(value)
         ok = number and not isinstance(value, bool) and (lo is None or value >= lo) and (hi is None or value <= hi)
         noun = "integer" if kind == "int" else "finite number"
-        what = {1: f"a positive {noun}", 0: f"a non-negative {noun}"}[lo] if hi is None else f"a {noun} in [{lo}, {hi}]"
+        bound = f"a positive {noun}" if lo == 1 else f"a non-negative {noun}"     # lo is 0 or 1 when hi is None
+        what = bound if hi is None else f"a {noun} in [{lo}, {hi}]"
     if not ok:
         raise ParseError(f"--option {item!r}: {key} must be {what}" + (" (or None)" if none_ok else "")
                          + f", got {value!r}")
@@ -216,8 +217,8 @@ def method_option_names(name: str, options: dict, problem) -> set[str] | None:
         exact = options.get("exact") or choose_exact(problem)
         if not isinstance(exact, str) or exact not in METHODS or exact == "auto":
             return None          # solve_auto reports a bad exact method itself
-        inner = method_option_names(exact, {}, problem)
-        return None if inner is None else names | inner
+        inner_names = method_option_names(exact, {}, problem)
+        return None if inner_names is None else names | inner_names
     return None
 
 
@@ -225,7 +226,9 @@ def check_method_options(name: str, options: dict, problem) -> None:
     """Refuse option names the method does not take before it runs (``auto`` would otherwise
     complain only after its heuristic phase)."""
     allowed = method_option_names(name, options, problem)
-    unknown = sorted(set(options) - allowed) if allowed is not None else []
+    if allowed is None:
+        return
+    unknown = sorted(set(options) - allowed)
     if unknown:
         if name == "auto":
             from ..methods.portfolio import choose_exact

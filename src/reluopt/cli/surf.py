@@ -164,10 +164,11 @@ def run(args) -> int:
     G = nets[-1]
     lb, ub = read_box(args, G, folder)
     rng = np.random.default_rng(args.seed)
-    groups = []                     # (label, signals y (k, m) or None, x_star or None, raw targets)
+    # (label, signals y (k, m) or None, x_star or None, raw targets or None)
+    groups: list[tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray | None]] = []
     if args.in_range:
-        x_star = rng.uniform(lb, ub, size=(args.in_range, G.input_dim))
-        groups.append(("in range", G.forward(x_star), x_star, None))
+        x_in = rng.uniform(lb, ub, size=(args.in_range, G.input_dim))
+        groups.append(("in range", G.forward(x_in), x_in, None))
     if args.digits:
         if G.output_dim != 64:
             raise ProblemError(f"--digits needs a decoder of 64 outputs (8x8 pixels); this one has {G.output_dim}")
@@ -186,13 +187,14 @@ def run(args) -> int:
     for label, Y, x_star, raw in groups:
         for spec, A in matrices:
             case = f"{label}, " + ("inversion" if A is None else f"m={A.shape[0]} ({spec})")
-            Y_sig, targets = Y, None
+            Y_sig, targets = Y, None     # a group has signals Y or raw targets (or both)
             if raw is not None:
                 if A is not None and raw.shape[1] == A.shape[0] and raw.shape[1] != G.output_dim:
                     targets = raw
                 else:
                     Y_sig = raw
             if targets is None:
+                assert Y_sig is not None
                 if Y_sig.shape[1] != G.output_dim:
                     rows = "" if A is None else f" and A has {A.shape[0]} rows"
                     raise ProblemError(f"{label}: targets have {Y_sig.shape[1]} entries; the network has "

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import ProblemError, ReluoptError
+from ..network import Network
 from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
 from .common import add_model_argument, add_progress_arguments, load_network, progress_line
 
@@ -77,8 +78,10 @@ def run(args) -> int:
     if args.verbose:
         _explain(verdict)
     if args.counterexample:
-        text = format_counterexample(verdict.x, verdict.y) if verdict.status == "sat" else \
-            f"{verdict.status}\n"
+        if verdict.status == "sat" and verdict.x is not None and verdict.y is not None:   # sat carries x, y
+            text = format_counterexample(verdict.x, verdict.y)
+        else:
+            text = f"{verdict.status}\n"
         Path(args.counterexample).write_text(text)
     return EXIT_OK if verdict.status in ("sat", "unsat") else EXIT_NO_PROOF
 
@@ -132,7 +135,7 @@ def run_instances(args) -> int:
     if args.timeout_scale <= 0:
         raise ProblemError(f"--timeout-scale must be positive, got {args.timeout_scale}")
     counts = {"sat": 0, "unsat": 0, "unknown": 0, "error": 0}
-    models: dict[Path, object] = {}
+    models: dict[Path, Network] = {}
     rows = []
     start = time.perf_counter()
     for k, (onnx, vnnlib, timeout) in enumerate(instances, start=1):
