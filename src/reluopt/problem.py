@@ -95,7 +95,7 @@ class Domain:
         """Boolean per row of ``x`` (n, d): inside the box and ``A x <= b`` up to ``tol``."""
         x = np.atleast_2d(x)
         ok = np.all((x >= self.lb - tol) & (x <= self.ub + tol), axis=1)
-        if self.A is not None:
+        if self.A is not None and self.b is not None:     # both or neither
             ok &= np.all(x @ self.A.T <= self.b + tol, axis=1)
         return ok
 
