@@ -1,4 +1,4 @@
-"""Exact MIP: the big-M formulation with tightened bounds, solved by HiGHS.
+"""Exact MIP: the big-M formulation with tightened bounds, solved by HiGHS (or SCIP / Gurobi).
 
 Why it beats the peers' embeddings of the same network: bounds come from CROWN intersected
 with interval arithmetic (optionally LP-OBBT), so stable neurons have no binary and the
@@ -21,8 +21,8 @@ import numpy as np
 
 from ..bounds import LayerBounds, crown_bounds, interval_bounds
 from ..errors import ProblemError, SolverError
+from ..milp.backends import BACKENDS, ERROR, get_backend
 from ..milp.formulation import build_problem_model
-from ..milp.highs import ERROR, solve_highs
 from ..problem import Problem
 from ..result import (
     ABS_GAP,
@@ -104,12 +104,11 @@ def solve_mip(
     'mip-obbt' (tighter, costlier), or LayerBounds. ``incumbent``: an input used as the MIP
     start. ``start_samples``: box samples tried for a start when none is given (0: none).
     ``rescale``: build the model of the rescaled network (same function, better-conditioned
-    big-M). ``solver``: 'highs' (default; live progress and incumbents), 'scip' or 'gurobi'
-    (optional extras; result at the end only). Statistics: binaries, stable neurons,
+    big-M). ``solver``: 'highs' (default), 'scip' or 'gurobi' (optional extras); each shows
+    live progress and incumbents. Statistics: binaries, stable neurons,
     bound/build/solve seconds, nodes.
     """
-    if solver not in SOLVERS:
-        raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(SOLVERS)}")
+    backend = get_backend(solver)   # an unknown name or a missing extra fails before any work
     anytime = Anytime(problem, "mip", time_limit, progress)
     sign = 1.0 if problem.sense == "max" else -1.0
     stats: dict = {}
@@ -162,15 +161,11 @@ def solve_mip(
 
         if anytime.out_of_time():
             return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
-        if solver == "highs":
-            out = solve_highs(
-                model, time_limit=anytime.remaining, mip_start=mip_start, threads=threads,
-                mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, on_improvement=on_improvement,
-                should_stop=lambda: anytime.interrupted, on_progress=on_progress,
-            )
-        else:
-            out = _other_solver(solver)(model, time_limit=anytime.remaining, threads=threads,
-                                        mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, mip_start=mip_start)
+        out = backend.solve(
+            model, time_limit=anytime.remaining, mip_start=mip_start, threads=threads,
+            mip_rel_gap=rel_gap, mip_abs_gap=abs_gap, on_improvement=on_improvement,
+            should_stop=lambda: anytime.interrupted, on_progress=on_progress,
+        )
         stats["solver"] = solver
         stats["solve_seconds"] = out.seconds
         stats["nodes"] = out.nodes
@@ -198,18 +193,8 @@ def solve_mip(
         return anytime.result(TIME_LIMIT, **stats)
 
 
-#: MIP backends of ``solve_mip``.
-SOLVERS = ("highs", "scip", "gurobi")
-
-
-def _other_solver(name: str):
-    if name == "scip":
-        from ..milp.scip import solve_scip
-
-        return solve_scip
-    from ..milp.gurobi import solve_gurobi
-
-    return solve_gurobi
+#: MIP back-ends of ``solve_mip`` (see ``milp.backends.get_backend``).
+SOLVERS = BACKENDS
 
 
 def widen(bound: float) -> float:

@@ -1,6 +1,8 @@
-"""Mixed-integer formulations of ReLU networks and thin solver backends."""
+"""Mixed-integer formulations of ReLU networks and the solver back-ends (``backends``)."""
 
+from .backends import BACKENDS, get_backend
+from .backends.base import SolveOutput
+from .backends.highs import solve_highs
 from .formulation import MilpModel, build_network_model
-from .highs import SolveOutput, solve_highs
 
-__all__ = ["MilpModel", "SolveOutput", "build_network_model", "solve_highs"]
+__all__ = ["BACKENDS", "MilpModel", "SolveOutput", "build_network_model", "get_backend", "solve_highs"]

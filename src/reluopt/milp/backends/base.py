@@ -1,0 +1,108 @@
+"""The solver boundary: what every MILP back-end (HiGHS, SCIP, Gurobi) takes and returns.
+
+A back-end builds a solver instance from the solver-neutral sparse ``MilpModel`` and solves
+it (maximise) with a time limit, gaps, a MIP start, a stop request and progress callbacks.
+It returns a ``SolveOutput`` whose status it has checked: a solver error, an unexpected
+status or an exception becomes status ``error``, which never carries a bound. Bounds seen
+by ``on_progress`` during a run are for display; only the final, status-checked answer
+certifies anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..formulation import MilpModel
+
+#: Status of a solver run whose outcome cannot be trusted; it never yields a bound.
+ERROR = "error"
+
+#: Statuses a back-end reports (besides ``error``); each maps the solver's own statuses onto these.
+STATUSES = ("optimal", "infeasible", "infeasible_or_unbounded", "unbounded", "time_limit", "interrupted",
+            "iteration_limit", "node_limit", "solution_limit", "memory_limit", ERROR)
+
+#: ``should_stop()``: polled during the run; true asks the solver to stop (status ``interrupted``).
+StopCallback = Callable[[], bool]
+#: ``on_progress(primal, dual, nodes)``: the solver's current bounds (model sense: max; +-inf if none).
+ProgressCallback = Callable[[float, float, int], None]
+#: ``on_improvement(objective, values)``: a new incumbent (full column vector), as the solver found it.
+ImprovementCallback = Callable[[float, np.ndarray], None]
+
+
+@dataclass
+class SolveOutput:
+    """Raw solver outcome in the model's ``max`` sense.
+
+    ``status``: one of ``STATUSES``; ``values``: full column vector of the best solution, if
+    any (callers forward-check it); ``objective``: its objective as the solver computed it;
+    ``bound``: the solver's dual (upper) bound, only after a trusted status; ``seconds``:
+    wall time of the call; ``nodes``: branch-and-bound nodes; ``message``: why, on an error.
+    """
+
+    status: str
+    values: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    seconds: float
+    nodes: int = 0
+    message: str = ""
+
+
+class SolverInstance(Protocol):
+    """A model loaded into one solver; ``solve`` may be called again after changes."""
+
+    def solve(self, *, time_limit: float | None = None, mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
+              mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
+              on_progress: ProgressCallback | None = None,
+              on_improvement: ImprovementCallback | None = None) -> SolveOutput:
+        """Maximise; ``time_limit`` counts from this call (seconds)."""
+        ...
+
+
+class Backend(Protocol):
+    """A MILP solver behind reluopt's one interface (see ``get_backend``).
+
+    ``name``: the name callers pass (``solver='highs'``); ``extra``: the pip extra that
+    installs it (None: always installed).
+    """
+
+    name: str
+    extra: str | None
+
+    def build(self, model: MilpModel, *, relax: bool = False, threads: int = 1) -> SolverInstance:
+        """Load ``model`` (its LP relaxation with ``relax=True``) into a new solver instance."""
+        ...
+
+    def solve(self, model: MilpModel, *, relax: bool = False, threads: int = 1, time_limit: float | None = None,
+              mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6, mip_start: np.ndarray | None = None,
+              should_stop: StopCallback | None = None, on_progress: ProgressCallback | None = None,
+              on_improvement: ImprovementCallback | None = None) -> SolveOutput:
+        """``build`` then ``solve`` once, on a fresh instance."""
+        ...
+
+
+def finite_or_inf(value: float, infinity: float) -> float:
+    """``value`` with the solver's infinity (``|value| >= infinity``) mapped to +-inf."""
+    value = float(value)
+    if not math.isfinite(value) or abs(value) >= infinity:
+        return math.copysign(math.inf, value) if not math.isnan(value) else math.nan
+    return value
+
+
+def quietly(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+    """``callback`` wrapped so that its exceptions never reach (or kill) the solver."""
+    if callback is None:
+        return None
+
+    def call(*args) -> None:
+        try:
+            callback(*args)
+        except Exception:  # noqa: BLE001 - a user callback must not end the run
+            pass
+    return call

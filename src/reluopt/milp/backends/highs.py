@@ -1,0 +1,444 @@
+"""HiGHS back-end (always installed): a MilpModel passed in one call, solved with a time
+limit, gaps, a MIP start, stop and progress callbacks (``HighsBackend``, ``HighsInstance``).
+
+Also the HiGHS fast paths' tools: ``new_highs`` (a silent instance following reluopt's
+process-wide thread policy) and ``run_ok`` (one status-checked ``run()``), used directly by
+the region LPs and OBBT, which re-solve one instance thousands of times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import highspy
+import numpy as np
+
+from ..formulation import MilpModel
+from .base import ERROR, ImprovementCallback, ProgressCallback, SolveOutput, StopCallback, finite_or_inf
+
+_INF = highspy.kHighsInf
+_first_instance = True
+
+
+@contextlib.contextmanager
+def _silenced_stdout_fd():
+    """Send file descriptor 1 to /dev/null (C-level prints), restoring it afterwards."""
+    fd = 1                      # the C library writes to descriptor 1, whatever sys.stdout is
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:             # no descriptor 1 at all: nothing can be printed there
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+#: Threads every Highs instance of reluopt uses unless a caller sets the option itself.
+DEFAULT_THREADS = 1
+
+#: Thread count of HiGHS's process-wide task scheduler as reluopt last set it (None: not yet).
+_scheduler_threads: int | None = None
+#: Runs abandoned after a stop request (see ``_run_watched``) that may still be stopping.
+_abandoned: list[threading.Thread] = []
+
+
+def _use_scheduler(threads: int) -> None:
+    """Make HiGHS's global scheduler match ``threads``.
+
+    HiGHS starts one task scheduler per process, sized by the first ``run()``; a later run
+    asking for another thread count fails with ``kError`` and leaves no solution. That
+    error once passed as a bound of 0, so every run goes through here: the scheduler is
+    reset whenever the requested count changes, whatever ran before in the process.
+    """
+    global _scheduler_threads
+    if _scheduler_threads != threads:
+        while _abandoned:   # never reset the scheduler under a run that is still stopping
+            _abandoned.pop().join()
+        highspy.Highs.resetGlobalScheduler(True)
+        _scheduler_threads = threads
+
+
+class CheckedHighs(highspy.Highs):
+    """A Highs instance whose ``run()`` follows reluopt's thread policy.
+
+    The caller still checks the returned status (see ``run_ok``); a scheduler clash left by
+    code outside reluopt (a user's own Highs in the same process) is repaired by one retry.
+    """
+
+    def run(self):  # noqa: D102 - same contract as highspy.Highs.run
+        global _scheduler_threads
+        threads = int(self.getOptionValue("threads")[1])  # (status, value)
+        _use_scheduler(threads)
+        status = super().run()
+        if status == highspy.HighsStatus.kError and self.getModelStatus() == highspy.HighsModelStatus.kNotset:
+            _scheduler_threads = None
+            _use_scheduler(threads)
+            status = super().run()
+        return status
+
+
+def new_highs(threads: int = DEFAULT_THREADS) -> highspy.Highs:
+    """A silent Highs instance following reluopt's thread policy (``threads`` per run).
+
+    highspy 1.16 prints its banner to stdout when the process's first instance is
+    constructed, before ``output_flag`` can be set; that line would corrupt ``--json -``
+    output, so the first construction runs with stdout silenced.
+    """
+    global _first_instance
+    if _first_instance:
+        _first_instance = False
+        with _silenced_stdout_fd():
+            h = CheckedHighs()
+    else:
+        h = CheckedHighs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", int(threads))
+    return h
+
+
+#: Model statuses after which HiGHS's reported solution and bounds mean what they say.
+TRUSTED_MODEL_STATUSES = frozenset({
+    highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible, highspy.HighsModelStatus.kUnbounded,
+    highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+    highspy.HighsModelStatus.kHighsInterrupt, highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget,
+})
+
+
+def run_ok(h: highspy.Highs) -> tuple[bool, str]:
+    """Run ``h`` and say whether its outcome can be trusted: ``(ok, message)``.
+
+    Not ok when ``run()`` returns ``kError`` or the model status is an error or unknown
+    (solve, presolve or postsolve error, not set, ...). Callers turn a failed run into an
+    error or an open node, never into a bound.
+    """
+    run_status = h.run()
+    model_status = h.getModelStatus()
+    if run_status == highspy.HighsStatus.kError or model_status not in TRUSTED_MODEL_STATUSES:
+        return False, f"HiGHS run returned {run_status.name} with model status {h.modelStatusToString(model_status)!r}"
+    return True, ""
+
+
+def to_highs(model: MilpModel, relax: bool = False, threads: int = DEFAULT_THREADS) -> highspy.Highs:
+    """Build a Highs instance holding ``model`` (built from its CSC arrays in one call)."""
+    h = new_highs(threads)
+    lp = highspy.HighsLp()
+    n, m = model.n_cols, model.n_rows
+    lp.num_col_ = n
+    lp.num_row_ = m
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = np.where(np.isfinite(model.col_lower), model.col_lower, -_INF)
+    lp.col_upper_ = np.where(np.isfinite(model.col_upper), model.col_upper, _INF)
+    lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -_INF)
+    lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, _INF)
+    lp.offset_ = model.offset
+    lp.sense_ = highspy.ObjSense.kMaximize
+    csc = model.A.tocsc()
+    csc.sort_indices()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = m
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data
+    if not relax and model.integrality.any():
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if v else highspy.HighsVarType.kContinuous
+            for v in model.integrality
+        ]
+    h.passModel(lp)
+    return h
+
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible_or_unbounded",
+    highspy.HighsModelStatus.kUnbounded: "unbounded",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kInterrupt: "interrupted",
+    highspy.HighsModelStatus.kHighsInterrupt: "interrupted",
+    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
+    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
+}
+
+
+_MIP_INTERRUPT = highspy.cb.HighsCallbackType.kCallbackMipInterrupt
+
+#: Seconds HiGHS gets, once ``should_stop()`` is true, to reach its own next interrupt poll
+#: before ``solve_highs`` returns without its result (see ``_run_watched``).
+STOP_GRACE = 0.5
+
+
+class _Gate:
+    """Open while the caller still wants a run's callbacks; closed under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = True
+
+
+def _run_watched(h: highspy.Highs, should_stop: Callable[[], bool], gate: _Gate) -> tuple[bool, str] | None:
+    """``run_ok(h)`` in a helper thread while this thread polls ``should_stop()`` (and takes
+    Ctrl-C: Python runs signal handlers in the main thread only, never inside ``run()``).
+
+    HiGHS polls its interrupt callback only between the phases of a MIP solve (its
+    ``checkLimits``): presolve and the root LP relaxation, which the MIP solves with an LP
+    solver of its own that never calls the user's simplex callback, run without a poll (15 s
+    of root LP on mnistfc's 784-256-256-10 net). When ``should_stop()`` is true and HiGHS has
+    not stopped within ``STOP_GRACE`` seconds, return None: the caller goes on without this
+    run's result, and the run, muted by ``gate``, stops at its next poll in the background.
+    Only for a Highs instance nobody else touches afterwards.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["out"] = run_ok(h)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["exc"] = exc
+
+    thread = threading.Thread(target=target, name="reluopt-highs", daemon=True)
+    thread.start()
+    stop_at = None
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            if stop_at is None and thread.is_alive() and should_stop():
+                stop_at = time.perf_counter()
+            if stop_at is not None and time.perf_counter() - stop_at >= STOP_GRACE:
+                with gate.lock:
+                    if thread.is_alive():
+                        gate.open = False
+                        _abandoned.append(thread)
+                        return None
+    except BaseException:
+        with gate.lock:      # e.g. KeyboardInterrupt without a handler: mute and stop the run
+            gate.open = False
+        raise
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
+
+
+def model_status(h: highspy.Highs) -> str:
+    """The model status of ``h``'s last run as one of the back-ends' status names."""
+    status = h.getModelStatus()
+    return _STATUS.get(status, str(status).split(".")[-1])
+
+
+def set_run_time_limit(h: highspy.Highs, seconds: float | None, mip: bool) -> None:
+    """Let the next ``run()`` of ``h`` take at most ``seconds`` (None or inf: no limit).
+
+    HiGHS measures an LP's limit on the instance's run clock, which keeps counting over the
+    runs of one instance (so the limit is placed after the time already run), a MIP's limit
+    on the clock of its own run.
+    """
+    if seconds is None or not math.isfinite(seconds):
+        h.setOptionValue("time_limit", _INF)
+    else:
+        limit = max(float(seconds), 1e-3)
+        h.setOptionValue("time_limit", limit if mip else h.getRunTime() + limit)
+
+
+def subscribe_stop(h: highspy.Highs, should_stop: StopCallback) -> Callable[[object], None]:
+    """Poll ``should_stop()`` in every simplex, IPM and MIP interrupt callback of ``h`` for
+    all its later runs (for a reused instance whose runs go through ``run_ok``); returns
+    the subscribed function."""
+
+    def poll(event) -> None:
+        if should_stop():
+            event.interrupt()
+
+    h.cbSimplexInterrupt.subscribe(poll)
+    h.cbIpmInterrupt.subscribe(poll)
+    h.cbMipInterrupt.subscribe(poll)
+    return poll
+
+
+class HighsInstance:
+    """A MilpModel loaded into one HiGHS instance (``highs``, for fast paths that change
+    bounds or costs between solves); ``solve`` may be called again after such changes.
+
+    Callbacks are subscribed for one ``solve`` and unsubscribed after it. A run abandoned
+    after a stop request (see ``_run_watched``) leaves the instance unusable: later solves
+    return status ``error``.
+    """
+
+    def __init__(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS,
+                 highs: highspy.Highs | None = None) -> None:
+        self.model = model
+        self.relax = relax
+        self.threads = int(threads)
+        self.mip = bool(model.integrality.any()) and not relax
+        self.highs = highs if highs is not None else to_highs(model, relax=relax, threads=threads)
+        self.abandoned = False
+
+    def solve(self, *, time_limit: float | None = None, mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
+              mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
+              on_progress: ProgressCallback | None = None, on_improvement: ImprovementCallback | None = None,
+              watch: bool = False) -> SolveOutput:
+        """Maximise (see ``solve_highs``); ``time_limit`` counts from this call.
+
+        ``watch``: run in a helper thread while this thread polls ``should_stop`` (and takes
+        Ctrl-C), abandoning a run that does not stop within ``STOP_GRACE``.
+        """
+        start = time.perf_counter()
+        if self.abandoned:
+            return SolveOutput(ERROR, None, None, None, 0.0, message="HiGHS instance abandoned by an earlier stop")
+        h = self.highs
+        h.setOptionValue("threads", self.threads)
+        h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
+        set_run_time_limit(h, time_limit, self.mip)
+        if mip_start is not None and not self.relax:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(np.asarray(mip_start, dtype=np.float64))
+            sol.value_valid = True
+            h.setSolution(sol)
+        gate = _Gate()   # closed when the run is abandoned (see _run_watched): callbacks go quiet
+        subscribed = []
+        if on_improvement is not None:
+            def _improving(e):
+                with gate.lock:
+                    if not gate.open:
+                        return
+                    try:
+                        vals = np.array(e.data_out.mip_solution)
+                        on_improvement(float(e.data_out.objective_function_value), vals)
+                    except Exception:  # noqa: BLE001 - never let a user callback kill the solve
+                        pass
+            subscribed.append((h.cbMipImprovingSolution, _improving))
+        if should_stop is not None or on_progress is not None:
+            def _interrupt(e):
+                with gate.lock:
+                    if not gate.open:
+                        e.interrupt()
+                        return
+                    if on_progress is not None and e.callback_type == _MIP_INTERRUPT:
+                        try:
+                            out = e.data_out
+                            on_progress(finite_or_inf(out.mip_primal_bound, _INF),
+                                        finite_or_inf(out.mip_dual_bound, _INF), int(out.mip_node_count))
+                        except Exception:  # noqa: BLE001
+                            pass
+                    if should_stop is not None and should_stop():
+                        e.interrupt()
+            subscribed += [(h.cbMipInterrupt, _interrupt), (h.cbSimplexInterrupt, _interrupt),
+                           (h.cbIpmInterrupt, _interrupt)]
+        for event, fn in subscribed:
+            event.subscribe(fn)
+        try:
+            if watch and should_stop is not None:
+                ran = _run_watched(h, should_stop, gate)
+                if ran is None:
+                    self.abandoned = True
+                    subscribed = []   # the abandoned run still calls them (muted by the gate)
+                    return SolveOutput("interrupted", None, None, None, time.perf_counter() - start,
+                                       message="stopped before HiGHS reached its next interrupt poll; run abandoned")
+                ok, message = ran
+            else:
+                ok, message = run_ok(h)
+        except Exception as exc:  # noqa: BLE001 - a failed run is an error, never a bound
+            return SolveOutput(ERROR, None, None, None, time.perf_counter() - start,
+                               message=f"HiGHS run raised {type(exc).__name__}: {exc}")
+        finally:
+            for event, fn in subscribed:
+                event.unsubscribe(fn)
+        return self._output(ok, message, time.perf_counter() - start)
+
+    def _output(self, ok: bool, message: str, seconds: float) -> SolveOutput:
+        h = self.highs
+        info = h.getInfo()
+        values = None
+        objective = None
+        if info.primal_solution_status == 2:  # kSolutionStatusFeasible: forward-checked by the caller
+            values = np.array(h.getSolution().col_value)
+            objective = float(info.objective_function_value)
+        if not ok:
+            return SolveOutput(ERROR, values, objective, None, seconds, message=message)
+        status = model_status(h)
+        bound = None
+        nodes = 0
+        if self.mip:
+            db = float(info.mip_dual_bound)
+            if math.isfinite(db) and abs(db) < _INF:
+                bound = db
+            nodes = int(info.mip_node_count)
+        elif status == "optimal":
+            bound = objective
+        if status == "optimal" and bound is None:
+            return SolveOutput(ERROR, values, objective, None, seconds,
+                               message="HiGHS reported optimal without a dual bound")
+        return SolveOutput(status, values, objective, bound, seconds, nodes)
+
+
+class HighsBackend:
+    """HiGHS behind the ``Backend`` interface (see ``base.Backend``)."""
+
+    name = "highs"
+    extra: str | None = None
+
+    def build(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS) -> HighsInstance:
+        """Load ``model`` into a new HiGHS instance."""
+        return HighsInstance(model, relax=relax, threads=threads)
+
+    def solve(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS,
+              time_limit: float | None = None, mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
+              mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
+              on_progress: ProgressCallback | None = None,
+              on_improvement: ImprovementCallback | None = None) -> SolveOutput:
+        """Solve on a fresh instance; with ``should_stop`` it runs watched (see ``_run_watched``)."""
+        return solve_highs(model, relax=relax, threads=threads, time_limit=time_limit, mip_rel_gap=mip_rel_gap,
+                           mip_abs_gap=mip_abs_gap, mip_start=mip_start, should_stop=should_stop,
+                           on_progress=on_progress, on_improvement=on_improvement)
+
+
+def solve_highs(
+    model: MilpModel,
+    *,
+    time_limit: float | None = None,
+    mip_start: np.ndarray | None = None,
+    threads: int = 1,
+    mip_rel_gap: float = 1e-4,
+    mip_abs_gap: float = 1e-6,
+    relax: bool = False,
+    on_improvement: ImprovementCallback | None = None,
+    should_stop: StopCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    highs: highspy.Highs | None = None,
+) -> SolveOutput:
+    """Solve ``model`` (or its LP relaxation with ``relax=True``) with HiGHS.
+
+    ``on_improvement(objective, values)`` is called on every improving MIP solution;
+    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit) and,
+    when ``highs`` is None, every 0.05 s while the solver runs in a helper thread: a run that
+    does not stop within ``STOP_GRACE`` s is abandoned (status ``interrupted``, no values, no
+    bound; see ``_run_watched``);
+    ``on_progress(primal, dual, nodes)`` is called at the same polls with the solver's
+    current primal and dual bounds (model sense: max). ``highs``: an instance built from
+    ``model`` to reuse (run in this thread); ``time_limit`` counts from this call.
+    """
+    inst = HighsInstance(model, relax=relax, threads=threads, highs=highs)
+    return inst.solve(time_limit=time_limit, mip_rel_gap=mip_rel_gap, mip_abs_gap=mip_abs_gap, mip_start=mip_start,
+                      should_stop=should_stop, on_progress=on_progress, on_improvement=on_improvement,
+                      watch=highs is None)
