@@ -64,7 +64,7 @@ from bruteforce import (  # noqa: E402
 )
 
 OUT = ROOT / "benchmarks" / "out" / "differential.json"
-KINDS = ("unsound", "borderline", "truth", "crash", "cert_error")
+KINDS = ("unsound", "borderline", "truth")          # findings; crash and cert_error are outcomes
 
 
 def _jsonable(obj):
@@ -111,8 +111,6 @@ def run(args) -> int:
             per_call[r["name"]][r["outcome"]] += 1
             for kind, _ in r["findings"]:
                 found[r["name"]][kind] += 1
-            if r["outcome"] in ("crash", "cert_error"):
-                found[r["name"]][r["outcome"]] += 1
         if rep["kinds"]:
             saved.append(record(rep))
         n_uns = sum(c["unsound"] for c in found.values())
@@ -131,7 +129,7 @@ def run(args) -> int:
     summary(seeds, per_call, found, truths, time.perf_counter() - t0, args)
     if args.minimize and saved:
         minimize(args.out, args)
-    return 1 if any(found[n]["unsound"] or found[n]["crash"] for n in found) else 0
+    return 1 if any(found[n]["unsound"] or per_call[n]["crash"] or per_call[n]["cert_error"] for n in per_call) else 0
 
 
 def write(saved: list, path: Path) -> None:
@@ -156,9 +154,10 @@ def summary(seeds, per_call, found, truths, seconds, args) -> None:
         print(f"{n:10} {runs:5d} {checked:7d} " + " ".join(f"{per_call[n][c]:11d}" for c in cols) + " "
               + " ".join(f"{found[n][k]:10d}" for k in KINDS))
     total = {k: sum(found[n][k] for n in names) for k in KINDS}
+    total.update({k: sum(per_call[n][k] for n in names) for k in ("crash", "cert_error", "refused")})
     print("UNSOUND", total["unsound"], "| borderline", total["borderline"], "| truth disagreements", total["truth"],
-          "| crash", total["crash"], "| cert_error", total["cert_error"])
-    if any(total.values()):
+          "| crash", total["crash"], "| cert_error", total["cert_error"], "| refused", total["refused"])
+    if any(total[k] for k in ("unsound", "borderline", "truth", "crash", "cert_error")):
         print(f"cases with findings written to {args.out}")
 
 

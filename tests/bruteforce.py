@@ -349,6 +349,20 @@ def random_case(seed: int, size: str = "test") -> Case:
         weights.append((W, bias))
         H = np.maximum(G + bias, 0.0)
     weights.append((rng.normal(size=(m, widths[-1])) / np.sqrt(widths[-1]), 0.5 * rng.normal(size=m)))
+    if size == "bench":      # cancelling pairs (own random stream: the smaller sizes' cases stay as they were)
+        rng2 = np.random.default_rng([seed, 7])
+        for k in range(len(widths)):
+            if widths[k] >= 2 and rng2.random() < 0.15:
+                # h_j = relu(h_i - delta) and the next layer reads K (h_i - h_j): a ramp of height K delta
+                # from two huge contributions that cancel (float32 bounds, big-M conditioning)
+                i, j = rng2.choice(widths[k], size=2, replace=False)
+                W, bias = weights[k]
+                Wn, bn = weights[k + 1]
+                K = 10 ** rng2.uniform(2, 5)
+                W[j], bias[j] = W[i], bias[i] - (np.abs(W[i]).sum() + abs(bias[i]) + 1e-9) * rng2.uniform(1, 10) / K
+                Wn[:, j] = -Wn[:, i] * K
+                Wn[:, i] *= K
+                styles[k] += "+cancel"
     # --- scaling: per-neuron log-uniform factors 1e-3..1e3
     scale = str(rng.choice(["none", "rescaled", "wild"], p=[0.5, 0.3, 0.2]))
     if scale != "none":
