@@ -11,12 +11,13 @@ without unpickling Python objects.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from ..errors import ModelError, UnsupportedError
 from ..network import Network
 from .native import load_npz, save_npz
+from .safety import PICKLE_ADVICE as PICKLE_ADVICE  # re-exported: the end of every refusal message
+from .safety import _require_file, _trust
 
 __all__ = ["load_model", "load_npz", "save_npz", "load_onnx", "save_onnx", "from_torch", "to_torch",
            "load_torch_file", "from_sklearn", "load_sklearn_file"]
@@ -32,36 +33,12 @@ FORMATS = ".onnx, .npz, .skops, .pt/.pth or .pkl/.pickle/.joblib"
 OBJECTS = ("a reluopt Network, a fitted scikit-learn MLPRegressor/MLPClassifier (or a Pipeline of "
            "scalers then one), a torch nn.Module (nn.Sequential of supported layers) or an onnx.ModelProto")
 
-#: Why pickles are refused and how to opt in; the end of every refusal message.
-PICKLE_ADVICE = ("loading a pickle can run arbitrary code, so reluopt does not unpickle by default: "
-                 "convert the model to ONNX or .npz (or skops for scikit-learn), or, if you trust the file, "
-                 "pass trust_pickle=True (command line: --trust-pickle)")
-
-
 def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
 
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _trust(trust_pickle: bool, allow_pickle: bool | None, caller: str) -> bool:
-    """``trust_pickle``, taking the deprecated ``allow_pickle`` alias into account."""
-    if allow_pickle is None:
-        return bool(trust_pickle)
-    warnings.warn(f"{caller}: allow_pickle is deprecated, use trust_pickle", DeprecationWarning, stacklevel=3)
-    if trust_pickle and not allow_pickle:
-        raise ValueError(f"{caller}: trust_pickle=True and allow_pickle=False contradict each other")
-    return bool(allow_pickle)
-
-
-def _require_file(path: Path) -> None:
-    """Raise a ``ModelError`` unless ``path`` is an existing regular file."""
-    if path.is_dir():
-        raise ModelError(f"{path}: is a directory, not a model file")
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
 
 
 def load_model(source, *, trust_pickle: bool = False, allow_pickle: bool | None = None) -> Network:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..network import Layer, Network
+from .safety import PICKLE_ADVICE, _require_file, _trust
 
 HIDDEN_ACTIVATIONS = ("relu", "identity")
 SCALERS = ("StandardScaler", "MinMaxScaler")
@@ -159,8 +160,6 @@ def load_sklearn_file(path, *, trust_pickle: bool = False, allow_pickle: bool | 
     UnsupportedError
         An estimator reluopt cannot represent, or ``skops`` missing for a ``.skops`` file.
     """
-    from . import PICKLE_ADVICE, _require_file, _trust
-
     trust = _trust(trust_pickle, allow_pickle, "load_sklearn_file")
     path = Path(path)
     _require_file(path)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..network import Layer, Network
+from .safety import PICKLE_ADVICE, _require_file, _trust
 
 SUPPORTED = "Sequential, Linear, ReLU, ReLU6, Hardtanh(min_val=0), Flatten, Identity, Dropout"
 
@@ -166,8 +167,6 @@ def load_torch_file(path, *, trust_pickle: bool = False, allow_pickle: bool | No
     UnsupportedError
         A module or TorchScript archive reluopt cannot convert.
     """
-    from . import _require_file, _trust
-
     trust = _trust(trust_pickle, allow_pickle, "load_torch_file")
     torch = _torch()
     path = Path(path)
@@ -200,8 +199,6 @@ def load_torch_file(path, *, trust_pickle: bool = False, allow_pickle: bool | No
 
 def _refusal(path: Path, exc: pickle.UnpicklingError) -> ModelError:
     """Why ``torch.load(weights_only=True)`` refused ``path``, and how to opt in."""
-    from . import PICKLE_ADVICE
-
     text = str(exc)
     blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if blocked:  # a pickle of Python objects: a whole module, or a payload
