@@ -97,15 +97,3 @@ class LayerBounds:
         st = self.stability(network, i)
         total = sum(s["neurons"] for s in st)
         return 1.0 - sum(s["unstable"] for s in st) / max(total, 1)
-
-
-def compute_bounds(network: Network, lb, ub, method: str = "crown") -> LayerBounds:
-    """Bounds of every neuron over the box(es) ``[lb, ub]`` by ``'ibp'`` or ``'crown'``."""
-    from .crown import crown_bounds
-    from .ibp import interval_bounds
-
-    if method == "ibp":
-        return interval_bounds(network, lb, ub)
-    if method == "crown":
-        return crown_bounds(network, lb, ub)
-    raise ProblemError(f"unknown bound method {method!r}; expected 'ibp' or 'crown'")
