@@ -714,6 +714,8 @@ def run_case(seed: int, *, order: list[str] | None = None, size: str = "test", t
             recs[i]["findings"].append((kind, msg))
     kinds = [k for r in recs for k, _ in r["findings"]]
     kinds += [r["outcome"] for r in recs if r["outcome"] in ("crash", "cert_error")]
+    if not reliable:
+        kinds.append("unreliable")
     return {"seed": seed, "case": case, "describe": case.describe(), "order": order,
             "truth": {"value": T, "feasible": T is not None, "error": err, "reliable": reliable,
                       "seconds": truth_seconds, "regions": len(cached_regions(case.net, case.lb, case.ub, True))},
@@ -728,8 +730,8 @@ def report_text(rep: dict) -> str:
             lines.append(f"  [{kind}] call {i} {r['name']} (seed {r['seed']}): {msg}")
         if r["outcome"] in ("crash", "cert_error"):
             lines.append(f"  [{r['outcome']}] call {i} {r['name']} (seed {r['seed']}): {r['error']}")
-    if not lines:
+    if not lines and rep["truth"]["reliable"]:
         return ""
-    head = (f"case {rep['describe']}; order {' -> '.join(rep['order'])}; truth {rep['truth']['value']!r}"
-            f"{'' if rep['truth']['reliable'] else ' (unreliable)'}")
+    note = "" if rep["truth"]["reliable"] else f" (UNRELIABLE: its own point is off by {rep['truth']['error']:.3g})"
+    head = f"case {rep['describe']}; order {' -> '.join(rep['order'])}; truth {rep['truth']['value']!r}{note}"
     return "\n".join([head, *lines])
