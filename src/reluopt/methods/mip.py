@@ -23,7 +23,7 @@ from ..bounds import LayerBounds, crown_bounds, interval_bounds
 from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
 from ..milp.formulation import build_problem_model
-from ..problem import Problem
+from ..problem import FEASIBILITY_TOL, Problem
 from ..result import (
     ABS_GAP,
     INFEASIBLE,
@@ -120,7 +120,8 @@ def solve_mip(
         if anytime.out_of_time():   # Ctrl-C or the limit during the bounds: do not build the model
             return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
         t0 = anytime.elapsed
-        model = build_problem_model(problem, layer_bounds, rescale=rescale)
+        # the constraints as loose as the incumbents' tolerance: the bound covers every x returned
+        model = build_problem_model(problem.relaxed_by(FEASIBILITY_TOL), layer_bounds, rescale=rescale)
         stats["build_seconds"] = anytime.elapsed - t0
         stats.update({k: model.stats[k] for k in ("binaries", "stable_neurons", "hidden_neurons", "rows",
                                                   "columns", "nonzeros")})
