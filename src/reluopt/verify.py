@@ -510,9 +510,10 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
     then prunes every node whose bound is below ``-tol`` (a cut-off) instead of searching
     for the true optimum, and infeasibility of this model (or a dual bound below ``-tol``)
     proves every margin below ``-tol``. Stops as soon as that is certain or an incumbent's
-    forward pass is a counterexample."""
+    forward pass is a counterexample. A dual bound seen during the run only stops it; the
+    proof is the final, status-checked answer."""
+    from .milp.backends import ERROR, get_backend
     from .milp.formulation import build_network_model
-    from .milp.highs import ERROR, solve_highs, to_highs
     from .problem import Domain
 
     model = build_network_model(network, Domain(p.lb, p.ub), bounds)
@@ -539,23 +540,14 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
             if p.dj.holds(network.forward(x[None, :]))[0]:
                 found.append(x)
 
+    def on_progress(primal, dual_bound, nodes):
+        if dual_bound < -tol:
+            dual.append(dual_bound)
+
     if model.scaling_issue() is not None:   # the solver's answer would prove nothing
         return "unknown"
-    h = to_highs(model)
-
-    def interrupt(ev):
-        try:
-            db = float(ev.data_out.mip_dual_bound)
-        except Exception:  # older highspy: no data; rely on the time limit
-            db = math.inf
-        if db < -tol:
-            dual.append(db)
-        if found or db < -tol:
-            ev.interrupt()
-
-    h.cbMipInterrupt.subscribe(interrupt)
-    out = solve_highs(model, time_limit=time_limit, mip_start=start, highs=h,
-                      on_improvement=on_improvement)
+    out = get_backend("highs").solve(model, time_limit=time_limit, mip_start=start, on_improvement=on_improvement,
+                                     on_progress=on_progress, should_stop=lambda: bool(found or dual))
     if found:
         _confirm(network, p, np.array(found), "mip")
     if out.values is not None:
@@ -563,8 +555,9 @@ def _run_mip(network, p: _Pair, bounds, time_limit: float) -> str:
     if out.status == ERROR:   # a failed run proves nothing, whatever its callbacks saw
         return "unknown"
     # every point with margin >= -tol is feasible here (t is only cut off below -tol), so
-    # infeasibility or a dual bound below -tol proves all margins < -tol
-    if out.status == "infeasible" or dual or (out.bound is not None and out.bound < -tol):
+    # infeasibility or a dual bound below -tol proves all margins < -tol; a bound seen
+    # during the run counts only when the run ended with a bound of its own (not abandoned)
+    if out.status == "infeasible" or (out.bound is not None and (dual or out.bound < -tol)):
         p.upper = min(p.upper, -tol)
         p.closed_by = "mip"
         return "unsat"

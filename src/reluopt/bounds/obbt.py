@@ -229,22 +229,23 @@ def _solve_chunk(task: _Task) -> _ChunkResult:
 def _run(h, stats: dict, key: str = "solve_seconds") -> tuple[bool, object]:
     """One ``run()``; ``(ok, model status)`` where ok means neither the run nor the model
     status reports an error (the caller still decides which statuses give a bound)."""
+    from ..milp.backends.highs import run_ok
+
     t1 = time.perf_counter()
-    run_status = h.run()
+    ok, _ = run_ok(h)   # the back-end's status-checked run (the callers take bounds from a few statuses only)
     stats[key] = stats.get(key, 0.0) + time.perf_counter() - t1
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kTimeLimit:
         stats["time_limits"] += 1
     elif status in (highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kHighsInterrupt):
         stats["interrupts"] += 1
-    ok = run_status != highspy.HighsStatus.kError   # the callers take bounds from a few statuses only
     if not ok:
         stats["errors"] += 1
     return ok, status
 
 
 def _bound_chunk(task: _Task) -> _ChunkResult:
-    from ..milp.highs import to_highs
+    from ..milp.backends.highs import set_run_time_limit, subscribe_stop, to_highs
 
     t0 = time.perf_counter()
     stats = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
@@ -276,21 +277,15 @@ def _bound_chunk(task: _Task) -> _ChunkResult:
         h.setOptionValue("presolve", "off")
         h.setOptionValue("solver", "simplex")
 
-    def poll(event) -> None:          # inside a long LP / MIP: Ctrl-C stops it
-        if _stop_requested(task):
-            event.interrupt()
-
-    h.cbSimplexInterrupt.subscribe(poll)
-    if task.mip:
-        h.cbMipInterrupt.subscribe(poll)
+    subscribe_stop(h, lambda: _stop_requested(task))   # inside a long LP / MIP: Ctrl-C stops it
 
     def set_time_limit() -> None:
-        """This run's limit: the time left (and the per-neuron cap), on HiGHS's run clock,
-        which keeps counting over the runs of one instance."""
+        """This run's limit: the time left (and the per-neuron cap); an LP's counts on HiGHS's
+        run clock, which keeps counting over the runs of one instance, a MIP's per run."""
         limit = remaining()
         if task.time_limit is not None:
             limit = min(limit, float(task.time_limit))
-        h.setOptionValue("time_limit", h.getRunTime() + max(limit, 1e-3) if math.isfinite(limit) else _INF)
+        set_run_time_limit(h, limit, task.mip)
 
     stats["build_seconds"] = time.perf_counter() - t0
     root = None

@@ -60,7 +60,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
               solver: str = "highs", threads: int = 1) -> float:
     """Solve the exact (or, with ``realisable=False``, the free-pattern) model for every row
     in the time left; returns the certified upper bound (max over rows)."""
-    from ..milp.highs import solve_highs
+    from ..milp.backends import get_backend
     from .mip import build_lipschitz_model, mip_start, solve_l2_scip, widen
 
     target = search.target
@@ -81,8 +81,8 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
         if use_l2:
             from .upper import gradient_intervals
 
-            if solver == "gurobi":
-                from ..milp.gurobi import solve_gurobi
+            if solver == "gurobi":   # a quadratic objective: beyond the linear back-end interface
+                from ..milp.backends.gurobi import solve_gurobi
 
                 out = solve_gurobi(model, time_limit=share, threads=threads, squares=g_cols)
                 values, bnd, st = out.values, (math.inf if out.bound is None else out.bound), out.status
@@ -95,23 +95,18 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
             start = None
             if search.x is not None and dom.contains(search.x[None], tol=0.0)[0]:
                 start = mip_start(model, layout, search.x)
-            if solver == "gurobi":
-                from ..milp.gurobi import solve_gurobi
+            last = [-math.inf]
 
-                out = solve_gurobi(model, time_limit=share, threads=threads)
-            else:
-                last = [-math.inf]
+            def trace(primal, dual, nodes, _label=label, _k=k, _last=last):
+                now = search.elapsed()
+                if not math.isfinite(dual) or abs(dual) >= 1e30 or now - _last[0] < TRACE_EVERY:
+                    return
+                _last[0] = now
+                up_now = max((*done, min(uppers[_k], widen(dual))))
+                search.record(_label, min(search.upper, up_now), nodes=nodes)
 
-                def trace(primal, dual, nodes, _label=label, _k=k, _last=last):
-                    now = search.elapsed()
-                    if not math.isfinite(dual) or abs(dual) >= 1e30 or now - _last[0] < TRACE_EVERY:
-                        return
-                    _last[0] = now
-                    up_now = max((*done, min(uppers[_k], widen(dual))))
-                    search.record(_label, min(search.upper, up_now), nodes=nodes)
-
-                out = solve_highs(model, time_limit=share, mip_rel_gap=1e-6, mip_abs_gap=1e-9,
-                                  mip_start=start, threads=threads, on_progress=trace)
+            out = get_backend(solver).solve(model, time_limit=share, mip_rel_gap=1e-6, mip_abs_gap=1e-9,
+                                            mip_start=start, threads=threads, on_progress=trace)
             search.stats.setdefault("mip_status", []).append(out.status)
             search.stats.setdefault("mip_nodes", []).append(out.nodes)
             values = out.values

@@ -688,8 +688,8 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
     if engine.s != 1:
         return None
     try:
+        from ..milp.backends import get_backend
         from ..milp.formulation import build_problem_model
-        from ..milp.highs import solve_highs
         from ..problem import Domain, Objective, OutputConstraints
     except ImportError:
         return None
@@ -713,8 +713,8 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
         engine.leaf_mip = False
         engine.stats["leaf_mip_off"] = "badly scaled: " + str(model.scaling_issue())
         return None
-    out = solve_highs(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
-                      mip_abs_gap=0.5 * engine.abs_gap, should_stop=engine.should_stop)
+    out = get_backend("highs").solve(model, time_limit=min(remaining, 5.0), mip_rel_gap=0.5 * engine.rel_gap,
+                                     mip_abs_gap=0.5 * engine.abs_gap, should_stop=engine.should_stop)
     if out.values is not None:
         engine._offer(model.columns_to_point(out.values)[None, :], "bab:leaf-mip")
     if out.status == "infeasible":

@@ -26,7 +26,7 @@ import highspy
 import numpy as np
 
 from ..errors import EmptyInputSet, ProblemError, SolverError
-from ..milp.highs import new_highs, run_ok
+from ..milp.backends.highs import model_status, new_highs, run_ok, subscribe_stop
 from ..network import Network
 from ..problem import Domain, Problem
 
@@ -111,12 +111,7 @@ class RegionLP:
     def _new_model(self) -> highspy.Highs:
         h = new_highs()
         if self.should_stop is not None:
-            stop = self.should_stop
-
-            def poll(event) -> None:
-                if stop():
-                    event.interrupt()
-            h.cbSimplexInterrupt.subscribe(poll)
+            subscribe_stop(h, self.should_stop)
         dom = self.problem.domain
         d = self.dim
         h.addVars(d, _hinf(dom.lb), _hinf(dom.ub))
@@ -183,27 +178,24 @@ class RegionLP:
             h.setOptionValue("time_limit", _INF)
         if not self.warm:
             h.clearSolver()  # unrelated regions: the old basis is a poor start
-        ok, _ = run_ok(h)
+        ok, _ = run_ok(h)   # the HiGHS back-end's status-checked run
         self.n_solves += 1
-        status = h.getModelStatus() if ok else None
+        status = model_status(h) if ok else "error"
         info = h.getInfo()
         self.iterations += int(info.simplex_iteration_count)
-        if status == highspy.HighsModelStatus.kOptimal:
+        if status == "optimal":
             x = np.array(h.getSolution().col_value)
             x = np.clip(x, self.problem.domain.lb, self.problem.domain.ub)
             value = float(cost @ x + self.c @ t + self.d0)
             g = [A @ x + c for A, c in pre]
             tight = self._tight(pre, g, x)
             return RegionSolution("optimal", x, value, tight, g)
-        if status in (highspy.HighsModelStatus.kInfeasible,):
+        if status == "infeasible":
             return RegionSolution("infeasible")
-        if status in (highspy.HighsModelStatus.kUnbounded,
-                      highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        if status in ("unbounded", "infeasible_or_unbounded"):
             return RegionSolution("unbounded")
-        if status == highspy.HighsModelStatus.kTimeLimit:
-            return RegionSolution("time_limit")
-        if status == highspy.HighsModelStatus.kInterrupt:
-            return RegionSolution("interrupted")
+        if status in ("time_limit", "interrupted"):
+            return RegionSolution(status)
         # numerical trouble: rebuild from scratch next time
         self._h = None
         return RegionSolution("error")

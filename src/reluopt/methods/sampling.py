@@ -163,17 +163,14 @@ class Neighbourhood:
     """Neighbourhood MIPs on one reused HiGHS instance of the big-M model."""
 
     def __init__(self, problem: Problem, should_stop=None):
+        from ..milp.backends.highs import HighsBackend
         from ..milp.formulation import build_problem_model
-        from ..milp.highs import to_highs
 
         self.problem = problem
         self.model = build_problem_model(problem)
-        self.highs = to_highs(self.model)
-        if should_stop is not None:   # Ctrl-C inside a MIP (subscribed once: the instance is reused)
-            def poll(event) -> None:
-                if should_stop():
-                    event.interrupt()
-            self.highs.cbMipInterrupt.subscribe(poll)
+        self.instance = HighsBackend().build(self.model)
+        self.highs = self.instance.highs
+        self.should_stop = should_stop   # Ctrl-C inside a MIP
         # z1 ("g > 0") of every neuron with a kink at 0, then z2 ("g >= tau") of clipped
         # neurons with a kink at tau; each is fixed to the pattern unless its neuron is tight
         z1 = np.concatenate(self.model.z_cols)
@@ -185,8 +182,6 @@ class Neighbourhood:
 
     def solve(self, pattern, tight, x, time_limit: float):
         """Fix every binary to ``pattern`` except those of ``tight`` neurons; solve."""
-        from ..milp.highs import solve_highs
-
         phase = np.concatenate([np.asarray(p).reshape(-1) for p in pattern])
         tight = np.concatenate(tight)
         value = np.concatenate([phase[self.has1] > 0, phase[self.has2] > 1]).astype(np.float64)
@@ -199,7 +194,7 @@ class Neighbourhood:
         start = self.model.point_to_columns(x)
         self.solves += 1
         self.freed += int(free.sum())
-        out = solve_highs(self.model, time_limit=time_limit, mip_start=start, highs=self.highs)
+        out = self.instance.solve(time_limit=time_limit, mip_start=start, should_stop=self.should_stop)
         if out.values is None:
             return None
         return self.model.columns_to_point(out.values)

@@ -132,8 +132,8 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
     inside the (large) relaxation. ``stall_walks``: stop after that many walks without a new
     incumbent (None: never).
     """
+    from ..milp.backends.highs import HighsBackend
     from ..milp.formulation import build_problem_model
-    from ..milp.highs import solve_highs, to_highs
 
     anytime = Anytime(problem, "walk", DEFAULT_TIME_LIMIT if time_limit is None else time_limit,
                       progress)
@@ -160,15 +160,9 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         anytime.report(walks=n_walks, steps=n_steps)
 
     def relax(time_fraction: float):
-        """The relaxation on the reused instance: HiGHS measures an LP's time limit on the
-        instance's run clock, which keeps counting over runs."""
-        limit = highs.getRunTime() + max(time_fraction * anytime.remaining, 1e-3)
-        assert model is not None
-        return solve_highs(model, relax=True, highs=highs, time_limit=limit)
-
-    def poll(event) -> None:   # Ctrl-C inside a (long) relaxation: subscribed once, not per run
-        if anytime.interrupted:
-            event.interrupt()
+        """The relaxation on the reused instance (Ctrl-C stops it inside the LP)."""
+        return instance.solve(time_limit=max(time_fraction * anytime.remaining, 1e-3),
+                              should_stop=lambda: anytime.interrupted)
 
     with interruptible(anytime), single_threaded_blas():
         if start_samples > 0:
@@ -181,9 +175,8 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         # without a chance to poll: check before each step
         model = None if done() else build_problem_model(problem).relaxed()
         if model is not None and not done():
-            highs = to_highs(model, relax=True)
-            highs.cbSimplexInterrupt.subscribe(poll)
-            highs.cbIpmInterrupt.subscribe(poll)
+            instance = HighsBackend().build(model, relax=True)
+            highs = instance.highs   # the fast path: options and bounds changed in place
             if relax_solver == "ipm":
                 # the relaxation of a dense net is a large LP: interior point without crossover is
                 # about 3x faster than simplex here (measured on a 100-500-500-1 net)

@@ -2,13 +2,16 @@
 
 Used by ``solve_mip(..., solver="scip")`` and, with a quadratic objective added, by the l2
 Lipschitz MIQCQP. Rows are added one sparse row at a time (pyscipopt has no CSR import).
-Progress, incumbents and the stop request go through a SCIP event handler (presolve rounds,
-LP solves, solved nodes, best solutions), which calls ``interruptSolve`` when asked to stop.
+Progress and incumbents go through a SCIP event handler (presolve rounds, LP solves, solved
+nodes, best solutions). SCIP runs without the GIL while a helper thread polls the stop
+request every ``STOP_POLL`` s and calls ``interruptSolve`` (SCIP checks it inside presolve
+and between LPs too, where no event fires).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import numpy as np
@@ -61,6 +64,10 @@ def solve_scip(model: MilpModel, *, time_limit: float | None = None, threads: in
     return ScipBackend().solve(model, time_limit=time_limit, threads=threads, mip_rel_gap=mip_rel_gap,
                                mip_abs_gap=mip_abs_gap, mip_start=mip_start, should_stop=should_stop,
                                on_progress=on_progress, on_improvement=on_improvement)
+
+
+#: Seconds between two polls of ``should_stop`` while SCIP runs.
+STOP_POLL = 0.05
 
 
 def _watcher(pyscipopt):
@@ -121,8 +128,19 @@ class ScipInstance:
         self._solved = False
 
     def _optimize(self) -> None:
-        """SCIP's solve (one place, so that a test can make it fail)."""
-        self.scip.optimize()
+        """SCIP's solve (one place, so that a test can make it fail); other Python threads
+        (the stop poll) run meanwhile."""
+        self.scip.optimizeNogil()
+
+    def _watch(self, should_stop: StopCallback, done: threading.Event) -> None:
+        """Poll ``should_stop`` until ``done``; interrupt SCIP when it is true."""
+        while not done.wait(STOP_POLL):
+            try:
+                if should_stop():
+                    self.scip.interruptSolve()
+                    return
+            except Exception:  # noqa: BLE001 - a stage where SCIP takes no interrupt: it is ending
+                return
 
     def solve(self, *, time_limit: float | None = None, mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
               mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
@@ -146,12 +164,20 @@ class ScipInstance:
             m.addSol(sol, free=True)
         w = self._watcher
         w.should_stop, w.on_progress, w.on_improvement = should_stop, on_progress, on_improvement
+        done = threading.Event()
+        poll = None
+        if should_stop is not None:
+            poll = threading.Thread(target=self._watch, args=(should_stop, done), name="reluopt-scip", daemon=True)
+            poll.start()
         try:
             self._optimize()
         except Exception as exc:  # noqa: BLE001 - pyscipopt raises plain Exception ("error in LP solver!")
             return SolveOutput(ERROR, None, None, None, time.perf_counter() - start,
                                message=f"SCIP failed: {str(exc).strip() or type(exc).__name__}")
         finally:
+            done.set()
+            if poll is not None:
+                poll.join()
             w.should_stop = w.on_progress = w.on_improvement = None
         raw = m.getStatus()
         status = _STATUS.get(raw)
