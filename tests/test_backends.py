@@ -123,8 +123,8 @@ def test_should_stop_ends_a_long_run_promptly_with_progress(backend, hard_model)
 
 
 def test_incumbents_are_reported(backend):
-    net = random_network([4, 24, 24, 1], seed=2)
-    model = build_problem_model(Problem.build(net, -np.ones(4), np.ones(4), maximize=0))
+    net = random_network([3, 12, 12, 1], seed=3)
+    model = build_problem_model(Problem.build(net, -np.ones(3), np.ones(3), maximize=0))
     seen = []
     out = backend.solve(model, time_limit=60, mip_rel_gap=1e-9, mip_abs_gap=1e-9,
                         on_improvement=lambda obj, values: seen.append((obj, values.copy())))

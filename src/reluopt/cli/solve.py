@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParseError
+from ..milp.backends import BACKENDS
 from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL, format_vector
 from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
 from .common import (
@@ -71,8 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--bounds", default=None, metavar="KIND",
                    help="neuron bounds for the MIP: crown (default), ibp (as the MIP peers use), "
                    "lp-obbt or mip-obbt (tighter, costlier)")
-    p.add_argument("--solver", default=None, choices=("highs", "scip", "gurobi"),
-                   help="MIP solver for --method mip: highs (default, live progress), scip (the 'scip' extra) "
+    p.add_argument("--solver", default=None, choices=BACKENDS,
+                   help="MIP solver for --method mip: highs (default), scip (the 'scip' extra) "
                    "or gurobi (the 'gurobi' extra; its pip licence stops at 2000 variables or constraints)")
     p.add_argument("--incumbent", metavar="X", help="a starting input as 'v1,v2,...' or a JSON file with "
                    "a list (the MIP start / branch-and-bound incumbent)")
