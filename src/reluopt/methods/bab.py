@@ -196,7 +196,7 @@ class _Engine:
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
         rows = [C] + ([-out_C, out_C] if self.k else [])
-        offs = [e] + ([out_e, -out_e] if self.k else [])
+        offs = [e] + ([self.out_e_loose, -self.out_e_loose] if self.k else [])
         self.W = np.concatenate(rows)
         self.off = np.concatenate(offs)
         self.x: np.ndarray | None = None

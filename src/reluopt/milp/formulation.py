@@ -33,6 +33,8 @@ from ..problem import Domain, Problem
 
 #: Largest bound or right-hand side magnitude a MIP certificate is trusted with.
 MAX_MAGNITUDE = 1e7
+#: Narrowest non-degenerate input interval a MIP certificate is trusted with.
+MIN_INPUT_WIDTH = 1e-5
 
 
 @dataclass
@@ -74,15 +76,23 @@ class MilpModel:
         """Why a MIP solver's answer on this model cannot be trusted as a certificate, or None.
 
         MIP solvers work to absolute tolerances of about 1e-6 to 1e-9, which mean nothing
-        once big-M constants, bounds or right-hand sides exceed ``MAX_MAGNITUDE``: on such
-        models their dual bounds and infeasibility proofs were seen to be wrong, so the MIP
-        refuses them and branch and bound solves them without leaf MIPs.
+        once big-M constants, bounds or right-hand sides exceed ``MAX_MAGNITUDE``, or when an
+        input may move by less than ``MIN_INPUT_WIDTH`` (without being fixed): on such models
+        their dual bounds and infeasibility proofs were seen to be wrong (SCIP's optimum on a
+        box side 1e-6 wide missed the true one by 1e-4), so the MIP refuses them and branch
+        and bound solves them without leaf MIPs.
         """
         values = np.concatenate([self.col_lower, self.col_upper, self.row_lower, self.row_upper])
         values = np.abs(values[np.isfinite(values)])
         if values.size and values.max() > MAX_MAGNITUDE:
             return (f"its big-M constants, bounds or right-hand sides reach {values.max():.3g} "
                     f"(above {MAX_MAGNITUDE:.0e}), beyond what the solver's tolerances can certify")
+        width = self.col_upper[self.x_cols] - self.col_lower[self.x_cols]
+        thin = (width > 0) & (width < MIN_INPUT_WIDTH)
+        if thin.any():
+            i = int(np.argmax(thin))
+            return (f"input {i} may move by {width[i]:.3g} only (below {MIN_INPUT_WIDTH:.0e}, the scale of "
+                    "the solver's tolerances); fix it (equal bounds) or widen its interval")
         return None
 
     # ------------------------------------------------------------------ extension
