@@ -64,7 +64,7 @@ from bruteforce import (  # noqa: E402
 )
 
 OUT = ROOT / "benchmarks" / "out" / "differential.json"
-KINDS = ("unsound", "borderline", "truth")          # findings; crash and cert_error are outcomes
+KINDS = ("unsound", "status", "borderline", "truth")   # findings; crash and cert_error are outcomes
 
 
 def _jsonable(obj):
@@ -155,9 +155,10 @@ def summary(seeds, per_call, found, truths, seconds, args) -> None:
               + " ".join(f"{found[n][k]:10d}" for k in KINDS))
     total = {k: sum(found[n][k] for n in names) for k in KINDS}
     total.update({k: sum(per_call[n][k] for n in names) for k in ("crash", "cert_error", "refused")})
-    print("UNSOUND", total["unsound"], "| borderline", total["borderline"], "| truth disagreements", total["truth"],
-          "| crash", total["crash"], "| cert_error", total["cert_error"], "| refused", total["refused"])
-    if any(total[k] for k in ("unsound", "borderline", "truth", "crash", "cert_error")):
+    print("UNSOUND", total["unsound"], "| false status", total["status"], "| borderline", total["borderline"],
+          "| truth disagreements", total["truth"], "| crash", total["crash"], "| cert_error", total["cert_error"],
+          "| refused", total["refused"])
+    if any(total[k] for k in ("unsound", "status", "borderline", "truth", "crash", "cert_error")):
         print(f"cases with findings written to {args.out}")
 
 

@@ -593,7 +593,9 @@ def _num(v) -> float | None:
 
 def check_call(case: Case, truth: Truth | None, rec: dict) -> list[tuple[str, str]]:
     """Findings ``(kind, message)`` for one call; kind is ``unsound``, ``borderline`` (explained by
-    the constraint tolerances) or ``truth`` (the brute force itself disagrees with a checked point)."""
+    the constraint tolerances), ``status`` (a false status: ``time_limit`` long before the limit, an
+    exact method's ``no_solution`` on a problem with points) or ``truth`` (the brute force itself
+    disagrees with a checked point)."""
     if "status" not in rec:
         return []
     out = []
@@ -621,10 +623,17 @@ def check_call(case: Case, truth: Truth | None, rec: dict) -> list[tuple[str, st
             out.append(("unsound", "status infeasible together with a point x"))
     elif value is not None:
         out.append(("unsound", "a value without a point x"))
+    early = rec.get("seconds", math.inf) < 0.5 * rec.get("time_limit", 0.0)
+    if status == "time_limit" and early:
+        out.append(("status", f"status time_limit after {rec['seconds']:.2f} s of a {rec['time_limit']:g} s limit"))
     if truth is None:
         return out
     T = truth.value
     err = 2 * truth.error()
+    if (status == "no_solution" and early and rec["name"] not in HEURISTICS and T is not None
+            and truth.tight() is not None):
+        out.append(("status", f"gave up with no_solution after {rec['seconds']:.2f} s of {rec['time_limit']:g} s, "
+                              f"but the problem has points (optimum {T!r}, also with {TIGHT:g} margins)"))
     if status == "infeasible" and T is not None:
         tight = truth.tight()
         if tight is not None:
