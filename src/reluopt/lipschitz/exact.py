@@ -76,6 +76,11 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
         label = f"{'miqcqp' if use_l2 else ('mip' if realisable else 'mip-upper')}:{target.labels[k]}"
         model, g_cols, layout = build_lipschitz_model(net, dom, bounds, row, 1.0 if use_l2 else target.q,
                                                       realisable)
+        issue = model.scaling_issue()
+        if issue is not None:   # the solver's bound would not be a certificate: keep the cheaper one
+            search.stats.setdefault("mip_refused", []).append(issue)
+            done.append(uppers[k])
+            continue
         search.stats.setdefault("mip_columns", []).append(model.n_cols)
         search.stats.setdefault("mip_binaries", []).append(model.n_binaries)
         if use_l2:
