@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,7 +62,8 @@ class GurobiInstance:
         up = np.isfinite(hi) & ~eq
         dn = np.isfinite(lo) & ~eq
         blocks = [(A[eq], "=", lo[eq]), (A[up], "<", hi[up]), (A[dn], ">", lo[dn])]
-        self.env = self.gurobi = None
+        self.env: Any = None
+        self.gurobi: Any = None
         try:
             self.env = gp.Env(params={"OutputFlag": 0})
             m = self.gurobi = gp.Model(env=self.env)

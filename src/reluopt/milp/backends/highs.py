@@ -118,7 +118,7 @@ TRUSTED_MODEL_STATUSES = frozenset({
     highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
     highspy.HighsModelStatus.kUnboundedOrInfeasible, highspy.HighsModelStatus.kUnbounded,
     highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
-    highspy.HighsModelStatus.kHighsInterrupt, highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kHighsInterrupt, highspy.HighsModelStatus.kIterationLimit,  # type: ignore[attr-defined]  # not in the stubs
     highspy.HighsModelStatus.kSolutionLimit,
     highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget,
 })
@@ -176,7 +176,7 @@ _STATUS = {
     highspy.HighsModelStatus.kUnbounded: "unbounded",
     highspy.HighsModelStatus.kTimeLimit: "time_limit",
     highspy.HighsModelStatus.kInterrupt: "interrupted",
-    highspy.HighsModelStatus.kHighsInterrupt: "interrupted",
+    highspy.HighsModelStatus.kHighsInterrupt: "interrupted",  # type: ignore[attr-defined]  # not in the stubs
     highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
     highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def solve_scip(model: MilpModel, *, time_limit: float | None = None, threads: in
 STOP_POLL = 0.05
 
 
-def _watcher(pyscipopt):
+def _watcher(pyscipopt: Any):
     """An event handler class reporting progress and incumbents, and interrupting on request."""
     events = (pyscipopt.SCIP_EVENTTYPE.PRESOLVEROUND | pyscipopt.SCIP_EVENTTYPE.LPSOLVED
               | pyscipopt.SCIP_EVENTTYPE.NODESOLVED | pyscipopt.SCIP_EVENTTYPE.BESTSOLFOUND)
