@@ -21,16 +21,11 @@ MAX_LINES = 500
 
 #: Deferred (function-level) import edges ``importer -> imported`` that close a cycle today, with
 #: the reason. Module-level imports get no allow-list. Drop an entry once its edge is gone.
-ALLOWED_DEFERRED_EDGES: dict[tuple[str, str], str] = {
-    ("reluopt.analysis.rescale", "reluopt.milp.formulation"):
-        "rescale asks formulation.classify for neuron phases while formulation calls rescale; the "
-        "activation module (issue 13 item 1) takes the phase classification out of formulation",
-}
+ALLOWED_DEFERRED_EDGES: dict[tuple[str, str], str] = {}
 
 #: Subpackage edges (``reluopt.a -> reluopt.b``, a top-level module counting as its own unit) that
 #: close a cycle between subpackages today, with the reason.
 ALLOWED_PACKAGE_EDGES: dict[tuple[str, str], str] = {
-    ("reluopt.analysis", "reluopt.milp"): "the same edge as rescale -> formulation above",
     ("reluopt.bounds", "reluopt.milp"):
         "bounds/obbt.py builds and solves MILP/LP models (milp.formulation, the HiGHS back-end) while "
         "milp/formulation.py takes its neuron bounds from bounds: OBBT belongs above milp (issue 13 "

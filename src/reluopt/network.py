@@ -4,25 +4,29 @@ Every other module speaks this type. Weights are float64 and validated once, her
 the bounds, formulations and methods can trust shapes and finiteness.
 
 Conventions: layer ``l`` computes ``g_l = W_l h_{l-1} + b_l`` and ``h_l = act_l(g_l)``, with
-``h_0 = x``. Hidden layers use ``relu`` or ``clipped_relu`` (``min(max(0, g), tau)``);
-the last layer is ``identity``. Batched functions take ``x`` of shape ``(n, d)`` (or ``(d,)``).
+``h_0 = x``. Hidden layers use an activation of ``reluopt.activations`` (``relu``,
+``clipped_relu`` ``min(max(0, g), tau)``, ...), which owns what the name means; the last
+layer is ``identity``. Batched functions take ``x`` of shape ``(n, d)`` (or ``(d,)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
+from . import activations
 from .errors import ModelError
 
-ACTIVATIONS = ("relu", "identity", "clipped_relu")
+ACTIVATIONS = activations.names()
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU."""
+    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU; ``act`` is the
+    activation object (``reluopt.activations``) that says what ``activation`` means."""
 
     W: np.ndarray
     b: np.ndarray
@@ -37,13 +41,12 @@ class Layer:
     def n_out(self) -> int:
         return self.W.shape[0]
 
+    @cached_property
+    def act(self) -> activations.Activation:
+        return activations.make(self)
+
     def activate(self, g: np.ndarray) -> np.ndarray:
-        if self.activation == "identity":
-            return g
-        h = np.maximum(g, 0.0)
-        if self.activation == "clipped_relu":
-            h = np.minimum(h, self.tau)
-        return h
+        return self.act.forward(g)
 
 
 def _as_matrix(W, name: str) -> np.ndarray:
@@ -95,16 +98,7 @@ class Network:
             if not np.all(np.isfinite(b)):
                 bad = int(np.argwhere(~np.isfinite(b))[0][0])
                 raise ModelError(f"{name}: bias has a non-finite entry ({b[bad]}) at {bad}")
-            if layer.activation not in ACTIVATIONS:
-                raise ModelError(
-                    f"{name}: unknown activation {layer.activation!r}; expected one of "
-                    f"{', '.join(ACTIVATIONS)}"
-                )
-            tau = layer.tau
-            if layer.activation == "clipped_relu":
-                if tau is None or not np.isfinite(tau) or tau <= 0:
-                    raise ModelError(f"{name}: clipped_relu needs a finite cap tau > 0, got {tau}")
-                tau = float(tau)
+            params = activations.lookup(layer.activation, name).check(layer, name)
             if i > 0 and W.shape[1] != checked[-1].n_out:
                 raise ModelError(
                     f"{name}: expects {W.shape[1]} inputs (weight shape {W.shape}) but "
@@ -113,16 +107,16 @@ class Network:
                 )
             W.setflags(write=False)
             b.setflags(write=False)
-            checked.append(Layer(W, b, layer.activation, tau))
-        if checked[-1].activation != "identity":
+            checked.append(replace(layer, W=W, b=b, **params))
+        if checked[-1].act.hidden:
             raise ModelError(
                 f"layer {len(checked) - 1}: the output layer must be affine (identity), got "
                 f"{checked[-1].activation!r}; append an identity layer"
             )
         for i, layer in enumerate(checked[:-1]):
-            if layer.activation == "identity":
+            if not layer.act.hidden:
                 raise ModelError(
-                    f"layer {i}: hidden layers must be relu or clipped_relu; fold affine "
+                    f"layer {i}: hidden layers must be {' or '.join(activations.hidden_names())}; fold affine "
                     "hidden layers into the next layer (Network.simplify does this)"
                 )
         object.__setattr__(self, "layers", tuple(checked))
@@ -177,8 +171,9 @@ class Network:
                 b = W @ pending.b + b
                 W = W @ pending.W
                 pending = None
-            current = Layer(W, b, layer.activation, layer.tau)
-            if current.activation == "identity":
+            current = replace(layer, W=W, b=b)
+            kind = activations.REGISTRY.get(current.activation)   # unknown names: Network reports them
+            if kind is not None and not kind.hidden:
                 pending = current
             else:
                 merged.append(current)
@@ -217,7 +212,7 @@ class Network:
 
     @property
     def has_clipped(self) -> bool:
-        return any(layer.activation == "clipped_relu" for layer in self.layers)
+        return any(isinstance(layer.act, activations.ClippedReLU) for layer in self.layers)
 
     def describe(self) -> str:
         sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
@@ -264,23 +259,12 @@ class Network:
         For clipped ReLU the pattern is the *slope* (True where ``0 < g < tau``); use
         ``phase_pattern`` for the three phases.
         """
-        pats = []
-        for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True):
-            p = g > 0
-            if layer.activation == "clipped_relu":
-                p &= g < layer.tau
-            pats.append(p)
-        return pats
+        return [layer.act.phase(g) == 1
+                for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
 
     def phase_pattern(self, x) -> list[np.ndarray]:
         """Integer phase per hidden neuron: 0 inactive, 1 linear, 2 saturated (clipped)."""
-        out = []
-        for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True):
-            ph = (g > 0).astype(np.int8)
-            if layer.activation == "clipped_relu":
-                ph[g >= layer.tau] = 2
-            out.append(ph)
-        return out
+        return [layer.act.phase(g) for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
 
     def region_affine(self, pattern: Sequence[np.ndarray]):
         """Affine maps of one linear region, given a per-layer phase (or boolean) pattern.
@@ -304,12 +288,9 @@ class Network:
             A = layer.W @ M
             c = layer.W @ m + layer.b
             pre.append((A, c))
-            phase = p.astype(np.int8)
-            slope = (phase == 1).astype(np.float64)
+            slope, offset = layer.act.piece(p.astype(np.int8))
             M = A * slope[:, None]
-            m = c * slope
-            if layer.activation == "clipped_relu":
-                m = m + np.where(phase == 2, layer.tau, 0.0)
+            m = c * slope + offset
         last = self.layers[-1]
         return pre, (last.W @ M, last.W @ m + last.b)
 
@@ -329,10 +310,7 @@ class Network:
         slopes = []
         for layer in self.layers[:-1]:
             g = h @ layer.W.T + layer.b
-            s = g > 0
-            if layer.activation == "clipped_relu":
-                s &= g < layer.tau
-            slopes.append(s.astype(np.float64))
+            slopes.append(layer.act.slope(g).astype(np.float64))
             h = layer.activate(g)
         lam = np.broadcast_to(c @ self.layers[-1].W, (h.shape[0], self.layers[-1].n_in)).copy()
         for layer, s in zip(reversed(self.layers[:-1]), reversed(slopes), strict=True):
@@ -355,6 +333,5 @@ class Network:
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (self.input_dim,))
         shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.input_dim,))
         first = self.layers[0]
-        new_first = Layer(first.W * scale[None, :], first.W @ shift + first.b,
-                          first.activation, first.tau)
+        new_first = replace(first, W=first.W * scale[None, :], b=first.W @ shift + first.b)
         return self.with_layers((new_first, *self.layers[1:]))

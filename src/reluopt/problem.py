@@ -8,7 +8,7 @@ in the user's sense.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -222,8 +222,9 @@ def input_form_network(network: Network, D, domain: Domain) -> Network:
     hi = np.sum(np.maximum(D * domain.lb, D * domain.ub), axis=1)
     size = np.abs(D) @ np.maximum(np.abs(domain.lb), np.abs(domain.ub))
     shift = lo - 1e-9 * (1.0 + size)       # margin for round-off: the carrier stays > 0
-    taus = [layer.tau for layer in network.layers[:-1] if layer.activation == "clipped_relu"]
-    scale = np.ones(k) if not taus else 0.5 * min(taus) / (hi - shift)
+    # every hidden activation is the identity on [0, top]: keep the carrier below half the top
+    tops = [top for layer in network.layers[:-1] if np.isfinite(top := layer.act.identity_window()[1])]
+    scale = np.ones(k) if not tops else 0.5 * min(tops) / (hi - shift)
     layers = list(network.layers)
     if len(layers) == 1:
         out = layers[0]
@@ -240,7 +241,7 @@ def input_form_network(network: Network, D, domain: Domain) -> Network:
             last = i == len(layers) - 1
             W2[W.shape[0]:, W.shape[1]:] = np.diag(1.0 / scale) if last else np.eye(k)
             b2 = np.concatenate([b, shift if last else np.zeros(k)])
-        new.append(Layer(W2, b2, layer.activation, layer.tau))
+        new.append(replace(layer, W=W2, b=b2))
     return _renamed(network, new)
 
 

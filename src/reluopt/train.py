@@ -347,15 +347,14 @@ def build_mlp(d_in: int, hidden: Sequence[int], d_out: int, *, activation: str =
 
 def fold_scaling(net: Network, x_mean, x_std, y_mean, y_std) -> Network:
     """The network of ``x -> y_std * net((x - x_mean) / x_std) + y_mean``."""
-    from .network import Layer
+    from dataclasses import replace
 
     x_std = np.asarray(x_std, dtype=np.float64)
     x_mean = np.asarray(x_mean, dtype=np.float64)
     out = net.with_input_affine(1.0 / x_std, -x_mean / x_std)
     last = out.layers[-1]
     y_std = np.asarray(y_std, dtype=np.float64)
-    new_last = Layer(last.W * y_std[:, None], last.b * y_std + np.asarray(y_mean, dtype=np.float64),
-                     last.activation, last.tau)
+    new_last = replace(last, W=last.W * y_std[:, None], b=last.b * y_std + np.asarray(y_mean, dtype=np.float64))
     return out.with_layers((*out.layers[:-1], new_last))
 
 

@@ -36,12 +36,7 @@ def compute_layer_bounds(net: Network, lb, ub, method: str, **options) -> LayerB
 
 def _unstable(layer, L: np.ndarray, U: np.ndarray) -> np.ndarray:
     """The same notion as ``LayerBounds.stability``: not provably in one linear piece."""
-    inactive = U <= 0
-    if layer.activation == "clipped_relu":
-        stable = inactive | ((L >= 0) & (U <= layer.tau)) | (L >= layer.tau)
-    else:
-        stable = inactive | (L >= 0)
-    return ~stable
+    return layer.act.unstable(L, U)
 
 
 def bigm_statistics(net: Network, bounds: LayerBounds, i: int = 0) -> list[dict]:

@@ -120,14 +120,11 @@ def _check_box(net: Network, lb, ub) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------- exact
 def _levels(layer) -> list[float]:
-    return [0.0, layer.tau] if layer.activation == "clipped_relu" else [0.0]
+    return list(layer.act.kinks)
 
 
 def _phases(layer, g: np.ndarray) -> np.ndarray:
-    ph = (g > 0).astype(np.int8)
-    if layer.activation == "clipped_relu":
-        ph[g >= layer.tau] = 2
-    return ph
+    return layer.act.phase(g)
 
 
 def _split_cell(P, A, c, layer, min_measure, scale):
@@ -193,10 +190,8 @@ def count_regions_exact(net: Network, lb, ub, *, A=None, b=None, max_regions: in
             Aff = layer.W @ M
             c = layer.W @ m + layer.b
             for Q, ph in _split_cell(P, Aff, c, layer, min_measure, scale):
-                slope = (ph == 1).astype(np.float64)
-                m_new = c * slope
-                if layer.activation == "clipped_relu":
-                    m_new = m_new + np.where(ph == 2, layer.tau, 0.0)
+                slope, offset = layer.act.piece(ph)
+                m_new = c * slope + offset
                 new.append((Q, Aff * slope[:, None], m_new, [*phases, ph]))
             if len(new) > max_regions:
                 raise ProblemError(
@@ -218,9 +213,7 @@ def pattern_keys(net: Network, x: np.ndarray) -> np.ndarray:
     """One byte-string key per row of ``x`` identifying its phase pattern."""
     bits = []
     for layer, ph in zip(net.hidden_layers, net.phase_pattern(x), strict=True):
-        bits.append(ph == 1)
-        if layer.activation == "clipped_relu":
-            bits.append(ph == 2)
+        bits.extend(ph == j for j in range(1, len(layer.act.kinks) + 1))
     packed = np.packbits(np.concatenate(bits, axis=1), axis=1)
     return packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
 

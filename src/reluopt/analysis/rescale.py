@@ -17,10 +17,12 @@ Factors are powers of two (``2^round(-log2(U - L))``): multiplying by them is ex
 floating point, so the rescaled bounds are exactly the scaled bounds and weights lose no
 precision. A clipped-ReLU layer has one cap ``tau`` for all its neurons
 (``clip(s g, 0, s tau) = s clip(g, 0, tau)``), so it gets one factor for the whole layer
-and its cap is scaled with it.
+and its cap is scaled with it (``Activation.uniform_scale`` and ``Activation.scaled``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,14 +39,12 @@ MAX_EXP = 20
 def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.ndarray]:
     """Per hidden layer, the power-of-two factors normalising each unstable neuron's bound
     range (1 for stable neurons; exponents clipped to ``+-MAX_EXP``)."""
-    from ..milp.formulation import classify
-
     factors = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
-        unstable = ~classify(layer, L, U).stable
+        unstable = layer.act.unstable(L, U)
         width = np.maximum(U - L, TINY_RANGE)
-        if layer.activation == "clipped_relu":
+        if layer.act.uniform_scale:
             # one cap per layer: one factor, from the widest unstable neuron
             width = np.full_like(width, np.max(width[unstable]) if unstable.any() else 1.0)
             unstable = np.ones_like(unstable)
@@ -61,10 +61,8 @@ def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
         s = factors[l] if l < network.depth else np.ones(layer.n_out)
         W = layer.W * s[:, None] / prev[None, :]
         b = layer.b * s
-        tau = layer.tau
-        if layer.activation == "clipped_relu":
-            tau = float(tau * s[0])
-        layers.append(Layer(W, b, layer.activation, tau))
+        params = layer.act.scaled(float(s[0])) if layer.act.uniform_scale else {}
+        layers.append(replace(layer, W=W, b=b, **params))
         prev = s
     return network.with_layers(layers)
 
@@ -91,13 +89,10 @@ def rescale_bounds(bounds: LayerBounds, factors: list[np.ndarray]) -> LayerBound
 def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
     """Conditioning of the big-M coefficients: the per-neuron big-M ``max(U, -L)`` of the
     unstable neurons (neurons whose bounds contain a kink), its max/min ratio and log10."""
-    from ..milp.formulation import classify
-
     ms = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
-        ph = classify(layer, L, U)
-        unstable = ~ph.stable
+        unstable = layer.act.unstable(L, U)
         ms.append(np.maximum(U, -L)[unstable])
     m = np.concatenate(ms) if ms else np.zeros(0)
     m = m[m > 0]

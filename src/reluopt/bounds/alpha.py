@@ -1,7 +1,8 @@
 """alpha-CROWN: CROWN with the lower ReLU slopes optimised per bounded row (one box).
 
-Every lower slope ``alpha`` in [0, 1] of an unstable ReLU gives a valid relaxation, so any
-choice gives a sound bound; we pick them by projected gradient descent (Adam) on the bound
+Every lower slope ``alpha`` in the admissible range of an unstable neuron ([0, 1] for a
+ReLU; ``Activation.lower_slope_range``) gives a valid relaxation, so any choice gives a
+sound bound; we pick them by projected gradient descent (Adam) on the bound
 itself, one slope vector per row of the specification. The gradient is exact where the
 line choices are locally constant: with ``x*`` the box corner maximising the linear bound,
 the bound is the relaxed network's value at ``x*``, and its derivative in the lower slope of
@@ -10,8 +11,8 @@ neuron ``i`` of hidden layer ``j`` is ``lam_ji * g_ji(x*)`` where the lower line
 
 The optimiser only picks slopes; the reported bound is recomputed by
 ``crown.backsubstitute`` (with its outward rounding) for the final slopes, and never exceeds
-the plain CROWN bound it starts from. Only plain ReLU layers are handled (clipped ReLUs keep
-their CROWN lines).
+the plain CROWN bound it starts from. Only networks whose hidden activations are all
+``optimisable`` are handled (a network with clipped ReLUs keeps its CROWN bounds).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .core import LayerBounds, outward
 from .crown import backsubstitute, concretise_upper
 
 
-def _relu_only(network: Network) -> bool:
-    return all(layer.activation == "relu" for layer in network.hidden_layers)
+def _optimisable(network: Network) -> bool:
+    return all(layer.act.optimisable for layer in network.hidden_layers)
 
 
 def _bound_grad(network, k, spec, lowers, uppers, alphas, lo, hi):
@@ -39,17 +40,15 @@ def _bound_grad(network, k, spec, lowers, uppers, alphas, lo, hi):
     for j in range(k - 1, -1, -1):
         hidden = network.layers[j]
         L, U = lowers[j], uppers[j]
-        unstable = (L < 0) & (U > 0)
-        a_up = np.where(L >= 0, 1.0, 0.0)
-        b_up = np.zeros_like(L)
-        su = U[unstable] / (U[unstable] - L[unstable])
-        a_up[unstable] = su
-        b_up[unstable] = -su * L[unstable]
-        a_lo = np.where(unstable[None, :], alphas[j], np.where(L >= 0, 1.0, 0.0)[None, :])
+        free, _, _ = hidden.act.lower_slope_range(L, U)
+        a_lo0, b_lo, a_up, b_up = hidden.act.relaxation(L, U)
+        a_lo = np.where(free[None, :], alphas[j], a_lo0[None, :])
         pos = lam > 0
         lam_g = np.where(pos, lam * a_up[None, :], lam * a_lo)
         const = const + (np.where(pos, lam, 0.0) @ b_up) + lam_g @ hidden.b
-        saved[j] = (lam, pos, a_lo, a_up, b_up, unstable)
+        if np.any(b_lo):
+            const = const + np.where(pos, 0.0, lam) @ b_lo
+        saved[j] = (lam, pos, a_lo, a_up, b_up, b_lo, free)
         lam = lam_g @ hidden.W
     x_star = np.where(lam >= 0, hi[None, :], lo[None, :])
     value = np.einsum("sd,sd->s", lam, x_star) + const
@@ -57,10 +56,10 @@ def _bound_grad(network, k, spec, lowers, uppers, alphas, lo, hi):
     h = x_star
     for j in range(k):
         hidden = network.layers[j]
-        lam_j, pos, a_lo, a_up, b_up, unstable = saved[j]
+        lam_j, pos, a_lo, a_up, b_up, b_lo, free = saved[j]
         g = h @ hidden.W.T + hidden.b
-        grads.append(np.where(~pos & unstable[None, :], lam_j * g, 0.0))
-        h = np.where(pos, a_up[None, :] * g + b_up[None, :], a_lo * g)
+        grads.append(np.where(~pos & free[None, :], lam_j * g, 0.0))
+        h = np.where(pos, a_up[None, :] * g + b_up[None, :], a_lo * g + b_lo[None, :])
     return value, grads
 
 
@@ -86,10 +85,11 @@ def optimise_rows(network: Network, k: int, spec: np.ndarray, lowers, uppers, lo
     """
     spec = np.asarray(spec, dtype=np.float64)
     s = spec.shape[0]
-    alphas = []
-    for L, U in zip(lowers[:k], uppers[:k], strict=True):
-        a = np.broadcast_to((U > -L).astype(np.float64), (s, L.size)).copy()
+    alphas, ranges = [], []
+    for layer, L, U in zip(network.layers[:k], lowers[:k], uppers[:k], strict=True):
+        a = np.broadcast_to(layer.act.relaxation(L, U)[0], (s, L.size)).copy()   # CROWN's choice
         alphas.append(a)
+        ranges.append(layer.act.lower_slope_range(L, U)[1:])
     best = _sound_upper(network, k, spec, lowers, uppers, alphas, lo, hi)
     if s == 0 or k == 0:
         return best
@@ -111,7 +111,7 @@ def optimise_rows(network: Network, k: int, spec: np.ndarray, lowers, uppers, lo
             m[j] = b1 * m[j] + (1 - b1) * grads[j]
             v[j] = b2 * v[j] + (1 - b2) * grads[j] ** 2
             step = lr * (m[j] / (1 - b1 ** it)) / (np.sqrt(v[j] / (1 - b2 ** it)) + 1e-12)
-            alphas[j] = np.clip(alphas[j] - step, 0.0, 1.0)
+            alphas[j] = np.clip(alphas[j] - step, *ranges[j])
     value, _ = _bound_grad(network, k, spec, lowers, uppers, alphas, lo, hi)
     improved = value < best
     for j in range(k):
@@ -128,12 +128,12 @@ def alpha_crown_bounds(network: Network, lb, ub, initial: LayerBounds, *, iters:
     hi = np.asarray(ub, dtype=np.float64)
     lowers = [L[0].copy() for L in initial.lower]
     uppers = [U[0].copy() for U in initial.upper]
-    if not _relu_only(network):
+    if not _optimisable(network):
         return initial
     for k in range(1, network.depth):
         if deadline is not None and time.perf_counter() > deadline:
             break
-        rows = np.nonzero((lowers[k] < 0) & (uppers[k] > 0))[0]
+        rows = np.nonzero(network.layers[k].act.unstable(lowers[k], uppers[k]))[0]
         if rows.size == 0:
             continue
         n = network.layers[k].n_out

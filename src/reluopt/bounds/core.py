@@ -70,14 +70,9 @@ class LayerBounds:
         out = []
         for l, layer in enumerate(network.hidden_layers):
             L, U = self.lower[l][i], self.upper[l][i]
-            inactive = U <= 0
-            if layer.activation == "clipped_relu":
-                active = (L >= 0) & (U <= layer.tau)
-                saturated = L >= layer.tau
-            else:
-                active = L >= 0
-                saturated = np.zeros_like(active)
-            unstable = ~(inactive | active | saturated)
+            ph = layer.act.classify(L, U)
+            inactive, active, saturated = ph.inactive, ph.linear, ph.saturated
+            unstable = ~ph.stable
             out.append({
                 "layer": l,
                 "neurons": int(L.shape[0]),

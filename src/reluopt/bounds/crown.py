@@ -1,10 +1,11 @@
 """CROWN (symbolic back-substitution), batched over boxes.
 
-Each unstable ReLU ``h = relu(g)``, ``L < 0 < U``, is relaxed by the upper line
+Each unstable neuron is relaxed by two lines that its activation supplies
+(``reluopt.activations``): for ReLU ``h = relu(g)``, ``L < 0 < U``, the upper line
 ``U/(U-L) (g - L)`` and the lower line ``alpha g`` with the adaptive choice
 ``alpha = 1 if U > -L else 0``. A linear function of a layer is pushed back to the input
 through these lines and concretised over the box. The result is intersected with interval
-bounds, so it is never looser than IBP. Clipped ReLUs have their own sound lines.
+bounds, so it is never looser than IBP.
 """
 
 from __future__ import annotations
@@ -17,53 +18,14 @@ from .ibp import activate_interval, affine_interval
 
 
 def relaxation(layer: Layer, L: np.ndarray, U: np.ndarray, alpha: np.ndarray | None = None):
-    """Linear lines ``a_lo g + b_lo <= act(g) <= a_up g + b_up`` valid on ``[L, U]``.
+    """Linear lines ``a_lo g + b_lo <= act(g) <= a_up g + b_up`` valid on ``[L, U]``: the
+    layer's activation owns them (``Activation.relaxation``).
 
-    ``alpha`` (same shape as L, values in [0, 1]) overrides the lower slope of unstable
-    ReLUs (alpha-CROWN); by default the adaptive CROWN choice is used.
+    ``alpha`` (same shape as L) overrides the lower slope of the neurons whose lower line is
+    free (alpha-CROWN, clipped to the admissible range); by default the adaptive CROWN
+    choice is used.
     """
-    a_up = np.zeros_like(L)
-    b_up = np.zeros_like(L)
-    a_lo = np.zeros_like(L)
-    b_lo = np.zeros_like(L)
-    active = L >= 0
-    unstable = (L < 0) & (U > 0)
-    if layer.activation == "relu":
-        a_up[active] = 1.0
-        a_lo[active] = 1.0
-        Lu, Uu = L[unstable], U[unstable]
-        slope = Uu / (Uu - Lu)
-        a_up[unstable] = slope
-        b_up[unstable] = -slope * Lu
-        if alpha is None:
-            a_lo[unstable] = (Uu > -Lu).astype(np.float64)
-        else:
-            a_lo[unstable] = np.clip(alpha[unstable], 0.0, 1.0)
-        return a_lo, b_lo, a_up, b_up
-    # clipped ReLU min(max(0, g), tau)
-    tau = layer.tau
-    linear = (L >= 0) & (U <= tau)
-    saturated = L >= tau
-    a_up[linear] = a_lo[linear] = 1.0
-    b_up[saturated] = b_lo[saturated] = tau
-    # lower kink only (L < 0 < U <= tau): the ReLU triangle
-    m = (L < 0) & (U > 0) & (U <= tau)
-    s = U[m] / (U[m] - L[m])
-    a_up[m], b_up[m] = s, -s * L[m]
-    a_lo[m] = (U[m] > -L[m]).astype(np.float64) if alpha is None else np.clip(alpha[m], 0, 1)
-    # upper kink only (0 <= L < tau < U): concave; chord below, min(g, tau) lines above
-    m = (L >= 0) & (L < tau) & (U > tau)
-    s = (tau - L[m]) / (U[m] - L[m])
-    a_lo[m], b_lo[m] = s, L[m] - s * L[m]
-    pick = (tau - L[m]) > (U[m] - tau)  # slope 1 when most of the range is below tau
-    a_up[m] = np.where(pick, 1.0, 0.0)
-    b_up[m] = np.where(pick, 0.0, tau)
-    # both kinks (L < 0, U > tau): lines through (L, 0)-(tau, tau) above, (0, 0)-(U, tau) below
-    m = (L < 0) & (U > tau)
-    s = tau / (tau - L[m])
-    a_up[m], b_up[m] = s, -s * L[m]
-    a_lo[m] = tau / U[m]
-    return a_lo, b_lo, a_up, b_up
+    return layer.act.relaxation(L, U, alpha)
 
 
 def backsubstitute(network: Network, k: int, spec: np.ndarray, lowers, uppers, alphas=None):
@@ -109,9 +71,7 @@ def _layer_bounds(network, k, lo, hi, lowers, uppers, ibp_L, ibp_U, alphas=None)
     if k == 0:
         return L, U  # the first layer's interval bounds are exact
     if k < network.depth:
-        rows = np.nonzero(np.any((L < 0) & (U > 0), axis=0)
-                          | (np.any((L < layer.tau) & (U > layer.tau), axis=0)
-                             if layer.activation == "clipped_relu" else False))[0]
+        rows = np.nonzero(np.any(layer.act.unstable(L, U), axis=0))[0]
     else:
         rows = np.arange(layer.n_out)
     if rows.size == 0:

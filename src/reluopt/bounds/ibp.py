@@ -10,7 +10,7 @@ from .core import LayerBounds, as_boxes, outward
 
 def activate_interval(layer: Layer, L: np.ndarray, U: np.ndarray):
     """Image of ``[L, U]`` under the layer's (monotone) activation."""
-    return layer.activate(L), layer.activate(U)
+    return layer.act.interval(L, U)
 
 
 def affine_interval(layer: Layer, lo: np.ndarray, hi: np.ndarray):

@@ -87,9 +87,7 @@ class _ChunkResult:
 
 
 def _unstable(layer: Layer, L: np.ndarray, U: np.ndarray) -> np.ndarray:
-    from ..milp.formulation import classify
-
-    return ~classify(layer, L, U).stable
+    return layer.act.unstable(L, U)
 
 
 # ----------------------------------------------------------------------------- model

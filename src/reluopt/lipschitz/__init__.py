@@ -39,7 +39,7 @@ from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
 from ..problem import Domain, Objective, Problem
 from ..result import check_time_limit
-from .common import Target, parse_norm, pattern_of
+from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
 from .lower import local_ascent, sample_lower
 from .upper import interval_jacobian_bound, product_bound
@@ -146,6 +146,7 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
     else:
         raise ProblemError("lipschitz() takes a Network (with a box) or a Problem")
     domain.require_bounded("the Lipschitz constant")
+    require_binary_slopes(network)
     m = network.output_dim
     labels: tuple[str, ...]
     if c is not None:

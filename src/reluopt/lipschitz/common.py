@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ProblemError
+from ..errors import ProblemError, UnsupportedError
 from ..network import Network
 from ..problem import Domain
 
@@ -71,15 +71,26 @@ class Target:
         return np.max(np.linalg.norm(g, ord=self.q, axis=2), axis=0)
 
 
+def require_binary_slopes(network: Network) -> None:
+    """The computations here take every activation slope to be 0 or 1 (a pattern is a 0/1
+    diagonal, the MIP switches the backward pass with one binary): refuse anything else."""
+    for i, layer in enumerate(network.hidden_layers):
+        slopes = layer.act.slope_values
+        if not set(slopes) <= {0.0, 1.0}:
+            raise UnsupportedError(
+                f"the Lipschitz bounds handle activations with slopes 0 or 1 (relu, clipped_relu); hidden "
+                f"layer {i} is {layer.activation} with slopes {', '.join(f'{s:g}' for s in slopes)}")
+
+
 def interior_mask(network: Network, x: np.ndarray, tol: float = INTERIOR_TOL) -> np.ndarray:
     """True for points whose every hidden pre-activation is strictly away from a kink."""
     x = np.atleast_2d(x)
     ok = np.ones(x.shape[0], dtype=bool)
     for layer, g in zip(network.hidden_layers, network.preactivations(x), strict=True):
         scale = tol * (1.0 + np.abs(layer.b) + np.abs(layer.W).sum(axis=1) * np.max(np.abs(x)))
-        dist = np.abs(g)
-        if layer.activation == "clipped_relu":
-            dist = np.minimum(dist, np.abs(g - layer.tau))
+        dist = np.full(g.shape, np.inf)
+        for kink in layer.act.kinks:
+            dist = np.minimum(dist, np.abs(g - kink))
         ok &= np.all(dist > scale, axis=1)
     return ok
 

@@ -38,13 +38,7 @@ def slope_intervals(network: Network, bounds: LayerBounds, i: int = 0):
     out = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
-        if layer.activation == "clipped_relu":
-            lo = ((L > 0) & (U < layer.tau)).astype(float)
-            hi = ((U > 0) & (L < layer.tau)).astype(float)
-        else:
-            lo = (L > 0).astype(float)
-            hi = (U > 0).astype(float)
-        out.append((lo, hi))
+        out.append(layer.act.slope_bounds(L, U))
     return out
 
 
@@ -84,11 +78,7 @@ def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBoun
     best = np.zeros(B)
     slopes = []
     for l, layer in enumerate(network.hidden_layers):
-        L, U = bounds.lower[l], bounds.upper[l]
-        if layer.activation == "clipped_relu":
-            slopes.append((((L > 0) & (U < layer.tau)).astype(float), ((U > 0) & (L < layer.tau)).astype(float)))
-        else:
-            slopes.append(((L > 0).astype(float), (U > 0).astype(float)))
+        slopes.append(layer.act.slope_bounds(bounds.lower[l], bounds.upper[l]))
     for c in rows:
         v = network.layers[-1].W.T @ c
         lo = np.broadcast_to(v, (B, v.shape[0])).copy()

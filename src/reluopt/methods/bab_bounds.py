@@ -84,10 +84,7 @@ def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs
 
 
 def _unstable_mask(layer, L: np.ndarray, U: np.ndarray) -> np.ndarray:
-    u = (L < 0) & (U > 0)
-    if layer.activation == "clipped_relu":
-        u |= (L < layer.tau) & (U > layer.tau)
-    return u
+    return layer.act.unstable(L, U)
 
 
 def _tighten(network: Network, k: int, layer, L: np.ndarray, U: np.ndarray, lo, hi, lines) -> None:
@@ -146,13 +143,15 @@ def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None, ti
 
 
 def with_lower_slope(network: Network, nb: NodeBounds, slope: float) -> list:
-    """The node's relaxation lines with lower slope ``slope`` (0 or 1) on every unstable ReLU
-    (clipped-ReLU layers keep theirs): another valid relaxation, for a second bound."""
+    """The node's relaxation lines with lower slope ``slope`` (0 or 1, clipped to the admissible
+    range) on every unstable neuron of an ``optimisable`` activation (other layers, e.g.
+    clipped ReLUs, keep theirs): another valid relaxation, for a second bound."""
     out = []
     for layer, L, U, (a_lo, b_lo, a_up, b_up) in zip(network.hidden_layers, nb.lower, nb.upper, nb.lines,
                                                        strict=True):
-        if layer.activation == "relu":
-            a_lo = np.where((L < 0) & (U > 0), slope, a_lo)
+        if layer.act.optimisable:
+            free, lo, hi = layer.act.lower_slope_range(L, U)
+            a_lo = np.where(free, np.clip(slope, lo, hi), a_lo)
         out.append((a_lo, b_lo, a_up, b_up))
     return out
 

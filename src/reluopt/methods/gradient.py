@@ -62,17 +62,14 @@ STALL_ITERATIONS = 5000
 
 # ----------------------------------------------------------------------------- batched passes
 def forward_masks(net: Network, X: np.ndarray):
-    """One forward pass: outputs, pre-activations and slope masks per hidden layer."""
+    """One forward pass: outputs, pre-activations and slopes per hidden layer (boolean masks
+    when every slope is 0 or 1, see ``Activation.slope``)."""
     h = X
     G, S = [], []
     for layer in net.layers[:-1]:
         g = h @ layer.W.T + layer.b
-        s = g > 0
-        if layer.activation == "clipped_relu":
-            s &= g < layer.tau
-            h = np.clip(g, 0.0, layer.tau)
-        else:
-            h = g * s
+        s = layer.act.slope(g)
+        h = layer.act.forward(g)
         G.append(g)
         S.append(s)
     last = net.layers[-1]
@@ -101,17 +98,9 @@ def directional(net: Network, S, D: np.ndarray) -> list[np.ndarray]:
 def ratio_test(net: Network, G, S, dG) -> np.ndarray:
     """Largest step ``t >= 0`` per row before some neuron changes phase (``inf``: none)."""
     t = np.full(G[0].shape[0], np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for layer, g, s, dg in zip(net.layers[:-1], G, S, dG, strict=True):
-            on = g > 0
-            cand = np.where(on & (dg < 0), -g / dg, np.inf)
-            cand = np.where(~on & (dg > 0), -g / dg, cand)
-            if layer.activation == "clipped_relu":
-                tau = layer.tau
-                cand = np.where(s & (dg > 0), np.minimum(cand, (tau - g) / dg), cand)
-                sat = g >= tau
-                cand = np.where(sat & (dg < 0), (g - tau) / -dg, cand)
-            t = np.minimum(t, np.min(np.maximum(cand, 0.0), axis=1))
+    for layer, g, dg in zip(net.layers[:-1], G, dG, strict=True):
+        cand = layer.act.step_to_kink(g, dg)
+        t = np.minimum(t, np.min(np.maximum(cand, 0.0), axis=1))
     return t
 
 

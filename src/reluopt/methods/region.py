@@ -68,16 +68,8 @@ def pattern_keys(patterns: list[np.ndarray]) -> list[bytes]:
 
 def _row_bounds(layer, phase: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds on ``A x`` that keep ``g = A x + c`` in ``phase``."""
-    lo = np.full(c.shape[0], -np.inf)
-    hi = np.full(c.shape[0], np.inf)
-    on = phase >= 1
-    lo[on] = -c[on]
-    hi[phase == 0] = -c[phase == 0]
-    if layer.activation == "clipped_relu":
-        tau = layer.tau
-        hi[phase == 1] = tau - c[phase == 1]
-        lo[phase == 2] = tau - c[phase == 2]
-    return lo, hi
+    g_lo, g_hi = layer.act.phase_bounds(phase)
+    return g_lo - c, g_hi - c
 
 
 class RegionLP:
@@ -210,9 +202,9 @@ class RegionLP:
         out = []
         for layer, (A, c), gl in zip(self.net.layers[:-1], pre, g, strict=True):
             tol = self.tight_tol * (1.0 + np.abs(c) + np.abs(A).sum(axis=1) * scale_x)
-            tight = np.abs(gl) <= tol
-            if layer.activation == "clipped_relu":
-                tight |= np.abs(gl - layer.tau) <= tol
+            tight = np.zeros(gl.shape, dtype=bool)
+            for kink in layer.act.kinks:
+                tight |= np.abs(gl - kink) <= tol
             out.append(tight)
         return out
 

@@ -14,6 +14,9 @@ tau; a kink at tau only (``0 <= L < tau < U``) gets one binary ``z2`` (g >= tau)
 binaries ``z2 <= z1`` with ``h <= tau z1, h >= tau z2, h >= g - (U - tau) z2,
 h <= g - L (1 - z1)``. Binaries of the second kind live in ``z2_cols`` (before ``y``).
 
+Each activation owns its rows (``Activation.milp`` in ``reluopt.activations``); this module
+assembles them, for all neurons of a layer at once, into one sparse matrix.
+
 Other methods extend the model: ``add_columns`` / ``add_rows`` (verification epigraph,
 Lipschitz backward pass), fixing binaries through column bounds (neighbourhood MIPs), and
 ``relaxed`` (LP relaxation).
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
+from ..activations import MilpLayer, Phases
 from ..bounds import LayerBounds
 from ..errors import ProblemError
 from ..network import Network
@@ -153,13 +157,13 @@ class MilpModel:
             cols = self.h_cols[l]
             keep = cols >= 0
             v[cols[keep]] = h[keep]
-            zc = self.z_cols[l]
-            zk = zc >= 0
-            v[zc[zk]] = (g[0][zk] > 0).astype(np.float64)
-            if l < len(self.z2_cols):
-                zc = self.z2_cols[l]
-                zk = zc >= 0
-                v[zc[zk]] = (g[0][zk] >= layer.tau).astype(np.float64)
+            phase = layer.act.phase(g[0])
+            # binary k of a neuron says "above kink k": z1 "g > 0", z2 "g >= tau"
+            for k, zcols in enumerate((self.z_cols, self.z2_cols)):
+                if l < len(zcols):
+                    zc = zcols[l]
+                    zk = zc >= 0
+                    v[zc[zk]] = (phase[zk] > k).astype(np.float64)
         v[self.y_cols] = net.forward(x)
         return v
 
@@ -171,53 +175,9 @@ def _bounds_for(bounds: LayerBounds, l: int) -> tuple[np.ndarray, np.ndarray]:
     return bounds.lower[l][0], bounds.upper[l][0]
 
 
-@dataclass
-class _Phases:
-    """Which formulation each neuron of a hidden layer gets, from its bounds [L, U].
-
-    ``lower``: one kink at 0 (ReLU big-M, binary z1); ``upper``: one kink at tau (clipped,
-    binary z2); ``both``: both kinks (two binaries, z2 <= z1). Everything else is stable.
-    """
-
-    inactive: np.ndarray
-    linear: np.ndarray
-    saturated: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    both: np.ndarray
-    L: np.ndarray
-    U: np.ndarray
-    tau: float
-
-    @property
-    def z1(self) -> np.ndarray:
-        return self.lower | self.both
-
-    @property
-    def z2(self) -> np.ndarray:
-        return self.upper | self.both
-
-    @property
-    def stable(self) -> np.ndarray:
-        return self.inactive | self.linear | self.saturated
-
-
-def classify(layer, L: np.ndarray, U: np.ndarray) -> _Phases:
-    """Phase classification of a hidden layer's neurons (ReLU or clipped ReLU)."""
-    inactive = U <= 0
-    none = np.zeros_like(inactive)
-    if layer.activation != "clipped_relu":
-        linear = (L >= 0) & ~inactive
-        lower = ~(inactive | linear)
-        return _Phases(inactive, linear, none, lower, none, none, L, U, np.inf)
-    tau = float(layer.tau)
-    saturated = (L >= tau) & ~inactive
-    linear = (L >= 0) & (U <= tau) & ~inactive & ~saturated
-    rest = ~(inactive | saturated | linear)
-    lower = rest & (L < 0) & (U <= tau)
-    upper = rest & (L >= 0)
-    both = rest & ~lower & ~upper
-    return _Phases(inactive, linear, saturated, lower, upper, both, L, U, tau)
+def classify(layer, L: np.ndarray, U: np.ndarray) -> Phases:
+    """Phase classification of a hidden layer's neurons (``Activation.classify``)."""
+    return layer.act.classify(L, U)
 
 
 def build_network_model(
@@ -225,10 +185,10 @@ def build_network_model(
 ) -> MilpModel:
     """The big-M model of ``network`` over ``domain`` with pre-activation ``bounds`` (box 0).
 
-    ReLU and clipped ReLU ``min(max(0, g), tau)`` hidden layers. Binaries: ``z_cols`` hold
-    the "g > 0" indicator of neurons with a kink at 0 inside their bounds, ``z2_cols`` the
-    "g >= tau" indicator of clipped neurons with a kink at tau inside their bounds (two
-    binaries when both kinks are, with ``z2 <= z1``). No objective is set (zero); see
+    Any hidden activation of ``reluopt.activations`` (its ``milp`` gives the rows). Binaries:
+    ``z_cols`` hold the "g > 0" indicator of neurons with a kink at 0 inside their bounds,
+    ``z2_cols`` the "g >= tau" indicator of clipped neurons with a kink at tau inside their
+    bounds (two binaries when both kinks are, with ``z2 <= z1``). No objective is set (zero); see
     ``build_problem_model`` for a whole Problem.
     """
     domain.require_bounded("the MIP formulation")
@@ -238,25 +198,25 @@ def build_network_model(
     col_hi = [domain.ub]
     h_cols: list[np.ndarray] = []
     next_col = d
-    phases: list[_Phases] = []
+    blocks: list[MilpLayer] = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = _bounds_for(bounds, l)
-        ph = classify(layer, L, U)
-        phases.append(ph)
-        keep = ~ph.inactive
+        blk = layer.act.milp(L, U)
+        blocks.append(blk)
+        keep = blk.keep
         cols = np.full(L.shape[0], -1, dtype=np.int64)
         cols[keep] = np.arange(next_col, next_col + keep.sum())
         next_col += int(keep.sum())
         h_cols.append(cols)
-        hi_cap = ph.tau if layer.activation == "clipped_relu" else np.inf
-        col_lo.append(np.clip(L[keep], 0.0, hi_cap))
-        col_hi.append(np.clip(U[keep], 0.0, hi_cap))
+        col_lo.append(blk.h_lower[keep])
+        col_hi.append(blk.h_upper[keep])
+    phases = [blk.phases for blk in blocks]
 
-    def binary_block(which: str) -> list[np.ndarray]:
+    def binary_block(kind: int) -> list[np.ndarray]:
         nonlocal next_col
         out = []
-        for ph in phases:
-            mask = getattr(ph, which)
+        for blk in blocks:
+            mask = blk.binaries[kind]
             cols = np.full(mask.shape[0], -1, dtype=np.int64)
             cols[mask] = np.arange(next_col, next_col + mask.sum())
             next_col += int(mask.sum())
@@ -265,8 +225,8 @@ def build_network_model(
             col_hi.append(np.ones(mask.sum()))
         return out
 
-    z_cols = binary_block("z1")
-    z2_cols = binary_block("z2")
+    z_cols = binary_block(0)
+    z2_cols = binary_block(1)
     m = network.output_dim
     y_cols = np.arange(next_col, next_col + m)
     next_col += m
@@ -306,59 +266,38 @@ def build_network_model(
             v = np.concatenate([-coo.data, np.ones(m)])
             emit(r, c, v, b.copy(), b.copy())
             break
-        ph = phases[l]
-        hc, z1, z2 = h_cols[l], z_cols[l], z2_cols[l]
-
+        hc, zs = h_cols[l], (z_cols[l], z2_cols[l])
         n = b.shape[0]
 
-        def rows(mask, with_g, extras, lo, hi, hc=hc, Wk=Wk, src=src, n=n):
-            """Rows ``h (- W h_prev) + sum(coef * col) in [lo, hi]``, one per neuron of mask.
+        def per_neuron(value, sel, n=n):
+            return np.broadcast_to(np.asarray(value, np.float64), (n,))[sel]
 
-            ``coef``, ``lo`` and ``hi`` are scalars or per-neuron arrays of the layer."""
-            sel = np.nonzero(mask)[0]
+        for blk in blocks[l].rows:
+            # h_coef h - g_coef (W h_prev + b) + sum coef z in [lo, hi], one row per neuron
+            sel = np.nonzero(blk.mask)[0]
             k = sel.size
             if k == 0:
-                return
+                continue
             local = np.arange(k)
-            r, c, v = [local], [hc[sel]], [np.ones(k)]
-            if with_g:
+            r, c, v = [], [], []
+            if blk.h_coef:
+                r.append(local)
+                c.append(hc[sel])
+                v.append(np.full(k, float(blk.h_coef)))
+            lo, hi = per_neuron(blk.lo, sel).copy(), per_neuron(blk.hi, sel).copy()
+            if np.any(blk.g_coef):
                 sub = Wk[sel].tocoo()
                 r.append(sub.row)
                 c.append(src[sub.col])
-                v.append(-sub.data)
-            for cols, coef in extras:
+                gc = per_neuron(blk.g_coef, sel)
+                v.append(-sub.data * gc[sub.row])
+                lo = lo + gc * b[sel]
+                hi = hi + gc * b[sel]
+            for kind, coef in blk.z:
                 r.append(local)
-                c.append(cols[sel])
-                v.append(np.broadcast_to(np.asarray(coef, np.float64), (n,))[sel])
-            emit(np.concatenate(r), np.concatenate(c), np.concatenate(v),
-                 np.broadcast_to(np.asarray(lo, np.float64), (n,))[sel].copy(),
-                 np.broadcast_to(np.asarray(hi, np.float64), (n,))[sel].copy())
-
-        L, U, tau = ph.L, ph.U, ph.tau
-        inf = np.inf
-        # linear: h - W h_prev = b
-        rows(ph.linear, True, [], b, b)
-        # kink at 0 only (ReLU): h >= g, h <= g - L (1 - z1), h <= U z1
-        rows(ph.lower, True, [], b, inf)
-        rows(ph.lower, True, [(z1, -L)], -inf, b - L)
-        rows(ph.lower, False, [(z1, -U)], -inf, 0.0)
-        if ph.upper.any() or ph.both.any():
-            # kink at tau only: h <= g, h >= g - (U - tau) z2, h >= L + (tau - L) z2 (h <= tau: column)
-            rows(ph.upper, True, [], -inf, b)
-            rows(ph.upper, True, [(z2, U - tau)], b, inf)
-            rows(ph.upper, False, [(z2, -(tau - L))], L, inf)
-            # both kinks: h <= tau z1, h >= tau z2, h >= g - (U - tau) z2, h <= g - L (1 - z1)
-            rows(ph.both, False, [(z1, -tau)], -inf, 0.0)
-            rows(ph.both, False, [(z2, -tau)], 0.0, inf)
-            rows(ph.both, True, [(z2, U - tau)], b, inf)
-            rows(ph.both, True, [(z1, -L)], -inf, b - L)
-        # and z2 <= z1
-        sel = np.nonzero(ph.both)[0]
-        if sel.size:
-            k = sel.size
-            local = np.arange(k)
-            emit(np.concatenate([local, local]), np.concatenate([z2[sel], z1[sel]]),
-                 np.concatenate([np.ones(k), -np.ones(k)]), np.full(k, -np.inf), np.zeros(k))
+                c.append(zs[kind][sel])
+                v.append(per_neuron(coef, sel))
+            emit(np.concatenate(r), np.concatenate(c), np.concatenate(v), lo, hi)
         prev_cols = hc
 
     if domain.A is not None:
