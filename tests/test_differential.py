@@ -36,7 +36,6 @@ from bruteforce import (
     run_call,
     run_case,
 )
-from conftest import random_network
 
 #: Findings that fail a test ("borderline" ones, explained by the 1e-5 constraint tolerances, do not).
 FAILING = ("unsound", "status", "truth", "crash", "cert_error")
@@ -97,9 +96,12 @@ print(json.dumps([run_call(p, n, time_limit=30.0, heuristic_time=0.3, seed=0) fo
 
 
 def known_case() -> Case:
-    net = random_network([3, 16, 16, 1], seed=0)
-    return Case("known", [(layer.W, layer.b) for layer in net.layers], -2 * np.ones(3), 2 * np.ones(3), [1.0], 0.0,
-                "max", A=[[1.0, 1.0, 0.0]], b=[0.5])
+    """conftest's ``random_network([3, 16, 16, 1], seed=0)``, built here so the stored truth stays valid."""
+    rng = np.random.default_rng(0)
+    sizes = [3, 16, 16, 1]
+    weights = [(rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i]), 0.5 * rng.normal(size=sizes[i + 1]))
+               for i in range(len(sizes) - 1)]
+    return Case("known", weights, -2 * np.ones(3), 2 * np.ones(3), [1.0], 0.0, "max", A=[[1.0, 1.0, 0.0]], b=[0.5])
 
 
 class _KnownTruth(Truth):
