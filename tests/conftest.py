@@ -1,4 +1,9 @@
-"""Shared fixtures: small seeded networks and the location of ../shared/data."""
+"""Shared fixtures: small seeded networks and the location of ../shared/data.
+
+Markers (pyproject.toml): ``data`` for tests that read ../shared/data (given automatically to every
+test that takes the ``shared_data`` fixture, which skips when the folder is absent), ``slow`` for
+the slowest tests. Both stay in ``make test``; ``-m "not slow"`` or ``-m "not data"`` leave them out.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,12 @@ def random_network(sizes, seed=0, scale=1.0) -> Network:
         for i in range(len(sizes) - 1)
     ]
     return Network.from_weights(weights)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture

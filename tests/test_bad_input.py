@@ -8,12 +8,14 @@ written, and VNN-LIB files nested very deep or too big to read within the timeou
 from __future__ import annotations
 
 import json
-import time
+import re
 
 import numpy as np
 import pytest
 
+import reluopt.result as result_mod
 from conftest import random_network
+from reluopt import Network
 from reluopt.cli import main
 from reluopt.errors import ParseError, ProblemError
 from reluopt.io import save_npz
@@ -185,11 +187,24 @@ def test_option_values_of_the_wrong_type(capsys, net_file, option, needle):
     assert_one_line_error(capsys, argv, "--option", needle)
 
 
-def test_unknown_option_fails_before_the_run(capsys, net_file):
-    t = time.perf_counter()
+def _record_calls(monkeypatch, cls, name: str) -> list:
+    """Record every call of ``cls.name`` (still calling it)."""
+    calls: list = []
+    original = getattr(cls, name)
+
+    def spy(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, spy)
+    return calls
+
+
+def test_unknown_option_fails_before_the_run(capsys, net_file, monkeypatch):
+    runs = _record_calls(monkeypatch, result_mod.Anytime, "__init__")     # every method run starts one
     argv = ["solve", net_file, "--box=0,1", "--maximize", "0", "-q", "--time-limit", "30", "-o", "foo=1"]
     assert_one_line_error(capsys, argv, "does not take that option: 'foo'", "auto")
-    assert time.perf_counter() - t < 10       # not after auto's heuristic phase
+    assert runs == []                          # not after auto's heuristic phase
     argv = ["solve", net_file, "--box=0,1", "--maximize", "0", "-q", "--method", "ppga", "-o", "threads=2"]
     assert_one_line_error(capsys, argv, "method 'ppga' does not take that option: 'threads'")
 
@@ -234,16 +249,16 @@ COMMANDS_WITH_OUTPUTS = [
 
 @pytest.mark.parametrize("command, flag", COMMANDS_WITH_OUTPUTS)
 @pytest.mark.parametrize("where", ["folder", "missing folder"])
-def test_output_file_checked_before_the_run(tmp_path, capsys, net_file, command, flag, where):
+def test_output_file_checked_before_the_run(tmp_path, capsys, net_file, command, flag, where, monkeypatch):
     prop = tmp_path / "p.vnnlib"
     prop.write_text(_vnnlib(2, 2, "(assert (<= Y_0 Y_1))"))
     csv = tmp_path / "instances.csv"
     csv.write_text(f"{net_file.name},{prop.name},5\n")
     target = tmp_path if where == "folder" else tmp_path / "no_such_dir" / "out.png"
     argv = [a.format(net=net_file, prop=prop, csv=csv) for a in command] + [flag, target]
-    t = time.perf_counter()
+    loaded = _record_calls(monkeypatch, Network, "__post_init__")      # every command loads a network
     line = assert_one_line_error(capsys, argv, flag, "folder")
-    assert time.perf_counter() - t < 5          # failed before the run, not after it
+    assert loaded == []                         # failed before the run, not after it
     assert ("does not exist" in line) == (where == "missing folder")
     assert not (tmp_path / "no_such_dir").exists()
 
@@ -311,11 +326,11 @@ def test_vnnlib_time_limit_stops_a_big_file(tmp_path):
     big = tmp_path / "big.vnnlib"
     _big_vnnlib(big, 30_000)                           # 2.3 MB: seconds to parse in full
     assert big.stat().st_size > 2_000_000
-    t = time.perf_counter()
     with pytest.raises(VnnlibTimeout, match=r"big\.vnnlib: the time limit of 0\.05 s ran out while parsing "
                                             r"\(at line \d+\)") as info:
         load_vnnlib(big, time_limit=0.05)
-    assert time.perf_counter() - t < 0.5
+    # stopped part way (how soon after the limit: benchmarks/bench_speed_checks.py)
+    assert int(re.search(r"at line (\d+)", str(info.value)).group(1)) < len(big.read_text().splitlines())
     assert isinstance(info.value, ParseError)
     with pytest.raises(ProblemError, match="time limit must be"):
         load_vnnlib(big, time_limit=-1)
@@ -327,9 +342,7 @@ def test_verify_timeout_while_parsing_is_unknown(tmp_path, capsys, net_file):
     big = tmp_path / "big.vnnlib"
     _big_vnnlib(big, 30_000)
     ce = tmp_path / "ce.txt"
-    t = time.perf_counter()
     rc, out, err = run_cli(capsys, ["verify", net_file, big, "--timeout", "0.05", "--counterexample", ce])
-    assert time.perf_counter() - t < 1.0
     assert rc == 1 and out.strip() == "unknown"
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "time limit of 0.05 s ran out while parsing" in lines[0] and "big.vnnlib" in lines[0]

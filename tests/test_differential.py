@@ -117,6 +117,7 @@ def test_known_truth_is_attained():
     assert viol <= 0 and abs(value - KNOWN_TRUTH) < 1e-12
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 @pytest.mark.parametrize("calls", ["sampling,bab,mip", "ppga-lr,mip-t2,bab"])
 def test_heuristic_first_then_exact_methods(calls):
     """A heuristic is the first HiGHS user of a fresh process (no ``threads`` set); the exact

@@ -139,11 +139,14 @@ def test_ppga_lr_handles_clipped_relu():
 
 
 def test_time_limit_is_honoured():
+    """Without the stall rule and ``max_iter`` only the limit can end the run (the overshoot is
+    measured by benchmarks/bench_speed_checks.py)."""
     net = random_network([50, 100, 100, 1], seed=0)
     p = Problem.build(net, 0, 1, maximize=0)
     for method in ("ppga", "ppga-lr"):
-        r = solve(p, method, time_limit=0.3)
-        assert r.seconds < 2.0
+        r = solve(p, method, time_limit=0.3, stall_iterations=None)
+        assert r.status == FEASIBLE and r.stats["stopped"] == "time_limit"
+        assert r.seconds < 30                    # it returns: generous, the machine is shared
 
 
 def test_bad_inputs(tiny_net):

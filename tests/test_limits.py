@@ -34,6 +34,7 @@ def _sound(bounds, net, lb, ub, n=3000, seed=0):
     assert np.all(Y >= bounds.out_lower[0]) and np.all(Y <= bounds.out_upper[0])
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 def test_ppga_lr_with_a_huge_time_limit_ends_by_stalling(tmp_path):
     model = save_npz(random_network([2, 8, 8, 1], seed=3), tmp_path / "tiny.npz")
     start = time.monotonic()

@@ -4,8 +4,6 @@ methods, and reject bad inputs with clear errors."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,11 @@ from test_region import brute_optimum
 
 HEURISTICS = ("sampling", "sampling-mip", "walk", "ppga", "ppga-lr")
 ALL = (*HEURISTICS, "auto")
+
+#: options that switch off the stall rules, so that only the time limit can end a run
+NO_STALL = {"sampling": {"stall_samples": None}, "sampling-mip": {"stall_samples": None},
+            "walk": {"stall_walks": None}, "ppga": {"stall_iterations": None},
+            "ppga-lr": {"stall_iterations": None}, "auto": {}}
 
 #: options that make a run stop deterministically (not by the clock), for the seed tests
 CAPS = {"sampling": {"max_samples": 40}, "sampling-mip": {"max_samples": 16},
@@ -62,12 +65,17 @@ def test_output_constraints_and_forward_checked_points(method, checked_records):
 
 @pytest.mark.parametrize("method", ALL)
 def test_time_limit_is_honoured(method):
+    """Without a stall rule or an iteration cap only the limit ends a heuristic, and it says so;
+    auto's exact phase cannot prove this net in the time left. How far a run overshoots its limit
+    is measured by benchmarks/bench_speed_checks.py, not asserted on a shared machine."""
     net = random_network([20, 120, 120, 1], seed=1)
     p = Problem.build(net, 0, 1, maximize=0)
-    t0 = time.perf_counter()
-    r = solve(p, method, time_limit=0.6, seed=0)
-    wall = time.perf_counter() - t0
-    assert wall < 0.6 + 2.5          # generous slack: the test machine is shared
+    r = solve(p, method, time_limit=0.6, seed=0, **NO_STALL[method])
+    assert r.seconds < 30                        # it returns: generous, the machine is shared
+    if method == "auto":
+        assert r.status in ("time_limit", "optimal")
+    else:
+        assert r.status == "feasible" and r.stats["stopped"] == "time_limit"
     assert r.x is not None
     assert r.value == pytest.approx(float(p.objective_values(r.x)[0]), abs=1e-12)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -34,6 +32,7 @@ def test_mip_matches_brute_force(sizes, seed, sense):
     assert np.all(res.x >= lb) and np.all(res.x <= ub)
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 @pytest.mark.parametrize("sizes,seed", [([2, 6, 5, 2], 1), ([3, 5, 5, 2], 4), ([2, 8, 8, 2], 5)])
 @pytest.mark.parametrize("sense", ["max", "min"])
 def test_mip_with_output_constraint_matches_brute_force(sizes, seed, sense):
@@ -104,24 +103,24 @@ def test_time_limit_returns_anytime_result():
     net = random_network([8, 64, 64, 64, 1], seed=0)
     problem = Problem.build(net, -np.ones(8), np.ones(8), maximize=0)
     res = reluopt.solve(problem, "mip", time_limit=1.0)
-    assert res.seconds < 10
+    assert res.seconds < 30          # it returns: generous (the overshoot: benchmarks/bench_speed_checks.py)
     assert res.x is not None and res.bound is not None
     assert res.bound >= res.value - 1e-9
     assert res.status in ("optimal", "time_limit")
 
 
-def test_mnist_model_builds_in_under_a_second(shared_data):
+def test_mnist_model_builds(shared_data):
+    """The 784-256-256-10 model: one binary per unstable neuron. Its build time (under a second)
+    is measured by benchmarks/bench_speed_checks.py."""
     net = reluopt.load(shared_data / "mnistfc" / "mnist-net_256x2.onnx")
     assert net.hidden_sizes == (256, 256)
     problem = Problem.build(net, np.zeros(784), np.full(784, 0.05), maximize=3)
     bounds = reluopt.bounds.crown_bounds(net, problem.domain.lb, problem.domain.ub)
-    best = np.inf
-    for _ in range(3):  # median-free: the best of three, the machine is shared
-        t = time.perf_counter()
-        model = build_problem_model(problem, bounds)
-        best = min(best, time.perf_counter() - t)
+    model = build_problem_model(problem, bounds)
     assert model.n_cols >= 784 + 10
-    assert best < 1.0
+    st = model.stats
+    assert st["hidden_neurons"] == 512 and st["binaries"] == 512 - st["stable_neurons"]
+    assert st["binaries"] == bounds.n_unstable(net)
 
 
 @pytest.mark.parametrize("solver,module", [("scip", "pyscipopt"), ("gurobi", "gurobipy")])

@@ -40,7 +40,9 @@ def test_readme_has_python_blocks():
     assert len(PYTHON) >= 3
 
 
-@pytest.mark.parametrize("line, code", PYTHON, ids=[f"line{n}" for n, _ in PYTHON])
+@pytest.mark.parametrize("line, code", [
+    pytest.param(n, code, marks=[pytest.mark.data] if "../shared/data" in code else [], id=f"line{n}")
+    for n, code in PYTHON])
 def test_python_block_runs(line, code, monkeypatch):
     if "../shared/data" in code and not SHARED_DATA.is_dir():
         pytest.skip(f"README line {line} reads {SHARED_DATA}, which is absent")

@@ -70,6 +70,7 @@ def test_exact_1d_matches_breakpoint_sweep(seed, tau):
     assert rc.count > 3  # the test has teeth: several regions
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 @pytest.mark.parametrize("tau", [None, 0.5])
 def test_exact_2d_against_dense_grid(tau):
     net = random_network([2, 12, 10, 1], seed=7)

@@ -72,11 +72,14 @@ def test_sampling_is_reproducible(tiny_net):
 
 
 def test_sampling_respects_the_time_limit():
+    """Without the stall rule and ``max_samples`` only the limit can end the run (the overshoot is
+    measured by benchmarks/bench_speed_checks.py)."""
     net = random_network([20, 200, 200, 1], seed=0)
     p = Problem.build(net, 0, 1, maximize=0)
-    r = solve(p, "sampling", time_limit=0.5)
-    assert r.seconds < 3.0
+    r = solve(p, "sampling", time_limit=0.5, stall_samples=None)
+    assert r.seconds < 30                        # it returns: generous, the machine is shared
     assert r.status == FEASIBLE
+    assert r.stats["stopped"] == "time_limit"
 
 
 def test_bad_inputs(tiny_net):

@@ -44,6 +44,7 @@ def _check_against(result, truth):
         assert result.value == pytest.approx(truth, abs=TOL)
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 @pytest.mark.parametrize("heuristic", ["sampling", "ppga-lr", "walk"])
 def test_exact_methods_after_a_heuristic_are_sound(polytope_problem, heuristic):
     """A heuristic first (it used to start HiGHS's scheduler with 2 threads), then the exact

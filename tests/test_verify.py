@@ -116,6 +116,7 @@ def test_unknown_when_no_exact_method_never_wrong():
     assert verdict.x is None
 
 
+@pytest.mark.slow   # among the slowest tests (pytest --durations); still part of make test
 @settings(deadline=None, max_examples=12)
 @given(seed=st.integers(0, 10_000), shift=st.floats(-0.3, 0.3), two=st.booleans())
 def test_random_properties_agree_with_brute_force(seed, shift, two):

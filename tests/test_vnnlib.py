@@ -29,6 +29,7 @@ def _files():
     return sorted(SHARED_DATA.glob("*/*.vnnlib")) if SHARED_DATA.is_dir() else []
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("path", _files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shared_properties_parse(path):
     prop = load_vnnlib(path)

@@ -54,8 +54,9 @@ def test_walk_with_input_constraints(tiny_net):
 def test_walk_seeds_and_time_limit():
     net = random_network([10, 60, 60, 1], seed=3)
     p = Problem.build(net, 0, 1, maximize=0)
-    r = solve(p, "walk", time_limit=0.5, seed=4)
-    assert r.seconds < 3.0
+    r = solve(p, "walk", time_limit=0.5, seed=4, stall_walks=None)
+    assert r.seconds < 30                        # it returns: generous (the overshoot: benchmarks)
+    assert r.stats["stopped"] == "time_limit"    # without the stall rule only the limit ends it
     assert r.value == pytest.approx(p.objective_values(r.x)[0], abs=1e-12)
 
 
