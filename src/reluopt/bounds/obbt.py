@@ -41,6 +41,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
@@ -235,7 +236,8 @@ def _run(h, stats: dict, key: str = "solve_seconds") -> tuple[bool, object]:
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kTimeLimit:
         stats["time_limits"] += 1
-    elif status in (highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kHighsInterrupt):
+    elif status in (highspy.HighsModelStatus.kInterrupt,
+                    highspy.HighsModelStatus.kHighsInterrupt):  # type: ignore[attr-defined]  # not in the stubs
         stats["interrupts"] += 1
     if not ok:
         stats["errors"] += 1
@@ -246,7 +248,7 @@ def _bound_chunk(task: _Task) -> _ChunkResult:
     from ..milp.backends.highs import set_run_time_limit, subscribe_stop, to_highs
 
     t0 = time.perf_counter()
-    stats = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
+    stats: dict[str, Any] = {"build_seconds": 0.0, "solve_seconds": 0.0, "certify_seconds": 0.0, "solves": 0,
              "iterations": 0, "not_optimal": 0, "time_limits": 0, "interrupts": 0, "errors": 0}
     n = task.neurons.shape[0]
     lows = np.full(n, -np.inf)
@@ -515,7 +517,7 @@ def obbt_bounds(
                     tasks = [_Task(network, dom, [a.copy() for a in lower], [a.copy() for a in upper],
                                    out_lower.copy(), out_upper.copy(), k,
                                    np.asarray(part), mip, time_limit_per_neuron, cutoff, deadline,
-                                   None if serial else flag.path)
+                                   flag.path if isinstance(flag, _StopFile) else None)
                              for part in chunk(list(targets), n_chunks)]
                     try:
                         results = ex.map(_solve_chunk, tasks)
@@ -547,7 +549,7 @@ def obbt_bounds(
         finally:
             if owned:
                 ex.close()
-            if not serial:
+            if isinstance(flag, _StopFile):     # a parallel run's stop file
                 flag.remove()
         if interrupt_requested():   # Ctrl-C, or an enclosing run was told to stop
             stopped = "interrupted"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError, UnsupportedError
 from ..network import Network
@@ -101,7 +102,7 @@ def _instance_of(obj, module: str, attr: str) -> bool:
     mod = sys.modules.get(module)
     if mod is None:
         return False
-    cls = mod
+    cls: Any = mod
     for part in attr.split("."):
         cls = getattr(cls, part, None)
         if cls is None:
