@@ -261,10 +261,8 @@ def build_network_model(
             # y - W h = b
             sel = np.arange(layer.n_out)
             coo = Wk.tocoo()
-            r = np.concatenate([coo.row, sel])
-            c = np.concatenate([src[coo.col], y_cols])
-            v = np.concatenate([-coo.data, np.ones(m)])
-            emit(r, c, v, b.copy(), b.copy())
+            emit(np.concatenate([coo.row, sel]), np.concatenate([src[coo.col], y_cols]),
+                 np.concatenate([-coo.data, np.ones(m)]), b.copy(), b.copy())
             break
         hc, zs = h_cols[l], (z_cols[l], z2_cols[l])
         n = b.shape[0]
@@ -272,35 +270,37 @@ def build_network_model(
         def per_neuron(value, sel, n=n):
             return np.broadcast_to(np.asarray(value, np.float64), (n,))[sel]
 
-        for blk in blocks[l].rows:
+        for part in blocks[l].rows:
             # h_coef h - g_coef (W h_prev + b) + sum coef z in [lo, hi], one row per neuron
-            sel = np.nonzero(blk.mask)[0]
+            sel = np.nonzero(part.mask)[0]
             k = sel.size
             if k == 0:
                 continue
             local = np.arange(k)
-            r, c, v = [], [], []
-            if blk.h_coef:
+            r: list[np.ndarray] = []
+            c: list[np.ndarray] = []
+            v: list[np.ndarray] = []
+            if part.h_coef:
                 r.append(local)
                 c.append(hc[sel])
-                v.append(np.full(k, float(blk.h_coef)))
-            lo, hi = per_neuron(blk.lo, sel).copy(), per_neuron(blk.hi, sel).copy()
-            if np.any(blk.g_coef):
+                v.append(np.full(k, float(part.h_coef)))
+            lo, hi = per_neuron(part.lo, sel).copy(), per_neuron(part.hi, sel).copy()
+            if np.any(part.g_coef):
                 sub = Wk[sel].tocoo()
                 r.append(sub.row)
                 c.append(src[sub.col])
-                gc = per_neuron(blk.g_coef, sel)
+                gc = per_neuron(part.g_coef, sel)
                 v.append(-sub.data * gc[sub.row])
                 lo = lo + gc * b[sel]
                 hi = hi + gc * b[sel]
-            for kind, coef in blk.z:
+            for kind, coef in part.z:
                 r.append(local)
                 c.append(zs[kind][sel])
                 v.append(per_neuron(coef, sel))
             emit(np.concatenate(r), np.concatenate(c), np.concatenate(v), lo, hi)
         prev_cols = hc
 
-    if domain.A is not None:
+    if domain.A is not None and domain.b is not None:     # both or neither
         coo = sp.coo_matrix(domain.A)
         emit(coo.row, coo.col, coo.data, np.full(domain.A.shape[0], -np.inf), domain.b.copy())
 
