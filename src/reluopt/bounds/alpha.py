@@ -36,7 +36,7 @@ def _bound_grad(network, k, spec, lowers, uppers, alphas, lo, hi):
     layer = network.layers[k]
     lam = spec @ layer.W
     const = spec @ layer.b
-    saved = [None] * k
+    saved: list[tuple[np.ndarray, ...]] = [()] * k       # per layer j < k, filled from the top down
     for j in range(k - 1, -1, -1):
         hidden = network.layers[j]
         L, U = lowers[j], uppers[j]

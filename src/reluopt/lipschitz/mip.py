@@ -80,7 +80,7 @@ def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds,
             cols[unstable] = model.add_columns(np.zeros(k), np.ones(k), np.ones(k, np.int8))
             z_cols.append(cols)
     lams, (g_lo, g_hi) = gradient_intervals(network, c, bounds)
-    layout = Layout(np.asarray(c, dtype=np.float64), q, z_cols, [None] * network.depth, [None] * network.depth)
+    layout = Layout(np.asarray(c, dtype=np.float64), q, z_cols)
     mu_next = None  # mu columns of layer l+1
     for l in range(network.depth - 1, -1, -1):
         L, U = bounds.lower[l][0], bounds.upper[l][0]
@@ -121,11 +121,13 @@ def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds,
                   np.full(k, -np.inf), -lo[idx])
             _rows(model, [(three, cols3, np.concatenate([np.ones(k), -np.ones(k), -hi[idx]]))],
                   -hi[idx], np.full(k, np.inf))
-        layout.lam[l], layout.mu[l] = lam, mu
+        layout.lam.insert(0, lam)       # l descends: layer l goes in front
+        layout.mu.insert(0, mu)
         mu_next = mu
     d = network.input_dim
     g = model.add_columns(g_lo, g_hi)
     W = network.layers[0].W
+    assert mu_next is not None      # the network has a hidden layer
     keep = mu_next >= 0
     Wt = sp.coo_matrix(W[keep].T)
     _rows(model, [(np.arange(d), g, np.ones(d)), (Wt.row, mu_next[keep][Wt.col], -Wt.data)],

@@ -50,9 +50,9 @@ def gradient_intervals(network: Network, c: np.ndarray, bounds: LayerBounds, i: 
     slopes = slope_intervals(network, bounds, i)
     v = network.layers[-1].W.T @ c
     lo, hi = v.copy(), v.copy()
-    lams = [None] * network.depth
+    lams: list[tuple[np.ndarray, np.ndarray]] = []      # from the last hidden layer down
     for l in range(network.depth - 1, -1, -1):
-        lams[l] = (lo, hi)
+        lams.append((lo, hi))
         s_lo, s_hi = slopes[l]
         # mu = s * lambda with s in [s_lo, s_hi] subset of [0, 1]
         cands = np.stack([s_lo * lo, s_lo * hi, s_hi * lo, s_hi * hi])
@@ -63,7 +63,7 @@ def gradient_intervals(network: Network, c: np.ndarray, bounds: LayerBounds, i: 
         spread = np.abs(W).T @ rad
         pad = REL_MARGIN * (np.abs(W).T @ np.maximum(np.abs(mu_lo), np.abs(mu_hi))) + 1e-15
         lo, hi = centre - spread - pad, centre + spread + pad
-    return lams, (lo, hi)
+    return lams[::-1], (lo, hi)
 
 
 def interval_jacobian_bound(network: Network, c: np.ndarray, q: float, bounds: LayerBounds) -> float:
