@@ -460,30 +460,6 @@ class Problem:
             net = input_form_network(self.meta["base_network"], self.meta["input_forms"], domain)
         return Problem(net, domain, self.objective, self.constraints, self.name, self.meta)
 
-    def relaxed_by(self, tol: float = FEASIBILITY_TOL) -> Problem:
-        """The same problem with every linear constraint loosened by ``tol``.
-
-        Incumbents are accepted with violations up to ``FEASIBILITY_TOL``; an exact method
-        that bounds this relaxed problem bounds every point it may return, so its bound can
-        never fall below its own incumbent.
-
-        Parameters
-        ----------
-        tol
-            Added to the right-hand sides of ``A x <= b`` and ``C y <= e``.
-
-        Returns
-        -------
-        Problem
-            A new problem on the same network, box and objective.
-        """
-        d = self.domain
-        domain = Domain(d.lb, d.ub, d.A, None if d.b is None else d.b + tol)
-        cons = self.constraints
-        if cons is not None:
-            cons = OutputConstraints(cons.C, cons.e + tol, cons.labels)
-        return Problem(self.network, domain, self.objective, cons, self.name, self.meta)
-
     def describe(self) -> str:
         obj = self.objective
         if isinstance(obj, LeastSquares):

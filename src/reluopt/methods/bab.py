@@ -179,10 +179,6 @@ class _Engine:
         self.k = 0 if out_C is None else out_C.shape[0]
         self.A, self.b = A, b
         self.p = 0 if A is None else A.shape[0]
-        # bounds hold over the constraints loosened by the tolerance incumbents are accepted
-        # with (``_f``), so that no incumbent can beat a bound
-        self.out_e_loose = None if out_e is None else out_e + FEASIBILITY_TOL
-        self.b_loose = None if b is None else b + FEASIBILITY_TOL
         self.grad_steps, self.mult_steps = int(grad_steps), int(mult_steps)
         self.root_lo, self.root_hi = lb, ub
         self.root_w = ub - lb
@@ -196,7 +192,7 @@ class _Engine:
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
         rows = [C] + ([-out_C, out_C] if self.k else [])
-        offs = [e] + ([self.out_e_loose, -self.out_e_loose] if self.k else [])
+        offs = [e] + ([out_e, -out_e] if self.k else [])
         self.W = np.concatenate(rows)
         self.off = np.concatenate(offs)
         self.x: np.ndarray | None = None
@@ -309,7 +305,7 @@ class _Engine:
         high = hi @ Ap.T + lo @ An.T
         mag = np.abs(lo) @ np.abs(self.A).T + np.abs(hi) @ np.abs(self.A).T
         low, high = outward(low, high, mag)
-        return np.any(low > self.b_loose, axis=1), np.all(high <= self.b_loose, axis=1)
+        return np.any(low > self.b, axis=1), np.all(high <= self.b, axis=1)
 
     def _bound(self, lo, hi, prior, mult):
         """Bound a batch of boxes. Returns ub (B,), lam (B, d), x* (B, r, d), infeasible (B,),
@@ -367,19 +363,19 @@ class _Engine:
             return ub, lam, mult, None
         best_x = None
         Cfull = np.concatenate([self.C, -self.out_C]) if k else self.C
-        efull = np.concatenate([self.e, self.out_e_loose]) if k else self.e
+        efull = np.concatenate([self.e, self.out_e]) if k else self.e
         for _ in range(self.mult_steps):
             w = mult[:, :s + k] @ Cfull                     # (B, m)
             o = mult[:, :s + k] @ efull                     # (B,)
             nu = mult[:, None, s + k:] if p else None
-            up, xs, v = output_bounds(self.net, nb, w[:, None, :], o[:, None], self.A, nu, self.b_loose,
+            up, xs, v = output_bounds(self.net, nb, w[:, None, :], o[:, None], self.A, nu, self.b,
                                       subgradient=True)
             val = up[:, 0]
             better = val < ub
             ub = np.where(better, val, ub)
             best_x = xs if best_x is None else np.where(better[:, None, None], xs, best_x)
             # subgradient of the bound w.r.t. the multipliers
-            g = np.concatenate([v[:, 0] @ Cfull.T + efull] + ([self.b_loose - xs[:, 0] @ self.A.T] if p else []),
+            g = np.concatenate([v[:, 0] @ Cfull.T + efull] + ([self.b - xs[:, 0] @ self.A.T] if p else []),
                                axis=1)
             gap = np.maximum(val - target, 0.0)
             step = gap / np.maximum(np.sum(g * g, axis=1), 1e-30)
@@ -696,8 +692,8 @@ def _leaf_mip(engine: _Engine, node: _Node) -> tuple[float, bool] | None:
     remaining = engine.deadline - time.perf_counter()
     if remaining <= 0.05:
         return None
-    cons = None if not engine.k else OutputConstraints(engine.out_C, engine.out_e_loose)
-    prob = Problem(engine.net, Domain(node.lo, node.hi, engine.A, engine.b_loose),
+    cons = None if not engine.k else OutputConstraints(engine.out_C, engine.out_e)
+    prob = Problem(engine.net, Domain(node.lo, node.hi, engine.A, engine.b),
                    Objective(engine.C[0], float(engine.e[0]), "max"), cons)
     try:
         from ..bounds import crown_bounds

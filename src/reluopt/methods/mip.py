@@ -23,7 +23,7 @@ from ..bounds import LayerBounds, crown_bounds, interval_bounds
 from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
 from ..milp.formulation import build_problem_model
-from ..problem import FEASIBILITY_TOL, Problem
+from ..problem import Problem
 from ..result import (
     ABS_GAP,
     INFEASIBLE,
@@ -117,11 +117,13 @@ def solve_mip(
         obbt_limit = None if not math.isfinite(anytime.time_limit) else 0.5 * anytime.time_limit
         layer_bounds = problem_bounds(problem, bounds, time_limit=obbt_limit, executor=executor)
         stats["bounds_seconds"] = anytime.elapsed
-        if anytime.out_of_time():   # Ctrl-C or the limit during the bounds: do not build the model
+        if anytime.out_of_time():   # Ctrl-C or the limit during the bounds: no model, the samples only
+            sampled = quick_incumbent(problem, start_samples, seed)
+            if sampled is not None:
+                anytime.offer(sampled[None, :], "start samples")
             return anytime.result(INTERRUPTED if anytime.interrupted else TIME_LIMIT, **stats)
         t0 = anytime.elapsed
-        # the constraints as loose as the incumbents' tolerance: the bound covers every x returned
-        model = build_problem_model(problem.relaxed_by(FEASIBILITY_TOL), layer_bounds, rescale=rescale)
+        model = build_problem_model(problem, layer_bounds, rescale=rescale)
         stats["build_seconds"] = anytime.elapsed - t0
         stats.update({k: model.stats[k] for k in ("binaries", "stable_neurons", "hidden_neurons", "rows",
                                                   "columns", "nonzeros")})
