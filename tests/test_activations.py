@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reluopt import Network, activations
-from reluopt.activations import ClippedReLU, Identity, ReLU
+from reluopt.activations import ClippedReLU, Identity, LeakyReLU, ReLU
 from reluopt.errors import ModelError
 from reluopt.network import Layer
 
-HIDDEN = [ReLU(), ClippedReLU(0.7), ClippedReLU(3.0)]
-IDS = ["relu", "clipped-0.7", "clipped-3"]
+HIDDEN = [ReLU(), ClippedReLU(0.7), ClippedReLU(3.0), LeakyReLU(0.1), LeakyReLU(0.01), LeakyReLU(0.7)]
+IDS = ["relu", "clipped-0.7", "clipped-3", "leaky-0.1", "leaky-0.01", "leaky-0.7"]
 GRID = 401
 
 

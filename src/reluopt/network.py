@@ -25,13 +25,15 @@ ACTIVATIONS = activations.names()
 
 @dataclass(frozen=True)
 class Layer:
-    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU; ``act`` is the
-    activation object (``reluopt.activations``) that says what ``activation`` means."""
+    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU, ``alpha`` the
+    negative slope of a leaky ReLU; ``act`` is the activation object (``reluopt.activations``)
+    that says what ``activation`` means."""
 
     W: np.ndarray
     b: np.ndarray
     activation: str = "relu"
     tau: float | None = None
+    alpha: float | None = None
 
     @property
     def n_in(self) -> int:

@@ -1,8 +1,9 @@
-"""What each activation means, defined once: ReLU, clipped ReLU and identity.
+"""What each activation means, defined once: ReLU, clipped ReLU, leaky ReLU and identity.
 
 A ``Layer`` names its activation by a string (files store it) and carries its parameters
-(``tau`` for the clipped ReLU's cap); ``get(layer)`` returns the object that owns everything
-the rest of the package needs to know about it, so that no other module tests names:
+(``tau`` for the clipped ReLU's cap, ``alpha`` for the leaky ReLU's negative slope);
+``get(layer)`` (or ``layer.act``) returns the object that owns everything the rest of the
+package needs to know about it, so that no other module tests names:
 
 * the forward map and the image of an interval (every activation here is monotone);
 * phases: ``phase(g)`` at points (0 below the first kink, 1 between the kinks, 2 above the
@@ -23,15 +24,15 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from .base import Activation, Identity, MilpLayer, Phases, Rows
-from .relu import ClippedReLU, ReLU
+from .relu import ClippedReLU, LeakyReLU, ReLU
 
-__all__ = ["Activation", "ClippedReLU", "Identity", "MilpLayer", "Phases", "REGISTRY", "ReLU", "Rows", "get",
-           "hidden_names", "lookup", "make", "names"]
+__all__ = ["Activation", "ClippedReLU", "Identity", "LeakyReLU", "MilpLayer", "Phases", "REGISTRY", "ReLU", "Rows",
+           "get", "hidden_names", "lookup", "make", "names"]
 
 
 # ----------------------------------------------------------------------------- registry
 #: name -> class, in the order error messages list them
-REGISTRY: dict[str, type[Activation]] = {cls.name: cls for cls in (ReLU, Identity, ClippedReLU)}
+REGISTRY: dict[str, type[Activation]] = {cls.name: cls for cls in (ReLU, Identity, ClippedReLU, LeakyReLU)}
 
 
 def names() -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""The ReLU family: ReLU and the clipped ReLU ``min(max(0, g), tau)``."""
+"""The ReLU family: ReLU, the clipped ReLU ``min(max(0, g), tau)`` and the leaky ReLU
+``max(g, alpha g)``."""
 
 from __future__ import annotations
 
@@ -226,3 +227,100 @@ class ClippedReLU(Activation):
             Rows(ph.both, 0.0, 0.0, ((1, 1.0), (0, -1.0)), -_INF, 0.0),
         ]
         return MilpLayer(ph, ~ph.inactive, lo, hi, (ph.z1, ph.z2), rows)
+
+
+# ----------------------------------------------------------------------------- leaky ReLU
+@dataclass(frozen=True)
+class LeakyReLU(Activation):
+    """``max(g, alpha g)`` with ``0 < alpha < 1``: slope ``alpha`` below the kink at 0, 1 above.
+
+    Equal to ``alpha g + (1 - alpha) relu(g)``; an unstable neuron (``L < 0 < U``) has the chord
+    through ``(L, alpha L)`` and ``(U, U)`` above and ``a g`` with ``a`` in ``[alpha, 1]`` below.
+    The MILP keeps a column for every neuron (the inactive piece is ``alpha g``, not 0), and an
+    unstable one gets ``h >= g, h >= alpha g, h <= g - (1 - alpha) L (1 - z),
+    h <= alpha g + (1 - alpha) U z`` with ``z`` the "g > 0" binary: ``z = 1`` forces ``h = g``
+    and ``g >= 0``, ``z = 0`` forces ``h = alpha g`` and ``g <= 0``.
+    """
+
+    alpha: float
+    name: ClassVar[str] = "leaky_relu"
+    params: ClassVar[tuple[str, ...]] = ("alpha",)
+    optimisable: ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, layer, where):
+        alpha = getattr(layer, "alpha", None)
+        if alpha is None or isinstance(alpha, bool) or not np.isfinite(alpha) or not 0 < alpha < 1:
+            raise ModelError(f"{where}: leaky_relu needs a negative slope 0 < alpha < 1, got {alpha}")
+        return {"alpha": float(alpha)}
+
+    @property
+    def kinks(self):
+        return (0.0,)
+
+    @property
+    def slope_values(self):
+        return (self.alpha, 1.0)
+
+    def identity_window(self):
+        return 0.0, _INF
+
+    def forward(self, g):
+        return np.maximum(g, self.alpha * g)
+
+    def phase(self, g):
+        return (g > 0).astype(np.int8)
+
+    def slope(self, g):
+        return np.where(g > 0, 1.0, self.alpha)
+
+    def piece(self, phase):
+        return np.where(np.asarray(phase) == 1, 1.0, self.alpha), np.zeros(np.shape(phase))
+
+    def phase_bounds(self, phase):
+        return ReLU().phase_bounds(phase)
+
+    def slope_bounds(self, L, U):
+        return np.where(L > 0, 1.0, self.alpha), np.where(U > 0, 1.0, self.alpha)
+
+    def classify(self, L, U):
+        return ReLU().classify(L, U)
+
+    def unstable(self, L, U):
+        return (L < 0) & (U > 0)
+
+    def relaxation(self, L, U, alpha=None):
+        a = self.alpha
+        active = L >= 0
+        unstable = (L < 0) & (U > 0)
+        a_up = np.where(active, 1.0, a)
+        b_up = np.zeros_like(L)
+        a_lo = a_up.copy()
+        b_lo = np.zeros_like(L)
+        Lu, Uu = L[unstable], U[unstable]
+        s = (Uu - a * Lu) / (Uu - Lu)
+        a_up[unstable] = s
+        b_up[unstable] = a * Lu - s * Lu          # the chord through (L, alpha L) and (U, U)
+        if alpha is None:
+            a_lo[unstable] = np.where(Uu > -Lu, 1.0, a)
+        else:
+            a_lo[unstable] = np.clip(alpha[unstable], a, 1.0)
+        return a_lo, b_lo, a_up, b_up
+
+    def lower_slope_range(self, L, U):
+        return (L < 0) & (U > 0), np.full(np.shape(L), self.alpha), np.ones(np.shape(L))
+
+    def milp(self, L, U):
+        ph = self.classify(L, U)
+        lo, hi = self.interval(L, U)
+        a = self.alpha
+        none = np.zeros_like(ph.inactive)
+        rows = [
+            Rows(ph.inactive, 1.0, a, (), 0.0, 0.0),                      # h = alpha g
+            Rows(ph.linear, 1.0, 1.0, (), 0.0, 0.0),                      # h = g
+            Rows(ph.lower, 1.0, 1.0, (), 0.0, _INF),                      # h >= g
+            Rows(ph.lower, 1.0, a, (), 0.0, _INF),                        # h >= alpha g
+            Rows(ph.lower, 1.0, 1.0, ((0, -(1 - a) * L),), -_INF, -(1 - a) * L),   # h <= g - (1-a) L (1-z)
+            Rows(ph.lower, 1.0, a, ((0, -(1 - a) * U),), -_INF, 0.0),     # h <= alpha g + (1-a) U z
+        ]
+        return MilpLayer(ph, ~none, lo, hi, (ph.z1, none), rows)

@@ -211,7 +211,7 @@ def count_regions_exact(net: Network, lb, ub, *, A=None, b=None, max_regions: in
 # ----------------------------------------------------------------------------- sampled
 def pattern_keys(net: Network, x: np.ndarray) -> np.ndarray:
     """One byte-string key per row of ``x`` identifying its phase pattern."""
-    bits = []
+    bits: list[np.ndarray] = []
     for layer, ph in zip(net.hidden_layers, net.phase_pattern(x), strict=True):
         bits.extend(ph == j for j in range(1, len(layer.act.kinks) + 1))
     packed = np.packbits(np.concatenate(bits, axis=1), axis=1)

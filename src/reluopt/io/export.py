@@ -1,8 +1,10 @@
-"""ONNX export: a ``Network`` as ``Gemm`` + ``Relu`` / ``Clip`` nodes (opset 13).
+"""ONNX export: a ``Network`` as ``Gemm`` + ``Relu`` / ``Clip`` / ``LeakyRelu`` nodes (opset 13).
 
 The plainest encoding on purpose: every verifier and runtime that reads ONNX reads this, and
 ``load_onnx`` reads it back exactly. Weights are written as float64 by default so the file
 computes the same function reluopt optimised; ``dtype="float32"`` suits tools that need it.
+(ONNX stores a ``LeakyRelu``'s alpha as a float32 attribute: the file's alpha is the nearest
+float32 to the network's.)
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def to_onnx_model(network: Network, dtype: str = "float64", input_name: str = "i
                       numpy_helper.from_array(np.array(layer.tau, np_dtype), hi)]
             h = f"clip{i}"
             nodes.append(helper.make_node("Clip", [g, lo, hi], [h], name=h))
+        elif layer.activation == "leaky_relu" and layer.alpha is not None:
+            h = f"leaky_relu{i}"
+            nodes.append(helper.make_node("LeakyRelu", [g], [h], name=h, alpha=float(layer.alpha)))
     graph = helper.make_graph(
         nodes, "reluopt_network",
         [helper.make_tensor_value_info(input_name, elem, ["batch", network.input_dim])],

@@ -1,4 +1,5 @@
-"""Native format: a numpy ``.npz`` holding ``W0, b0, W1, b1, ...``, activations and caps."""
+"""Native format: a numpy ``.npz`` holding ``W0, b0, W1, b1, ...``, activations and their
+parameters (clipped-ReLU caps ``taus``, leaky-ReLU negative slopes ``alphas``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def save_npz(network: Network, path) -> Path:
         "version": FORMAT_VERSION,
         "activations": [layer.activation for layer in network.layers],
         "taus": [layer.tau for layer in network.layers],
+        "alphas": [layer.alpha for layer in network.layers],
         "input_names": list(network.input_names) if network.input_names else None,
         "output_names": list(network.output_names) if network.output_names else None,
         "meta": network.meta,
@@ -75,15 +77,18 @@ def load_npz(path) -> Network:
         few = "too few" if len(acts) < n_layers else "too many"
         raise ModelError(f"{path}: the header lists {len(acts)} activations for {n_layers} layers "
                          f"(arrays W0..W{n_layers - 1}): {few} activations")
-    taus = header.get("taus")
-    if taus is None:
-        taus = [None] * n_layers
-    if not isinstance(taus, list) or len(taus) != n_layers:
-        raise ModelError(f"{path}: header entry 'taus' must be a list of {n_layers} caps (null for none), got "
-                         f"{_short(taus)}")
-    for i, tau in enumerate(taus):
-        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float)):
-            raise ModelError(f"{path}: layer {i}: cap tau must be a number or null, got {tau!r}")
+    params = {}
+    for key, what, one in (("taus", "caps", "cap tau"), ("alphas", "negative slopes", "negative slope alpha")):
+        values = header.get(key)
+        if values is None:
+            values = [None] * n_layers
+        if not isinstance(values, list) or len(values) != n_layers:
+            raise ModelError(f"{path}: header entry '{key}' must be a list of {n_layers} {what} (null for none), "
+                             f"got {_short(values)}")
+        for i, v in enumerate(values):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ModelError(f"{path}: layer {i}: {one} must be a number or null, got {v!r}")
+        params[key] = values
     names = {}
     for key in ("input_names", "output_names"):
         value = header.get(key)
@@ -93,8 +98,8 @@ def load_npz(path) -> Network:
     meta = header.get("meta") or {}
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: header entry 'meta' must be an object, got {_short(meta)}")
-    layers = [Layer(files[f"W{i}"], files[f"b{i}"], act, tau)
-              for i, (act, tau) in enumerate(zip(acts, taus, strict=True))]
+    layers = [Layer(files[f"W{i}"], files[f"b{i}"], act, tau, alpha)
+              for i, (act, tau, alpha) in enumerate(zip(acts, params["taus"], params["alphas"], strict=True))]
     try:
         net = Network(tuple(layers), names["input_names"], names["output_names"], source=str(path), meta=meta)
     except ModelError as exc:

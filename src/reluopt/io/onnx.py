@@ -7,7 +7,7 @@ files mix conventions (weights on either side of ``MatMul``, ``Gemm`` with trans
 expression* of the last activation's output ``h``: an array ``S`` of shape ``(n + 1, *shape)``
 where ``S[0]`` is the constant part and ``S[1 + k]`` the coefficient of ``h[k]``. Every linear op
 is applied to ``S`` with ordinary numpy broadcasting (constants only touch ``S[0]``), so any
-composition of supported ops is folded exactly; each ``Relu``/``Clip`` closes one layer.
+composition of supported ops is folded exactly; each ``Relu``/``LeakyRelu``/``Clip`` closes a layer.
 Symbolic dimensions (a batch size ``N``) are taken as 1, and the input tensor is flattened in
 row-major order; its original shape is kept in ``network.meta["input_shape"]``.
 """
@@ -24,7 +24,7 @@ from ..network import Layer, Network
 
 # op types that act on the traced tensor (the "chain")
 TRACED_OPS = (
-    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Relu", "Clip", "Flatten", "Reshape",
+    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Relu", "LeakyRelu", "Clip", "Flatten", "Reshape",
     "Identity", "Dropout", "Squeeze", "Unsqueeze", "Transpose", "Cast", "Shape",
 )
 # op types evaluated on constants only (weights, shapes)
@@ -52,7 +52,7 @@ class _Trace:
             return UnsupportedError(
                 f"{self.label}: node {name} has op type {node.op_type}, which reluopt does not "
                 f"support (supported: {SUPPORTED}; the network must be a chain of affine ops "
-                "and ReLU / clipped ReLU activations)"
+                "and ReLU / clipped ReLU / leaky ReLU activations)"
             )
         return UnsupportedError(f"{self.label}: node {name} ({node.op_type}): {why}")
 
@@ -72,13 +72,13 @@ class _Trace:
         return arr
 
     # ------------------------------------------------------------------ layers
-    def close_layer(self, activation: str, tau: float | None) -> None:
+    def close_layer(self, activation: str, tau: float | None, alpha: float | None = None) -> None:
         S = self.S
         n = S.shape[0] - 1
         shape = S.shape[1:]
         W = S[1:].reshape(n, -1).T
         b = S[0].reshape(-1)
-        self.layers.append(Layer(np.ascontiguousarray(W), b.copy(), activation, tau))
+        self.layers.append(Layer(np.ascontiguousarray(W), b.copy(), activation, tau, alpha))
         self.layer_nodes.append([])
         self.S = _identity_stack(shape)
         self.eye = True
@@ -309,7 +309,7 @@ def _traced_op(tr: _Trace, node, op: str, ins: list, pos: int, S: np.ndarray, at
             raise tr.unsupported(node, "the dropout mask output is used")
         out = S
         tr.eye = eye
-    elif op in ("Relu", "Clip"):
+    elif op in ("Relu", "LeakyRelu", "Clip"):
         _activation(tr, node, at)
         out = tr.S
     elif op == "Neg":
@@ -344,20 +344,20 @@ def _traced_op(tr: _Trace, node, op: str, ins: list, pos: int, S: np.ndarray, at
 
 
 def _activation(tr: _Trace, node, at: dict) -> None:
-    if node.op_type == "Relu":
-        tr.close_layer("relu", None)
+    if node.op_type in ("Relu", "LeakyRelu"):   # LeakyRelu: alpha g below 0 (default alpha 0.01)
+        alpha = float(at.get("alpha", 0.01)) if node.op_type == "LeakyRelu" else 0.0
+        if not 0.0 <= alpha < 1.0:
+            raise tr.unsupported(node, f"LeakyRelu with alpha={alpha}; only 0 <= alpha < 1 is max(g, alpha g)")
+        tr.close_layer("leaky_relu" if alpha else "relu", None, alpha or None)
         return
     lo, hi = at.get("min"), at.get("max")  # opset < 11: attributes; later: optional inputs
-    ins = list(node.input)
     for k, which in ((1, "min"), (2, "max")):
-        if len(ins) > k and ins[k]:
-            value = np.asarray(tr.const(node, ins[k]))
+        if len(node.input) > k and node.input[k]:
+            value = np.asarray(tr.const(node, node.input[k]))
             if value.size != 1:
-                raise tr.unsupported(node, f"Clip {which} '{ins[k]}' has shape {value.shape}; it must be a scalar")
-            if which == "min":
-                lo = float(value.reshape(()))
-            else:
-                hi = float(value.reshape(()))
+                raise tr.unsupported(node, f"Clip {which} '{node.input[k]}' has shape {value.shape}; it must be scalar")
+            bound = float(value.reshape(()))
+            lo, hi = (bound, hi) if which == "min" else (lo, bound)
     if lo is None or lo != 0.0:
         raise tr.unsupported(node, f"Clip with min={lo}; only Clip(min=0[, max=tau]) is a (clipped) ReLU")
     if hi is None or not np.isfinite(hi) or hi >= 3.0e38:

@@ -2,9 +2,10 @@
 
 Only modules whose forward pass is known from their type are read: a ``Sequential`` (nested
 ones are flattened) of ``Linear``, ``ReLU``, ``ReLU6`` / ``Hardtanh(0, tau)`` (clipped ReLU),
-``Flatten`` (row-major, like the flattened input reluopt uses), ``Identity`` and ``Dropout``
-(a no-op at inference). A custom ``nn.Module`` runs arbitrary Python in ``forward``, so it is
-refused rather than guessed; pass its ``Sequential`` part or export it to ONNX instead.
+``LeakyReLU(negative_slope)`` (0 <= negative_slope < 1), ``Flatten`` (row-major, like the
+flattened input reluopt uses), ``Identity`` and ``Dropout`` (a no-op at inference). A custom
+``nn.Module`` runs arbitrary Python in ``forward``, so it is refused rather than guessed; pass
+its ``Sequential`` part or export it to ONNX instead.
 
 Files: a TorchScript archive (``torch.jit.save``) of such a ``Sequential`` is read without
 unpickling Python objects; a ``state_dict`` is refused with the lines of Python that load it;
@@ -28,7 +29,7 @@ from ..errors import ModelError, UnsupportedError
 from ..network import Layer, Network
 from .safety import PICKLE_ADVICE, _require_file, _trust
 
-SUPPORTED = "Sequential, Linear, ReLU, ReLU6, Hardtanh(min_val=0), Flatten, Identity, Dropout"
+SUPPORTED = "Sequential, Linear, ReLU, ReLU6, Hardtanh(min_val=0), LeakyReLU, Flatten, Identity, Dropout"
 
 
 def _torch():
@@ -92,8 +93,15 @@ def from_torch(module, label: str = "") -> Network:
                                  f"the previous layer gives {width}")
             layers.append(Layer(W, b, "identity"))
             width = W.shape[0]
-        elif isinstance(mod, (nn.ReLU, nn.Hardtanh)):
-            act, tau = "relu", None
+        elif isinstance(mod, (nn.ReLU, nn.Hardtanh, nn.LeakyReLU)):
+            act, tau, alpha = "relu", None, None
+            if isinstance(mod, nn.LeakyReLU):
+                slope = float(mod.negative_slope)
+                if not 0.0 <= slope < 1.0:
+                    raise UnsupportedError(f"{where}module '{path}' (LeakyReLU) has negative_slope={slope}; only "
+                                           "0 <= negative_slope < 1 is a leaky ReLU max(g, slope g)")
+                if slope > 0:
+                    act, alpha = "leaky_relu", slope
             if isinstance(mod, nn.Hardtanh):  # ReLU6 is a Hardtanh(0, 6)
                 if mod.min_val != 0 or not mod.max_val > 0:
                     raise UnsupportedError(
@@ -107,9 +115,9 @@ def from_torch(module, label: str = "") -> Network:
                                        "any Linear layer, so the input width is unknown")
             last = layers[-1]
             if last.activation == "identity":
-                layers[-1] = Layer(last.W, last.b, act, tau)
+                layers[-1] = Layer(last.W, last.b, act, tau, alpha)
             else:  # two activations in a row: an identity layer between them
-                layers.append(Layer(np.eye(width), np.zeros(width), act, tau))
+                layers.append(Layer(np.eye(width), np.zeros(width), act, tau, alpha))
         elif isinstance(mod, nn.Flatten):
             if mod.start_dim != 1 or mod.end_dim != -1:
                 raise UnsupportedError(
@@ -261,7 +269,8 @@ def _state_dict_message(torch, path: Path, obj: Mapping) -> str:
 _SCRIPT_LAYERS = {
     f"__torch__.torch.nn.modules.{name}": name.rsplit(".", 1)[1]
     for name in ("container.Sequential", "linear.Linear", "linear.Identity", "activation.ReLU",
-                 "activation.ReLU6", "activation.Hardtanh", "flatten.Flatten", "dropout.Dropout")
+                 "activation.ReLU6", "activation.Hardtanh", "activation.LeakyReLU", "flatten.Flatten",
+                 "dropout.Dropout")
 }
 
 
@@ -320,6 +329,9 @@ def _from_script(module, where: str, path: str = ""):
         lo = _script_constant(module, "min_val", "aten::hardtanh", 1, where, path or kind)
         hi = _script_constant(module, "max_val", "aten::hardtanh", 2, where, path or kind)
         return nn.Hardtanh(float(lo), float(hi))
+    if kind == "LeakyReLU":
+        slope = _script_constant(module, "negative_slope", "aten::leaky_relu", 1, where, path or kind)
+        return nn.LeakyReLU(float(slope))
     if kind == "Flatten":
         start = _script_constant(module, "start_dim", "aten::flatten", 1, where, path or kind)
         end = _script_constant(module, "end_dim", "aten::flatten", 2, where, path or kind)
@@ -334,7 +346,8 @@ def _from_script(module, where: str, path: str = ""):
 def to_torch(network: Network, dtype=None):
     """An ``nn.Sequential`` computing ``network`` (float32 unless ``dtype`` says otherwise).
 
-    Clipped ReLUs become ``Hardtanh(0, tau)``. Useful to train further or benchmark on torch.
+    Clipped ReLUs become ``Hardtanh(0, tau)``, leaky ReLUs ``LeakyReLU(alpha)``. Useful to train
+    further or benchmark on torch.
     """
     torch = _torch()
     nn = torch.nn
@@ -350,4 +363,6 @@ def to_torch(network: Network, dtype=None):
             mods.append(nn.ReLU())
         elif layer.activation == "clipped_relu":
             mods.append(nn.Hardtanh(0.0, layer.tau))
+        elif layer.activation == "leaky_relu":
+            mods.append(nn.LeakyReLU(layer.alpha))
     return nn.Sequential(*mods)
