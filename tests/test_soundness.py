@@ -19,9 +19,10 @@ import pytest
 import reluopt
 from bruteforce import brute_force
 from conftest import random_network
+from reluopt.certificate import check_certificate
 from reluopt.errors import CertificateError, ProblemError, SolverError
 from reluopt.milp.highs import new_highs, run_ok
-from reluopt.result import INFEASIBLE, OPTIMAL, Result, check_certificate
+from reluopt.result import INFEASIBLE, OPTIMAL, Result
 
 TOL = 1e-4
 

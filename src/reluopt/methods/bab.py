@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bounds.core import outward
+from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import FEASIBILITY_TOL, Problem
@@ -85,7 +86,6 @@ from ..result import (
     TIME_LIMIT,
     Anytime,
     Result,
-    certified_method,
     interruptible,
 )
 from .bab_bounds import best_output_bounds, down32, node_bounds, output_bounds, up32

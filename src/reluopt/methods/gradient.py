@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import FEASIBILITY_TOL, Problem
-from ..result import Anytime, Result, certified_method, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from ..bounds import LayerBounds, crown_bounds, interval_bounds
+from ..certificate import certified_method
 from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
 from ..milp.formulation import build_problem_model
@@ -34,7 +35,6 @@ from ..result import (
     TIME_LIMIT,
     Anytime,
     Result,
-    certified_method,
     interruptible,
     relative_gap,
 )

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from ..certificate import certified_method
 from ..errors import ProblemError
 from ..problem import Problem
 from ..result import (
@@ -33,7 +34,6 @@ from ..result import (
     OPTIMAL,
     Result,
     StopFlag,
-    certified_method,
     check_time_limit,
     interruptible,
 )

@@ -24,8 +24,9 @@ import warnings
 
 import numpy as np
 
+from ..certificate import certified_method
 from ..problem import Problem
-from ..result import Anytime, Result, certified_method, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, LeastSquares, Problem
-from ..result import FEASIBLE, Anytime, Result, certified_method, check_time_limit
+from ..result import FEASIBLE, Anytime, Result, check_time_limit
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..certificate import certified_method
 from ..errors import ProblemError
 from ..problem import Problem
-from ..result import Anytime, Result, certified_method, interruptible
+from ..result import Anytime, Result, interruptible
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,
