@@ -79,7 +79,7 @@ class Network:
         layers = tuple(self.layers)
         if not layers:
             raise ModelError("network has no layers")
-        checked = []
+        checked: list[Layer] = []
         for i, layer in enumerate(layers):
             name = f"layer {i}"
             W = _as_matrix(layer.W, name)

@@ -183,7 +183,7 @@ def count_regions_exact(net: Network, lb, ub, *, A=None, b=None, max_regions: in
     if _measure(P0) <= min_measure:
         return RegionCount(0, True, f"exact-{d}d", stats={"note": "the domain has no interior"})
     # each cell: (polygon, M, m, phases so far)
-    cells = [(P0, np.eye(d), np.zeros(d), [])]
+    cells: list[tuple[np.ndarray, np.ndarray, np.ndarray, list]] = [(P0, np.eye(d), np.zeros(d), [])]
     for layer in net.hidden_layers:
         new = []
         for P, M, m, phases in cells:

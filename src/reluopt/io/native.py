@@ -7,6 +7,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ FORMAT_VERSION = 1
 def save_npz(network: Network, path) -> Path:
     """Write ``network`` to ``path`` (``.npz``)."""
     path = Path(path)
-    arrays = {}
+    arrays: dict[str, Any] = {}      # keyword arrays of np.savez_compressed
     for i, layer in enumerate(network.layers):
         arrays[f"W{i}"] = layer.W
         arrays[f"b{i}"] = layer.b

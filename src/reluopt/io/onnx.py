@@ -40,7 +40,7 @@ class _Trace:
         self.opset = opset
         self.consts: dict[str, np.ndarray] = {}
         self.current: str | None = None  # name of the traced tensor
-        self.S: np.ndarray | None = None
+        self.S: np.ndarray = np.zeros((1, 0))    # the input's identity stack once tracing starts
         self.eye = False  # S is the identity stack (cheap products, see _eye_matmul)
         self.layers: list[Layer] = []
         self.layer_nodes: list[list[str]] = [[]]
@@ -332,9 +332,8 @@ def _traced_op(tr: _Trace, node, op: str, ins: list, pos: int, S: np.ndarray, at
         out = _align(S, c.ndim) * c
     elif op == "MatMul":
         W = tr.finite_const(node, ins[1 - pos])
-        out = _eye_matmul(S, W, pos == 0) if eye else None
-        if out is None:
-            out = _matmul(tr, node, S, W, traced_left=pos == 0)
+        cheap = _eye_matmul(S, W, pos == 0) if eye else None
+        out = _matmul(tr, node, S, W, traced_left=pos == 0) if cheap is None else cheap
     elif op == "Gemm":
         out = _gemm(tr, node, S, pos, at, eye)
     else:
@@ -459,8 +458,8 @@ def _reshape_like(tr: _Trace, node, S: np.ndarray, at: dict) -> np.ndarray:
             raise ModelError(f"{tr.label}: node {_node_label(node)} (Flatten): axis {axis} is out of range "
                              f"for its input of shape {shape}")
         axis = axis + len(shape) if axis < 0 else axis
-        new = (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
-        return S.reshape((S.shape[0], *new))
+        flat = (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+        return S.reshape((S.shape[0], *flat))
     if op == "Reshape":
         target = [int(v) for v in np.asarray(tr.const(node, ins[1])).reshape(-1)]
         if not at.get("allowzero", 0):
@@ -540,4 +539,6 @@ def _eval_constant(tr: _Trace, node, vals: list) -> list:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", tr.opset)])
     feeds = {n: v for n, v in zip(names, vals, strict=True) if n}
-    return ReferenceEvaluator(model).run(None, feeds)
+    outs = ReferenceEvaluator(model).run(None, feeds)
+    assert isinstance(outs, list)       # all outputs (output names None): a list
+    return outs
