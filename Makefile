@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install
+.PHONY: demo test lint typecheck bench clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,18 @@ demo: $(STAMP)
 	$(VENV)/bin/reluopt solve $(DEMO_MODEL) --box=-3,3 --minimize 0 --method bab --time-limit 60
 	@echo "For reference: the peaks function itself has its global minimum -6.5511 at (0.228, -1.626)."
 
+# ruff, then mypy on src/ ([tool.mypy] in pyproject.toml), then the tests; pytest ends with its
+# summary line (passed / skipped, with the skip reasons: addopts -rs)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
