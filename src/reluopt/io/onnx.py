@@ -539,6 +539,4 @@ def _eval_constant(tr: _Trace, node, vals: list) -> list:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", tr.opset)])
     feeds = {n: v for n, v in zip(names, vals, strict=True) if n}
-    outs = ReferenceEvaluator(model).run(None, feeds)
-    assert isinstance(outs, list)       # all outputs (output names None): a list
-    return outs
+    return list(ReferenceEvaluator(model).run(None, feeds))    # all outputs (names None): a list
