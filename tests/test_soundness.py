@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import reluopt
-from bruteforce import brute_force
+from bruteforce import brute_force_point
 from conftest import random_network
 from reluopt.certificate import check_certificate
 from reluopt.errors import CertificateError, ProblemError, SolverError
@@ -29,11 +29,12 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def polytope_problem():
-    """The issue's reproduction: a 3-16-16-1 net with a polytope cutting the box."""
-    net = random_network([3, 16, 16, 1], seed=0)
+    """The issue's reproduction (3-16-16-1 there; 3-10-10-1 here, as the brute force is
+    exponential in the width): a polytope cutting the box."""
+    net = random_network([3, 10, 10, 1], seed=0)
     problem = reluopt.Problem.build(net, lb=-2, ub=2, maximize=0, A=[[1, 1, 0]], b=[0.5])
-    truth = brute_force(net, -2 * np.ones(3), 2 * np.ones(3), np.array([1.0]), "max",
-                        A=np.array([[1.0, 1.0, 0.0]]), b=np.array([0.5]))
+    truth, _ = brute_force_point(net, -2 * np.ones(3), 2 * np.ones(3), np.array([1.0]), "max",
+                                 A=np.array([[1.0, 1.0, 0.0]]), b=np.array([0.5]), fast=True)
     return problem, truth
 
 
