@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import subprocess
 import sys
 import time
@@ -62,25 +61,14 @@ from bruteforce import (  # noqa: E402
     run_call,
     run_case,
 )
+from reluopt.result import jsonable  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "differential.json"
 KINDS = ("unsound", "status", "borderline", "truth")   # findings; crash and cert_error are outcomes
 
 
 def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, Case):
-        return obj.to_json()
-    return obj
+    return jsonable(obj, default=lambda o: o.to_json() if isinstance(o, Case) else o)
 
 
 def record(rep: dict) -> dict:

@@ -97,7 +97,7 @@ class Result:
                 {"seconds": t, "incumbent": num(v), "bound": num(b), "source": s}
                 for t, v, b, s in self.history
             ],
-            "stats": _jsonable(self.stats),
+            "stats": jsonable(self.stats),
         }
 
     def to_json(self, **kw) -> str:
@@ -144,17 +144,33 @@ def format_vector(label: str, values, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(obj):
+def jsonable(obj, *, nonfinite: Callable[[float], object] = str, default: Callable[[object], object] | None = None):
+    """``obj`` with numpy values, tuples and dict keys made JSON-friendly, recursively.
+
+    Parameters
+    ----------
+    obj
+        Dicts, lists, tuples, numpy arrays and scalars, and plain values.
+    nonfinite
+        What an infinite or NaN float becomes (default: its string, ``"inf"``).
+    default
+        Applied to any other object (default: kept as it is).
+
+    Returns
+    -------
+    object
+        Dicts with string keys, lists, and plain scalars.
+    """
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return {str(k): jsonable(v, nonfinite=nonfinite, default=default) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [jsonable(v, nonfinite=nonfinite, default=default) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
+        return nonfinite(obj)
+    if default is not None and not isinstance(obj, str | int | float | bool | type(None)):
+        return default(obj)
     return obj
 
 

@@ -38,7 +38,7 @@ from ..bounds import LayerBounds, crown_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
 from ..problem import Domain, Objective, Problem
-from ..result import check_time_limit
+from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
 from .lower import local_ascent, sample_lower
@@ -85,7 +85,7 @@ class LipschitzResult:
             "status": self.status, "norm": self.norm, "method": self.method,
             "x": None if self.x is None else [float(v) for v in self.x],
             "pattern": None if self.pattern is None else [[int(b) for b in p] for p in self.pattern],
-            "seconds": self.seconds, "stats": _jsonable(self.stats),
+            "seconds": self.seconds, "stats": jsonable(self.stats, nonfinite=lambda _: None),
             "history": [{"seconds": t, "lower": _finite(lo), "upper": _finite(up), "source": s}
                         for t, lo, up, s in self.history],
         }
@@ -104,16 +104,6 @@ class LipschitzResult:
 def _finite(v) -> float | None:
     """JSON has no infinities: an unknown bound is null."""
     return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (float, np.floating)):
-        return _finite(float(v))
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) -> Target:
