@@ -80,16 +80,17 @@ class MilpModel:
         """Why a MIP solver's answer on this model cannot be trusted as a certificate, or None.
 
         MIP solvers work to absolute tolerances of about 1e-6 to 1e-9, which mean nothing
-        once big-M constants, bounds or right-hand sides exceed ``MAX_MAGNITUDE``, or when an
+        once coefficients, big-M constants, bounds or right-hand sides exceed ``MAX_MAGNITUDE``
+        (HiGHS called a feasible model with weights of 3e9 infeasible), or when an
         input may move by less than ``MIN_INPUT_WIDTH`` (without being fixed): on such models
         their dual bounds and infeasibility proofs were seen to be wrong (SCIP's optimum on a
         box side 1e-6 wide missed the true one by 1e-4), so the MIP refuses them and branch
         and bound solves them without leaf MIPs.
         """
-        values = np.concatenate([self.col_lower, self.col_upper, self.row_lower, self.row_upper])
+        values = np.concatenate([self.col_lower, self.col_upper, self.row_lower, self.row_upper, self.A.data])
         values = np.abs(values[np.isfinite(values)])
         if values.size and values.max() > MAX_MAGNITUDE:
-            return (f"its big-M constants, bounds or right-hand sides reach {values.max():.3g} "
+            return (f"its coefficients, big-M constants, bounds or right-hand sides reach {values.max():.3g} "
                     f"(above {MAX_MAGNITUDE:.0e}), beyond what the solver's tolerances can certify")
         width = self.col_upper[self.x_cols] - self.col_lower[self.x_cols]
         thin = (width > 0) & (width < MIN_INPUT_WIDTH)
