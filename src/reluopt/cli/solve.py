@@ -276,6 +276,11 @@ def run(args) -> int:
     out = report_stream(args)
     print(f"{problem.name}: {problem.describe()}", file=out)
     print(f"method {args.method}, time limit {args.time_limit:g} s", file=out)
+    from ..io.sklearn import classifier_note
+
+    note = classifier_note(problem.user_network)
+    if note:
+        print(f"note: {note}", file=out)
     try:
         result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
     except TypeError as exc:

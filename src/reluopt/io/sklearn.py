@@ -224,3 +224,33 @@ def _pickle_load(path: Path):  # pragma: no cover - fallback without joblib
         raise _missing_class(path, exc) from None
     except Exception as exc:
         raise ModelError(f"{path}: not a readable pickle file ({type(exc).__name__}: {exc})") from None
+
+
+def classifier_note(network: Network) -> str | None:
+    """What the outputs of a network imported from an ``MLPClassifier`` mean, or None.
+
+    reluopt optimises the logits (the values before softmax / logistic), which is linear
+    and exact; the difference of two logits is the log-ratio of the two class
+    probabilities, so a class margin is a logit difference.
+
+    Parameters
+    ----------
+    network
+        Any network; only one imported from an ``MLPClassifier`` gets a note.
+
+    Returns
+    -------
+    str or None
+        One sentence for reports and the README's convention, or None.
+    """
+    meta = network.meta or {}
+    if meta.get("estimator") != "MLPClassifier":
+        return None
+    classes = meta.get("classes") or []
+    if meta.get("out_activation") == "softmax":
+        return (f"the outputs are the classifier's logits for classes {classes} (before softmax): "
+                "y[i] - y[j] = log(p_i / p_j), so maximise 'y[i] - y[j]' for a class margin")
+    if network.output_dim == 1 and len(classes) == 2:
+        return (f"y[0] is the classifier's logit of class {classes[1]!r} (before the logistic): "
+                f"y[0] = log(p / (1 - p)), and y[0] > 0 means class {classes[1]!r}")
+    return "the outputs are the classifier's logits (before the logistic), one per label"
