@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import reluopt
-from reluopt import Network, Problem
+from reluopt import Problem
 from reluopt.cli import main as cli_main
 from reluopt.errors import ReluoptError
 from reluopt.io.vnnlib import VnnlibTimeout, load_vnnlib
@@ -40,19 +40,11 @@ from reluopt.methods.region import single_threaded_blas
 from reluopt.milp.formulation import build_problem_model
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import random_network  # noqa: E402  (the seeded networks of the tests)
+
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "out"
-
-
-def random_network(sizes, seed=0, scale=1.0) -> Network:
-    """The seeded networks of tests/conftest.py (the same draws)."""
-    rng = np.random.default_rng(seed)
-    weights = [
-        (scale * rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i]),
-         scale * 0.5 * rng.normal(size=sizes[i + 1]))
-        for i in range(len(sizes) - 1)
-    ]
-    return Network.from_weights(weights)
 
 
 def baseline() -> float:

@@ -181,15 +181,9 @@ def _stopped(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, s
 def _reason(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, stall: Stall,
             before: str | None = None) -> str:
     """Why the run stopped: ``interrupted`` (also during the polish), else the loop's reason."""
-    if anytime.interrupted:
-        return "interrupted"
-    if before is not None:
+    if before is not None and not anytime.interrupted:
         return before
-    if max_iter is not None and it >= max_iter:
-        return "max_iter"
-    if stall.stalled:
-        return "stalled"
-    return "time_limit"
+    return stall.reason(it, max_iter, "max_iter")
 
 
 # ----------------------------------------------------------------------------- PPGA

@@ -132,14 +132,7 @@ def _run(problem: Problem, anytime: Anytime, *, seed: int, design: str, batch: i
             X = sampler.draw(batch)
             n_samples += X.shape[0]
             anytime.offer(X, "sample")
-    if anytime.interrupted:
-        stopped = "interrupted"
-    elif max_samples is not None and n_samples >= max_samples:
-        stopped = "max_samples"
-    elif stall.stalled:
-        stopped = "stalled"
-    else:
-        stopped = "time_limit"
+    stopped = stall.reason(n_samples, max_samples, "max_samples")
     return {"samples": n_samples, "region_lps": n_lps, "duplicates": n_dup,
             "lp_iterations": region.iterations, "design": design, "stopped": stopped}
 

@@ -74,6 +74,15 @@ class Stall:
     def stalled(self) -> bool:
         return self.limit is not None and self.count >= self.limit
 
+    def reason(self, done: int, limit: int | None, limit_name: str) -> str:
+        """Why the heuristic stopped (``stats['stopped']``): ``interrupted``, ``limit_name``
+        when ``done`` reached its own work ``limit``, ``stalled``, else ``time_limit``."""
+        if self.anytime.interrupted:
+            return "interrupted"
+        if limit is not None and done >= limit:
+            return limit_name
+        return "stalled" if self.stalled else "time_limit"
+
 
 def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *,
          eps: float = 0.01, max_steps: int = 1000, source: str = "walk") -> tuple[float | None, int]:
@@ -218,13 +227,6 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
                 run(model.columns_to_point(out.values), "walk-restricted")
         while not done():
             run(sample_domain(problem.domain, 1, rng)[0], "walk-random")
-    if anytime.interrupted:
-        stopped = "interrupted"
-    elif max_walks is not None and n_walks >= max_walks:
-        stopped = "max_walks"
-    elif stall.stalled:
-        stopped = "stalled"
-    else:
-        stopped = "time_limit"
+    stopped = stall.reason(n_walks, max_walks, "max_walks")
     return anytime.result(anytime.heuristic_status(), walks=n_walks, steps=n_steps, relaxations=n_relax,
                           region_lps=region.n_solves, stopped=stopped)
