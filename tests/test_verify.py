@@ -16,8 +16,7 @@ from scipy.optimize import linprog
 from bruteforce import enumerate_regions
 from conftest import random_network
 from reluopt.cli import main
-from reluopt.io.vnnlib import Disjunct, InputBox, Property, parse_vnnlib
-from reluopt.verify import verify
+from reluopt.verification import Disjunct, InputBox, Property, parse_vnnlib, verify
 
 LB = np.array([-1.0, -1.0])
 UB = np.array([1.0, 1.0])
@@ -254,7 +253,7 @@ def test_cli_instances_vnncomp_test(shared_data, tmp_path, capsys):
 
 def test_vnncomp_test_one_input_nets_by_grid(shared_data):
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     for name in ("test_nano", "test_tiny", "test_small"):
         net = load_model(shared_data / "vnncomp_test" / f"{name}.onnx")
@@ -269,7 +268,7 @@ def test_vnncomp_sat_witness_onnxruntime(shared_data):
     """The sat instance's witness passes the original ONNX file in onnxruntime (float32)."""
     ort = pytest.importorskip("onnxruntime")
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     path = shared_data / "vnncomp_test" / "test_sat.onnx"
     net = load_model(path)
@@ -306,7 +305,7 @@ def test_acasxu_expected_answers(shared_data, onnx, vnnlib):
     a sat witness must also pass the original ONNX file in onnxruntime."""
     ort = pytest.importorskip("onnxruntime")
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     folder = shared_data / "acasxu"
     with (folder / "expected_subset.csv").open() as fh:
