@@ -25,7 +25,19 @@ from ..errors import ProblemError
 
 @dataclass(frozen=True)
 class Disjunct:
-    """One conjunction of output atoms: unsafe where ``C y <= e`` (``< e`` where strict)."""
+    """One conjunction of output atoms: unsafe where ``C y <= e`` (``< e`` where strict).
+
+    Parameters
+    ----------
+    C : numpy.ndarray
+        ``(k, m)`` atom rows over the ``m`` outputs.
+    e : numpy.ndarray
+        ``(k,)`` right-hand sides.
+    strict : numpy.ndarray
+        ``(k,)`` bool, true for ``<`` atoms.
+    lines : tuple of int
+        Source line of each atom (for messages).
+    """
 
     C: np.ndarray            # (k, m)
     e: np.ndarray            # (k,)
@@ -51,7 +63,15 @@ class Disjunct:
 
 @dataclass(frozen=True)
 class InputBox:
-    """An input box and the output disjuncts that are unsafe on it."""
+    """An input box and the output disjuncts that are unsafe on it.
+
+    Parameters
+    ----------
+    lb, ub : numpy.ndarray
+        The box's bounds (finite, ``lb <= ub``).
+    disjuncts : tuple of Disjunct
+        The unsafe sets on the box; a point is a counterexample when it satisfies one.
+    """
 
     lb: np.ndarray
     ub: np.ndarray
@@ -60,22 +80,51 @@ class InputBox:
 
 @dataclass
 class Property:
-    """A parsed VNN-LIB property: the union of ``box x disjunct`` unsafe sets."""
+    """A parsed VNN-LIB property: the union of ``box x disjunct`` unsafe sets.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        Variables ``X_i`` and ``Y_j`` the property declares.
+    boxes : tuple of InputBox
+        The unsafe sets grouped by input box.
+    source : str
+        The file it came from (for messages).
+    var_lines : dict
+        ``(kind, index) -> line`` where each variable is first declared or used.
+    """
 
     n_inputs: int
     n_outputs: int
     boxes: tuple[InputBox, ...]
     source: str = ""
-    #: line where each X_i / Y_j is first declared or used (for binding errors)
     var_lines: dict = field(default_factory=dict)
 
     @property
     def n_pairs(self) -> int:
+        """Number of (box, disjunct) pairs: the sub-problems ``verify`` decides."""
         return sum(len(b.disjuncts) for b in self.boxes)
 
     def check(self, network) -> Property:
-        """Bind to a network: input/output counts must fit. Pads C with zero columns when
-        the property names fewer outputs than the network has. Returns the bound property."""
+        """Bind the property to ``network``, so its atoms have one column per output.
+
+        Parameters
+        ----------
+        network : Network
+            Its input count must equal ``n_inputs`` and its output count be at least
+            ``n_outputs``.
+
+        Returns
+        -------
+        Property
+            ``self``, or a copy whose ``C`` matrices are padded with zero columns when the
+            property names fewer outputs than the network has.
+
+        Raises
+        ------
+        ProblemError
+            The counts do not fit (naming the variable's line).
+        """
         where = f"{self.source}: " if self.source else ""
         d, m = network.input_dim, network.output_dim
         if self.n_inputs > d:
@@ -103,7 +152,18 @@ class Property:
         return Property(self.n_inputs, m, boxes, self.source, self.var_lines)
 
     def is_counterexample(self, x: np.ndarray, y: np.ndarray) -> bool:
-        """True when ``x`` lies in some box and ``y`` satisfies one of its disjuncts exactly."""
+        """Whether ``(x, y)`` is a counterexample under the exact VNN-LIB semantics.
+
+        Parameters
+        ----------
+        x, y : numpy.ndarray
+            An input and its outputs.
+
+        Returns
+        -------
+        bool
+            True when ``x`` lies in some box and ``y`` satisfies one of its disjuncts exactly.
+        """
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         y = np.asarray(y, dtype=np.float64).reshape(1, -1)
         for box in self.boxes:
