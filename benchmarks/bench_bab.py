@@ -68,7 +68,7 @@ def acas_net(net_id: str):
 
 
 def acas_box(prop: int):
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     box = load_vnnlib(ACAS / f"prop_{prop}.vnnlib").boxes[0]
     return box.lb, box.ub

@@ -76,7 +76,7 @@ def load_instance(name: str):
                              constraints=["y[1] <= 0.34"], name=name)
     if name == "acasxu_1_1_prop_1":
         from reluopt.io.onnx import load_onnx
-        from reluopt.io.vnnlib import load_vnnlib
+        from reluopt.verification import load_vnnlib
 
         net = load_onnx(DATA / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
         box = load_vnnlib(DATA / "acasxu" / "prop_1.vnnlib").boxes[0]

@@ -27,10 +27,10 @@ from reluopt.analysis.rescale import bigm_spread, matrix_spread, rescale, rescal
 from reluopt.bounds import crown_bounds, interval_bounds
 from reluopt.bounds.obbt import obbt_bounds
 from reluopt.io.onnx import load_onnx
-from reluopt.io.vnnlib import load_vnnlib
 from reluopt.methods.mip import solve_mip
 from reluopt.milp.formulation import build_network_model
 from reluopt.problem import Domain, Problem
+from reluopt.verification import load_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -1,4 +1,4 @@
-"""VNN-COMP 2021 instances (ACAS Xu 186, MNIST-FC 30) through ``reluopt.verify``.
+"""VNN-COMP 2021 instances (ACAS Xu 186, MNIST-FC 30) through ``reluopt.verification``.
 
 Reports solved counts, median/max time, agreement with acasxu/expected_subset.csv and an
 onnxruntime re-check of every SAT counterexample on the original ONNX file (float32).
@@ -99,8 +99,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from reluopt.cli.verify import read_instances
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
-    from reluopt.verify import verify
+    from reluopt.verification import load_vnnlib, verify
 
     OUT.mkdir(parents=True, exist_ok=True)
     expected = expected_answers()

@@ -275,7 +275,7 @@ def test_acasxu_property_1_holds_on_net_1_1(shared_data):
     """Certified max of Y_0 over the prop_1 box below 3.9911 (property 1 holds); the known
     maximum is about -0.018, so the incumbent is near it."""
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     net = load_model(shared_data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
     box = load_vnnlib(shared_data / "acasxu" / "prop_1.vnnlib").boxes[0]

@@ -19,7 +19,7 @@ from reluopt import Network
 from reluopt.cli import main
 from reluopt.errors import ParseError, ProblemError
 from reluopt.io import save_npz
-from reluopt.io.vnnlib import VnnlibTimeout, load_vnnlib, parse_vnnlib
+from reluopt.verification import VnnlibTimeout, load_vnnlib, parse_vnnlib
 
 
 def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:

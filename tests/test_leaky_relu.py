@@ -250,8 +250,7 @@ def test_bounds_mip_model_and_gradients_are_sound(leaky_net):
 
 def test_regions_and_verification_agree_with_the_enumeration(leaky_net, regions):
     from reluopt.analysis.regions import count_regions_exact
-    from reluopt.io.vnnlib import Disjunct, InputBox, Property
-    from reluopt.verify import verify
+    from reluopt.verification import Disjunct, InputBox, Property, verify
 
     lb, ub = BOX
     count = count_regions_exact(leaky_net, lb, ub)

@@ -16,8 +16,7 @@ from scipy.optimize import linprog
 from bruteforce import enumerate_regions
 from conftest import random_network
 from reluopt.cli import main
-from reluopt.io.vnnlib import Disjunct, InputBox, Property, parse_vnnlib
-from reluopt.verify import verify
+from reluopt.verification import Disjunct, InputBox, Property, parse_vnnlib, verify
 
 LB = np.array([-1.0, -1.0])
 UB = np.array([1.0, 1.0])
@@ -254,7 +253,7 @@ def test_cli_instances_vnncomp_test(shared_data, tmp_path, capsys):
 
 def test_vnncomp_test_one_input_nets_by_grid(shared_data):
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     for name in ("test_nano", "test_tiny", "test_small"):
         net = load_model(shared_data / "vnncomp_test" / f"{name}.onnx")
@@ -269,7 +268,7 @@ def test_vnncomp_sat_witness_onnxruntime(shared_data):
     """The sat instance's witness passes the original ONNX file in onnxruntime (float32)."""
     ort = pytest.importorskip("onnxruntime")
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     path = shared_data / "vnncomp_test" / "test_sat.onnx"
     net = load_model(path)
@@ -306,7 +305,7 @@ def test_acasxu_expected_answers(shared_data, onnx, vnnlib):
     a sat witness must also pass the original ONNX file in onnxruntime."""
     ort = pytest.importorskip("onnxruntime")
     from reluopt.io import load_model
-    from reluopt.io.vnnlib import load_vnnlib
+    from reluopt.verification import load_vnnlib
 
     folder = shared_data / "acasxu"
     with (folder / "expected_subset.csv").open() as fh:
@@ -442,3 +441,96 @@ def test_alpha_crown_bounds_contain_samples_and_beat_crown(seed):
     plain, _, _, _ = linear_output_bounds(net, lb, ub, C, ab)
     assert np.all(up <= plain[0] + 1e-9)
     assert np.all(net.forward(X) @ C.T <= up[None, :])
+
+
+# ----------------------------------------------------------------------------- MILP back-ends
+class _RecordingBackend:
+    """A back-end behind ``milp.backends.Backend`` that records its calls and either passes them
+    to HiGHS or answers every solve with ``output`` (a stub)."""
+
+    name = "recording"
+    extra = None
+
+    def __init__(self, output=None):
+        from reluopt.milp.backends.highs import HighsBackend
+
+        self.inner = HighsBackend()
+        self.output = output
+        self.calls: list[dict] = []
+
+    def build(self, model, **options):
+        return self.inner.build(model, **options)
+
+    def solve(self, model, **options):
+        self.calls.append({"n_cols": model.n_cols, **options})
+        return self.inner.solve(model, **options) if self.output is None else self.output
+
+
+def _close_mip_case(delta):
+    net = random_network([2, 6, 6, 2], seed=0)
+    C = np.array([[1.0, -1.0]])
+    m0 = max_margin(net, LB, UB, C, np.zeros(1))
+    e = np.array([delta - m0])
+    return net, single(LB, UB, C, e), max_margin(net, LB, UB, C, e)
+
+
+@pytest.mark.parametrize("delta", [-1e-3, 1e-3])
+def test_verify_solves_the_mip_through_the_backend_interface(monkeypatch, delta):
+    """The exact MIP goes through ``get_backend(solver).solve`` with a time limit and the stop
+    and progress callbacks: a back-end behind that interface decides the property."""
+    import reluopt.verification.driver as driver
+
+    stub = _RecordingBackend()
+    asked: list[str] = []
+    monkeypatch.setattr(driver, "get_backend", lambda name: asked.append(name) or stub)
+    net, prop, truth = _close_mip_case(delta)
+    verdict = verify(net, prop, timeout=30, exact="mip", falsify=False, solver="scip")
+    check_verdict(net, prop, verdict, truth)
+    assert asked == ["scip"]
+    assert verdict.method == "mip" and stub.calls   # CROWN leaves this close case to the MIP
+    for call in stub.calls:
+        assert call["time_limit"] > 0 and callable(call["should_stop"]) and callable(call["on_progress"])
+
+
+def test_a_failed_backend_run_proves_nothing(monkeypatch):
+    """A run with status ``error`` never closes a pair, whatever bound it carries."""
+    import reluopt.verification.driver as driver
+    from reluopt.milp.backends import ERROR, SolveOutput
+
+    stub = _RecordingBackend(SolveOutput(ERROR, None, None, -1.0, 0.0, message="stub failure"))
+    monkeypatch.setattr(driver, "get_backend", lambda name: stub)
+    net, prop, truth = _close_mip_case(-1e-3)
+    assert truth < 0
+    verdict = verify(net, prop, timeout=2, exact="mip", falsify=False)
+    assert stub.calls
+    assert verdict.status == "unknown" and verdict.stats["closed_by"] == {}
+
+
+@pytest.mark.parametrize("delta", [-1e-3, 1e-3])
+def test_verify_with_scip_matches_brute_force(delta):
+    pytest.importorskip("pyscipopt")
+    net, prop, truth = _close_mip_case(delta)
+    verdict = verify(net, prop, timeout=60, exact="mip", falsify=False, solver="scip")
+    check_verdict(net, prop, verdict, truth)
+
+
+def test_solver_and_exact_are_validated(tmp_path, capsys):
+    from reluopt.errors import ProblemError
+
+    net, prop, _ = _close_mip_case(-1e-3)
+    with pytest.raises(ProblemError, match="unknown MIP solver"):
+        verify(net, prop, timeout=5, solver="cplex")
+    with pytest.raises(ProblemError, match="unknown exact method"):
+        verify(net, prop, timeout=5, exact="lp")
+    with pytest.raises(SystemExit):
+        main(["verify", "model.onnx", "prop.vnnlib", "--solver", "cplex"])
+    assert "--solver" in capsys.readouterr().err
+
+
+def test_old_verify_import_still_works():
+    """``reluopt.verify.verify`` was the README's import before the ``verification`` package."""
+    import reluopt.verification
+    from reluopt.verify import Verdict
+    from reluopt.verify import verify as old_verify
+
+    assert old_verify is reluopt.verification.verify and Verdict is reluopt.verification.Verdict

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED_DATA, random_network
 from reluopt.errors import ParseError, ProblemError, UnsupportedError
-from reluopt.io.vnnlib import format_counterexample, load_vnnlib, parse_vnnlib
+from reluopt.verification import format_counterexample, load_vnnlib, parse_vnnlib
 
 HEAD2 = """; two inputs, two outputs
 (declare-const X_0 Real)

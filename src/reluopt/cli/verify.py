@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import ProblemError, ReluoptError
+from ..milp.backends import BACKENDS
 from ..network import Network
 from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
 from .common import add_model_argument, add_progress_arguments, load_network, progress_line
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="run only the first N instances")
     p.add_argument("--exact", choices=("auto", "bab", "mip", "none"), default="auto",
                    help="complete method for what the fast paths leave open (default auto)")
+    p.add_argument("--solver", default="highs", choices=BACKENDS,
+                   help="MILP solver of the exact MIP (default highs; scip and gurobi need their extras)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the falsification (default 0)")
     add_progress_arguments(p)
     p.add_argument("--verbose", "-v", action="store_true",
@@ -57,8 +60,7 @@ def run(args) -> int:
         return run_instances(args)
     if not (args.model and args.property):
         raise ProblemError("give MODEL and PROPERTY files (or --instances CSV)")
-    from ..io.vnnlib import VnnlibTimeout, format_counterexample, load_vnnlib
-    from ..verify import verify
+    from ..verification import VnnlibTimeout, format_counterexample, load_vnnlib, verify
 
     if args.timeout <= 0:
         raise ProblemError(f"--timeout must be positive, got {args.timeout}")
@@ -71,7 +73,8 @@ def run(args) -> int:
     left = max(args.timeout - (time.perf_counter() - started), 1e-3)
     line = progress_line(args)
     try:
-        verdict = verify(net, prop, timeout=left, seed=args.seed, progress=line, exact=args.exact)
+        verdict = verify(net, prop, timeout=left, seed=args.seed, progress=line, exact=args.exact,
+                         solver=args.solver)
     finally:
         line.close()
     print(verdict.status)
@@ -126,8 +129,7 @@ def read_instances(path) -> list[tuple[Path, Path, float]]:
 
 
 def run_instances(args) -> int:
-    from ..io.vnnlib import VnnlibTimeout, load_vnnlib
-    from ..verify import verify
+    from ..verification import VnnlibTimeout, load_vnnlib, verify
 
     instances = read_instances(args.instances)
     if args.limit is not None:
@@ -150,7 +152,7 @@ def run_instances(args) -> int:
             prop = load_vnnlib(vnnlib, time_limit=limit)
             left = max(limit - (time.perf_counter() - started), 1e-3)
             verdict = verify(models[onnx], prop, timeout=left, seed=args.seed, progress=line,
-                             exact=args.exact)
+                             exact=args.exact, solver=args.solver)
             result, seconds, method = verdict.status, verdict.seconds, verdict.method
         except VnnlibTimeout as exc:     # the time ran out while reading the property
             result, seconds = "unknown", time.perf_counter() - t0

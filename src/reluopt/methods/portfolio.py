@@ -44,8 +44,17 @@ def _label(phase: str, source: str) -> str:
     return source if source.startswith(phase) else f"{phase}:{source}"
 
 
-#: Largest input dimension for which ``auto`` picks branch and bound over the MIP.
+#: Largest input dimension for which ``auto`` picks branch and bound over the MIP. Input
+#: splitting halves one input per branch, so the boxes it needs grow exponentially with the
+#: dimension, while the MIP's size does not depend on it.
 BAB_MAX_DIM = 8
+
+#: The same choice (input-space branch and bound up to this many inputs, else the big-M
+#: MIP) in ``reluopt.verification``, defined here so the two limits sit side by side. It is
+#: larger than ``BAB_MAX_DIM`` because verification decides only the sign of the margin, not
+#: the optimum to a gap: a box closes as soon as its bound is below 0 and the first
+#: counterexample ends the search, so splitting pays off in more dimensions.
+VERIFY_BAB_MAX_DIM = 16
 
 #: Before branch and bound the heuristic phase takes at most this many seconds: bab finds
 #: good points itself (box centres, bound maximisers, gradient steps, region LPs), and on the
