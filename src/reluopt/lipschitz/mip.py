@@ -309,7 +309,9 @@ def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: 
     Returns
     -------
     tuple
-        ``(values, objective, bound)`` with objective/bound on the squared norm.
+        ``(values, objective, bound, status)`` with objective/bound on the squared norm;
+        ``bound`` is inf unless SCIP's status guarantees it, ``status`` starts with
+        ``"error"`` when SCIP failed.
     """
     from ..milp.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 
