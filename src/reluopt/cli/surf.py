@@ -105,8 +105,8 @@ def read_checkpoints(paths: list[str], trust_pickle: bool = False):
 
     Returns
     -------
-    checkpoints : list
-        The checkpoints (see `reluopt.methods.surfing.load_checkpoints`).
+    checkpoints : list of Network
+        The checkpoints in training order (see `reluopt.methods.surfing.load_checkpoints`).
     folder : Path or None
         The folder, when one was given.
     """

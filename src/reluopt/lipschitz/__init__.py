@@ -69,7 +69,8 @@ class LipschitzResult:
     upper : float
         A certified upper bound.
     status : str
-        ``"optimal"`` (the gap is closed), ``"time_limit"`` or ``"bounds"`` (cheap bounds only).
+        ``"optimal"`` (the gap is closed), ``"time_limit"`` (an exact method stopped) or
+        ``"bounds"`` (any other method left a gap).
     norm : str
         The input norm, ``"1"``, ``"2"`` or ``"inf"``.
     method : str
