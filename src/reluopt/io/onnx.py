@@ -103,7 +103,7 @@ def from_onnx_model(model, label: str = "<onnx model>", source: str = "") -> Net
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     tr = Trace(label, opset)
     for init in graph.initializer:
-        tr.consts[init.name] = tensor_to_array(init)
+        tr.consts[init.name] = _tensor_to_array(init)
     inputs = [i for i in graph.input if i.name not in tr.consts]
     if len(inputs) != 1:
         raise UnsupportedError(
@@ -134,7 +134,7 @@ def from_onnx_model(model, label: str = "<onnx model>", source: str = "") -> Net
             stale = [i for i in node.input if i and i not in tr.consts]
             if stale and node.op_type != "Constant":
                 _raise_stale(tr, node, stale)
-            apply_constant(tr, node)
+            _apply_constant(tr, node)
 
     out_name = graph.output[0].name
     if out_name != tr.current:
@@ -200,7 +200,7 @@ def _raise_stale(tr: Trace, node, stale: list[str]) -> None:
     )
 
 
-def tensor_to_array(t) -> np.ndarray:
+def _tensor_to_array(t) -> np.ndarray:
     """Copy an ONNX tensor (initialiser or ``Constant`` value) into a numpy array.
 
     Parameters
@@ -219,7 +219,7 @@ def tensor_to_array(t) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- constant ops
-def apply_constant(tr: Trace, node) -> None:
+def _apply_constant(tr: Trace, node) -> None:
     """Evaluate a node whose inputs are all constants (weights, shapes) into ``tr.consts``.
 
     Parameters
@@ -239,7 +239,7 @@ def apply_constant(tr: Trace, node) -> None:
     vals = [tr.consts[i] if i else None for i in node.input]
     if op == "Constant":
         if "value" in at:
-            out = tensor_to_array(at["value"])
+            out = _tensor_to_array(at["value"])
         else:
             keys = ("value_float", "value_floats", "value_int", "value_ints")
             key = next((k for k in keys if k in at), None)
