@@ -36,7 +36,6 @@ ALLOWED_PACKAGE_EDGES: dict[tuple[str, str], str] = {
 LONG_FILES: dict[str, int] = {
     "methods/bab.py": 860,
     "bounds/obbt.py": 562,
-    "io/onnx.py": 542,
 }
 
 

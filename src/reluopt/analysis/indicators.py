@@ -22,7 +22,29 @@ BOUND_METHODS = ("ibp", "crown", "lp-obbt")
 
 
 def compute_layer_bounds(net: Network, lb, ub, method: str, **options) -> LayerBounds:
-    """Bounds of every neuron by ``method`` ('ibp', 'crown' or 'lp-obbt')."""
+    """Bounds of every neuron by ``method``, the first input to every MIP-hardness indicator.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : array_like
+        The input box.
+    method : str
+        One of `BOUND_METHODS`: ``"ibp"``, ``"crown"`` or ``"lp-obbt"``.
+    **options
+        Passed to `reluopt.bounds.obbt.obbt_bounds` for ``"lp-obbt"``.
+
+    Returns
+    -------
+    LayerBounds
+        Pre-activation bounds of every layer.
+
+    Raises
+    ------
+    ProblemError
+        ``method`` is unknown.
+    """
     if method == "ibp":
         return interval_bounds(net, lb, ub)
     if method == "crown":
@@ -40,9 +62,26 @@ def _unstable(layer, L: np.ndarray, U: np.ndarray) -> np.ndarray:
 
 
 def bigm_statistics(net: Network, bounds: LayerBounds, i: int = 0) -> list[dict]:
-    """Per hidden layer: the stability counts of ``LayerBounds.stability`` plus the big-M
-    sizes ``max(U, -L)`` of the unstable neurons (max, median, mean) and the sum of
-    ``U - L`` over the unstable neurons only (what actually enters the MIP)."""
+    """Per hidden layer, the stability counts plus the big-M sizes that make a MIP weak.
+
+    The rows of ``LayerBounds.stability`` gain the big-M sizes ``max(U, -L)`` of the unstable
+    neurons (median, mean) and the sum of ``U - L`` over the unstable neurons only (what actually
+    enters the MIP).
+
+    Parameters
+    ----------
+    net : Network
+        The network the bounds belong to.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds`` (default the first).
+
+    Returns
+    -------
+    list of dict
+        One row per hidden layer.
+    """
     rows = bounds.stability(net, i)
     for row, layer, L, U in zip(rows, net.hidden_layers, bounds.lower, bounds.upper, strict=True):
         Li, Ui = L[i], U[i]
@@ -56,7 +95,25 @@ def bigm_statistics(net: Network, bounds: LayerBounds, i: int = 0) -> list[dict]
 
 
 def bound_indicators(net: Network, lb, ub, method: str, **options) -> dict:
-    """Stable-neuron fraction and big-M statistics under one bound method, with its time."""
+    """Stable-neuron fraction and big-M statistics under one bound method, with its time.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : array_like
+        The input box.
+    method : str
+        One of `BOUND_METHODS`.
+    **options
+        Passed to `compute_layer_bounds`.
+
+    Returns
+    -------
+    dict
+        Totals (``stable_fraction``, ``max_bigM``, ``sum_range``, ...), the per-layer rows of
+        `bigm_statistics` under ``"layers"`` and the output bounds.
+    """
     start = time.perf_counter()
     bounds = compute_layer_bounds(net, lb, ub, method, **options)
     seconds = time.perf_counter() - start
@@ -82,9 +139,38 @@ def bound_indicators(net: Network, lb, ub, method: str, **options) -> dict:
 def analyze_network(net: Network, lb, ub, *, bounds=("ibp", "crown"), regions: str | None = "auto",
                     samples: int = 10_000, seed: int = 0, max_regions: int = MAX_REGIONS,
                     obbt_options: dict | None = None) -> tuple[dict, RegionCount | None]:
-    """All indicators as a JSON-able dict, and the RegionCount (for plotting).
+    """All MIP-hardness indicators of ``net`` over a box, for ``reluopt analyze``.
 
-    ``bounds`` lists bound methods (``BOUND_METHODS``). ``regions`` is 'exact', 'sample', 'auto' or None (skip).
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : array_like
+        The input box, one entry per input.
+    bounds : sequence of str, optional
+        Bound methods to report (`BOUND_METHODS`).
+    regions : str or None, optional
+        Region counting mode, ``"exact"``, ``"sample"`` or ``"auto"``; None skips it.
+    samples : int, optional
+        Number of samples for the sampled region count.
+    seed : int, optional
+        Seed of those samples.
+    max_regions : int, optional
+        Cap on the cells of an exact region count.
+    obbt_options : dict, optional
+        Options of the ``"lp-obbt"`` bound method.
+
+    Returns
+    -------
+    report : dict
+        The indicators, JSON-able.
+    regions : RegionCount or None
+        The region count (with cells for a 2-D input, for plotting), None when skipped.
+
+    Raises
+    ------
+    ProblemError
+        The box does not match the network's inputs or a bound method is unknown.
     """
     lb = np.asarray(lb, dtype=np.float64).reshape(-1)
     ub = np.asarray(ub, dtype=np.float64).reshape(-1)
@@ -113,7 +199,18 @@ def analyze_network(net: Network, lb, ub, *, bounds=("ibp", "crown"), regions: s
 
 
 def format_report(report: dict) -> str:
-    """Plain-text tables: one row per bound method, one per (method, layer), and regions."""
+    """Plain-text tables of a report: one row per bound method, one per (method, layer), and regions.
+
+    Parameters
+    ----------
+    report : dict
+        A report of `analyze_network`.
+
+    Returns
+    -------
+    str
+        The tables, lines joined by newlines.
+    """
     lines = [f"network {report['network']}" + (" (clipped ReLU)" if report.get("clipped") else "")]
     b = report["bounds"]
     if b:

@@ -45,9 +45,22 @@ MAX_REGIONS = 200_000
 class RegionCount:
     """The result of counting linear regions.
 
-    ``count`` is exact when ``exact`` is True; otherwise it is the number of distinct patterns
-    observed and ``estimate`` the Chao1 estimate. ``cells`` holds, for exact counts in 2-D,
-    the polygons (vertex arrays) and their phase patterns (concatenated over layers).
+    Attributes
+    ----------
+    count : int
+        Exact number of regions when ``exact`` is True; otherwise the number of distinct
+        patterns observed.
+    exact : bool
+        Whether ``count`` is exact.
+    method : str
+        ``"exact-1d"``, ``"exact-2d"`` or ``"sampled"``.
+    estimate : float or None
+        The Chao1 estimate of a sampled count.
+    stats : dict
+        Method details (samples, singletons, Chapman estimate, ...).
+    cells : list of (numpy.ndarray, numpy.ndarray)
+        For exact counts in 2-D, the polygons (vertex arrays) and their phase patterns
+        (concatenated over layers).
     """
 
     count: int
@@ -58,6 +71,13 @@ class RegionCount:
     cells: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
+        """The count as a JSON-able dict, for reports.
+
+        Returns
+        -------
+        dict
+            ``count``, ``exact``, ``method``, ``estimate`` if any, and the entries of ``stats``.
+        """
         out = {"count": self.count, "exact": self.exact, "method": self.method}
         if self.estimate is not None:
             out["estimate"] = self.estimate
@@ -159,8 +179,33 @@ def count_regions_exact(net: Network, lb, ub, *, A=None, b=None, max_regions: in
                         keep_cells: bool = True, area_tol: float = AREA_TOL) -> RegionCount:
     """Exact number of linear regions of ``net`` over the box (and ``A x <= b``), ``d <= 2``.
 
-    Raises ``UnsupportedError`` for larger input dimensions, and ``ProblemError`` when more
-    than ``max_regions`` cells would be created (use ``count_regions_sampled`` then).
+    Parameters
+    ----------
+    net : Network
+        A network with 1 or 2 inputs.
+    lb, ub : array_like
+        The input box (finite).
+    A, b : array_like, optional
+        Extra linear constraints ``A x <= b`` on the input.
+    max_regions : int, optional
+        Cap on the number of cells created.
+    keep_cells : bool, optional
+        Keep the cells' polygons and patterns (for plotting).
+    area_tol : float, optional
+        Pieces below this fraction of the box's area (length) are dropped as degenerate.
+
+    Returns
+    -------
+    RegionCount
+        The exact count.
+
+    Raises
+    ------
+    UnsupportedError
+        The network has more than 2 inputs.
+    ProblemError
+        The box is bad, or more than ``max_regions`` cells would be created (use
+        `count_regions_sampled` then).
     """
     lb, ub = _check_box(net, lb, ub)
     d = net.input_dim
@@ -210,7 +255,20 @@ def count_regions_exact(net: Network, lb, ub, *, A=None, b=None, max_regions: in
 
 # ----------------------------------------------------------------------------- sampled
 def pattern_keys(net: Network, x: np.ndarray) -> np.ndarray:
-    """One byte-string key per row of ``x`` identifying its phase pattern."""
+    """One byte-string key per row of ``x`` identifying its phase pattern, for counting patterns.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    x : numpy.ndarray
+        Inputs, one per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of ``numpy.void`` keys, one per row.
+    """
     bits: list[np.ndarray] = []
     for layer, ph in zip(net.hidden_layers, net.phase_pattern(x), strict=True):
         bits.extend(ph == j for j in range(1, len(layer.act.kinks) + 1))
@@ -219,7 +277,20 @@ def pattern_keys(net: Network, x: np.ndarray) -> np.ndarray:
 
 
 def chao1(counts: np.ndarray, n: int) -> float:
-    """Bias-corrected Chao1: ``S_obs + (n-1)/n * f1 (f1-1) / (2 (f2+1))``."""
+    """Bias-corrected Chao1 richness estimate: ``S_obs + (n-1)/n * f1 (f1-1) / (2 (f2+1))``.
+
+    Parameters
+    ----------
+    counts : array_like
+        How often each observed pattern was seen.
+    n : int
+        The number of samples.
+
+    Returns
+    -------
+    float
+        The estimated number of patterns (seen or not).
+    """
     counts = np.asarray(counts)
     f1 = int(np.sum(counts == 1))
     f2 = int(np.sum(counts == 2))
@@ -227,8 +298,20 @@ def chao1(counts: np.ndarray, n: int) -> float:
 
 
 def chapman(keys_a: np.ndarray, keys_b: np.ndarray) -> float:
-    """Chapman's capture-recapture estimate ``(n1+1)(n2+1)/(m+1) - 1`` from two samples,
-    where ``n1``, ``n2`` are their distinct patterns and ``m`` the patterns seen in both."""
+    """Chapman's capture-recapture estimate ``(n1+1)(n2+1)/(m+1) - 1`` from two samples.
+
+    ``n1``, ``n2`` are their distinct patterns and ``m`` the patterns seen in both.
+
+    Parameters
+    ----------
+    keys_a, keys_b : numpy.ndarray
+        Pattern keys (`pattern_keys`) of the two samples.
+
+    Returns
+    -------
+    float
+        The estimated number of patterns.
+    """
     sa, sb = set(keys_a.tolist()), set(keys_b.tolist())
     m = len(sa & sb)
     return (len(sa) + 1) * (len(sb) + 1) / (m + 1) - 1.0
@@ -236,8 +319,33 @@ def chapman(keys_a: np.ndarray, keys_b: np.ndarray) -> float:
 
 def count_regions_sampled(net: Network, lb, ub, *, samples: int = 10_000, seed: int = 0,
                           chunk: int = 20_000) -> RegionCount:
-    """Distinct activation patterns among ``samples`` uniform points, with Chao1 and Chapman
-    estimates of the total (see the module docstring for what they assume)."""
+    """Distinct activation patterns among uniform samples, with Chao1 and Chapman estimates.
+
+    See the module docstring for what the estimates assume.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : array_like
+        The input box (finite).
+    samples : int, optional
+        Number of uniform samples (at least 2).
+    seed : int, optional
+        Seed of the samples.
+    chunk : int, optional
+        Samples evaluated at once (memory bound).
+
+    Returns
+    -------
+    RegionCount
+        The observed count, a lower bound, with the estimates in ``estimate`` and ``stats``.
+
+    Raises
+    ------
+    ProblemError
+        The box is bad or ``samples < 2``.
+    """
     lb, ub = _check_box(net, lb, ub)
     if samples < 2:
         raise ProblemError(f"sampled region count needs at least 2 samples, got {samples}")
@@ -269,8 +377,36 @@ def count_regions_sampled(net: Network, lb, ub, *, samples: int = 10_000, seed: 
 
 def count_regions(net: Network, lb, ub, *, mode: str = "auto", samples: int = 10_000, seed: int = 0,
                   max_regions: int = MAX_REGIONS, keep_cells: bool = True) -> RegionCount:
-    """``mode`` 'exact', 'sample', or 'auto' (exact for d <= 2, falling back to sampling
-    when the exact count exceeds ``max_regions``)."""
+    """Count linear regions exactly when the input is small enough, else by sampling.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : array_like
+        The input box (finite).
+    mode : str, optional
+        ``"exact"``, ``"sample"``, or ``"auto"`` (exact for d <= 2, falling back to sampling
+        when the exact count exceeds ``max_regions``).
+    samples : int, optional
+        Number of samples of a sampled count.
+    seed : int, optional
+        Seed of those samples.
+    max_regions : int, optional
+        Cap on the cells of an exact count.
+    keep_cells : bool, optional
+        Keep the cells of an exact count (for plotting).
+
+    Returns
+    -------
+    RegionCount
+        The count.
+
+    Raises
+    ------
+    ProblemError
+        ``mode`` is unknown, or an exact count (``mode="exact"``) fails.
+    """
     if mode not in ("auto", "exact", "sample"):
         raise ProblemError(f"region counting mode must be 'auto', 'exact' or 'sample', got {mode!r}")
     if mode == "exact" or (mode == "auto" and net.input_dim <= 2):
@@ -285,7 +421,33 @@ def count_regions(net: Network, lb, ub, *, mode: str = "auto", samples: int = 10
 # ----------------------------------------------------------------------------- plot
 def plot_regions(net: Network, lb, ub, path, *, regions: RegionCount | None = None, seed: int = 0,
                  title: str | None = None):
-    """PNG of the linear regions of a 2-D-input network, one random colour per region."""
+    """Save a PNG of the linear regions of a 2-D-input network, one random colour per region.
+
+    Parameters
+    ----------
+    net : Network
+        A network with 2 inputs.
+    lb, ub : array_like
+        The input box (the plot's axes).
+    path : str or os.PathLike
+        Where to write the PNG.
+    regions : RegionCount, optional
+        An exact count with cells; computed when missing.
+    seed : int, optional
+        Seed of the colours.
+    title : str, optional
+        The plot title (default: the network and its region count).
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Raises
+    ------
+    UnsupportedError
+        The network does not have 2 inputs.
+    """
     if net.input_dim != 2:
         raise UnsupportedError(f"region plots need a 2-D input; this network has {net.input_dim}")
     if regions is None or not regions.cells:

@@ -37,8 +37,24 @@ MAX_EXP = 20
 
 
 def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.ndarray]:
-    """Per hidden layer, the power-of-two factors normalising each unstable neuron's bound
-    range (1 for stable neurons; exponents clipped to ``+-MAX_EXP``)."""
+    """Per hidden layer, the power-of-two factors that normalise each unstable neuron's bound range.
+
+    Stable neurons get 1; exponents are clipped to ``+-MAX_EXP``.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds`` (default the first).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One factor vector per hidden layer.
+    """
     factors = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -54,7 +70,20 @@ def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.
 
 
 def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
-    """The network with hidden neuron i of layer l scaled by ``factors[l][i]`` (same function)."""
+    """The network with hidden neuron i of layer l scaled by ``factors[l][i]`` (same function).
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    factors : list of numpy.ndarray
+        Positive factors per hidden layer, e.g. from `scale_factors`.
+
+    Returns
+    -------
+    Network
+        The rescaled network.
+    """
     layers: list[Layer] = []
     prev = np.ones(network.input_dim)
     for l, layer in enumerate(network.layers):
@@ -68,8 +97,26 @@ def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
 
 
 def rescale(network: Network, bounds: LayerBounds, i: int = 0) -> tuple[Network, list[np.ndarray]]:
-    """``(rescaled network, factors)`` normalising each hidden neuron's range in ``bounds``
-    (box ``i``). Inputs and outputs are untouched; use ``rescale_bounds`` for the bounds."""
+    """Rescale ``network`` so that each hidden neuron's bound range is about 1 (better MIP numerics).
+
+    Inputs and outputs are untouched; use `rescale_bounds` for the bounds.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds`` (default the first).
+
+    Returns
+    -------
+    network : Network
+        The rescaled network.
+    factors : list of numpy.ndarray
+        The factors applied, per hidden layer.
+    """
     factors = scale_factors(network, bounds, i)
     return apply_factors(network, factors), factors
 
@@ -79,7 +126,20 @@ def rescale_bounds(bounds: LayerBounds, factors: list[np.ndarray]) -> LayerBound
 
     Exact for power-of-two factors; the pre-activations of the rescaled network can differ
     from the scaled originals only by the usual rounding, which the bounds' outward margin
-    (relative 1e-9) already covers."""
+    (relative 1e-9) already covers.
+
+    Parameters
+    ----------
+    bounds : LayerBounds
+        Bounds of the original network.
+    factors : list of numpy.ndarray
+        The factors of `rescale`.
+
+    Returns
+    -------
+    LayerBounds
+        Bounds of the rescaled network (``stats["rescaled"]`` set).
+    """
     lower = [L * s[None, :] for L, s in zip(bounds.lower, factors, strict=True)]
     upper = [U * s[None, :] for U, s in zip(bounds.upper, factors, strict=True)]
     return LayerBounds(lower, upper, bounds.out_lower.copy(), bounds.out_upper.copy(),
@@ -87,8 +147,25 @@ def rescale_bounds(bounds: LayerBounds, factors: list[np.ndarray]) -> LayerBound
 
 
 def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
-    """Conditioning of the big-M coefficients: the per-neuron big-M ``max(U, -L)`` of the
-    unstable neurons (neurons whose bounds contain a kink), its max/min ratio and log10."""
+    """Conditioning of the big-M coefficients, which `rescale` is meant to improve.
+
+    Looks at the per-neuron big-M ``max(U, -L)`` of the unstable neurons (neurons whose bounds
+    contain a kink).
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds`` (default the first).
+
+    Returns
+    -------
+    dict
+        ``unstable``, ``max_bigM``, ``min_bigM``, their ``ratio`` and ``log10_spread``.
+    """
     ms = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -104,7 +181,18 @@ def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
 
 
 def matrix_spread(model) -> float:
-    """log10 of max/min absolute nonzero coefficient of a MilpModel's constraint matrix."""
+    """Spread of a MILP's constraint coefficients, a measure of its numerical difficulty.
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+
+    Returns
+    -------
+    float
+        log10 of the max/min absolute nonzero coefficient of ``model.A`` (0 when it is empty).
+    """
     data = np.abs(model.A.data)
     data = data[data > 0]
     return float(np.log10(data.max() / data.min())) if data.size else 0.0

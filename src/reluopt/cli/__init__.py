@@ -24,6 +24,13 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``reluopt`` argument parser, with every subcommand of this installation registered.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand sets ``func`` to its ``run``.
+    """
     parser = argparse.ArgumentParser(
         prog="reluopt",
         description=(
@@ -60,7 +67,18 @@ _NEGATIVE_VALUE = re.compile(r"^-[\d.(xyXY]")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
-    """Rewrite ``--box -3,3`` as ``--box=-3,3``: argparse would take ``-3,3`` for an option."""
+    """Rewrite ``--box -3,3`` as ``--box=-3,3``: argparse would take ``-3,3`` for an option.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command line (without the program name).
+
+    Returns
+    -------
+    list of str
+        The rewritten command line.
+    """
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -75,6 +93,19 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``reluopt`` command: parse ``argv``, run the subcommand, map errors to exit codes.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 solved/proved, 1 stopped without proof, 2 bad input, 3 proven infeasible,
+        4 internal error, 130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):

@@ -23,6 +23,13 @@ lower bound) and reports the Chao1 estimate of the total."""
 
 
 def register(subparsers) -> None:
+    """Add the ``analyze`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     import argparse
 
     p = subparsers.add_parser(
@@ -50,6 +57,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    """Run ``reluopt analyze`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..analysis.indicators import BOUND_METHODS, analyze_network, format_report
 
     net = load_network(args.model, trust_pickle=args.trust_pickle)

@@ -26,6 +26,13 @@ methods:
 
 
 def register(subparsers) -> None:
+    """Add the ``bounds`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     p = subparsers.add_parser("bounds", help="neuron and output bounds over a box, stable neurons",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="example:\n  reluopt bounds examples/peaks/models/peaks_2-64-64-1.npz "
@@ -41,6 +48,24 @@ def register(subparsers) -> None:
 
 
 def compute(net, lb, ub, method: str, time_limit: float | None):
+    """Neuron bounds of ``net`` over the box by one method, for ``reluopt bounds``.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    lb, ub : numpy.ndarray
+        The box.
+    method : str
+        One of ``METHODS`` (``ibp``, ``crown``, ``lp-obbt``, ``mip-obbt``).
+    time_limit : float or None
+        Seconds for OBBT.
+
+    Returns
+    -------
+    LayerBounds
+        The bounds.
+    """
     from ..bounds import crown_bounds, interval_bounds
     from ..problem import Domain
 
@@ -54,6 +79,18 @@ def compute(net, lb, ub, method: str, time_limit: float | None):
 
 
 def run(args) -> int:
+    """Run ``reluopt bounds`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     import time
 
     net = load_network(args.model, trust_pickle=args.trust_pickle)

@@ -67,7 +67,17 @@ def add_trust_pickle_argument(parser) -> None:
 
 
 def parse_box(text: str, dim: int | Network) -> tuple[np.ndarray, np.ndarray]:
-    """``(lb, ub)`` from a ``--box`` value (see ``BOX_HELP``) for a network of ``dim`` inputs."""
+    """``(lb, ub)`` from a ``--box`` value (see ``BOX_HELP``) for a network of ``dim`` inputs.
+
+    Parameters
+    ----------
+    text : str
+    dim : int or Network
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     if isinstance(dim, Network):
         dim = dim.input_dim
     text = str(text).strip()
@@ -143,7 +153,16 @@ def add_objective_arguments(parser) -> None:
 
 
 def objective_kwargs(args) -> dict:
-    """Keyword arguments for ``Problem.build`` from --maximize/--minimize."""
+    """Keyword arguments for ``Problem.build`` from --maximize/--minimize.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    dict
+    """
     text = args.maximize if args.maximize is not None else args.minimize
     key = "maximize" if args.maximize is not None else "minimize"
     text = str(text).strip()
@@ -162,7 +181,16 @@ def add_progress_arguments(parser) -> None:
 
 
 def progress_line(args) -> ProgressLine:
-    """The ``ProgressLine`` that ``--quiet`` and ``--progress`` ask for."""
+    """The ``ProgressLine`` that ``--quiet`` and ``--progress`` ask for.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    ProgressLine
+    """
     return ProgressLine(enabled=not getattr(args, "quiet", False), log=getattr(args, "progress", False))
 
 
@@ -173,6 +201,17 @@ class ProgressLine:
     thread, so the clock moves during a long phase that reports nothing), erased by
     ``close()``. Not on a terminal (a log, a pipe): nothing, unless ``log=True``
     (``--progress``), which prints one line every ``log_every`` seconds.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        False shows nothing (``--quiet``).
+    every : float, optional
+        Least seconds between two redraws on a terminal.
+    stream : file, optional
+        Where to write (default stderr).
+    log, log_every : optional
+        See above.
     """
 
     def __init__(self, enabled: bool = True, every: float = 0.2, stream=None, log: bool = False,
@@ -232,6 +271,7 @@ class ProgressLine:
                     return
 
     def close(self) -> None:
+        """Stop the ticker and erase the live line."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2.0)
@@ -260,7 +300,17 @@ PHASE_NAMES = {"bab": "branch and bound", "mip": "MIP", "split": "input splittin
 
 
 def format_progress(info: dict) -> str:
-    """One progress line: time, method, phase (if any), incumbent, bound, relative gap, counters."""
+    """One progress line: time, method, phase (if any), incumbent, bound, relative gap, counters.
+
+    Parameters
+    ----------
+    info : dict
+        A progress event.
+
+    Returns
+    -------
+    str
+    """
     parts = [f"{info.get('elapsed', 0.0):7.1f}s", f"{info.get('method', '')}"]
     if info.get("phase"):
         word, _, rest = str(info["phase"]).partition(" ")
@@ -282,7 +332,16 @@ def format_progress(info: dict) -> str:
 
 
 def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """``A, b`` of ``A x <= b`` from a JSON file ``{"A": [[...]], "b": [...]}`` (``--polytope``)."""
+    """``A, b`` of ``A x <= b`` from a JSON file ``{"A": [[...]], "b": [...]}`` (``--polytope``).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     try:
         data = json.loads(Path(path).read_text())
         return np.asarray(data["A"], dtype=np.float64), np.asarray(data["b"], dtype=np.float64)
@@ -292,7 +351,16 @@ def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_domain(args):
-    """``(network, lb, ub, A, b)`` from ``args.model``, ``--box`` and ``--polytope`` (if any)."""
+    """``(network, lb, ub, A, b)`` from ``args.model``, ``--box`` and ``--polytope`` (if any).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    tuple
+    """
     net = load_network(args.model, trust_pickle=getattr(args, "trust_pickle", False))
     lb, ub = parse_box(args.box, net.input_dim)
     A, b = read_polytope(args.polytope) if getattr(args, "polytope", None) else (None, None)
@@ -300,7 +368,16 @@ def load_domain(args):
 
 
 def problem_from_args(args):
-    """The Problem that ``solve`` and ``compare`` share: domain, objective, ``--constraint``."""
+    """The Problem that ``solve`` and ``compare`` share: domain, objective, ``--constraint``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    Problem
+    """
     from ..problem import Problem
 
     net, lb, ub, A, b = load_domain(args)

@@ -28,6 +28,13 @@ EPILOG = """examples:
 
 
 def register(subparsers) -> None:
+    """Add the ``compare`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     import argparse
 
     p = subparsers.add_parser(
@@ -58,7 +65,18 @@ def _fmt(v, digits: int = 6) -> str:
 
 
 def table(results) -> str:
-    """A markdown table of the results, best value first in the table's sense."""
+    """A markdown table of the results, best value first in the table's sense.
+
+    Parameters
+    ----------
+    results : list of (str, Result)
+        Method name and result, in table order.
+
+    Returns
+    -------
+    str
+        The table.
+    """
     rows = ["| method | status | value | bound | seconds | time to best | improvements |",
             "|---|---|---|---|---|---|---|"]
     for name, r in results:
@@ -75,8 +93,24 @@ def table(results) -> str:
 
 
 def plot(results, path: str, title: str, time_limit: float, sense: str = "max") -> None:
-    """Each method's incumbent against time (left) and its distance to the best value any
-    method found, on a log scale (right: the differences that the left panel squashes)."""
+    """Save each method's incumbent against time, and its distance to the best value found.
+
+    Left: the incumbents; right: the distance to the best value any method found, on a log
+    scale (the differences that the left panel squashes).
+
+    Parameters
+    ----------
+    results : list of (str, Result)
+        Method name and result.
+    path : str
+        The PNG to write.
+    title : str
+        The figure title.
+    time_limit : float
+        The time axis' end.
+    sense : str, optional
+        ``"max"`` or ``"min"``: which values are better.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +148,18 @@ def plot(results, path: str, title: str, time_limit: float, sense: str = "max") 
 
 # ----------------------------------------------------------------------------- command
 def run(args) -> int:
+    """Run ``reluopt compare`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..methods import get_method
     from ..result import check_time_limit
     from . import EXIT_OK

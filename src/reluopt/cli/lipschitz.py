@@ -44,6 +44,13 @@ exit codes: 0 proven (lower and upper meet), 1 gap left (time limit, bounds-only
 
 
 def register(subparsers) -> None:
+    """Add the ``lipschitz`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     p = subparsers.add_parser("lipschitz", help="certified bounds on the local Lipschitz constant",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,7 +88,25 @@ def register(subparsers) -> None:
 
 
 def parse_objective(text: str, n_outputs: int) -> np.ndarray:
-    """``c`` from a JSON file, an inline list or a linear expression of the outputs."""
+    """``c`` from a JSON file, an inline list or a linear expression of the outputs.
+
+    Parameters
+    ----------
+    text : str
+        The ``--objective`` value.
+    n_outputs : int
+        The network's outputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c``, one finite coefficient per output.
+
+    Raises
+    ------
+    ParseError
+        The value cannot be read or has the wrong length.
+    """
     from ..problem import parse_linear_expression
 
     path = Path(text)
@@ -109,6 +134,18 @@ def parse_objective(text: str, n_outputs: int) -> np.ndarray:
 
 
 def run(args) -> int:
+    """Run ``reluopt lipschitz`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..lipschitz import lipschitz
 
     net, lb, ub, A, b = load_domain(args)

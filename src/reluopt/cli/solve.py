@@ -56,6 +56,13 @@ exit codes: 0 optimal (gap within tolerance), 1 stopped without proof (time limi
 
 
 def register(subparsers) -> None:
+    """Add the ``solve`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     p = subparsers.add_parser("solve", help="optimise over a trained network (certified bound)",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,7 +150,18 @@ def parse_options(items: list[str]) -> dict:
     """``['threads=2', 'rescale=True']`` -> ``{'threads': 2, 'rescale': True}``.
 
     Values are Python literals (a bare word stays a string). The options in ``OPTION_TYPES``
-    must have their type and range, and ``RESERVED_OPTIONS`` are refused; ``ParseError`` otherwise."""
+    must have their type and range, and ``RESERVED_OPTIONS`` are refused; ``ParseError`` otherwise.
+
+    Parameters
+    ----------
+    items : list of str
+        The ``--option`` values.
+
+    Returns
+    -------
+    dict
+        Option name to value.
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -198,7 +216,22 @@ _BAB_SET_BY_SOLVE = {"network", "lb", "ub", "C", "e", "time_limit", "node_limit"
 
 
 def method_option_names(name: str, options: dict, problem) -> set[str] | None:
-    """The option names ``--method name`` takes, or None when it passes any on unchecked."""
+    """The option names ``--method name`` takes, or None when it passes any on unchecked.
+
+    Parameters
+    ----------
+    name : str
+        The method.
+    options : dict
+        The options given (``auto`` looks at ``exact``).
+    problem : Problem
+        The problem (``auto`` chooses its exact method by it).
+
+    Returns
+    -------
+    set of str or None
+        The names, None when they cannot be checked.
+    """
     import inspect
 
     from ..methods import METHODS, get_method
@@ -224,8 +257,24 @@ def method_option_names(name: str, options: dict, problem) -> set[str] | None:
 
 
 def check_method_options(name: str, options: dict, problem) -> None:
-    """Refuse option names the method does not take before it runs (``auto`` would otherwise
-    complain only after its heuristic phase)."""
+    """Refuse option names the method does not take before it runs.
+
+    ``auto`` would otherwise complain only after its heuristic phase.
+
+    Parameters
+    ----------
+    name : str
+        The method.
+    options : dict
+        The parsed ``--option`` values.
+    problem : Problem
+        The problem.
+
+    Raises
+    ------
+    ParseError
+        An option the method does not take.
+    """
     allowed = method_option_names(name, options, problem)
     if allowed is None:
         return
@@ -254,6 +303,18 @@ def _vector_arg(text: str, dim: int, what: str) -> np.ndarray:
 
 
 def run(args) -> int:
+    """Run ``reluopt solve`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..methods import get_method
 
     problem = problem_from_args(args)
@@ -314,6 +375,18 @@ def _short(v) -> str:
 
 
 def exit_code(status: str) -> int:
+    """The exit code of a result's status.
+
+    Parameters
+    ----------
+    status : str
+        The result's status.
+
+    Returns
+    -------
+    int
+        0 optimal, 3 infeasible, 130 interrupted, else 1 (no proof).
+    """
     if status == OPTIMAL:
         return EXIT_OK
     if status == INFEASIBLE:

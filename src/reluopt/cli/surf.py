@@ -48,6 +48,13 @@ reconstruction error reported); a row as long as A's rows is a measurement."""
 
 
 def register(subparsers) -> None:
+    """Add the ``surf`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     import argparse
 
     p = subparsers.add_parser(
@@ -87,6 +94,22 @@ def register(subparsers) -> None:
 
 # ----------------------------------------------------------------------------- inputs
 def read_checkpoints(paths: list[str], trust_pickle: bool = False):
+    """The Surfing checkpoints from one folder or several model files.
+
+    Parameters
+    ----------
+    paths : list of str
+        One checkpoint folder, or model files in training order.
+    trust_pickle : bool, optional
+        Allow unpickling model files.
+
+    Returns
+    -------
+    checkpoints : list of Network
+        The checkpoints in training order (see `reluopt.methods.surfing.load_checkpoints`).
+    folder : Path or None
+        The folder, when one was given.
+    """
     from ..methods.surfing import load_checkpoints
 
     if len(paths) == 1 and Path(paths[0]).is_dir():
@@ -98,6 +121,27 @@ def read_checkpoints(paths: list[str], trust_pickle: bool = False):
 
 
 def read_box(args, net, folder: Path | None):
+    """The latent box: ``--box``, or the checkpoint folder's ``latent_box.json``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+    net : Network
+        The generator (for the box's dimension).
+    folder : Path or None
+        The checkpoint folder.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lb, ub)``.
+
+    Raises
+    ------
+    ProblemError
+        There is no box.
+    """
     if args.box:
         return parse_box(args.box, net)
     if folder is not None and (folder / "latent_box.json").exists():
@@ -106,6 +150,25 @@ def read_box(args, net, folder: Path | None):
 
 
 def read_matrix(path: str, what: str) -> np.ndarray:
+    """A finite matrix from a ``.npy`` or CSV file.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    what : str
+        What it is, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The matrix (at least 2-D).
+
+    Raises
+    ------
+    ParseError
+        A missing or unreadable file, or a non-finite entry.
+    """
     p = Path(path)
     if not p.is_file():
         raise ParseError(f"{what} file {path!r} does not exist")
@@ -120,6 +183,22 @@ def read_matrix(path: str, what: str) -> np.ndarray:
 
 
 def measurement_matrix(spec: str, n_outputs: int, rng) -> np.ndarray | None:
+    """The ``--measurements`` matrix: none (identity), ``gaussian:M`` or a file.
+
+    Parameters
+    ----------
+    spec : str
+        The option's value.
+    n_outputs : int
+        The generator's outputs (the matrix's columns).
+    rng : numpy.random.Generator
+        Source of a Gaussian matrix.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The matrix, None for the identity.
+    """
     spec = spec.strip()
     if spec.lower() in ("none", "identity"):
         return None
@@ -139,7 +218,20 @@ def measurement_matrix(spec: str, n_outputs: int, rng) -> np.ndarray | None:
 
 
 def held_out_digits(n: int, seed: int = 0) -> np.ndarray:
-    """The held-out rows of examples/surfing/train_digits_decoder.py's split (same seed)."""
+    """The held-out rows of examples/surfing/train_digits_decoder.py's split (same seed).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    seed : int, optional
+        The split's seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        Digit images scaled to [0, 1], one per row.
+    """
     from sklearn.datasets import load_digits
 
     X = load_digits().data / 16.0
@@ -151,6 +243,18 @@ def held_out_digits(n: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- run
 def run(args) -> int:
+    """Run ``reluopt surf`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..methods.surfing import compare_at_equal_budget, relative_errors, surf
 
     for name in ("in_range", "digits", "starts", "steps_per_checkpoint", "polish_steps", "restarts"):
@@ -239,7 +343,32 @@ def run(args) -> int:
 
 
 def exact_runs(G, targets, A, lb, ub, warm, time_limit, Y_sig, seed) -> dict:
-    """The exact MIQP per target, warm-started at Surfing's point."""
+    """The exact MIQP per target, warm-started at Surfing's point, summarised like Surfing's runs.
+
+    Parameters
+    ----------
+    G : Network
+        The generator.
+    targets : sequence of numpy.ndarray
+        The measured outputs.
+    A : numpy.ndarray or None
+        The measurement matrix.
+    lb, ub : numpy.ndarray
+        The latent box.
+    warm : sequence of Result
+        Surfing's result per target.
+    time_limit : float
+        Seconds per target.
+    Y_sig : numpy.ndarray or None
+        The true signals, for relative errors.
+    seed : int
+        Seed of the MIQP.
+
+    Returns
+    -------
+    dict
+        The results and their summary (success rate, median value, bound and error).
+    """
     from ..methods.surfing import relative_errors
     from ..methods.surfing_exact import solve_miqp
     from ..problem import Domain, LeastSquares, Problem

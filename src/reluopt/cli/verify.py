@@ -21,6 +21,13 @@ from .common import add_model_argument, add_progress_arguments, load_network, pr
 
 
 def register(subparsers) -> None:
+    """Add the ``verify`` subcommand and its options to the ``reluopt`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands.
+    """
     p = subparsers.add_parser(
         "verify",
         help="decide a VNN-LIB property (sat = counterexample found, unsat = proved)",
@@ -54,6 +61,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    """Run ``reluopt verify`` on the parsed command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     if args.instances:
         if args.model or args.property:
             raise ProblemError("give either MODEL PROPERTY or --instances, not both")
@@ -107,7 +126,23 @@ def _explain(verdict) -> None:
 
 
 def read_instances(path) -> list[tuple[Path, Path, float]]:
-    """Rows ``onnx, vnnlib, timeout`` (a header row is skipped); paths relative to the CSV."""
+    """Rows ``onnx, vnnlib, timeout`` of an instances CSV (a header row is skipped).
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV; the paths in it are relative to it.
+
+    Returns
+    -------
+    list of (Path, Path, float)
+        One entry per instance.
+
+    Raises
+    ------
+    ProblemError
+        A missing file or a bad row.
+    """
     path = Path(path)
     if not path.exists():
         raise ProblemError(f"{path}: no such file")
@@ -129,6 +164,18 @@ def read_instances(path) -> list[tuple[Path, Path, float]]:
 
 
 def run_instances(args) -> int:
+    """Run ``reluopt verify --instances``: every instance of the CSV in turn.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code (see `reluopt.cli`).
+    """
     from ..verification import VnnlibTimeout, load_vnnlib, verify
 
     instances = read_instances(args.instances)

@@ -60,7 +60,32 @@ __all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz"]
 
 @dataclass
 class LipschitzResult:
-    """``lower <= L <= upper``; ``x`` witnesses ``lower`` strictly inside its region."""
+    """Certified bounds ``lower <= L <= upper`` on a Lipschitz constant, with the point behind ``lower``.
+
+    Attributes
+    ----------
+    lower : float
+        A value of the gradient norm at ``x`` (strictly inside its linear region).
+    upper : float
+        A certified upper bound.
+    status : str
+        ``"optimal"`` (the gap is closed), ``"time_limit"`` (an exact method stopped) or
+        ``"bounds"`` (any other method left a gap).
+    norm : str
+        The input norm, ``"1"``, ``"2"`` or ``"inf"``.
+    method : str
+        The method asked for (`METHODS`).
+    x : numpy.ndarray or None
+        The witness of ``lower``.
+    pattern : list or None
+        The activation pattern at ``x``, per hidden layer.
+    seconds : float
+        Wall time.
+    stats : dict
+        Method details.
+    history : list
+        ``(seconds, lower, upper, source)`` as the bounds improved.
+    """
 
     lower: float
     upper: float
@@ -80,6 +105,13 @@ class LipschitzResult:
         return (self.upper - self.lower) / max(abs(self.upper), 1e-12)
 
     def to_dict(self) -> dict:
+        """The result as a JSON-able dict (infinite bounds become None).
+
+        Returns
+        -------
+        dict
+            The fields, the ``gap`` and the history.
+        """
         return {
             "lower": _finite(self.lower), "upper": _finite(self.upper), "gap": _finite(self.gap),
             "status": self.status, "norm": self.norm, "method": self.method,
@@ -97,6 +129,13 @@ class LipschitzResult:
                 f"seconds={self.seconds:.3f})")
 
     def summary(self) -> str:
+        """A few aligned lines for the terminal.
+
+        Returns
+        -------
+        str
+            Status, norm, bounds, gap and time.
+        """
         return (f"status  {self.status}\nnorm    {self.norm} (input)\nlower   {self.lower:.10g}\n"
                 f"upper   {self.upper:.10g}\ngap     {self.gap:.3g}\nseconds {self.seconds:.3f}")
 
@@ -169,12 +208,53 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
               A=None, b=None, progress=None) -> LipschitzResult:
     """Certified bounds on the local Lipschitz constant of ``c . y`` over a box.
 
-    ``box`` is ``(lb, ub)`` (scalars or vectors) when a Network is given. With neither
-    ``output`` nor ``c`` and several outputs, the vector case ``max_k ||J_k||_1`` (p = inf)
-    is computed. ``bounds``: neuron bounds for the MIP and the interval Jacobian, 'crown'
-    (default), 'ibp', 'lp-obbt' (LP-based tightening, paid from the time limit) or a
-    ``LayerBounds`` over the same box. ``solver``: 'highs' or 'gurobi' for the linear MIP
-    (SCIP or 'gurobi' for the l2 MIQCQP).
+    With neither ``output`` nor ``c`` and several outputs, the vector case ``max_k ||J_k||_1``
+    (p = inf) is computed.
+
+    Parameters
+    ----------
+    net_or_problem : Network or Problem
+        The network, or a problem whose domain is used.
+    box : tuple, optional
+        ``(lb, ub)`` (scalars or vectors), needed when a Network is given.
+    norm : {1, 2, "inf"}, optional
+        The input norm p (the gradient is measured in its dual norm).
+    method : str, optional
+        One of `METHODS` (see the module docstring).
+    output : int, optional
+        Bound the constant of this output only.
+    c : array_like, optional
+        Bound the constant of ``c . y``.
+    time_limit : float or None, optional
+        Seconds for the whole call.
+    seed : int, optional
+        Seed of the sampling.
+    samples : int, optional
+        Number of samples of the lower bound.
+    bounds : LayerBounds or str, optional
+        Neuron bounds for the MIP and the interval Jacobian: ``"crown"`` (default), ``"ibp"``,
+        ``"lp-obbt"`` (LP-based tightening, paid from the time limit) or a ``LayerBounds`` over
+        the same box.
+    solver : str, optional
+        ``"highs"`` or ``"gurobi"`` for the linear MIP (SCIP or ``"gurobi"`` for the l2 MIQCQP).
+    threads : int, optional
+        Solver threads.
+    A, b : array_like, optional
+        Extra input constraints ``A x <= b``.
+    progress : callable, optional
+        Called with a dict (elapsed, method, incumbent, bound, gap, phase) as bounds improve.
+
+    Returns
+    -------
+    LipschitzResult
+        The bounds, the witness and the history.
+
+    Raises
+    ------
+    ProblemError
+        An unknown method, solver or norm, or a method that does not handle the norm.
+    SolverError
+        The l2 MIQCQP is needed and no nonconvex solver is installed.
     """
     if method not in METHODS:
         raise ProblemError(f"unknown Lipschitz method {method!r}; choose from {', '.join(METHODS)}")
@@ -246,8 +326,18 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
 
 
 def require_nonconvex_solver(solver: str = "highs") -> None:
-    """The l2 MIQCQP needs SCIP (pyscipopt), or Gurobi with solver='gurobi'; say which extra
-    to install when it is missing."""
+    """Check that the l2 MIQCQP can run: it needs SCIP (pyscipopt), or Gurobi with solver='gurobi'.
+
+    Parameters
+    ----------
+    solver : str, optional
+        The solver asked for.
+
+    Raises
+    ------
+    SolverError
+        The solver's package is missing (the message names the extra to install).
+    """
     try:
         if solver == "gurobi":
             import gurobipy  # noqa: F401

@@ -35,15 +35,51 @@ REALISE_MAX_LPS = 64
 
 
 def enumerated_upper(network, rows: np.ndarray, L_list, U_list, q: float) -> float:
-    """Largest ``||grad (rows_k . y)||_q`` over every pattern consistent with one box's
-    neuron bounds (stable neurons fixed, unstable ones both ways)."""
+    """Largest gradient norm over every pattern consistent with one box's neuron bounds.
+
+    Stable neurons are fixed, unstable ones go both ways: a sound upper bound for the box.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    rows : numpy.ndarray
+        Output weights, one row per function.
+    L_list, U_list : list of numpy.ndarray
+        Pre-activation bounds of the box, per hidden layer.
+    q : float
+        The gradient's norm.
+
+    Returns
+    -------
+    float
+        The bound, rounded up.
+    """
     _, norms = enumerate_patterns(network, rows, L_list, U_list, q)
     return float(np.max(norms)) * (1 + 1e-9) + 1e-15
 
 
 def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float):
-    """Every pattern consistent with one box's neuron bounds (as 0/1 slope matrices per layer,
-    one row per pattern) and its largest gradient norm over ``rows``."""
+    """Every pattern consistent with one box's neuron bounds, and its largest gradient norm.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    rows : numpy.ndarray
+        Output weights, one row per function.
+    L_list, U_list : list of numpy.ndarray
+        Pre-activation bounds of the box, per hidden layer.
+    q : float
+        The gradient's norm.
+
+    Returns
+    -------
+    slopes : list of numpy.ndarray
+        Per hidden layer, the 0/1 slope matrix, one row per pattern.
+    norms : numpy.ndarray
+        The largest gradient norm over ``rows`` of each pattern.
+    """
     unstable = [(L < 0) & (U > 0) for L, U in zip(L_list, U_list, strict=True)]
     k = int(sum(u.sum() for u in unstable))
     bits = ((np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1).astype(np.float64)
@@ -65,15 +101,32 @@ def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float):
 
 def realised_max(target: Target, lb: np.ndarray, ub: np.ndarray, L_list, U_list, floor: float,
                  max_lps: int = REALISE_MAX_LPS):
-    """The largest gradient norm over the regions that are full-dimensional inside one box:
-    patterns by decreasing norm, the first with a strictly interior point (a region LP) wins.
+    """The largest gradient norm over the regions that are full-dimensional inside one box.
 
-    Returns ``(value, x)`` (x strictly inside that region and the box, re-checked by a forward
-    pass); ``(floor, None)`` when every pattern above ``floor`` is unrealised (the box cannot
-    beat the lower bound); None when more than ``max_lps`` LPs would be needed. Like the brute
-    force of the tests, this trusts the LP's verdict that a region has no interior in the box.
-    This is what closes the gap where many kinks meet (e.g. at the origin of a bias-free net),
-    since enumeration alone counts patterns that no input realises there.
+    Patterns by decreasing norm, the first with a strictly interior point (a region LP) wins.
+    Like the brute force of the tests, this trusts the LP's verdict that a region has no
+    interior in the box. This is what closes the gap where many kinks meet (e.g. at the origin
+    of a bias-free net), since enumeration alone counts patterns that no input realises there.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    lb, ub : numpy.ndarray
+        The box.
+    L_list, U_list : list of numpy.ndarray
+        Its pre-activation bounds, per hidden layer.
+    floor : float
+        The lower bound to beat.
+    max_lps : int, optional
+        Most region LPs to solve.
+
+    Returns
+    -------
+    tuple or None
+        ``(value, x)`` (x strictly inside that region and the box, re-checked by a forward
+        pass); ``(floor, None)`` when every pattern above ``floor`` is unrealised (the box cannot
+        beat the lower bound); None when more than ``max_lps`` LPs would be needed or a check fails.
     """
     net = target.network
     slopes, norms = enumerate_patterns(net, target.rows, L_list, U_list, target.q)
@@ -95,8 +148,30 @@ def realised_max(target: Target, lb: np.ndarray, ub: np.ndarray, L_list, U_list,
 
 def lipschitz_bab(target: Target, *, deadline: float, lower: float = -np.inf, x_lower=None,
                   rel_gap: float = 1e-5, abs_gap: float = 0.0, batch: int = 256, node_limit: int | None = None):
-    """Returns ``(lower, x_lower, upper, nodes, closed)``; ``closed`` means the gap
-    (``rel_gap * |upper| + abs_gap``) is met."""
+    """Input-space branch and bound on the Lipschitz constant, certified and fast in low dimension.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    deadline : float
+        ``time.perf_counter()`` value at which to stop.
+    lower : float, optional
+        A known lower bound, witnessed by ``x_lower``.
+    x_lower : numpy.ndarray, optional
+        Its witness.
+    rel_gap, abs_gap : float, optional
+        Stop when ``upper - lower <= rel_gap * |upper| + abs_gap``.
+    batch : int, optional
+        Boxes bounded at once.
+    node_limit : int, optional
+        Most boxes to bound.
+
+    Returns
+    -------
+    tuple
+        ``(lower, x_lower, upper, nodes, closed)``; ``closed`` means the gap is met.
+    """
     dom = target.domain
     net = target.network
     width0 = np.maximum(dom.ub - dom.lb, 1e-300)

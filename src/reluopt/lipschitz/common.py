@@ -25,7 +25,23 @@ INTERIOR_TOL = 1e-9
 
 
 def parse_norm(norm) -> float:
-    """``1``, ``2``, ``inf`` (or their string forms) -> the input norm p as a float."""
+    """The input norm p as a float, from the spellings users type.
+
+    Parameters
+    ----------
+    norm : int, float or str
+        ``1``, ``2``, ``inf`` or their string forms (``"l1"``, ``"linf"``, ...).
+
+    Returns
+    -------
+    float
+        1.0, 2.0 or inf.
+
+    Raises
+    ------
+    ProblemError
+        Any other norm.
+    """
     key = str(norm).strip().lower()
     if key in ("infinity", "linf", "l-inf", "np.inf"):
         key = "inf"
@@ -36,11 +52,36 @@ def parse_norm(norm) -> float:
 
 
 def dual_norm(p: float) -> float:
+    """The dual norm q of p (``1/p + 1/q = 1``), in which gradients are measured.
+
+    Parameters
+    ----------
+    p : float
+        1.0, 2.0 or inf.
+
+    Returns
+    -------
+    float
+        inf, 2.0 or 1.0.
+    """
     return DUAL[p]
 
 
 def vector_norm(v: np.ndarray, q: float) -> np.ndarray:
-    """Row-wise q-norm of ``v`` (n, d)."""
+    """Row-wise q-norm of ``v``.
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        Shape (n, d) (or (d,)).
+    q : float
+        The norm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,).
+    """
     return np.linalg.norm(np.atleast_2d(v), ord=q, axis=1)
 
 
@@ -49,6 +90,19 @@ class Target:
     """The functions whose Lipschitz constant is wanted: ``c_k . y`` for each row ``c_k``.
 
     The constant of the vector case (p = q = inf) is the max over the rows (one per output).
+
+    Attributes
+    ----------
+    network : Network
+        The network.
+    domain : Domain
+        The input domain.
+    rows : numpy.ndarray
+        The output weights ``c_k``, shape (k, m).
+    p : float
+        The input norm.
+    labels : tuple of str
+        A name per row, for reports.
     """
 
     network: Network
@@ -62,18 +116,53 @@ class Target:
         return dual_norm(self.p)
 
     def gradients(self, x: np.ndarray) -> np.ndarray:
-        """Gradients of every row at points ``x`` (n, d): shape (k, n, d)."""
+        """Gradients of every row at some points.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Points, shape (n, d).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (k, n, d).
+        """
         return np.stack([self.network.gradient(x, c) for c in self.rows])
 
     def norms(self, x: np.ndarray) -> np.ndarray:
-        """Largest gradient norm over the rows at each point: shape (n,)."""
+        """Largest gradient norm over the rows at each point (a lower bound where the point is interior).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Points, shape (n, d) (or one point).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n,).
+        """
         g = self.gradients(np.atleast_2d(x))
         return np.max(np.linalg.norm(g, ord=self.q, axis=2), axis=0)
 
 
 def require_binary_slopes(network: Network) -> None:
-    """The computations here take every activation slope to be 0 or 1 (a pattern is a 0/1
-    diagonal, the MIP switches the backward pass with one binary): refuse anything else."""
+    """Refuse networks whose activation slopes are not all 0 or 1.
+
+    The computations here take every activation slope to be 0 or 1 (a pattern is a 0/1
+    diagonal, the MIP switches the backward pass with one binary).
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+
+    Raises
+    ------
+    UnsupportedError
+        A hidden layer has another slope (e.g. a leaky ReLU).
+    """
     for i, layer in enumerate(network.hidden_layers):
         slopes = layer.act.slope_values
         if not set(slopes) <= {0.0, 1.0}:
@@ -83,7 +172,24 @@ def require_binary_slopes(network: Network) -> None:
 
 
 def interior_mask(network: Network, x: np.ndarray, tol: float = INTERIOR_TOL) -> np.ndarray:
-    """True for points whose every hidden pre-activation is strictly away from a kink."""
+    """Which points are strictly inside their linear region (every pre-activation away from a kink).
+
+    Only there is the gradient norm at the point a valid lower bound.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    x : numpy.ndarray
+        Points, shape (n, d).
+    tol : float, optional
+        Relative distance to a kink that counts as away from it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, shape (n,).
+    """
     x = np.atleast_2d(x)
     ok = np.ones(x.shape[0], dtype=bool)
     for layer, g in zip(network.hidden_layers, network.preactivations(x), strict=True):
@@ -96,14 +202,44 @@ def interior_mask(network: Network, x: np.ndarray, tol: float = INTERIOR_TOL) ->
 
 
 def pattern_of(network: Network, x: np.ndarray) -> list[np.ndarray]:
+    """The activation pattern (phase per neuron) of the first point of ``x``.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    x : numpy.ndarray
+        A point (or points; the first is used).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One int8 phase vector per hidden layer.
+    """
     return [p[0].astype(np.int8) for p in network.phase_pattern(np.atleast_2d(x)[:1])]
 
 
 def interior_point(network: Network, domain: Domain, pattern, margin_floor: float = 0.0):
     """A point of the domain where ``pattern`` holds with the largest margin (an LP).
 
-    Returns ``(x, margin)``; ``margin > 0`` means the region is full-dimensional there and
-    ``x`` is strictly inside it.
+    Parameters
+    ----------
+    network : Network
+        The network.
+    domain : Domain
+        The input domain.
+    pattern : list of array_like
+        A 0/1 pattern per hidden layer.
+    margin_floor : float, optional
+        Unused (kept for signature compatibility).
+
+    Returns
+    -------
+    x : numpy.ndarray or None
+        The point, None when the LP fails.
+    margin : float
+        ``margin > 0`` means the region is full-dimensional there and ``x`` is strictly inside
+        it (-inf when the LP fails).
     """
     from scipy.optimize import linprog
 

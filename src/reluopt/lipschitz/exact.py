@@ -24,7 +24,27 @@ TRACE_EVERY = 1.0
 
 @dataclass
 class Search:
-    """Shared state of one ``lipschitz()`` call."""
+    """Shared state of one ``lipschitz()`` call: best witness, bounds, history and deadline.
+
+    Attributes
+    ----------
+    target : Target
+        What is bounded.
+    start, deadline : float
+        ``time.perf_counter()`` at the start and when to stop.
+    lower : float
+        Best lower bound so far, witnessed by ``x``.
+    x : numpy.ndarray or None
+        Its witness.
+    upper : float
+        Best certified upper bound so far.
+    history : list
+        ``(seconds, lower, upper, source)`` entries.
+    stats : dict
+        Method details for the result.
+    progress : callable or None
+        The user's progress callback.
+    """
 
     target: Target
     start: float
@@ -37,16 +57,50 @@ class Search:
     progress: Callable | None = None
 
     def elapsed(self) -> float:
+        """Seconds since the start.
+
+        Returns
+        -------
+        float
+            Elapsed wall time.
+        """
         return time.perf_counter() - self.start
 
     def remaining(self) -> float:
+        """Seconds left before the deadline.
+
+        Returns
+        -------
+        float
+            At least 0.
+        """
         return max(self.deadline - time.perf_counter(), 0.0)
 
     def offer(self, x, value: float) -> None:
+        """Keep ``x`` as the witness if its ``value`` beats the lower bound.
+
+        Parameters
+        ----------
+        x : numpy.ndarray or None
+            A point strictly inside its region.
+        value : float
+            Its gradient norm.
+        """
         if x is not None and value > self.lower:
             self.x, self.lower = x, value
 
     def record(self, source: str, upper: float | None = None, **extra) -> None:
+        """Append the current bounds to the history and report them to the progress callback.
+
+        Parameters
+        ----------
+        source : str
+            What produced them (``"method:phase"``).
+        upper : float, optional
+            The upper bound to record (default the current one).
+        **extra
+            More fields for the progress callback.
+        """
         up = self.upper if upper is None else upper
         now = self.elapsed()
         self.history.append((now, self.lower, up, source))
@@ -58,8 +112,29 @@ class Search:
 
 def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, realisable: bool,
               solver: str = "highs", threads: int = 1) -> float:
-    """Solve the exact (or, with ``realisable=False``, the free-pattern) model for every row
-    in the time left; returns the certified upper bound (max over rows)."""
+    """Solve the exact (or free-pattern) model for every row in the time left.
+
+    Parameters
+    ----------
+    search : Search
+        The call's state; witnesses found are offered to it.
+    bounds : LayerBounds
+        Neuron bounds of the domain.
+    uppers : list of float
+        Cheap upper bounds per row, kept when a solve does not beat them.
+    realisable : bool
+        Solve the exact model (patterns realised by an input); False solves the free-pattern
+        relaxation, which only gives an upper bound.
+    solver : str, optional
+        ``"highs"`` or ``"gurobi"`` (SCIP for the l2 norm unless ``"gurobi"``).
+    threads : int, optional
+        Solver threads.
+
+    Returns
+    -------
+    float
+        The certified upper bound (max over rows).
+    """
     from ..milp.backends import get_backend
     from .mip import build_lipschitz_model, mip_start, solve_l2_scip, widen
 
@@ -126,8 +201,25 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
 
 
 def pattern_from_solution(model, bounds: LayerBounds, values: np.ndarray) -> list[np.ndarray]:
-    """The activation pattern the solver chose: stable neurons by their bounds, unstable
-    ones by their binaries (at a kink the point alone does not tell which side was used)."""
+    """The activation pattern the solver chose.
+
+    Stable neurons by their bounds, unstable ones by their binaries (at a kink the point alone
+    does not tell which side was used).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The Lipschitz model.
+    bounds : LayerBounds
+        Its neuron bounds.
+    values : numpy.ndarray
+        The solution's column vector.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One int8 0/1 vector per hidden layer.
+    """
     pattern = []
     for l, zc in enumerate(model.z_cols):
         p = (bounds.lower[l][0] >= 0).astype(np.int8)
@@ -142,6 +234,22 @@ def witness(target: Target, x: np.ndarray, pattern: list[np.ndarray]):
 
     Tries ``x`` itself, then the most interior point of the region (an LP); the point's own
     pattern is re-checked by a forward pass.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    x : numpy.ndarray
+        The solver's point.
+    pattern : list of numpy.ndarray
+        The solver's pattern.
+
+    Returns
+    -------
+    x : numpy.ndarray or None
+        The witness.
+    value : float
+        Its gradient norm (-inf without a witness).
     """
     net = target.network
     for candidate in (x, None):

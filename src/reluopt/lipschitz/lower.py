@@ -23,7 +23,22 @@ def _sample_domain(target: Target, rng: np.random.Generator, n: int) -> np.ndarr
 
 
 def best_interior(target: Target, x: np.ndarray):
-    """The point of ``x`` with the largest gradient norm among those strictly inside a region."""
+    """The point of ``x`` with the largest gradient norm among those strictly inside a region.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    x : numpy.ndarray
+        Candidate points, shape (n, d).
+
+    Returns
+    -------
+    x : numpy.ndarray or None
+        The best point.
+    value : float
+        Its gradient norm (-inf when no candidate qualifies).
+    """
     if x.shape[0] == 0:
         return None, -np.inf
     x = x[interior_mask(target.network, x) & target.domain.contains(x, tol=0.0)]
@@ -36,6 +51,28 @@ def best_interior(target: Target, x: np.ndarray):
 
 def sample_lower(target: Target, *, samples: int = 20000, seed: int = 0, batch: int = 4096,
                  deadline: float = np.inf):
+    """A lower bound from uniform samples of the domain: the best interior sample.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    samples : int, optional
+        Number of samples.
+    seed : int, optional
+        Their seed.
+    batch : int, optional
+        Samples evaluated at once.
+    deadline : float, optional
+        ``time.perf_counter()`` value at which to stop.
+
+    Returns
+    -------
+    x : numpy.ndarray or None
+        The best sample.
+    value : float
+        Its gradient norm (-inf when none qualifies).
+    """
     rng = np.random.default_rng(seed)
     best_x, best = None, -np.inf
     done = 0
@@ -50,7 +87,32 @@ def sample_lower(target: Target, *, samples: int = 20000, seed: int = 0, batch: 
 
 def local_ascent(target: Target, x0: np.ndarray, value: float, *, seed: int = 0, rounds: int = 60,
                  batch: int = 256, deadline: float = np.inf):
-    """Climb the gradient norm over neighbouring regions from ``x0``."""
+    """Climb the gradient norm over neighbouring regions from ``x0``.
+
+    Parameters
+    ----------
+    target : Target
+        What is bounded.
+    x0 : numpy.ndarray
+        The start point.
+    value : float
+        Its gradient norm.
+    seed : int, optional
+        Seed of the random neighbours.
+    rounds : int, optional
+        Maximum number of rounds (the radius shrinks after a round without progress).
+    batch : int, optional
+        Neighbours per round.
+    deadline : float, optional
+        ``time.perf_counter()`` value at which to stop.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        The best point.
+    value : float
+        Its gradient norm.
+    """
     rng = np.random.default_rng(seed)
     d = target.domain
     width = np.maximum(d.ub - d.lb, 1e-12)

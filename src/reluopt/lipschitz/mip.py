@@ -50,7 +50,23 @@ def _rows(model: MilpModel, entries: list[tuple[np.ndarray, np.ndarray, np.ndarr
 
 @dataclass
 class Layout:
-    """Where the backward pass lives in the model, to write a MIP start from a point."""
+    """Where the backward pass lives in the model, to write a MIP start from a point.
+
+    Attributes
+    ----------
+    c : numpy.ndarray
+        Output weights.
+    q : float
+        The gradient's norm.
+    z_cols : list of numpy.ndarray
+        Binary columns per hidden layer.
+    lam, mu : list of numpy.ndarray
+        Columns of the backward vectors before and after each activation (-1: none, mu = 0).
+    g : numpy.ndarray or None
+        Columns of the input gradient.
+    obj : tuple
+        Columns of the norm objective.
+    """
 
     c: np.ndarray
     q: float
@@ -63,7 +79,32 @@ class Layout:
 
 def build_lipschitz_model(network: Network, domain: Domain, bounds: LayerBounds, c: np.ndarray,
                           q: float, realisable: bool = True):
-    """The MILP ``max ||grad (c . y)||_q`` (q in {1, inf}); returns (model, g_cols, layout)."""
+    """The MILP ``max ||grad (c . y)||_q`` (q in {1, inf}).
+
+    Parameters
+    ----------
+    network : Network
+        The network (no clipped ReLU).
+    domain : Domain
+        The input domain.
+    bounds : LayerBounds
+        Its neuron bounds.
+    c : numpy.ndarray
+        Output weights.
+    q : float
+        1 or inf.
+    realisable : bool, optional
+        Tie the pattern to an input (exact); False leaves it free (an upper bound only).
+
+    Returns
+    -------
+    model : MilpModel
+        The model.
+    g_cols : numpy.ndarray
+        Columns of the input gradient.
+    layout : Layout
+        Where the backward pass lives, for `mip_start`.
+    """
     if network.has_clipped:
         raise UnsupportedError("the Lipschitz MIP does not support clipped ReLU layers")
     if realisable:
@@ -143,6 +184,20 @@ def mip_start(model: MilpModel, layout: Layout, x: np.ndarray) -> np.ndarray:
 
     The solver re-checks it; a start that violates a row by more than its tolerance is
     simply ignored, so this only ever helps the primal side.
+
+    Parameters
+    ----------
+    model : MilpModel
+        The Lipschitz model.
+    layout : Layout
+        Its layout.
+    x : numpy.ndarray
+        An input point.
+
+    Returns
+    -------
+    numpy.ndarray
+        The column vector.
     """
     net = model.network
     x = np.asarray(x, dtype=np.float64)
@@ -220,6 +275,18 @@ def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> tuple:
 
 
 def widen(bound: float | None) -> float:
+    """A solver's bound made safe: widened by ``SOLVER_MARGIN`` (relative and absolute).
+
+    Parameters
+    ----------
+    bound : float or None
+        The solver's bound.
+
+    Returns
+    -------
+    float
+        The widened bound (inf when there is none).
+    """
     if bound is None or not math.isfinite(bound):
         return math.inf
     return bound + SOLVER_MARGIN * (abs(bound) + 1.0)
@@ -228,7 +295,23 @@ def widen(bound: float | None) -> float:
 def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: float | None):
     """``max ||g||_2^2`` over the linear model with SCIP (a nonconvex MIQCQP).
 
-    Returns ``(values, objective, bound)`` with objective/bound on the squared norm.
+    Parameters
+    ----------
+    model : MilpModel
+        The model of `build_lipschitz_model` (its objective is replaced).
+    g_cols : numpy.ndarray
+        Columns of the input gradient.
+    g_lo, g_hi : numpy.ndarray
+        Their bounds.
+    time_limit : float or None
+        Seconds.
+
+    Returns
+    -------
+    tuple
+        ``(values, objective, bound, status)`` with objective/bound on the squared norm;
+        ``bound`` is inf unless SCIP's status guarantees it, ``status`` starts with
+        ``"error"`` when SCIP failed.
     """
     from ..milp.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 

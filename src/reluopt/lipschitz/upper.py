@@ -26,6 +26,22 @@ def _operator_norm_transposed(W: np.ndarray, q: float) -> float:
 
 
 def product_bound(network: Network, c: np.ndarray, q: float) -> float:
+    """The cheapest upper bound: the product of the layers' operator norms.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    c : numpy.ndarray
+        Output weights.
+    q : float
+        The gradient's norm.
+
+    Returns
+    -------
+    float
+        ``||W_out^T c||_q * prod ||W_l^T||_{q->q}``, rounded up.
+    """
     v = network.layers[-1].W.T @ c
     total = float(np.linalg.norm(v, ord=q))
     for layer in network.hidden_layers:
@@ -34,7 +50,22 @@ def product_bound(network: Network, c: np.ndarray, q: float) -> float:
 
 
 def slope_intervals(network: Network, bounds: LayerBounds, i: int = 0):
-    """Per hidden layer, the interval ``[lo, hi]`` of each neuron's activation slope."""
+    """Per hidden layer, the interval ``[lo, hi]`` of each neuron's activation slope.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds``.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``(lo, hi)`` per hidden layer.
+    """
     out = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -43,9 +74,25 @@ def slope_intervals(network: Network, bounds: LayerBounds, i: int = 0):
 
 
 def gradient_intervals(network: Network, c: np.ndarray, bounds: LayerBounds, i: int = 0):
-    """Intervals of ``lambda_l`` (the backward vectors before each hidden activation),
-    from the last hidden layer down to the input gradient. Returns a list aligned with the
-    hidden layers (``lams[l]`` bounds ``W_{l+1}^T mu_{l+1}``) and the input-gradient interval.
+    """Intervals of the backward vectors, from the last hidden layer down to the input gradient.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    c : numpy.ndarray
+        Output weights.
+    bounds : LayerBounds
+        Its neuron bounds.
+    i : int, optional
+        Which box of ``bounds``.
+
+    Returns
+    -------
+    lams : list of tuple of numpy.ndarray
+        Aligned with the hidden layers: ``lams[l]`` bounds ``W_{l+1}^T mu_{l+1}``.
+    gradient : tuple of numpy.ndarray
+        The input-gradient interval ``(lo, hi)``.
     """
     slopes = slope_intervals(network, bounds, i)
     v = network.layers[-1].W.T @ c
@@ -67,13 +114,49 @@ def gradient_intervals(network: Network, c: np.ndarray, bounds: LayerBounds, i: 
 
 
 def interval_jacobian_bound(network: Network, c: np.ndarray, q: float, bounds: LayerBounds) -> float:
+    """The interval-Jacobian upper bound on ``||grad (c . y)||_q`` over one box.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    c : numpy.ndarray
+        Output weights.
+    q : float
+        The gradient's norm.
+    bounds : LayerBounds
+        Neuron bounds of the box.
+
+    Returns
+    -------
+    float
+        The bound, rounded up.
+    """
     _, (lo, hi) = gradient_intervals(network, c, bounds)
     return float(np.linalg.norm(np.maximum(np.abs(lo), np.abs(hi)), ord=q)) * (1 + 1e-9)
 
 
 def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBounds, q: float) -> np.ndarray:
-    """Interval-Jacobian upper bound of ``max_k ||grad (rows_k . y)||_q`` for every box of
-    ``bounds`` at once: shape (B,). The batched form of ``interval_jacobian_bound``."""
+    """Interval-Jacobian upper bound of ``max_k ||grad (rows_k . y)||_q`` for every box at once.
+
+    The batched form of `interval_jacobian_bound`.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    rows : numpy.ndarray
+        Output weights, one row per function.
+    bounds : LayerBounds
+        Neuron bounds of B boxes.
+    q : float
+        The gradient's norm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (B,).
+    """
     B = bounds.batch
     best = np.zeros(B)
     slopes = []

@@ -33,7 +33,13 @@ METHODS: dict[str, str] = {
 
 
 def available_methods() -> list[str]:
-    """Names of the methods whose module exists in this installation."""
+    """Names of the methods whose module exists in this installation.
+
+    Returns
+    -------
+    list of str
+        Keys of `METHODS`, in table order.
+    """
     out = []
     for name, target in METHODS.items():
         module = target.split(":")[0]
@@ -43,6 +49,23 @@ def available_methods() -> list[str]:
 
 
 def get_method(name: str) -> Callable[..., Result]:
+    """The method called ``name``, imported on first use (one table for the CLI and the portfolio).
+
+    Parameters
+    ----------
+    name : str
+        A key of `METHODS`.
+
+    Returns
+    -------
+    callable
+        ``method(problem, *, time_limit=None, seed=0, progress=None, **options) -> Result``.
+
+    Raises
+    ------
+    ProblemError
+        ``name`` is unknown or its module is not in this installation.
+    """
     if name not in METHODS:
         raise ProblemError(f"unknown method {name!r}; choose from {', '.join(available_methods())}")
     module, func = METHODS[name].split(":")
@@ -56,6 +79,21 @@ def get_method(name: str) -> Callable[..., Result]:
 
 
 def solve(problem: Problem, method: str = "auto", **options) -> Result:
-    """Solve ``problem`` with the named method (see ``METHODS``; default ``auto``: a short
-    heuristic phase, then bab for low-dimensional bounded boxes, else the MIP)."""
+    """Solve ``problem`` with the named method.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, optional
+        A key of `METHODS`; default ``auto``: a short heuristic phase, then bab for
+        low-dimensional bounded boxes, else the MIP.
+    **options
+        Passed to the method (``time_limit``, ``seed``, ``progress``, method options).
+
+    Returns
+    -------
+    Result
+        The method's result.
+    """
     return get_method(method)(problem, **options)

@@ -47,7 +47,29 @@ BOUND_METHODS = ("crown", "ibp", "lp-obbt", "mip-obbt")
 
 def problem_bounds(problem: Problem, bounds: str | LayerBounds = "crown", *, time_limit: float | None = None,
                    executor=None) -> LayerBounds:
-    """Pre-activation bounds of ``problem``'s network over its domain, by name or as given."""
+    """Pre-activation bounds of ``problem``'s network over its domain, by name or as given.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (its domain must be bounded unless ``bounds`` is given).
+    bounds : str or LayerBounds, optional
+        One of `BOUND_METHODS`, or bounds of exactly one box.
+    time_limit : float, optional
+        Seconds for OBBT.
+    executor : concurrent.futures.Executor, optional
+        Runs OBBT's LPs in parallel.
+
+    Returns
+    -------
+    LayerBounds
+        The bounds.
+
+    Raises
+    ------
+    ProblemError
+        Unknown bounds, bounds of several boxes, or an unbounded domain.
+    """
     if isinstance(bounds, LayerBounds):
         if bounds.batch != 1:
             raise ProblemError("the MIP needs bounds of exactly one box")
@@ -67,7 +89,22 @@ def problem_bounds(problem: Problem, bounds: str | LayerBounds = "crown", *, tim
 
 
 def quick_incumbent(problem: Problem, n_samples: int, seed: int) -> np.ndarray | None:
-    """The best feasible point among the box centre and ``n_samples`` uniform samples."""
+    """The best feasible point among the box centre and ``n_samples`` uniform samples (a MIP start).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (bounded box).
+    n_samples : int
+        Number of samples; 0 or less gives None.
+    seed : int
+        Their seed.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The point, None when no candidate is feasible.
+    """
     if n_samples <= 0:
         return None
     d = problem.domain
@@ -100,13 +137,41 @@ def solve_mip(
 ) -> Result:
     """Solve ``problem`` exactly by the big-M MIP on HiGHS (or SCIP / Gurobi).
 
-    ``bounds``: 'crown' (default), 'ibp' (the peers' choice, for comparison), 'lp-obbt' or
-    'mip-obbt' (tighter, costlier), or LayerBounds. ``incumbent``: an input used as the MIP
-    start. ``start_samples``: box samples tried for a start when none is given (0: none).
-    ``rescale``: build the model of the rescaled network (same function, better-conditioned
-    big-M). ``solver``: 'highs' (default), 'scip' or 'gurobi' (optional extras); each shows
-    live progress and incumbents. Statistics: binaries, stable neurons,
-    bound/build/solve seconds, nodes.
+    Statistics: binaries, stable neurons, bound/build/solve seconds, nodes.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (bounded domain).
+    time_limit : float, optional
+        Seconds for the whole call (bounds, build and solve).
+    seed : int, optional
+        Seed of the start samples.
+    progress : callable, optional
+        Called with progress events (incumbent, bound, gap).
+    incumbent : array_like, optional
+        An input used as the MIP start.
+    bounds : str or LayerBounds, optional
+        ``"crown"`` (default), ``"ibp"`` (the peers' choice, for comparison), ``"lp-obbt"`` or
+        ``"mip-obbt"`` (tighter, costlier), or LayerBounds.
+    rescale : bool, optional
+        Build the model of the rescaled network (same function, better-conditioned big-M).
+    threads : int, optional
+        Solver threads.
+    start_samples : int, optional
+        Box samples tried for a start when none is given (0: none).
+    abs_gap, rel_gap : float, optional
+        Optimality gaps at which the solver stops.
+    executor : concurrent.futures.Executor, optional
+        Runs OBBT's LPs in parallel.
+    solver : str, optional
+        ``"highs"`` (default), ``"scip"`` or ``"gurobi"`` (optional extras); each shows live
+        progress and incumbents.
+
+    Returns
+    -------
+    Result
+        The certified result (status, incumbent, bound, statistics).
     """
     backend = get_backend(solver)   # an unknown name or a missing extra fails before any work
     anytime = Anytime(problem, "mip", time_limit, progress)
@@ -201,5 +266,16 @@ SOLVERS = BACKENDS
 
 
 def widen(bound: float) -> float:
-    """A solver's (max-sense) dual bound, widened upward for its feasibility tolerances."""
+    """A solver's (max-sense) dual bound, widened upward for its feasibility tolerances.
+
+    Parameters
+    ----------
+    bound : float
+        The solver's dual bound.
+
+    Returns
+    -------
+    float
+        ``bound + BOUND_TOL * (1 + |bound|)``.
+    """
     return bound + BOUND_TOL * (1.0 + abs(bound))

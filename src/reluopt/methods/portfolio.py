@@ -69,12 +69,36 @@ BAB_PROBE_SECONDS = 2.0
 
 
 def choose_exact(problem: Problem) -> str:
-    """``bab`` in low dimension on a bounded box, else ``mip``."""
+    """The exact method for ``problem``: ``bab`` in low dimension on a bounded box, else ``mip``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+
+    Returns
+    -------
+    str
+        ``"bab"`` or ``"mip"``.
+    """
     return "bab" if problem.domain.dim <= BAB_MAX_DIM and problem.domain.bounded else "mip"
 
 
 def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
-    """Monotone merged history: rows where the incumbent or the bound improved."""
+    """Monotone merged history of the phases: rows where the incumbent or the bound improved.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (its sense says what improves).
+    phases : list of tuple
+        ``(name, start offset in seconds, Result)`` per phase.
+
+    Returns
+    -------
+    list of tuple
+        ``(seconds, incumbent, bound, source)`` rows.
+    """
     events = []
     for name, offset, res in phases:
         for t, v, b, src in res.history:
@@ -101,12 +125,35 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
                exact: str | None = None, incumbent=None, **options) -> Result:
     """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
 
-    ``heuristic_fraction`` defaults to 0.25, capped at ``BAB_HEURISTIC_SECONDS`` when the
-    exact method is branch and bound; then branch and bound first runs alone for
-    ``BAB_PROBE_NODES`` nodes, and a problem it closes there gets no heuristic phase.
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    time_limit : float, optional
+        Seconds for all phases.
+    seed : int, optional
+        Seed of the heuristics.
+    progress : callable, optional
+        Called with progress events of every phase.
+    heuristic_fraction : float, optional
+        Share of the budget for the heuristics; defaults to 0.25, capped at
+        ``BAB_HEURISTIC_SECONDS`` when the exact method is branch and bound; then branch and
+        bound first runs alone for ``BAB_PROBE_NODES`` nodes, and a problem it closes there gets
+        no heuristic phase.
+    heuristics : sequence of str or str, optional
+        Heuristic methods, run in turn (a comma-separated string works too).
+    exact : str, optional
+        The exact method (default `choose_exact`).
+    incumbent : array_like, optional
+        A user's starting point, handed to the first heuristic (and kept if it is feasible and
+        best).
+    **options
+        Passed to the exact method only.
 
-    ``incumbent``: a user's starting point, handed to the first heuristic (and kept if it is
-    feasible and best); ``options`` go to the exact method only.
+    Returns
+    -------
+    Result
+        The certified result, with the merged history of all phases.
     """
     from . import METHODS, get_method
 

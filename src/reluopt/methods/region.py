@@ -43,7 +43,16 @@ def _hinf(v: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RegionSolution:
-    """Outcome of one region LP, in the problem's max form."""
+    """Outcome of one region LP, in the problem's max form.
+
+    Attributes
+    ----------
+    status : str
+        ``optimal``, ``infeasible``, ``unbounded``, ``time_limit``, ``interrupted`` or ``error``.
+    x, lp_value, tight, pre
+        The LP's point (clipped to the box), its predicted max-form objective, and per layer
+        the neurons (near) on a wall and the pre-activations at ``x``.
+    """
 
     status: str                       # optimal | infeasible | unbounded | time_limit | interrupted | error
     x: np.ndarray | None = None
@@ -53,12 +62,31 @@ class RegionSolution:
 
 
 def phase_patterns(net: Network, X: np.ndarray) -> list[np.ndarray]:
-    """Phase pattern (int8: 0 off, 1 linear, 2 saturated) per layer for a batch ``X``."""
+    """Phase pattern (int8: 0 off, 1 linear, 2 saturated) per layer for a batch ``X``.
+
+    Parameters
+    ----------
+    net : Network
+    X : numpy.ndarray
+
+    Returns
+    -------
+    list of numpy.ndarray
+    """
     return net.phase_pattern(np.atleast_2d(X))
 
 
 def pattern_keys(patterns: list[np.ndarray]) -> list[bytes]:
-    """A hashable key per row of a batched pattern (packed bits; phases 2 kept apart)."""
+    """A hashable key per row of a batched pattern (packed bits; phases 2 kept apart).
+
+    Parameters
+    ----------
+    patterns : list of numpy.ndarray
+
+    Returns
+    -------
+    list of bytes
+    """
     flat = np.concatenate(patterns, axis=1)
     if np.any(flat > 1):
         return [row.tobytes() for row in flat.astype(np.int8)]
@@ -75,10 +103,18 @@ def _row_bounds(layer, phase: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np
 class RegionLP:
     """A reusable LP over the linear regions of ``problem``'s network (see module doc).
 
-    ``warm=False`` keeps the model but drops the previous basis (for unrelated regions,
-    as in sampling, where the old basis costs more iterations than it saves);
-    ``reuse=False`` builds a fresh model for every solve (the reference for tests and the
-    benchmark).
+    Parameters
+    ----------
+    problem : Problem
+    reuse : bool, optional
+        False builds a fresh model for every solve (the reference for tests and the benchmark).
+    warm : bool, optional
+        False keeps the model but drops the previous basis (for unrelated regions, as in
+        sampling, where the old basis costs more iterations than it saves).
+    tight_tol : float, optional
+        Relative distance to a kink at which a neuron counts as on a wall.
+    should_stop : callable, optional
+        Polled inside each LP (Ctrl-C): status ``interrupted``.
     """
 
     def __init__(self, problem: Problem, *, reuse: bool = True, warm: bool = True,
@@ -128,7 +164,18 @@ class RegionLP:
 
     # ----------------------------------------------------------------- solve
     def solve(self, pattern, time_limit: float | None = None) -> RegionSolution:
-        """Best point of the region of ``pattern`` (per-layer phases of ONE point)."""
+        """Best point of the region of ``pattern`` (per-layer phases of ONE point).
+
+        Parameters
+        ----------
+        pattern : list of array_like
+        time_limit : float, optional
+
+        Returns
+        -------
+        RegionSolution
+            A failed LP has status ``error``.
+        """
         net = self.net
         pattern = [np.asarray(p).reshape(-1).astype(np.int8) for p in pattern]
         pre, (T, t) = net.region_affine(pattern)
@@ -193,7 +240,17 @@ class RegionLP:
         return RegionSolution("error")
 
     def solve_point(self, x, time_limit: float | None = None) -> RegionSolution:
-        """Region LP of the region containing ``x``."""
+        """Region LP of the region containing ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+        time_limit : float, optional
+
+        Returns
+        -------
+        RegionSolution
+        """
         pats = phase_patterns(self.net, np.asarray(x, dtype=np.float64)[None, :])
         return self.solve([p[0] for p in pats], time_limit)
 
@@ -211,7 +268,17 @@ class RegionLP:
 
 # ----------------------------------------------------------------------------- domain
 def as_incumbent(problem: Problem, incumbent) -> np.ndarray | None:
-    """A warm-start input as a finite vector of the right length (or None), with a clear error."""
+    """A warm-start input as a finite vector of the right length (or None), with a clear error.
+
+    Parameters
+    ----------
+    problem : Problem
+    incumbent : array_like or None
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
     if incumbent is None:
         return None
     x = np.asarray(incumbent, dtype=np.float64).reshape(-1)
@@ -228,6 +295,10 @@ def check_domain(problem: Problem) -> None:
 
     ``methods.method`` turns that into status ``infeasible`` with the reason, so every
     method gives the same answer on an empty input set. A failed LP raises ``SolverError``.
+
+    Parameters
+    ----------
+    problem : Problem
     """
     dom = problem.domain
     if dom.A is None:
@@ -249,6 +320,17 @@ def project(domain: Domain, X: np.ndarray, iters: int = 100, tol: float = 1e-9) 
     box and each half-space, vectorised over rows, for ``iters`` sweeps (cheap, and exact in
     the limit); rows that are still infeasible by more than ``1e-7`` then get the exact
     projection, a small convex QP solved by HiGHS.
+
+    Parameters
+    ----------
+    domain : Domain
+    X : numpy.ndarray
+    iters, tol : optional
+        Most Dykstra sweeps, and their convergence tolerance.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     lb, ub = domain.lb, domain.ub
@@ -311,7 +393,20 @@ def _max_violation(X: np.ndarray, A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def unit_design(d: int, n: int, rng: np.random.Generator, design: str = "uniform",
                 seed: int | None = None) -> np.ndarray:
-    """``n`` points of ``[0, 1]^d``: ``uniform``, ``lhs`` (Latin hypercube) or ``sobol``."""
+    """``n`` points of ``[0, 1]^d``: ``uniform``, ``lhs`` (Latin hypercube) or ``sobol``.
+
+    Parameters
+    ----------
+    d, n : int
+    rng : numpy.random.Generator
+    design : str, optional
+    seed : int, optional
+        Seed of the lhs/sobol design instead of ``rng``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if design == "uniform":
         return rng.random((n, d))
     if design == "lhs":
@@ -332,7 +427,17 @@ def unit_design(d: int, n: int, rng: np.random.Generator, design: str = "uniform
 
 def to_domain(domain: Domain, U: np.ndarray) -> np.ndarray:
     """Map unit-cube points into the domain: affine on bounded coordinates, a normal
-    quantile on unbounded ones, then projected onto ``A x <= b``."""
+    quantile on unbounded ones, then projected onto ``A x <= b``.
+
+    Parameters
+    ----------
+    domain : Domain
+    U : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     lb, ub = domain.lb, domain.ub
     fin = np.isfinite(lb) & np.isfinite(ub)
     X = np.empty(U.shape)
@@ -359,6 +464,10 @@ def single_threaded_blas():
     BLAS gains nothing there, and on a loaded machine its spinning threads made each
     product 30-40x slower (profile in benchmarks/PROFILE_local_search.md). Uses
     threadpoolctl when installed (it comes with scikit-learn), else does nothing.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
     """
     try:
         from threadpoolctl import threadpool_limits

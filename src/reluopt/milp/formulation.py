@@ -44,7 +44,17 @@ MIN_INPUT_WIDTH = 1e-5
 @dataclass
 class MilpModel:
     """``max cost . v + offset`` s.t. ``row_lower <= A v <= row_upper``, column bounds and
-    integrality (1 = integer). Index arrays map network quantities to columns (-1: none)."""
+    integrality (1 = integer). Index arrays map network quantities to columns (-1: none).
+
+    Attributes
+    ----------
+    cost, offset, col_lower, col_upper, integrality, A, row_lower, row_upper
+        The model, in the solver-neutral form every back-end loads (``A`` scipy CSR).
+    x_cols, h_cols, z_cols, y_cols, z2_cols
+        Columns of the inputs, of each hidden layer's outputs and binaries, of the outputs.
+    network, bounds, stats
+        The network modelled, the neuron bounds of its big-M constants, statistics.
+    """
 
     cost: np.ndarray
     offset: float
@@ -86,6 +96,10 @@ class MilpModel:
         their dual bounds and infeasibility proofs were seen to be wrong (SCIP's optimum on a
         box side 1e-6 wide missed the true one by 1e-4), so the MIP refuses them and branch
         and bound solves them without leaf MIPs.
+
+        Returns
+        -------
+        str or None
         """
         values = np.concatenate([self.col_lower, self.col_upper, self.row_lower, self.row_upper, self.A.data])
         values = np.abs(values[np.isfinite(values)])
@@ -102,7 +116,17 @@ class MilpModel:
 
     # ------------------------------------------------------------------ extension
     def add_columns(self, lower, upper, integrality=None, cost=None) -> np.ndarray:
-        """Append columns; returns their indices."""
+        """Append columns; returns their indices.
+
+        Parameters
+        ----------
+        lower, upper, integrality, cost : array_like
+            Their bounds, integrality (default continuous) and costs (default 0).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         lower = np.asarray(lower, dtype=np.float64).reshape(-1)
         upper = np.asarray(upper, dtype=np.float64).reshape(-1)
         k = lower.shape[0]
@@ -116,7 +140,17 @@ class MilpModel:
         return np.arange(start, start + k)
 
     def add_rows(self, A_rows, lower, upper) -> np.ndarray:
-        """Append rows ``lower <= A_rows v <= upper`` (A_rows sparse or dense, n_cols wide)."""
+        """Append rows ``lower <= A_rows v <= upper`` (A_rows sparse or dense, n_cols wide).
+
+        Parameters
+        ----------
+        A_rows, lower, upper : array_like
+
+        Returns
+        -------
+        numpy.ndarray
+            Their row indices.
+        """
         A_rows = sp.csr_matrix(A_rows)
         if A_rows.shape[1] != self.n_cols:
             raise ValueError(f"rows have {A_rows.shape[1]} columns, model has {self.n_cols}")
@@ -127,17 +161,34 @@ class MilpModel:
         return np.arange(start, self.n_rows)
 
     def set_objective_on_outputs(self, c, d: float = 0.0) -> None:
-        """Maximise ``c . y + d``."""
+        """Maximise ``c . y + d``.
+
+        Parameters
+        ----------
+        c : array_like
+        d : float, optional
+        """
         self.cost = np.zeros(self.n_cols)
         self.cost[self.y_cols] = np.asarray(c, dtype=np.float64)
         self.offset = float(d)
 
     def relaxed(self) -> MilpModel:
-        """The LP relaxation (a copy with no integrality)."""
+        """The LP relaxation (a copy with no integrality).
+
+        Returns
+        -------
+        MilpModel
+        """
         return replace(self, integrality=np.zeros_like(self.integrality),
                        col_lower=self.col_lower.copy(), col_upper=self.col_upper.copy())
 
     def copy(self) -> MilpModel:
+        """A copy whose arrays can be changed (the network and bounds are shared).
+
+        Returns
+        -------
+        MilpModel
+        """
         return replace(self, cost=self.cost.copy(), col_lower=self.col_lower.copy(),
                        col_upper=self.col_upper.copy(), integrality=self.integrality.copy(),
                        A=self.A.copy(), row_lower=self.row_lower.copy(),
@@ -146,7 +197,16 @@ class MilpModel:
 
     # ------------------------------------------------------------------ solutions
     def point_to_columns(self, x) -> np.ndarray:
-        """A full column vector (e.g. a MIP start) from an input point, by a forward pass."""
+        """A full column vector (e.g. a MIP start) from an input point, by a forward pass.
+
+        Parameters
+        ----------
+        x : array_like
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         net = self.network
         v = np.zeros(self.n_cols)
         x = np.asarray(x, dtype=np.float64)
@@ -169,6 +229,16 @@ class MilpModel:
         return v
 
     def columns_to_point(self, v) -> np.ndarray:
+        """The input point of a full column vector ``v``.
+
+        Parameters
+        ----------
+        v : array_like
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.asarray(v)[self.x_cols].copy()
 
 
@@ -177,7 +247,18 @@ def _bounds_for(bounds: LayerBounds, l: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classify(layer, L: np.ndarray, U: np.ndarray) -> Phases:
-    """Phase classification of a hidden layer's neurons (``Activation.classify``)."""
+    """Phase classification of a hidden layer's neurons (``Activation.classify``).
+
+    Parameters
+    ----------
+    layer : Layer
+    L, U : numpy.ndarray
+        Its pre-activation bounds.
+
+    Returns
+    -------
+    Phases
+    """
     return layer.act.classify(L, U)
 
 
@@ -191,6 +272,16 @@ def build_network_model(
     ``z2_cols`` the "g >= tau" indicator of clipped neurons with a kink at tau inside their
     bounds (two binaries when both kinks are, with ``z2 <= z1``). No objective is set (zero); see
     ``build_problem_model`` for a whole Problem.
+
+    Parameters
+    ----------
+    network : Network
+    domain : Domain
+    bounds : LayerBounds
+
+    Returns
+    -------
+    MilpModel
     """
     domain.require_bounded("the MIP formulation")
     d = network.input_dim
@@ -330,7 +421,14 @@ def build_network_model(
 
 
 def add_output_constraints(model: MilpModel, problem: Problem) -> None:
-    """Rows ``C y <= e`` for the problem's output constraints."""
+    """Rows ``C y <= e`` for the problem's output constraints.
+
+    Parameters
+    ----------
+    model : MilpModel
+        Changed in place.
+    problem : Problem
+    """
     if problem.constraints is None:
         return
     C = problem.constraints.C
@@ -347,6 +445,17 @@ def build_problem_model(problem: Problem, bounds: LayerBounds | None = None,
     each hidden neuron's bound range normalised by a power of two). It computes the same
     function, so ``x`` and ``y`` columns mean the same; only ``h`` columns are scaled, and
     ``model.network`` / ``model.bounds`` are the rescaled ones (MIP starts stay consistent).
+
+    Parameters
+    ----------
+    problem : Problem
+    bounds : LayerBounds, optional
+        Of one box (default: CROWN on the domain).
+    rescale : bool, optional
+
+    Returns
+    -------
+    MilpModel
     """
     from ..bounds import crown_bounds
 

@@ -24,10 +24,24 @@ _REGISTRY = {
 
 
 def get_backend(name: str) -> Backend:
-    """The back-end called ``name`` (one of ``BACKENDS``).
+    """The back-end called ``name``: the one place that maps a solver name to its back-end.
 
-    Raises ProblemError for an unknown name (listing the valid ones) and SolverError, naming
-    the pip extra to install, when the solver's package is missing.
+    Parameters
+    ----------
+    name : str
+        One of `BACKENDS`.
+
+    Returns
+    -------
+    Backend
+        A new back-end object.
+
+    Raises
+    ------
+    ProblemError
+        ``name`` is unknown (the message lists the valid ones).
+    SolverError
+        The solver's package is missing (the message names the pip extra to install).
     """
     if name not in _REGISTRY:
         raise ProblemError(f"unknown MIP solver {name!r}; choose from {', '.join(BACKENDS)}")

@@ -39,10 +39,22 @@ ImprovementCallback = Callable[[float, np.ndarray], None]
 class SolveOutput:
     """Raw solver outcome in the model's ``max`` sense.
 
-    ``status``: one of ``STATUSES``; ``values``: full column vector of the best solution, if
-    any (callers forward-check it); ``objective``: its objective as the solver computed it;
-    ``bound``: the solver's dual (upper) bound, only after a trusted status; ``seconds``:
-    wall time of the call; ``nodes``: branch-and-bound nodes; ``message``: why, on an error.
+    Attributes
+    ----------
+    status : str
+        One of `STATUSES`.
+    values : numpy.ndarray or None
+        Full column vector of the best solution, if any (callers forward-check it).
+    objective : float or None
+        Its objective as the solver computed it.
+    bound : float or None
+        The solver's dual (upper) bound, only after a trusted status.
+    seconds : float
+        Wall time of the call.
+    nodes : int
+        Branch-and-bound nodes.
+    message : str
+        Why, on an error.
     """
 
     status: str
@@ -61,7 +73,28 @@ class SolverInstance(Protocol):
               mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
               on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Maximise; ``time_limit`` counts from this call (seconds)."""
+        """Maximise the loaded model; ``time_limit`` counts from this call (seconds).
+
+        Parameters
+        ----------
+        time_limit : float, optional
+            Seconds for this call; None means no limit.
+        mip_rel_gap, mip_abs_gap : float, optional
+            Relative and absolute optimality gaps at which the solver stops.
+        mip_start : numpy.ndarray, optional
+            A full column vector to start from (e.g. `MilpModel.point_to_columns`).
+        should_stop : StopCallback, optional
+            Polled during the run; true asks the solver to stop (status ``interrupted``).
+        on_progress : ProgressCallback, optional
+            Called with the solver's current ``(primal, dual, nodes)``, for display only.
+        on_improvement : ImprovementCallback, optional
+            Called with each new incumbent ``(objective, values)``.
+
+        Returns
+        -------
+        SolveOutput
+            The status-checked outcome; a failed run has status ``error`` and no bound.
+        """
         ...
 
 
@@ -76,19 +109,64 @@ class Backend(Protocol):
     extra: str | None
 
     def build(self, model: MilpModel, *, relax: bool = False, threads: int = 1) -> SolverInstance:
-        """Load ``model`` (its LP relaxation with ``relax=True``) into a new solver instance."""
+        """Load ``model`` into a new solver instance, to be solved once or more.
+
+        Parameters
+        ----------
+        model : MilpModel
+            The model.
+        relax : bool, optional
+            Load its LP relaxation (no integrality).
+        threads : int, optional
+            Solver threads.
+
+        Returns
+        -------
+        SolverInstance
+            The loaded instance.
+        """
         ...
 
     def solve(self, model: MilpModel, *, relax: bool = False, threads: int = 1, time_limit: float | None = None,
               mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6, mip_start: np.ndarray | None = None,
               should_stop: StopCallback | None = None, on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """``build`` then ``solve`` once, on a fresh instance."""
+        """`build` then `SolverInstance.solve` once, on a fresh instance.
+
+        Parameters
+        ----------
+        model : MilpModel
+            The model.
+        relax : bool, optional
+            Solve its LP relaxation (no integrality).
+        threads : int, optional
+            Solver threads.
+        time_limit, mip_rel_gap, mip_abs_gap, mip_start, should_stop, on_progress, on_improvement
+            As in `SolverInstance.solve`.
+
+        Returns
+        -------
+        SolveOutput
+            The status-checked outcome.
+        """
         ...
 
 
 def finite_or_inf(value: float, infinity: float) -> float:
-    """``value`` with the solver's infinity (``|value| >= infinity``) mapped to +-inf."""
+    """``value`` with the solver's infinity mapped to +-inf, so callers test with ``math.isfinite``.
+
+    Parameters
+    ----------
+    value : float
+        A solver's value.
+    infinity : float
+        The solver's infinity (``|value| >= infinity`` counts as infinite).
+
+    Returns
+    -------
+    float
+        ``value``, +-inf or NaN.
+    """
     value = float(value)
     if not math.isfinite(value) or abs(value) >= infinity:
         return math.copysign(math.inf, value) if not math.isnan(value) else math.nan
@@ -96,7 +174,18 @@ def finite_or_inf(value: float, infinity: float) -> float:
 
 
 def quietly(callback: Callable[..., None] | None) -> Callable[..., None] | None:
-    """``callback`` wrapped so that its exceptions never reach (or kill) the solver."""
+    """``callback`` wrapped so that its exceptions never reach (or kill) the solver.
+
+    Parameters
+    ----------
+    callback : callable or None
+        A user callback.
+
+    Returns
+    -------
+    callable or None
+        The wrapped callback (None stays None).
+    """
     if callback is None:
         return None
 

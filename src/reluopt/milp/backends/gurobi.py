@@ -23,7 +23,13 @@ _LICENCE_ERRORS = (10009, 10010)
 
 
 def import_gurobi():
-    """The ``gurobipy`` module, or a SolverError naming the extra to install."""
+    """The ``gurobipy`` module, or a SolverError naming the extra to install.
+
+    Returns
+    -------
+    module
+        ``gurobipy``.
+    """
     try:
         import gurobipy
     except ImportError:
@@ -38,8 +44,20 @@ def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: 
                  on_improvement: ImprovementCallback | None = None) -> SolveOutput:
     """Maximise ``model`` with Gurobi; raises SolverError when Gurobi is missing or refuses.
 
-    ``squares``: columns whose sum of squares replaces the linear objective (the l2 MIQCQP,
-    nonconvex since it maximises a convex function: Gurobi's NonConvex=2).
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+    time_limit, threads, mip_rel_gap, mip_abs_gap, mip_start, should_stop, on_progress, on_improvement
+        As in `Backend.solve`.
+    squares : array_like of int, optional
+        Columns whose sum of squares replaces the linear objective (the l2 MIQCQP, nonconvex
+        since it maximises a convex function: Gurobi's NonConvex=2).
+
+    Returns
+    -------
+    SolveOutput
+        The status-checked outcome.
     """
     inst = GurobiInstance(model, threads=threads, squares=squares)
     try:
@@ -51,7 +69,19 @@ def solve_gurobi(model: MilpModel, *, time_limit: float | None = None, threads: 
 
 
 class GurobiInstance:
-    """A MilpModel loaded into one Gurobi model (``gurobi``, columns ``columns``, an MVar)."""
+    """A MilpModel loaded into one Gurobi model (``gurobi``, columns ``columns``, an MVar).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+    relax : bool, optional
+        Load its LP relaxation.
+    threads : int, optional
+        Gurobi threads.
+    squares : array_like of int, optional
+        Columns whose sum of squares is the objective (see `solve_gurobi`).
+    """
 
     def __init__(self, model: MilpModel, *, relax: bool = False, threads: int = 1, squares=None) -> None:
         gp = self._gp = import_gurobi()
@@ -102,8 +132,10 @@ class GurobiInstance:
               mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
               on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Maximise; ``time_limit`` counts from this call. A licence refusal raises SolverError;
-        any other failure of the run is status ``error``."""
+        """See `SolverInstance.solve`.
+
+        A licence refusal raises SolverError; any other failure of the run is status ``error``.
+        """
         gp, m, x = self._gp, self.gurobi, self.columns
         GRB = gp.GRB
         start = time.perf_counter()
@@ -172,14 +204,20 @@ class GurobiBackend:
     extra: str | None = "gurobi"
 
     def build(self, model: MilpModel, *, relax: bool = False, threads: int = 1) -> GurobiInstance:
-        """Load ``model`` into a new Gurobi model (call its ``close`` when done)."""
+        """See `Backend.build`.
+
+        Call the instance's ``close`` when done.
+        """
         return GurobiInstance(model, relax=relax, threads=threads)
 
     def solve(self, model: MilpModel, *, relax: bool = False, threads: int = 1, time_limit: float | None = None,
               mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6, mip_start: np.ndarray | None = None,
               should_stop: StopCallback | None = None, on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Solve on a fresh instance, freed afterwards."""
+        """See `Backend.solve`.
+
+        The instance is freed afterwards.
+        """
         inst = self.build(model, relax=relax, threads=threads)
         try:
             return inst.solve(time_limit=time_limit, mip_rel_gap=mip_rel_gap, mip_abs_gap=mip_abs_gap,

@@ -83,6 +83,7 @@ class CheckedHighs(highspy.Highs):
     """
 
     def run(self):  # noqa: D102 - same contract as highspy.Highs.run
+        """See `highspy.Highs.run`."""
         global _scheduler_threads
         threads = int(self.getOptionValue("threads")[1])  # (status, value)
         _use_scheduler(threads)
@@ -100,6 +101,14 @@ def new_highs(threads: int = DEFAULT_THREADS) -> highspy.Highs:
     highspy 1.16 prints its banner to stdout when the process's first instance is
     constructed, before ``output_flag`` can be set; that line would corrupt ``--json -``
     output, so the first construction runs with stdout silenced.
+
+    Parameters
+    ----------
+    threads : int, optional
+
+    Returns
+    -------
+    CheckedHighs
     """
     global _first_instance
     if _first_instance:
@@ -130,6 +139,14 @@ def run_ok(h: highspy.Highs) -> tuple[bool, str]:
     Not ok when ``run()`` returns ``kError`` or the model status is an error or unknown
     (solve, presolve or postsolve error, not set, ...). Callers turn a failed run into an
     error or an open node, never into a bound.
+
+    Parameters
+    ----------
+    h : highspy.Highs
+
+    Returns
+    -------
+    tuple of (bool, str)
     """
     run_status = h.run()
     model_status = h.getModelStatus()
@@ -139,7 +156,17 @@ def run_ok(h: highspy.Highs) -> tuple[bool, str]:
 
 
 def to_highs(model: MilpModel, relax: bool = False, threads: int = DEFAULT_THREADS) -> highspy.Highs:
-    """Build a Highs instance holding ``model`` (built from its CSC arrays in one call)."""
+    """Build a Highs instance holding ``model`` (built from its CSC arrays in one call).
+
+    Parameters
+    ----------
+    model, relax, threads
+        As in `Backend.build`.
+
+    Returns
+    -------
+    highspy.Highs
+    """
     h = new_highs(threads)
     lp = highspy.HighsLp()
     n, m = model.n_cols, model.n_rows
@@ -282,6 +309,13 @@ class HighsInstance:
     Callbacks are subscribed for one ``solve`` and unsubscribed after it. A run abandoned
     after a stop request (see ``_run_watched``) leaves the instance unusable: later solves
     return status ``error``.
+
+    Parameters
+    ----------
+    model, relax, threads
+        As in `Backend.build`.
+    highs : highspy.Highs, optional
+        An instance already holding ``model``, to reuse.
     """
 
     def __init__(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS,
@@ -299,8 +333,17 @@ class HighsInstance:
               watch: bool = False) -> SolveOutput:
         """Maximise (see ``solve_highs``); ``time_limit`` counts from this call.
 
-        ``watch``: run in a helper thread while this thread polls ``should_stop`` (and takes
-        Ctrl-C), abandoning a run that does not stop within ``STOP_GRACE``.
+        Parameters
+        ----------
+        time_limit, mip_rel_gap, mip_abs_gap, mip_start, should_stop, on_progress, on_improvement
+            As in `SolverInstance.solve`.
+        watch : bool, optional
+            Run in a helper thread while this thread polls ``should_stop`` (and takes Ctrl-C),
+            abandoning a run that does not stop within ``STOP_GRACE``.
+
+        Returns
+        -------
+        SolveOutput
         """
         start = time.perf_counter()
         if self.abandoned:
@@ -399,7 +442,7 @@ class HighsBackend:
     extra: str | None = None
 
     def build(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS) -> HighsInstance:
-        """Load ``model`` into a new HiGHS instance."""
+        """See `Backend.build`."""
         return HighsInstance(model, relax=relax, threads=threads)
 
     def solve(self, model: MilpModel, *, relax: bool = False, threads: int = DEFAULT_THREADS,
@@ -407,7 +450,7 @@ class HighsBackend:
               mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
               on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Solve on a fresh instance; with ``should_stop`` it runs watched (see ``_run_watched``)."""
+        """See `Backend.solve`."""
         return solve_highs(model, relax=relax, threads=threads, time_limit=time_limit, mip_rel_gap=mip_rel_gap,
                            mip_abs_gap=mip_abs_gap, mip_start=mip_start, should_stop=should_stop,
                            on_progress=on_progress, on_improvement=on_improvement)
@@ -429,14 +472,22 @@ def solve_highs(
 ) -> SolveOutput:
     """Solve ``model`` (or its LP relaxation with ``relax=True``) with HiGHS.
 
-    ``on_improvement(objective, values)`` is called on every improving MIP solution;
-    ``should_stop()`` is polled by the solver to interrupt (Ctrl-C, outer time limit) and,
-    when ``highs`` is None, every 0.05 s while the solver runs in a helper thread: a run that
-    does not stop within ``STOP_GRACE`` s is abandoned (status ``interrupted``, no values, no
-    bound; see ``_run_watched``);
-    ``on_progress(primal, dual, nodes)`` is called at the same polls with the solver's
-    current primal and dual bounds (model sense: max). ``highs``: an instance built from
-    ``model`` to reuse (run in this thread); ``time_limit`` counts from this call.
+    Parameters
+    ----------
+    model, time_limit, mip_start, threads, mip_rel_gap, mip_abs_gap, relax, on_improvement
+        As in `Backend.solve`; ``time_limit`` counts from this call.
+    should_stop : StopCallback, optional
+        Polled by the solver to interrupt (Ctrl-C, outer time limit) and, when ``highs`` is
+        None, every 0.05 s while the solver runs in a helper thread: a run that does not stop
+        within ``STOP_GRACE`` s is abandoned (status ``interrupted``, no values, no bound).
+    on_progress : ProgressCallback, optional
+        Called at the same polls with the solver's current primal and dual bounds (max sense).
+    highs : highspy.Highs, optional
+        An instance built from ``model`` to reuse (run in this thread).
+
+    Returns
+    -------
+    SolveOutput
     """
     inst = HighsInstance(model, relax=relax, threads=threads, highs=highs)
     return inst.solve(time_limit=time_limit, mip_rel_gap=mip_rel_gap, mip_abs_gap=mip_abs_gap, mip_start=mip_start,

@@ -23,6 +23,18 @@ from .base import ERROR, ImprovementCallback, ProgressCallback, SolveOutput, Sto
 
 
 def import_scip(what: str = "this model"):
+    """The ``pyscipopt`` module, or a SolverError naming the extra to install.
+
+    Parameters
+    ----------
+    what : str, optional
+        What needs SCIP, for the error message.
+
+    Returns
+    -------
+    module
+        ``pyscipopt``.
+    """
     try:
         import pyscipopt
     except ImportError:
@@ -31,7 +43,22 @@ def import_scip(what: str = "this model"):
 
 
 def scip_model(model: MilpModel, what: str = "this model"):
-    """``(pyscipopt.Model, columns)`` holding the rows and column bounds of ``model`` (no objective)."""
+    """A SCIP model holding the rows and column bounds of ``model`` (no objective).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+    what : str, optional
+        What needs SCIP, for the error message when it is missing.
+
+    Returns
+    -------
+    scip : pyscipopt.Model
+        The SCIP model.
+    columns : list of pyscipopt.Variable
+        One variable per column of ``model``.
+    """
     pyscipopt = import_scip(what)
     m = pyscipopt.Model()
     m.hideOutput()
@@ -61,7 +88,20 @@ def solve_scip(model: MilpModel, *, time_limit: float | None = None, threads: in
                mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
                on_progress: ProgressCallback | None = None,
                on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-    """Maximise ``model`` with SCIP (``threads`` is accepted for symmetry; SCIP uses one)."""
+    """Maximise ``model`` with SCIP (``threads`` is accepted for symmetry; SCIP uses one).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+    time_limit, threads, mip_rel_gap, mip_abs_gap, mip_start, should_stop, on_progress, on_improvement
+        As in `Backend.solve`.
+
+    Returns
+    -------
+    SolveOutput
+        The status-checked outcome.
+    """
     return ScipBackend().solve(model, time_limit=time_limit, threads=threads, mip_rel_gap=mip_rel_gap,
                                mip_abs_gap=mip_abs_gap, mip_start=mip_start, should_stop=should_stop,
                                on_progress=on_progress, on_improvement=on_improvement)
@@ -111,7 +151,17 @@ def _watcher(pyscipopt: Any):
 
 
 class ScipInstance:
-    """A MilpModel loaded into one SCIP model (``scip``, columns ``columns``)."""
+    """A MilpModel loaded into one SCIP model (``scip``, columns ``columns``).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model.
+    relax : bool, optional
+        Load its LP relaxation.
+    threads : int, optional
+        Accepted for symmetry; SCIP uses one thread.
+    """
 
     def __init__(self, model: MilpModel, *, relax: bool = False, threads: int = 1) -> None:
         self._pyscipopt = import_scip("solver='scip'")
@@ -147,8 +197,10 @@ class ScipInstance:
               mip_start: np.ndarray | None = None, should_stop: StopCallback | None = None,
               on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Maximise; ``time_limit`` counts from this call. Ctrl-C is caught by SCIP itself
-        (status ``interrupted``)."""
+        """See `SolverInstance.solve`.
+
+        Ctrl-C is caught by SCIP itself (status ``interrupted``).
+        """
         start = time.perf_counter()
         m, xs = self.scip, self.columns
         if self._solved:
@@ -203,14 +255,17 @@ class ScipBackend:
     extra: str | None = "scip"
 
     def build(self, model: MilpModel, *, relax: bool = False, threads: int = 1) -> ScipInstance:
-        """Load ``model`` into a new SCIP model (SCIP solves with one thread)."""
+        """See `Backend.build`.
+
+        SCIP solves with one thread.
+        """
         return ScipInstance(model, relax=relax, threads=threads)
 
     def solve(self, model: MilpModel, *, relax: bool = False, threads: int = 1, time_limit: float | None = None,
               mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1e-6, mip_start: np.ndarray | None = None,
               should_stop: StopCallback | None = None, on_progress: ProgressCallback | None = None,
               on_improvement: ImprovementCallback | None = None) -> SolveOutput:
-        """Solve on a fresh instance."""
+        """See `Backend.solve`."""
         return self.build(model, relax=relax, threads=threads).solve(
             time_limit=time_limit, mip_rel_gap=mip_rel_gap, mip_abs_gap=mip_abs_gap, mip_start=mip_start,
             should_stop=should_stop, on_progress=on_progress, on_improvement=on_improvement)
