@@ -30,14 +30,11 @@ class Layer:
 
     Parameters
     ----------
-    W, b : np.ndarray
-        Weight matrix ``(n_out, n_in)`` and bias ``(n_out,)``.
+    W, b : np.ndarray, shapes (n_out, n_in) and (n_out,)
     activation : str
         An activation name (``reluopt.activations.names()``).
-    tau : float, optional
-        The cap of a clipped ReLU.
-    alpha : float, optional
-        The negative slope of a leaky ReLU.
+    tau, alpha : float, optional
+        The cap of a clipped ReLU, the negative slope of a leaky ReLU.
     """
 
     W: np.ndarray
@@ -69,7 +66,6 @@ class Layer:
         Returns
         -------
         np.ndarray
-            ``act(g)``.
         """
         return self.act.forward(g)
 
@@ -96,7 +92,6 @@ class Network:
     layers : tuple of Layer
         The layers, the last one ``identity`` (validated, stored read-only).
     input_names, output_names : tuple of str, optional
-        Names of the inputs and outputs (as many as there are).
     source : str
         Where the network came from (a path or a description).
     meta : dict
@@ -185,17 +180,14 @@ class Network:
         ----------
         weights : sequence of (W, b)
             One pair per layer.
-        activations : sequence of str, optional
-            One activation name per layer.
-        taus : sequence of float or None, optional
-            One clipped-ReLU cap per layer.
+        activations, taus : sequence, optional
+            Per layer, the activation name and the clipped-ReLU cap (or None).
         **kwargs
             Passed to ``Network`` (names, source, meta).
 
         Returns
         -------
         Network
-            The validated network.
         """
         n = len(weights)
         if activations is None:
@@ -219,14 +211,12 @@ class Network:
         Parameters
         ----------
         layers : sequence of Layer
-            The layers as read.
         **kwargs
             Passed to ``Network``.
 
         Returns
         -------
         Network
-            The normalised network.
         """
         merged: list[Layer] = []
         pending: Layer | None = None  # an affine map waiting to be composed with the next
@@ -290,7 +280,6 @@ class Network:
         Returns
         -------
         str
-            Input, hidden and output sizes joined by dashes.
         """
         sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
         return "-".join(str(s) for s in sizes)
@@ -316,13 +305,11 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)`` or a batch ``(n, d)``.
+        x : array_like, shape (d,) or (n, d)
 
         Returns
         -------
-        np.ndarray
-            ``(m,)`` or ``(n, m)``.
+        np.ndarray, shape (m,) or (n, m)
         """
         h, single = self._as_batch(x)
         for layer in self.layers:
@@ -336,13 +323,12 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)`` or a batch ``(n, d)``.
+        x : array_like, shape (d,) or (n, d)
 
         Returns
         -------
         list of np.ndarray
-            One ``(n, n_l)`` array per hidden layer.
+            One ``(n, n_l)`` array per hidden layer (``n = 1`` for one input).
         """
         h, _ = self._as_batch(x)
         out = []
@@ -360,13 +346,12 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)`` or a batch ``(n, d)``.
+        x : array_like, shape (d,) or (n, d)
 
         Returns
         -------
         list of np.ndarray
-            One boolean ``(n, n_l)`` array per hidden layer.
+            One ``(n, n_l)`` array per hidden layer.
         """
         return [layer.act.phase(g) == 1
                 for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
@@ -376,13 +361,12 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)`` or a batch ``(n, d)``.
+        x : array_like, shape (d,) or (n, d)
 
         Returns
         -------
         list of np.ndarray
-            One int8 ``(n, n_l)`` array per hidden layer.
+            One ``(n, n_l)`` array per hidden layer.
         """
         return [layer.act.phase(g) for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
 
@@ -431,15 +415,12 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)`` or a batch ``(n, d)``.
-        c : array_like
-            ``(m,)`` or ``(n, m)``.
+        x : array_like, shape (d,) or (n, d)
+        c : array_like, shape (m,) or (n, m)
 
         Returns
         -------
-        np.ndarray
-            The gradients, shape of ``x``.
+        np.ndarray, shape of ``x``
         """
         h, single = self._as_batch(x)
         c = np.asarray(c, dtype=np.float64)
@@ -462,13 +443,11 @@ class Network:
 
         Parameters
         ----------
-        x : array_like
-            One input ``(d,)``.
+        x : array_like, shape (d,)
 
         Returns
         -------
-        np.ndarray
-            Shape ``(m, d)``.
+        np.ndarray, shape (m, d)
         """
         pattern = [p[0] for p in self.phase_pattern(np.asarray(x, dtype=np.float64)[None, :])]
         return self.region_affine(pattern)[1][0]
@@ -485,7 +464,6 @@ class Network:
         Returns
         -------
         Network
-            A new network.
         """
         return Network(
             tuple(layers), self.input_names, self.output_names, self.source, dict(self.meta)
@@ -502,7 +480,6 @@ class Network:
         Returns
         -------
         Network
-            A new network with the first layer changed.
         """
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (self.input_dim,))
         shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.input_dim,))
