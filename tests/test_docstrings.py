@@ -63,6 +63,15 @@ NOT_YET: dict[str, str] = {
     "methods/mip.py": "docstrings part B (methods/__init__, mip, portfolio, region)",
     "methods/portfolio.py": "docstrings part B (methods/__init__, mip, portfolio, region)",
     "methods/region.py": "docstrings part B (methods/__init__, mip, portfolio, region)",
+    # full numpy docstrings would take these past the 500-line cap of tests/test_architecture.py:
+    # the main entry points are converted; split the file first, then convert the rest
+    "io/onnx.py": "part A: at its LONG_FILES cap (542 lines, may not grow): load_onnx, from_onnx_model",
+    "problem.py": "part A (Problem.build done): Domain, Objective, LeastSquares, OutputConstraints, "
+                  "Problem's methods; ~200 more lines, split first (e.g. the objectives into their own module)",
+    "result.py": "part A (Result, Anytime's main methods done): format_vector, Anytime's predicates, the "
+                 "Ctrl-C helpers; split first (e.g. interruptible & co. into their own module)",
+    "train.py": "part A (fit, train_mlp, History, TrainedModel done): TrainedModel.save, export_onnx, "
+                "stability_penalty, build_mlp, fold_scaling; split first (e.g. the torch helpers)",
     # the owners of code being reworked convert these with their change
     "bounds/__init__.py": "owner of bounds/",
     "bounds/alpha.py": "owner of bounds/",
