@@ -119,6 +119,16 @@ def certified_method(fn: Callable[..., Result]) -> Callable[..., Result]:
     An empty input set (``EmptyInputSet``) becomes status ``infeasible`` with the reason in
     ``stats["reason"]``, whichever method met it; every Result passes ``check_certificate``
     with the gap tolerances the method was given.
+
+    Parameters
+    ----------
+    fn : callable
+        A ``solve_*`` method taking the problem first.
+
+    Returns
+    -------
+    callable
+        ``fn`` with the same signature, its results checked.
     """
 
     @functools.wraps(fn)
@@ -151,6 +161,11 @@ MAX_NEURON_BOUND = 1e30
 
 def check_box_scale(problem: Problem) -> None:
     """Refuse a bounded box over which the network's values overflow floating point.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem whose box (if bounded) is checked.
 
     Raises
     ------

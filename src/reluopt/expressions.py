@@ -23,7 +23,15 @@ _EXPECTED = "expected a number, y[i] (an output), x[i] (an input), a name or '('
 
 @dataclass(frozen=True)
 class LinearExpr:
-    """A parsed linear expression ``y_coef . y + x_coef . x + const``."""
+    """A parsed linear expression ``y_coef . y + x_coef . x + const``.
+
+    Attributes
+    ----------
+    y, x : np.ndarray
+        Coefficients of the outputs and of the inputs.
+    const : float
+        The constant term.
+    """
 
     y: np.ndarray
     x: np.ndarray
@@ -38,6 +46,18 @@ class LinearExpr:
         return LinearExpr(self.y + s * other.y, self.x + s * other.x, self.const + s * other.const)
 
     def scaled(self, k: float) -> LinearExpr:
+        """The expression times ``k``.
+
+        Parameters
+        ----------
+        k : float
+            The factor.
+
+        Returns
+        -------
+        LinearExpr
+            ``k * self`` (zeros are +0.0).
+        """
         return LinearExpr(k * self.y + 0.0, k * self.x + 0.0, k * self.const + 0.0)   # + 0.0: no -0.0
 
 
@@ -230,6 +250,20 @@ def parse_expression(text: str, n_inputs: int, n_outputs: int, *, input_names=No
     ``'2*y[0] - y[1]/2 + 0.1*x[3] + 1'``, ``'y[0]*2'``, ``'-(y[0] - y[1])'``, ``'3e-2 * x[0]'``
     are accepted; products need ``*`` and a constant on one side. Errors are ``ParseError``
     (``ProblemError`` for an index out of range) naming the column where reading failed.
+
+    Parameters
+    ----------
+    text : str
+        The expression.
+    n_inputs, n_outputs : int
+        The network's sizes (indices are checked against them).
+    input_names, output_names : sequence of str, optional
+        Names that may stand for ``x[i]`` and ``y[i]``.
+
+    Returns
+    -------
+    LinearExpr
+        The coefficients and the constant.
     """
     if not str(text).strip():
         raise ParseError("empty expression")
@@ -237,14 +271,47 @@ def parse_expression(text: str, n_inputs: int, n_outputs: int, *, input_names=No
 
 
 def parse_linear_expression(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
-    """Parse ``'2*y[0] - y[3] + 0.5'`` into ``(coefficients, constant)`` (outputs only)."""
+    """Parse ``'2*y[0] - y[3] + 0.5'`` (outputs only).
+
+    Parameters
+    ----------
+    text : str
+        The expression.
+    n_outputs : int
+        The number of outputs.
+
+    Returns
+    -------
+    tuple
+        ``(coefficients, constant)``.
+    """
     expr = parse_expression(text, 0, n_outputs)
     return expr.y, expr.const
 
 
 def parse_constraint(text: str, n_inputs: int, n_outputs: int, *, input_names=None,
                      output_names=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """``'y[0] - 2*x[1] >= 0.5'`` into ``(a_y, a_x, e)`` meaning ``a_y . y + a_x . x <= e``."""
+    """Read a linear constraint such as ``'y[0] - 2*x[1] >= 0.5'``.
+
+    Parameters
+    ----------
+    text : str
+        ``LHS <= RHS`` or ``LHS >= RHS`` (one comparison, not strict).
+    n_inputs, n_outputs : int
+        The network's sizes.
+    input_names, output_names : sequence of str, optional
+        Names that may stand for ``x[i]`` and ``y[i]``.
+
+    Returns
+    -------
+    tuple
+        ``(a_y, a_x, e)`` meaning ``a_y . y + a_x . x <= e``.
+
+    Raises
+    ------
+    ParseError
+        Not one non-strict comparison of two linear sides naming a variable.
+    """
     text = str(text)
     ops = list(re.finditer(r"<=|>=|=<|=>|==|<|>|=", text))
     form = "must have the form 'LHS <= RHS' or 'LHS >= RHS'"
@@ -270,14 +337,41 @@ def parse_constraint(text: str, n_inputs: int, n_outputs: int, *, input_names=No
 
 
 def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
-    """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` into a row ``(a, e)``: ``a.y <= e``."""
+    """Parse ``'y[3] <= 0.34'`` or ``'y[0] - y[1] >= 0'`` (outputs only).
+
+    Parameters
+    ----------
+    text : str
+        The constraint.
+    n_outputs : int
+        The number of outputs.
+
+    Returns
+    -------
+    tuple
+        A row ``(a, e)`` meaning ``a . y <= e``.
+    """
     a, _, e = parse_constraint(text, 0, n_outputs)
     return a, e
 
 
 def format_linear(c, d: float = 0.0, x=None) -> str:
-    """``'2*y[0] - y[3] + 0.5'`` from coefficients and a constant (the inverse of the parser);
-    ``x`` adds input coefficients."""
+    """Write ``'2*y[0] - y[3] + 0.5'`` from coefficients and a constant (the parser's inverse).
+
+    Parameters
+    ----------
+    c : array_like
+        Output coefficients.
+    d : float
+        The constant.
+    x : array_like, optional
+        Input coefficients.
+
+    Returns
+    -------
+    str
+        The expression (``'0'`` when everything is zero).
+    """
     text = ""
     terms = [("y", k, float(c[k])) for k in np.nonzero(c)[0]]
     if x is not None:

@@ -25,9 +25,17 @@ ACTIVATIONS = activations.names()
 
 @dataclass(frozen=True)
 class Layer:
-    """One dense layer ``act(W h + b)``. ``tau`` is the cap of a clipped ReLU, ``alpha`` the
-    negative slope of a leaky ReLU; ``act`` is the activation object (``reluopt.activations``)
-    that says what ``activation`` means."""
+    """One dense layer ``act(W h + b)``; ``act`` is the activation object
+    (``reluopt.activations``) that says what ``activation`` means.
+
+    Parameters
+    ----------
+    W, b : np.ndarray, shapes (n_out, n_in) and (n_out,)
+    activation : str
+        An activation name (``reluopt.activations.names()``).
+    tau, alpha : float, optional
+        The cap of a clipped ReLU, the negative slope of a leaky ReLU.
+    """
 
     W: np.ndarray
     b: np.ndarray
@@ -48,6 +56,17 @@ class Layer:
         return activations.make(self)
 
     def activate(self, g: np.ndarray) -> np.ndarray:
+        """The layer's activation applied to pre-activations.
+
+        Parameters
+        ----------
+        g : np.ndarray
+            Pre-activations ``W h + b``.
+
+        Returns
+        -------
+        np.ndarray
+        """
         return self.act.forward(g)
 
 
@@ -67,6 +86,21 @@ class Network:
 
     Build with ``Network.from_weights([(W1, b1), (W2, b2), ...])`` for the usual case of
     ReLU hidden layers and an identity output layer.
+
+    Parameters
+    ----------
+    layers : tuple of Layer
+        The layers, the last one ``identity`` (validated, stored read-only).
+    input_names, output_names : tuple of str, optional
+    source : str
+        Where the network came from (a path or a description).
+    meta : dict
+        Importer notes (not compared).
+
+    Raises
+    ------
+    ModelError
+        Shapes that do not chain, non-finite weights, or activations in the wrong place.
     """
 
     layers: tuple[Layer, ...]
@@ -140,7 +174,21 @@ class Network:
         taus: Sequence[float | None] | None = None,
         **kwargs,
     ) -> Network:
-        """ReLU hidden layers and an identity output unless ``activations`` says otherwise."""
+        """ReLU hidden layers and an identity output unless ``activations`` says otherwise.
+
+        Parameters
+        ----------
+        weights : sequence of (W, b)
+            One pair per layer.
+        activations, taus : sequence, optional
+            Per layer, the activation name and the clipped-ReLU cap (or None).
+        **kwargs
+            Passed to ``Network`` (names, source, meta).
+
+        Returns
+        -------
+        Network
+        """
         n = len(weights)
         if activations is None:
             activations = ["relu"] * (n - 1) + ["identity"]
@@ -159,6 +207,16 @@ class Network:
 
         Consecutive affine layers are multiplied together; a trailing activation gets an
         identity output layer appended. Importers use this to normalise what they read.
+
+        Parameters
+        ----------
+        layers : sequence of Layer
+        **kwargs
+            Passed to ``Network``.
+
+        Returns
+        -------
+        Network
         """
         merged: list[Layer] = []
         pending: Layer | None = None  # an affine map waiting to be composed with the next
@@ -217,6 +275,12 @@ class Network:
         return any(isinstance(layer.act, activations.ClippedReLU) for layer in self.layers)
 
     def describe(self) -> str:
+        """The layer sizes, ``'2-16-16-1'``.
+
+        Returns
+        -------
+        str
+        """
         sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
         return "-".join(str(s) for s in sizes)
 
@@ -237,7 +301,16 @@ class Network:
         return arr, single
 
     def forward(self, x) -> np.ndarray:
-        """Outputs for ``x`` of shape ``(d,)`` or ``(n, d)``."""
+        """The network's outputs.
+
+        Parameters
+        ----------
+        x : array_like, shape (d,) or (n, d)
+
+        Returns
+        -------
+        np.ndarray, shape (m,) or (n, m)
+        """
         h, single = self._as_batch(x)
         for layer in self.layers:
             h = layer.activate(h @ layer.W.T + layer.b)
@@ -246,7 +319,17 @@ class Network:
     __call__ = forward
 
     def preactivations(self, x) -> list[np.ndarray]:
-        """Pre-activations ``g_l`` of every hidden layer, each of shape ``(n, n_l)``."""
+        """Pre-activations ``g_l`` of every hidden layer.
+
+        Parameters
+        ----------
+        x : array_like, shape (d,) or (n, d)
+
+        Returns
+        -------
+        list of np.ndarray
+            One ``(n, n_l)`` array per hidden layer (``n = 1`` for one input).
+        """
         h, _ = self._as_batch(x)
         out = []
         for layer in self.layers[:-1]:
@@ -260,20 +343,47 @@ class Network:
 
         For clipped ReLU the pattern is the *slope* (True where ``0 < g < tau``); use
         ``phase_pattern`` for the three phases.
+
+        Parameters
+        ----------
+        x : array_like, shape (d,) or (n, d)
+
+        Returns
+        -------
+        list of np.ndarray
+            One ``(n, n_l)`` array per hidden layer.
         """
         return [layer.act.phase(g) == 1
                 for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
 
     def phase_pattern(self, x) -> list[np.ndarray]:
-        """Integer phase per hidden neuron: 0 inactive, 1 linear, 2 saturated (clipped)."""
+        """Integer phase per hidden neuron: 0 inactive, 1 linear, 2 saturated (clipped).
+
+        Parameters
+        ----------
+        x : array_like, shape (d,) or (n, d)
+
+        Returns
+        -------
+        list of np.ndarray
+            One ``(n, n_l)`` array per hidden layer.
+        """
         return [layer.act.phase(g) for layer, g in zip(self.layers[:-1], self.preactivations(x), strict=True)]
 
     def region_affine(self, pattern: Sequence[np.ndarray]):
         """Affine maps of one linear region, given a per-layer phase (or boolean) pattern.
 
-        Returns ``(pre, (T, t))``: ``pre[l] = (A_l, c_l)`` with ``g_l(x) = A_l x + c_l`` on the
-        region, and the output map ``y = T x + t``. ``pattern[l]`` is a 1-D array per layer;
-        booleans mean active/inactive, integers are phases (2 = saturated at tau).
+        Parameters
+        ----------
+        pattern : sequence of np.ndarray
+            A 1-D array per hidden layer: booleans mean active/inactive, integers are phases
+            (2 = saturated at tau).
+
+        Returns
+        -------
+        tuple
+            ``(pre, (T, t))``: ``pre[l] = (A_l, c_l)`` with ``g_l(x) = A_l x + c_l`` on the
+            region, and the output map ``y = T x + t``.
         """
         if len(pattern) != self.depth:
             raise ModelError(f"pattern has {len(pattern)} layers, network has {self.depth}")
@@ -302,6 +412,15 @@ class Network:
         ``c`` is one vector (m,) for every row, or one per row (n, m) — a vector-Jacobian
         product, as least-squares objectives need. At a kink the one-sided choice ``g > 0``
         (active) is used, as a subgradient.
+
+        Parameters
+        ----------
+        x : array_like, shape (d,) or (n, d)
+        c : array_like, shape (m,) or (n, m)
+
+        Returns
+        -------
+        np.ndarray, shape of ``x``
         """
         h, single = self._as_batch(x)
         c = np.asarray(c, dtype=np.float64)
@@ -320,18 +439,48 @@ class Network:
         return lam[0] if single else lam
 
     def jacobian(self, x) -> np.ndarray:
-        """Jacobian ``dy/dx`` at a single point, shape ``(m, d)``."""
+        """Jacobian ``dy/dx`` at a single point (of the region ``phase_pattern`` picks there).
+
+        Parameters
+        ----------
+        x : array_like, shape (d,)
+
+        Returns
+        -------
+        np.ndarray, shape (m, d)
+        """
         pattern = [p[0] for p in self.phase_pattern(np.asarray(x, dtype=np.float64)[None, :])]
         return self.region_affine(pattern)[1][0]
 
     # ----------------------------------------------------------------- transforms
     def with_layers(self, layers: Sequence[Layer]) -> Network:
+        """The same network (names, source, meta) with other layers.
+
+        Parameters
+        ----------
+        layers : sequence of Layer
+            The new layers (validated again).
+
+        Returns
+        -------
+        Network
+        """
         return Network(
             tuple(layers), self.input_names, self.output_names, self.source, dict(self.meta)
         )
 
     def with_input_affine(self, scale, shift) -> Network:
-        """The network of ``x' -> net(scale * x' + shift)``: folds an input normalisation."""
+        """The network of ``x' -> net(scale * x' + shift)``: folds an input normalisation.
+
+        Parameters
+        ----------
+        scale, shift : array_like
+            Per-input (or scalar) factors and offsets.
+
+        Returns
+        -------
+        Network
+        """
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (self.input_dim,))
         shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.input_dim,))
         first = self.layers[0]

@@ -28,6 +28,20 @@ class Executor:
     workers: int = 1
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        """Run ``fn`` on every task.
+
+        Parameters
+        ----------
+        fn : callable
+            A module-level (picklable) function of one task.
+        tasks : sequence
+            Picklable task data.
+
+        Returns
+        -------
+        list
+            ``[fn(t) for t in tasks]``, in task order.
+        """
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -56,7 +70,15 @@ class SerialExecutor(Executor):
 
 
 class ProcessExecutor(Executor):
-    """A ``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes (created lazily)."""
+    """A ``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes (created lazily).
+
+    Parameters
+    ----------
+    workers : int, optional
+        The number of processes (default: the CPU count).
+    pool : ProcessPoolExecutor, optional
+        An existing pool to use; it is the caller's and is not shut down by ``close``.
+    """
 
     def __init__(self, workers: int | None = None, pool: ProcessPoolExecutor | None = None):
         self.workers = int(workers or os.cpu_count() or 1)
@@ -81,7 +103,13 @@ class ProcessExecutor(Executor):
 class DaskExecutor(Executor):
     """Tasks submitted to a ``dask.distributed.Client`` and gathered in order.
 
-    The client is the caller's: it is never closed here."""
+    The client is the caller's: it is never closed here.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        The client to submit to; ``workers`` is its thread count.
+    """
 
     def __init__(self, client):
         self.client = client
@@ -108,7 +136,18 @@ def _is_dask_client(obj) -> bool:
 
 
 def require_dask():
-    """Import ``dask.distributed`` or explain how to get it."""
+    """Import ``dask.distributed`` or explain how to get it.
+
+    Returns
+    -------
+    module
+        The ``distributed`` module.
+
+    Raises
+    ------
+    ProblemError
+        Dask is not installed (the message says how to install it).
+    """
     try:
         import distributed  # noqa: F401
     except ImportError as exc:
@@ -122,8 +161,24 @@ def require_dask():
 
 
 def get_executor(spec=None) -> Executor:
-    """An Executor from a spec: None/'serial', 'processes', 'dask' (a new local cluster is
-    NOT started implicitly; pass a Client), an int worker count, a Client or an Executor."""
+    """An Executor from a spec (see the module docstring).
+
+    Parameters
+    ----------
+    spec : None, str, int, ProcessPoolExecutor, dask.distributed.Client or Executor
+        None/'serial', 'processes', an int worker count (1: serial), a pool, a Client or an
+        Executor (returned as is). 'dask' does not start a local cluster: pass a Client.
+
+    Returns
+    -------
+    Executor
+        The executor; use it as a context manager.
+
+    Raises
+    ------
+    ProblemError
+        A spec that is none of these.
+    """
     if spec is None or isinstance(spec, Executor):
         return spec if spec is not None else SerialExecutor()
     if isinstance(spec, bool):
@@ -155,7 +210,20 @@ def get_executor(spec=None) -> Executor:
 
 
 def chunk(items: Sequence[Any], n_chunks: int) -> list[list[Any]]:
-    """Split ``items`` into at most ``n_chunks`` contiguous, nearly equal, non-empty parts."""
+    """Split ``items`` into at most ``n_chunks`` contiguous, nearly equal, non-empty parts.
+
+    Parameters
+    ----------
+    items : sequence
+        The items to split.
+    n_chunks : int
+        The largest number of parts.
+
+    Returns
+    -------
+    list of list
+        The parts, in order (none for no items).
+    """
     items = list(items)
     n = max(1, min(int(n_chunks), len(items)))
     if not items:

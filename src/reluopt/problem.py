@@ -317,16 +317,31 @@ class Problem:
         b=None,
         name: str = "",
     ) -> Problem:
-        """Convenience constructor.
+        """The usual way to state a problem: a network, a box, an objective, constraints.
 
-        ``lb``/``ub`` are scalars or vectors. Give ``maximize=k``, ``minimize=k`` (an output
-        index, or a linear expression such as ``'y[0] - 2*y[1]'`` or ``'3*y[0] - 0.5*x[1]'``), or
-        a vector ``c`` with ``sense``. ``constraints`` are strings such as ``'y[3] <= 0.34'``,
-        ``'y[0] >= y[2]'`` or ``'x[0] + x[1] <= 1'``: a constraint with inputs only joins
-        ``A x <= b``. Outputs and inputs may also be called by the network's names. Input
-        terms in the objective or in a constraint with outputs are exact: the network gets
-        one always-active neuron per layer carrying them (``input_form_network``); they need
-        a bounded box. An objective with no output and no input is an error.
+        Outputs and inputs may also be called by the network's names. Input terms next to outputs are
+        exact (one always-active neuron per layer carries them: ``input_form_network``); they need a bounded box.
+
+        Parameters
+        ----------
+        network : Network
+        lb, ub : float or array_like
+            The input box: scalars or one bound per input.
+        maximize, minimize, c : int, str or array_like, optional
+            Exactly one: an output index, a linear expression such as ``'y[0] - 2*y[1]'`` or
+            ``'3*y[0] - 0.5*x[1]'`` (not a constant), or a coefficient vector ``c`` with ``sense``.
+        d : float
+            A constant added to the objective.
+        sense : {'max', 'min'}
+        constraints : sequence of str, optional
+            Such as ``'y[3] <= 0.34'``, ``'y[0] >= y[2]'`` or ``'x[0] + x[1] <= 1'`` (inputs only: joins ``A x <= b``).
+        A, b : array_like, optional
+            Linear input constraints ``A x <= b``.
+        name : str
+
+        Returns
+        -------
+        Problem
         """
         n, m = network.input_dim, network.output_dim
         names = {"input_names": network.input_names, "output_names": network.output_names}

@@ -37,13 +37,35 @@ REL_GAP = 1e-4
 
 
 def relative_gap(value: float | None, bound: float | None) -> float:
-    """``|bound - value| / max(|value|, 1e-10)``; ``inf`` when either side is missing."""
+    """The relative gap ``|bound - value| / max(|value|, 1e-10)``.
+
+    Parameters
+    ----------
+    value, bound : float or None
+
+    Returns
+    -------
+    float
+        ``inf`` when either side is missing or not finite.
+    """
     if value is None or bound is None or not (math.isfinite(value) and math.isfinite(bound)):
         return math.inf
     return abs(bound - value) / max(abs(value), 1e-10)
 
 
 def check_time_limit(time_limit: float | None) -> float:
+    """A method's time limit, validated (``ProblemError`` unless positive).
+
+    Parameters
+    ----------
+    time_limit : float or None
+        Seconds; None for no limit.
+
+    Returns
+    -------
+    float
+        ``inf`` for None.
+    """
     if time_limit is None:
         return math.inf
     t = float(time_limit)
@@ -54,7 +76,22 @@ def check_time_limit(time_limit: float | None) -> float:
 
 @dataclass
 class Result:
-    """Outcome of a method. ``history`` rows: (seconds, incumbent, bound, source)."""
+    """Outcome of a method, in the user's sense.
+
+    Attributes
+    ----------
+    status, method, sense : str
+        One of ``STATUSES``; the method that ran; ``'max'`` or ``'min'``.
+    x, value : np.ndarray, float or None
+        The best feasible input found and the network's own value there.
+    bound : float or None
+        A certified bound on the optimum (upper for max, lower for min).
+    history : list of tuple
+        ``(seconds, incumbent, bound, source)`` at each improvement.
+    stats : dict
+        Method-specific counters and notes.
+    seconds : float
+    """
 
     status: str
     method: str
@@ -78,6 +115,12 @@ class Result:
         return abs(self.bound - self.value)
 
     def to_dict(self) -> dict:
+        """The result as JSON-friendly data (infinite numbers as strings, NaN as None).
+
+        Returns
+        -------
+        dict
+        """
         def num(v):
             if v is None:
                 return None
@@ -101,9 +144,26 @@ class Result:
         }
 
     def to_json(self, **kw) -> str:
+        """``to_dict`` as JSON text.
+
+        Parameters
+        ----------
+        **kw
+            Passed to ``json.dumps``.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps(self.to_dict(), **kw)
 
     def summary(self) -> str:
+        """Aligned lines for people: status, method, value, bound, gap, x, seconds.
+
+        Returns
+        -------
+        str
+        """
         lines = [f"status   {self.status}", f"method   {self.method}"]
         if self.value is not None:
             lines.append(f"value    {self.value:.10g}   ({self.sense})")
@@ -184,6 +244,17 @@ class Anytime:
     ``offer`` takes candidate inputs, evaluates them by a forward pass, keeps the best
     feasible one and records the improvement in the history. ``improve_bound`` records a
     tighter certified bound. Both speak the user's sense.
+
+    Parameters
+    ----------
+    problem : Problem
+    method : str
+        The method's name (in the Result).
+    time_limit : float, optional
+        Seconds (see ``check_time_limit``).
+    progress : callable, optional
+        Receives snapshot dicts (``ProgressCallback``), at most every ``progress_every`` seconds.
+    progress_every : float
     """
 
     def __init__(
@@ -229,7 +300,22 @@ class Anytime:
 
     # incumbent
     def offer(self, xs, source: str, tol: float = FEASIBILITY_TOL) -> bool:
-        """Evaluate candidate inputs (n, d); keep the best feasible one. True if improved."""
+        """Evaluate candidate inputs; keep the best feasible one.
+
+        Parameters
+        ----------
+        xs : array_like, shape (n, d) or (d,)
+            Candidates (clipped to the box).
+        source : str
+            Who found them (for the history).
+        tol : float
+            Constraint tolerance.
+
+        Returns
+        -------
+        bool
+            True if the incumbent improved.
+        """
         xs = np.atleast_2d(np.asarray(xs, dtype=np.float64))
         if xs.size == 0:
             return False
@@ -249,7 +335,19 @@ class Anytime:
         return True
 
     def improve_bound(self, bound: float, source: str) -> bool:
-        """Record a certified bound (user sense) if it is tighter than the current one."""
+        """Record a certified bound (user sense) if it is tighter than the current one.
+
+        Parameters
+        ----------
+        bound : float
+        source : str
+            Who proved it (for the history).
+
+        Returns
+        -------
+        bool
+            True if the bound tightened.
+        """
         if bound is None or math.isnan(bound):
             return False
         if self.bound is not None:
@@ -285,7 +383,19 @@ class Anytime:
                        "bound": self.bound, "gap": self.gap, **extra})
 
     def result(self, status: str, **stats) -> Result:
-        """Finish: re-check the incumbent by a forward pass and build the Result."""
+        """Finish: re-check the incumbent by a forward pass and build the Result.
+
+        Parameters
+        ----------
+        status : str
+            ``optimal`` without a point and a bound is downgraded.
+        **stats
+            The Result's ``stats``.
+
+        Returns
+        -------
+        Result
+        """
         x, value = self.x, self.value
         if x is not None:
             value = float(self.problem.objective_values(x)[0])

@@ -54,7 +54,15 @@ def _torch():
 @dataclass
 class History:
     """Per-epoch records: ``{"epoch", "loss", "data_loss", "penalty", "val_loss", "seconds"}``
-    (losses on the data as given to ``fit``), plus the checkpoints' epochs and files."""
+    (losses on the data as given to ``fit``), plus the checkpoints' epochs and files.
+
+    Attributes
+    ----------
+    epochs : list of dict
+    checkpoint_epochs : list of int
+    checkpoint_files : list of str
+        File names in ``checkpoint_dir`` (empty without one).
+    """
 
     epochs: list[dict] = field(default_factory=list)
     checkpoint_epochs: list[int] = field(default_factory=list)
@@ -66,7 +74,20 @@ class History:
 
 @dataclass
 class TrainedModel:
-    """A trained MLP exported as a Network, its history, and the checkpoint Networks."""
+    """A trained MLP exported as a Network, its history, and the checkpoint Networks.
+
+    Attributes
+    ----------
+    network : Network
+        In the data's original units (the scaling folded in).
+    history : History
+    checkpoints : list of Network
+    module : torch.nn.Module
+        The trained module (standardised units).
+    checkpoint_dir : Path or None
+    x_scale, y_scale : tuple of np.ndarray
+        ``(mean, std)`` of the inputs and outputs used for training.
+    """
 
     network: Network
     history: History
@@ -218,16 +239,38 @@ def fit(module, X, Y, *, epochs: int = 100, batch_size: int = 64, lr: float = 1e
         checkpoint_every: int | None = None, checkpoint_dir=None,
         checkpoint_network: Callable | None = None, on_checkpoint: Callable | None = None,
         validation: tuple | None = None, on_epoch: Callable | None = None) -> History:
-    """Train ``module`` to map ``X`` to ``Y`` with Adam; returns the History.
+    """Train ``module`` to map ``X`` to ``Y`` with Adam, reproducibly for a ``seed``.
 
-    Penalties: ``l1 * sum|W| + l2 * sum W^2`` over weight matrices, and ``stability`` times
-    the RS loss over an ``stability_eps``-box around each sample (module docstring), applied to
-    ``stability_module`` (default: the module) at ``stability_input(module, x_batch)``
-    (default: the batch itself; e.g. ``lambda m, x: m.encoder(x)`` for a decoder). Dropout
-    lives in the module (it is active in training and off for validation and checkpoints).
-    Checkpoints (every ``checkpoint_every`` epochs, plus epoch 0 and the last) are Networks
-    made by ``checkpoint_network(module)`` (default ``reluopt.io.torch.from_torch``), saved to
-    ``checkpoint_dir`` if given and passed to ``on_checkpoint(epoch, network)``.
+    Dropout lives in the module (it is active in training and off for validation and checkpoints).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    X, Y : array_like or torch.Tensor
+        Samples by features (a 1-D array is one feature).
+    epochs, batch_size, lr : int, int, float
+    l1, l2 : float
+        Weights of ``l1 * sum|W| + l2 * sum W^2`` over the weight matrices.
+    stability, stability_eps : float
+        Weight of the RS loss (module docstring) over an ``stability_eps``-box around each sample.
+    stability_module, stability_input : torch.nn.Module, callable, optional
+        The RS loss is of ``stability_module`` (default: the module) at ``stability_input(module,
+        x_batch)`` (default: the batch itself; e.g. ``lambda m, x: m.encoder(x)`` for a decoder).
+    loss : {'mse', 'l1'} or callable
+    seed, threads : int
+        Seed, and torch threads for the run (restored afterwards).
+    checkpoint_every, checkpoint_dir, checkpoint_network, on_checkpoint : optional
+        Every ``checkpoint_every`` epochs (plus epoch 0 and the last) a Network is made by
+        ``checkpoint_network(module)`` (default ``reluopt.io.torch.from_torch``), saved to
+        ``checkpoint_dir`` if given and passed to ``on_checkpoint(epoch, network)``.
+    validation : tuple (X, Y), optional
+        Data for each epoch's ``val_loss``.
+    on_epoch : callable, optional
+        Called with each epoch's record.
+
+    Returns
+    -------
+    History
     """
     torch = _torch()
     if epochs < 0 or batch_size < 1 or lr <= 0:
@@ -376,8 +419,26 @@ def train_mlp(X, Y, hidden: Sequence[int] = (32, 32), *, activation: str = "relu
 
     Inputs and outputs are standardised (z-scores) for training and the scaling is folded
     into the exported Network (and every checkpoint), which therefore takes and returns
-    the original units. ``stability_eps`` and ``tau`` are in standardised units. Weight
-    penalties are on the standardised model too.
+    the original units.
+
+    Parameters
+    ----------
+    X, Y : array_like
+        Samples ``(n, d)`` and targets ``(n, m)`` or ``(n,)``.
+    hidden : sequence of int
+    activation, tau, dropout
+        As for ``build_mlp`` (``tau`` in standardised units).
+    l1, l2, stability, stability_eps, epochs, batch_size, lr, seed, threads, validation
+        As for ``fit``, on the standardised model (``stability_eps`` in standardised units).
+    scale_inputs, scale_outputs : bool
+        Standardise for training.
+    checkpoint_every, checkpoint_dir, on_checkpoint
+        As for ``fit``; the checkpoints are in the original units too.
+    input_names, output_names : sequence of str, optional
+
+    Returns
+    -------
+    TrainedModel
     """
     torch = _torch()
     X = np.asarray(X, dtype=np.float64)

@@ -36,17 +36,47 @@ REGISTRY: dict[str, type[Activation]] = {cls.name: cls for cls in (ReLU, Identit
 
 
 def names() -> tuple[str, ...]:
-    """Every activation name a Layer may carry."""
+    """Every activation name a Layer may carry.
+
+    Returns
+    -------
+    tuple of str
+        The names, in ``REGISTRY`` order.
+    """
     return tuple(REGISTRY)
 
 
 def hidden_names() -> tuple[str, ...]:
-    """The activation names allowed in hidden layers."""
+    """The activation names allowed in hidden layers.
+
+    Returns
+    -------
+    tuple of str
+        The names, in ``REGISTRY`` order.
+    """
     return tuple(name for name, cls in REGISTRY.items() if cls.hidden)
 
 
 def lookup(name: str, where: str = "layer") -> type[Activation]:
-    """The class of activation ``name`` (``ModelError`` naming the known ones otherwise)."""
+    """The class of activation ``name``.
+
+    Parameters
+    ----------
+    name : str
+        An activation name (see ``names``).
+    where : str
+        Names the layer in the error message.
+
+    Returns
+    -------
+    type[Activation]
+        The registered class.
+
+    Raises
+    ------
+    ModelError
+        Unknown name (the message lists the known ones).
+    """
     cls = REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelError(f"{where}: unknown activation {name!r}; expected one of {', '.join(REGISTRY)}")
@@ -54,13 +84,34 @@ def lookup(name: str, where: str = "layer") -> type[Activation]:
 
 
 def make(layer) -> Activation:
-    """A new activation object for ``layer`` (any object with ``activation`` and the
-    activation's parameters as attributes)."""
+    """A new activation object for ``layer``.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any object with ``activation`` and the activation's parameters as attributes.
+
+    Returns
+    -------
+    Activation
+        The activation with the layer's parameters.
+    """
     cls = lookup(layer.activation)
     return cls(**{p: getattr(layer, p) for p in cls.params})
 
 
 def get(layer) -> Activation:
-    """The activation object of ``layer``; ``Network`` layers cache it (``Layer.act``)."""
+    """The activation object of ``layer``; ``Network`` layers cache it (``Layer.act``).
+
+    Parameters
+    ----------
+    layer : Layer
+        As for ``make``.
+
+    Returns
+    -------
+    Activation
+        The cached object, or a new one.
+    """
     act = getattr(layer, "act", None)
     return act if isinstance(act, Activation) else make(layer)

@@ -20,6 +20,15 @@ class Phases:
     (above the second kink) are stable: one linear piece on the whole interval. ``lower``:
     only the kink at 0 lies inside (binary z1, "g > 0"); ``upper``: only the kink at tau
     (binary z2, "g >= tau"); ``both``: both kinks (two binaries, z2 <= z1).
+
+    Attributes
+    ----------
+    inactive, linear, saturated, lower, upper, both : np.ndarray
+        Boolean masks of the neurons in each phase class (shape of ``L``).
+    L, U : np.ndarray
+        The pre-activation bounds classified.
+    tau : float
+        The second kink (``inf``: none).
     """
 
     inactive: np.ndarray
@@ -55,6 +64,17 @@ class Rows:
     with ``g = W h_prev + b`` the neuron's pre-activation (the formulation substitutes it),
     ``z_0`` its "g > 0" binary and ``z_1`` its "g >= tau" binary. Coefficients and sides are
     scalars or per-neuron arrays of the layer.
+
+    Attributes
+    ----------
+    mask : np.ndarray
+        The neurons (boolean) with a row in this block.
+    h_coef, g_coef : float or np.ndarray
+        Coefficients of the post- and pre-activation.
+    z : tuple
+        Coefficients of the binaries ``z_0``, ``z_1`` (as many as used).
+    lo, hi : float or np.ndarray
+        The row's sides.
     """
 
     mask: np.ndarray
@@ -72,6 +92,17 @@ class MilpLayer:
     ``keep``: neurons with a column ``h`` (the others are identically 0 on the bounds and
     have no column); ``h_lower``/``h_upper``: column bounds (all neurons); ``binaries``: the
     neurons with a binary of each kind (z_0 "g > 0", z_1 "g >= tau"); ``rows``: the blocks.
+
+    Attributes
+    ----------
+    phases : Phases
+        The classification of the layer's neurons by its bounds.
+    keep, h_lower, h_upper : np.ndarray
+        Neurons with a column, and the column bounds.
+    binaries : tuple of np.ndarray
+        Masks of the neurons with a ``z_0`` and with a ``z_1`` binary.
+    rows : list of Rows
+        The row blocks.
     """
 
     phases: Phases
@@ -99,7 +130,25 @@ class Activation:
 
     @classmethod
     def check(cls, layer, where: str) -> dict:
-        """The layer's parameters, validated and normalised (raises ``ModelError``)."""
+        """The layer's parameters, validated and normalised.
+
+        Parameters
+        ----------
+        layer : Layer
+            Any object with the activation's parameters as attributes.
+        where : str
+            Names the layer in error messages.
+
+        Returns
+        -------
+        dict
+            ``parameter name -> value``.
+
+        Raises
+        ------
+        ModelError
+            A parameter is missing or invalid.
+        """
         return {}
 
     @property
@@ -113,46 +162,152 @@ class Activation:
         return (1.0,)
 
     def identity_window(self) -> tuple[float, float]:
-        """An interval of ``g`` on which the activation is the identity."""
+        """An interval of ``g`` on which the activation is the identity.
+
+        Returns
+        -------
+        tuple of float
+            ``(lo, hi)``.
+        """
         return -_INF, _INF
 
     def scaled(self, s: float) -> dict:
-        """Parameters after scaling the pre-activations by ``s > 0`` (``act'(s g) = s act(g)``)."""
+        """Parameters after scaling the pre-activations by ``s > 0`` (``act'(s g) = s act(g)``).
+
+        Parameters
+        ----------
+        s : float
+            The positive scale factor.
+
+        Returns
+        -------
+        dict
+            ``parameter name -> value`` of the scaled activation.
+        """
         return {}
 
     # --------------------------------------------------------------- points
     def forward(self, g: np.ndarray) -> np.ndarray:
+        """The activation at points.
+
+        Parameters
+        ----------
+        g : np.ndarray
+            Pre-activations (any shape).
+
+        Returns
+        -------
+        np.ndarray
+            ``act(g)``, elementwise.
+        """
         raise NotImplementedError
 
     def interval(self, L: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image of ``[L, U]`` (monotone activations: the images of the ends)."""
+        """Image of ``[L, U]`` (monotone activations: the images of the ends).
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(act(L), act(U))``.
+        """
         return self.forward(L), self.forward(U)
 
     def phase(self, g: np.ndarray) -> np.ndarray:
         """Phase (int8) at points: the number of kinks below (0 at a kink at 0; tau counts
-        as above the kink at tau)."""
+        as above the kink at tau).
+
+        Parameters
+        ----------
+        g : np.ndarray
+            Pre-activations.
+
+        Returns
+        -------
+        np.ndarray
+            The phase of each point (int8, shape of ``g``).
+        """
         raise NotImplementedError
 
     def slope(self, g: np.ndarray) -> np.ndarray:
         """The derivative at points (one-sided at a kink: the slope of ``phase(g)``), as an
-        array to multiply with; boolean when every slope is 0 or 1."""
+        array to multiply with; boolean when every slope is 0 or 1.
+
+        Parameters
+        ----------
+        g : np.ndarray
+            Pre-activations.
+
+        Returns
+        -------
+        np.ndarray
+            The slope at each point (shape of ``g``).
+        """
         raise NotImplementedError
 
     def piece(self, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(slope, offset)``: the activation is ``slope * g + offset`` in ``phase``."""
+        """The linear piece of each phase: the activation is ``slope * g + offset`` there.
+
+        Parameters
+        ----------
+        phase : np.ndarray
+            Phases (as from ``phase``).
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(slope, offset)``, shape of ``phase``.
+        """
         raise NotImplementedError
 
     def phase_bounds(self, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, hi)``: the closed pre-activation interval of each neuron's phase."""
+        """The closed pre-activation interval of each neuron's phase.
+
+        Parameters
+        ----------
+        phase : np.ndarray
+            Phases (as from ``phase``).
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(lo, hi)``, shape of ``phase``.
+        """
         raise NotImplementedError
 
     def slope_bounds(self, L: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Float ``(lo, hi)`` containing every slope the neuron can take inside ``(L, U)``."""
+        """Bounds on every slope the neuron can take inside ``(L, U)``.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            Float ``(lo, hi)``, shape of ``L``.
+        """
         raise NotImplementedError
 
     def step_to_kink(self, g: np.ndarray, dg: np.ndarray) -> np.ndarray:
         """Smallest step ``t >= 0`` (``inf``: none) along ``g + t dg`` before a kink is met
-        from the current phase (a point on a kink moving out of its phase gets 0)."""
+        from the current phase (a point on a kink moving out of its phase gets 0).
+
+        Parameters
+        ----------
+        g, dg : np.ndarray
+            Points and directions (broadcast together).
+
+        Returns
+        -------
+        np.ndarray
+            The step length per element.
+        """
         ph = self.phase(g)
         t = np.full(np.broadcast_shapes(g.shape, dg.shape), _INF)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -165,10 +320,33 @@ class Activation:
 
     # --------------------------------------------------------------- bounds
     def classify(self, L: np.ndarray, U: np.ndarray) -> Phases:
+        """Which phases each neuron can be in on ``[L, U]``.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds.
+
+        Returns
+        -------
+        Phases
+            The stable and unstable masks.
+        """
         raise NotImplementedError
 
     def unstable(self, L: np.ndarray, U: np.ndarray) -> np.ndarray:
-        """Neurons not provably in one linear piece on ``[L, U]`` (any shape)."""
+        """Neurons not provably in one linear piece on ``[L, U]``.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds (any shape).
+
+        Returns
+        -------
+        np.ndarray
+            Boolean mask, shape of ``L``.
+        """
         return ~self.classify(L, U).stable
 
     def relaxation(self, L: np.ndarray, U: np.ndarray, alpha: np.ndarray | None = None):
@@ -176,17 +354,52 @@ class Activation:
 
         ``alpha`` (shape of L) sets the lower slope of the neurons of ``lower_slope_range``
         (clipped to their admissible range); by default CROWN's adaptive choice is used.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds.
+        alpha : np.ndarray, optional
+            Lower slopes for alpha-CROWN.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(a_lo, b_lo, a_up, b_up)``, each of the shape of ``L``.
         """
         raise NotImplementedError
 
     def lower_slope_range(self, L: np.ndarray, U: np.ndarray):
         """``(mask, lo, hi)``: the neurons whose lower line is ``a g`` with any ``a`` in
-        ``[lo, hi]`` (each a valid relaxation), for alpha-CROWN."""
+        ``[lo, hi]`` (each a valid relaxation), for alpha-CROWN.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(mask, lo, hi)``, shape of ``L``.
+        """
         none = np.zeros(np.shape(L), dtype=bool)
         return none, np.zeros(np.shape(L)), np.zeros(np.shape(L))
 
     # --------------------------------------------------------------- MILP
     def milp(self, L: np.ndarray, U: np.ndarray) -> MilpLayer:
+        """The big-M formulation of a hidden layer with these pre-activation bounds.
+
+        Parameters
+        ----------
+        L, U : np.ndarray
+            Pre-activation bounds of the layer's neurons.
+
+        Returns
+        -------
+        MilpLayer
+            Columns, binaries and row blocks for ``milp.formulation``.
+        """
         raise NotImplementedError
 
 

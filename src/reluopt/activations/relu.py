@@ -108,7 +108,13 @@ def _relu_rows(ph: Phases, L, U) -> list[Rows]:
 # ----------------------------------------------------------------------------- clipped ReLU
 @dataclass(frozen=True)
 class ClippedReLU(Activation):
-    """``min(max(0, g), tau)``: kinks at 0 and at the cap ``tau > 0``."""
+    """``min(max(0, g), tau)``: kinks at 0 and at the cap ``tau > 0``.
+
+    Parameters
+    ----------
+    tau : float
+        The cap (finite, positive).
+    """
 
     tau: float
     name: ClassVar[str] = "clipped_relu"
@@ -240,6 +246,11 @@ class LeakyReLU(Activation):
     unstable one gets ``h >= g, h >= alpha g, h <= g - (1 - alpha) L (1 - z),
     h <= alpha g + (1 - alpha) U z`` with ``z`` the "g > 0" binary: ``z = 1`` forces ``h = g``
     and ``g >= 0``, ``z = 0`` forces ``h = alpha g`` and ``g <= 0``.
+
+    Parameters
+    ----------
+    alpha : float
+        The negative slope, ``0 < alpha < 1``.
     """
 
     alpha: float

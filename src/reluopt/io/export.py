@@ -21,7 +21,29 @@ OPSET = 13
 
 def to_onnx_model(network: Network, dtype: str = "float64", input_name: str = "input",
                   output_name: str = "output", opset: int = OPSET):
-    """The ``onnx.ModelProto`` of ``network`` (input shape ``(batch, d)``), checked."""
+    """The ``onnx.ModelProto`` of ``network`` (input shape ``(batch, d)``), checked.
+
+    Parameters
+    ----------
+    network : Network
+        The network (Gemm nodes with Relu, Clip or LeakyRelu between them).
+    dtype : {"float64", "float32"}
+        The precision of the weights and tensors.
+    input_name, output_name : str
+        Names of the graph's input and output.
+    opset : int
+        The ONNX opset, at least 13.
+
+    Returns
+    -------
+    onnx.ModelProto
+        A model that passes ``onnx.checker``.
+
+    Raises
+    ------
+    ModelError
+        A bad ``dtype`` or ``opset``.
+    """
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -68,7 +90,22 @@ def to_onnx_model(network: Network, dtype: str = "float64", input_name: str = "i
 
 
 def save_onnx(network: Network, path, dtype: str = "float64", opset: int = OPSET) -> Path:
-    """Write ``network`` to ``path`` as ONNX; returns the path."""
+    """Write ``network`` to ``path`` as ONNX.
+
+    Parameters
+    ----------
+    network : Network
+        The network to write.
+    path : str or Path
+        The output file.
+    dtype, opset
+        As for ``to_onnx_model``.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     import onnx
 
     path = Path(path)

@@ -18,7 +18,20 @@ FORMAT_VERSION = 1
 
 
 def save_npz(network: Network, path) -> Path:
-    """Write ``network`` to ``path`` (``.npz``)."""
+    """Write ``network`` to ``path`` (``.npz``: the weights and a JSON header).
+
+    Parameters
+    ----------
+    network : Network
+        The network to write (activations, names and meta included).
+    path : str or Path
+        The output file.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     path = Path(path)
     arrays: dict[str, Any] = {}      # keyword arrays of np.savez_compressed
     for i, layer in enumerate(network.layers):
@@ -40,9 +53,24 @@ def save_npz(network: Network, path) -> Path:
 
 
 def load_npz(path) -> Network:
-    """Read a network written by ``save_npz``. Every malformed file (empty, not a zip, no
-    header, a header that does not match the arrays) raises ``ModelError`` naming the file
-    and the entry at fault."""
+    """Read a network written by ``save_npz``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file.
+
+    Returns
+    -------
+    Network
+        The network, with its names and meta.
+
+    Raises
+    ------
+    ModelError
+        A malformed file (empty, not a zip, no header, a header that does not match the
+        arrays), naming the file and the entry at fault.
+    """
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not a .npz file")

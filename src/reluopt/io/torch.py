@@ -348,6 +348,18 @@ def to_torch(network: Network, dtype=None):
 
     Clipped ReLUs become ``Hardtanh(0, tau)``, leaky ReLUs ``LeakyReLU(alpha)``. Useful to train
     further or benchmark on torch.
+
+    Parameters
+    ----------
+    network : Network
+        The network to convert.
+    dtype : torch.dtype, optional
+        The parameters' dtype (``torch.float32`` by default).
+
+    Returns
+    -------
+    torch.nn.Sequential
+        ``Linear`` modules with the activations between them.
     """
     torch = _torch()
     nn = torch.nn
