@@ -183,3 +183,19 @@ def test_bounds_without_boxes_say_so():
     with pytest.raises(ProblemError, match="input boxes"):
         _ = bare.lo
     assert bare.unstable(net).shape == (1,)
+
+
+def test_every_caller_accepts_every_registry_name():
+    import reluopt
+    from reluopt import Problem
+    from reluopt.analysis.indicators import bound_indicators
+    from reluopt.lipschitz import lipschitz
+
+    net = random_network([2, 6, 6, 1], seed=9, scale=2.0)
+    lb, ub = -np.ones(2), np.ones(2)
+    problem = Problem.build(net, lb, ub, maximize=0)
+    values = {m: reluopt.solve(problem, "mip", bounds=m, time_limit=60).value for m in BOUND_METHODS}
+    assert max(values.values()) - min(values.values()) < 1e-6
+    for m in BOUND_METHODS:
+        assert bound_indicators(net, lb, ub, m)["method"] == m
+        assert lipschitz(net, (lb, ub), method="bounds", bounds=m, time_limit=60).upper > 0
