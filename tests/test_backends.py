@@ -22,11 +22,18 @@ from conftest import random_network
 from reluopt import Problem
 from reluopt.bounds import crown_bounds
 from reluopt.errors import ProblemError, SolverError
+from reluopt.methods.mip import problem_bounds
 from reluopt.milp import BACKENDS, get_backend
 from reluopt.milp.backends.base import ERROR, SolveOutput
 from reluopt.milp.backends.highs import CheckedHighs, HighsBackend
-from reluopt.milp.formulation import build_problem_model
+from reluopt.milp.formulation import build_problem_model as _build_problem_model
 from reluopt.result import SOLVER_ERROR
+
+
+def build_problem_model(problem):
+    """The problem's big-M model on CROWN bounds (the formulation takes the bounds it is given)."""
+    return _build_problem_model(problem, problem_bounds(problem))
+
 
 PACKAGES = {"highs": "highspy", "scip": "pyscipopt", "gurobi": "gurobipy"}
 

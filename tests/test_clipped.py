@@ -217,7 +217,7 @@ def test_mip_optimum_matches_brute_force(seed):
     assert lowest <= grid.min() + 1e-9 and highest >= grid.max() - 1e-9
     for kw, sign, exact in (({"maximize": 0}, 1.0, highest), ({"minimize": 0}, -1.0, -lowest)):
         problem = Problem.build(net, lb, ub, **kw)
-        model = build_problem_model(problem)
+        model = build_problem_model(problem, crown_bounds(net, lb, ub))
         assert model.n_binaries > 0
         out = solve_highs(model, mip_rel_gap=1e-9, mip_abs_gap=1e-9)
         assert out.status == "optimal"

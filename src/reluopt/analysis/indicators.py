@@ -13,12 +13,11 @@ import time
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown_bounds, interval_bounds
+from ..bounds import BOUND_METHODS as BOUND_METHODS  # the names ``reluopt analyze --bounds`` accepts
+from ..bounds import LayerBounds, check_method, compute_bounds
 from ..errors import ProblemError
 from ..network import Network
 from .regions import MAX_REGIONS, RegionCount, count_regions
-
-BOUND_METHODS = ("ibp", "crown", "lp-obbt")
 
 
 def compute_layer_bounds(net: Network, lb, ub, method: str, **options) -> LayerBounds:
@@ -31,9 +30,9 @@ def compute_layer_bounds(net: Network, lb, ub, method: str, **options) -> LayerB
     lb, ub : array_like
         The input box.
     method : str
-        One of `BOUND_METHODS`: ``"ibp"``, ``"crown"`` or ``"lp-obbt"``.
+        One of ``BOUND_METHODS`` (``reluopt.bounds.compute_bounds``).
     **options
-        Passed to `reluopt.bounds.obbt.obbt_bounds` for ``"lp-obbt"``.
+        Passed to ``compute_bounds`` (OBBT time limits, ...).
 
     Returns
     -------
@@ -45,15 +44,7 @@ def compute_layer_bounds(net: Network, lb, ub, method: str, **options) -> LayerB
     ProblemError
         ``method`` is unknown.
     """
-    if method == "ibp":
-        return interval_bounds(net, lb, ub)
-    if method == "crown":
-        return crown_bounds(net, lb, ub)
-    if method == "lp-obbt":
-        from ..bounds.obbt import obbt_bounds
-
-        return obbt_bounds(net, lb, ub, **options)
-    raise ProblemError(f"unknown bound method {method!r}; expected one of {', '.join(BOUND_METHODS)}")
+    return compute_bounds(net, lb, ub, method, **options)
 
 
 def _unstable(layer, L: np.ndarray, U: np.ndarray) -> np.ndarray:
@@ -185,9 +176,8 @@ def analyze_network(net: Network, lb, ub, *, bounds=("ibp", "crown"), regions: s
         "bounds": {},
     }
     for method in bounds:
-        if method not in BOUND_METHODS:
-            raise ProblemError(f"unknown bound method {method!r}; expected one of {', '.join(BOUND_METHODS)}")
-        opts = dict(obbt_options or {}) if method == "lp-obbt" else {}
+        check_method(method)
+        opts = dict(obbt_options or {}) if method.endswith("-obbt") else {}
         report["bounds"][method] = bound_indicators(net, lb, ub, method, **opts)
     rc = None
     if regions is not None:

@@ -22,150 +22,19 @@ and its cap is scaled with it (``Activation.uniform_scale`` and ``Activation.sca
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ..bounds import LayerBounds
-from ..network import Layer, Network
+from ..milp.rescale import MAX_EXP, TINY_RANGE, apply_factors, rescale, rescale_bounds, scale_factors
+from ..network import Network
 
-#: Ranges below this are treated as this.
-TINY_RANGE = 1e-12
-#: Largest |log2| of a factor: keeps rescaled weights far from the solver's "tiny
-#: coefficient" threshold (HiGHS drops |a| < 1e-9) and its absolute tolerances meaningful.
-MAX_EXP = 20
-
-
-def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.ndarray]:
-    """Per hidden layer, the power-of-two factors that normalise each unstable neuron's bound range.
-
-    Stable neurons get 1; exponents are clipped to ``+-MAX_EXP``.
-
-    Parameters
-    ----------
-    network : Network
-        The network.
-    bounds : LayerBounds
-        Its neuron bounds.
-    i : int, optional
-        Which box of ``bounds`` (default the first).
-
-    Returns
-    -------
-    list of numpy.ndarray
-        One factor vector per hidden layer.
-    """
-    factors = []
-    for l, layer in enumerate(network.hidden_layers):
-        L, U = bounds.lower[l][i], bounds.upper[l][i]
-        unstable = layer.act.unstable(L, U)
-        width = np.maximum(U - L, TINY_RANGE)
-        if layer.act.uniform_scale:
-            # one cap per layer: one factor, from the widest unstable neuron
-            width = np.full_like(width, np.max(width[unstable]) if unstable.any() else 1.0)
-            unstable = np.ones_like(unstable)
-        expo = np.clip(np.round(-np.log2(width)), -MAX_EXP, MAX_EXP)
-        factors.append(np.where(unstable, np.exp2(expo), 1.0))
-    return factors
-
-
-def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
-    """The network with hidden neuron i of layer l scaled by ``factors[l][i]`` (same function).
-
-    Parameters
-    ----------
-    network : Network
-        The network.
-    factors : list of numpy.ndarray
-        Positive factors per hidden layer, e.g. from `scale_factors`.
-
-    Returns
-    -------
-    Network
-        The rescaled network.
-    """
-    layers: list[Layer] = []
-    prev = np.ones(network.input_dim)
-    for l, layer in enumerate(network.layers):
-        s = factors[l] if l < network.depth else np.ones(layer.n_out)
-        W = layer.W * s[:, None] / prev[None, :]
-        b = layer.b * s
-        params = layer.act.scaled(float(s[0])) if layer.act.uniform_scale else {}
-        layers.append(replace(layer, W=W, b=b, **params))
-        prev = s
-    return network.with_layers(layers)
-
-
-def rescale(network: Network, bounds: LayerBounds, i: int = 0) -> tuple[Network, list[np.ndarray]]:
-    """Rescale ``network`` so that each hidden neuron's bound range is about 1 (better MIP numerics).
-
-    Inputs and outputs are untouched; use `rescale_bounds` for the bounds.
-
-    Parameters
-    ----------
-    network : Network
-        The network.
-    bounds : LayerBounds
-        Its neuron bounds.
-    i : int, optional
-        Which box of ``bounds`` (default the first).
-
-    Returns
-    -------
-    network : Network
-        The rescaled network.
-    factors : list of numpy.ndarray
-        The factors applied, per hidden layer.
-    """
-    factors = scale_factors(network, bounds, i)
-    return apply_factors(network, factors), factors
-
-
-def rescale_bounds(bounds: LayerBounds, factors: list[np.ndarray]) -> LayerBounds:
-    """Bounds of the rescaled network: pre-activations scale by the (positive) factors.
-
-    Exact for power-of-two factors; the pre-activations of the rescaled network can differ
-    from the scaled originals only by the usual rounding, which the bounds' outward margin
-    (relative 1e-9) already covers.
-
-    Parameters
-    ----------
-    bounds : LayerBounds
-        Bounds of the original network.
-    factors : list of numpy.ndarray
-        The factors of `rescale`.
-
-    Returns
-    -------
-    LayerBounds
-        Bounds of the rescaled network (``stats["rescaled"]`` set).
-    """
-    lower = [L * s[None, :] for L, s in zip(bounds.lower, factors, strict=True)]
-    upper = [U * s[None, :] for U, s in zip(bounds.upper, factors, strict=True)]
-    return LayerBounds(lower, upper, bounds.out_lower.copy(), bounds.out_upper.copy(),
-                       bounds.method, {**bounds.stats, "rescaled": True})
+__all__ = ["MAX_EXP", "TINY_RANGE", "apply_factors", "bigm_spread", "matrix_spread", "rescale", "rescale_bounds",
+           "scale_factors"]
 
 
 def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
-    """Conditioning of the big-M coefficients, which `rescale` is meant to improve.
-
-    Looks at the per-neuron big-M ``max(U, -L)`` of the unstable neurons (neurons whose bounds
-    contain a kink).
-
-    Parameters
-    ----------
-    network : Network
-        The network.
-    bounds : LayerBounds
-        Its neuron bounds.
-    i : int, optional
-        Which box of ``bounds`` (default the first).
-
-    Returns
-    -------
-    dict
-        ``unstable``, ``max_bigM``, ``min_bigM``, their ``ratio`` and ``log10_spread``.
-    """
+    """Conditioning of the big-M coefficients: the per-neuron big-M ``max(U, -L)`` of the
+    unstable neurons (neurons whose bounds contain a kink), its max/min ratio and log10."""
     ms = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -181,18 +50,7 @@ def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
 
 
 def matrix_spread(model) -> float:
-    """Spread of a MILP's constraint coefficients, a measure of its numerical difficulty.
-
-    Parameters
-    ----------
-    model : MilpModel
-        The model.
-
-    Returns
-    -------
-    float
-        log10 of the max/min absolute nonzero coefficient of ``model.A`` (0 when it is empty).
-    """
+    """log10 of max/min absolute nonzero coefficient of a MilpModel's constraint matrix."""
     data = np.abs(model.A.data)
     data = data[data > 0]
     return float(np.log10(data.max() / data.min())) if data.size else 0.0

@@ -1,23 +1,17 @@
-"""Neuron bounds: interval arithmetic (IBP) and CROWN, batched over many boxes.
+"""Neuron bounds over input boxes: one container, one CROWN kernel, one registry of methods.
 
-``compute_bounds`` dispatches here, above the kernels, so that ``core`` (which they build on)
-imports neither of them.
+``LayerBounds`` (``core``) holds the bounds of every layer for one or many boxes;
+``compute_bounds`` (``registry``) maps a method name (``BOUND_METHODS``: ibp, crown,
+alpha-crown, lp-obbt, mip-obbt) to its code; ``crown.backsubstitute`` is the CROWN kernel
+that crown_bounds, alpha-CROWN, OBBT and the node bounds of branch and bound (``node``) share.
 """
 
-from ..errors import ProblemError
-from ..network import Network
 from .core import LayerBounds
-from .crown import crown_bounds, linear_output_bounds
+from .crown import backsubstitute, crown_bounds, linear_output_bounds
 from .ibp import interval_bounds
+from .node import NodeBounds, best_output_bounds, down32, node_bounds, output_bounds, up32, with_lower_slope
+from .registry import BOUND_METHODS, check_method, compute_bounds
 
-__all__ = ["LayerBounds", "compute_bounds", "crown_bounds", "interval_bounds",
-           "linear_output_bounds"]
-
-
-def compute_bounds(network: Network, lb, ub, method: str = "crown") -> LayerBounds:
-    """Bounds of every neuron over the box(es) ``[lb, ub]`` by ``'ibp'`` or ``'crown'``."""
-    if method == "ibp":
-        return interval_bounds(network, lb, ub)
-    if method == "crown":
-        return crown_bounds(network, lb, ub)
-    raise ProblemError(f"unknown bound method {method!r}; expected 'ibp' or 'crown'")
+__all__ = ["BOUND_METHODS", "LayerBounds", "NodeBounds", "backsubstitute", "best_output_bounds", "check_method",
+           "compute_bounds", "crown_bounds", "down32", "interval_bounds", "linear_output_bounds", "node_bounds",
+           "output_bounds", "up32", "with_lower_slope"]

@@ -68,7 +68,9 @@ def _sound_upper(network, k, spec, lowers, uppers, alphas, lo, hi):
     s = spec.shape[0]
     lw = [np.broadcast_to(L, (s, L.size)) for L in lowers[:k]]
     up = [np.broadcast_to(U, (s, U.size)) for U in uppers[:k]]
-    lam, const, mag = backsubstitute(network, k, spec[:, None, :], lw, up, [a for a in alphas])
+    lines = [layer.act.relaxation(L, U, a)
+             for layer, L, U, a in zip(network.layers[:k], lw, up, alphas, strict=True)]
+    lam, const, mag, _ = backsubstitute(network, k, spec[:, None, :], lines)
     value, _, magnitude = concretise_upper(lam, const, mag, np.broadcast_to(lo, (s, lo.size)),
                                            np.broadcast_to(hi, (s, hi.size)))
     _, upper = outward(value, value, magnitude)
@@ -147,4 +149,4 @@ def alpha_crown_bounds(network: Network, lb, ub, initial: LayerBounds, *, iters:
         lowers[k][rows] = np.maximum(lowers[k][rows], -up[rows.size:])
         lowers[k] = np.minimum(lowers[k], uppers[k])
     return LayerBounds([L[None] for L in lowers], [U[None] for U in uppers], initial.out_lower,
-                       initial.out_upper, "alpha-crown", dict(initial.stats))
+                       initial.out_upper, "alpha-crown", dict(initial.stats), box_lower=lo[None], box_upper=hi[None])

@@ -41,8 +41,28 @@ def as_boxes(network: Network, lb, ub) -> tuple[np.ndarray, np.ndarray, bool]:
 
 @dataclass
 class LayerBounds:
-    """Pre-activation bounds per hidden layer (``lower[l]``, ``upper[l]`` of shape (B, n_l))
-    and bounds of the outputs (shape (B, m)). ``method`` says how they were computed."""
+    """Neuron bounds of a network over one or many input boxes: the one bounds container.
+
+    Every bound method (``reluopt.bounds.compute_bounds``) and the node bounding of branch and
+    bound (``reluopt.bounds.node``) return it. Box ``i`` of a batch is row ``i`` of every array.
+
+    Parameters
+    ----------
+    lower, upper : list of np.ndarray
+        Pre-activation bounds of hidden layer ``l``, each of shape (B, n_l).
+    out_lower, out_upper : np.ndarray
+        Bounds of the outputs, shape (B, m).
+    method : str
+        How they were computed ('ibp', 'crown', 'alpha-crown', 'lp-obbt', 'mip-obbt', 'node', ...).
+    stats : dict
+        Method statistics (times, solver counts).
+    box_lower, box_upper : np.ndarray or None
+        The input boxes (B, d) the bounds hold on, when the producer records them.
+    lines : list of tuple
+        Per hidden layer, the relaxation lines ``(a_lo, b_lo, a_up, b_up)`` (each (B, n_l)) that
+        CROWN used; empty when not recorded (``relaxation_lines`` recomputes them). Recorded
+        lines must belong to ``lower``/``upper``: tighten a copy without lines, not in place.
+    """
 
     lower: list[np.ndarray]
     upper: list[np.ndarray]
@@ -50,19 +70,106 @@ class LayerBounds:
     out_upper: np.ndarray
     method: str
     stats: dict = field(default_factory=dict)
+    box_lower: np.ndarray | None = None
+    box_upper: np.ndarray | None = None
+    lines: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @property
     def batch(self) -> int:
+        """Number of boxes."""
         return self.out_lower.shape[0]
 
+    @property
+    def lo(self) -> np.ndarray:
+        """Lower corners of the boxes (B, d); a ProblemError when the bounds carry no boxes."""
+        if self.box_lower is None:
+            raise ProblemError(f"these {self.method} bounds do not record their input boxes")
+        return self.box_lower
+
+    @property
+    def hi(self) -> np.ndarray:
+        """Upper corners of the boxes (B, d); a ProblemError when the bounds carry no boxes."""
+        if self.box_upper is None:
+            raise ProblemError(f"these {self.method} bounds do not record their input boxes")
+        return self.box_upper
+
     def layer(self, l: int, i: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds of hidden layer ``l`` for box ``i`` as 1-D arrays."""
+        """Bounds of hidden layer ``l`` for box ``i`` as 1-D arrays.
+
+        Parameters
+        ----------
+        l : int
+            Hidden layer index.
+        i : int
+            Box index.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(lower, upper)`` of shape (n_l,).
+        """
         return self.lower[l][i], self.upper[l][i]
 
     def select(self, idx) -> LayerBounds:
-        """Bounds of a subset of the boxes."""
-        return LayerBounds([a[idx] for a in self.lower], [a[idx] for a in self.upper],
-                           self.out_lower[idx], self.out_upper[idx], self.method, dict(self.stats))
+        """Bounds of a subset of the boxes (their boxes and lines too, when recorded).
+
+        Parameters
+        ----------
+        idx : index or array
+            Box indices or a boolean mask, as for numpy indexing of the first axis.
+
+        Returns
+        -------
+        LayerBounds
+            A new container with the selected rows.
+        """
+        return LayerBounds(
+            [a[idx] for a in self.lower], [a[idx] for a in self.upper],
+            self.out_lower[idx], self.out_upper[idx], self.method, dict(self.stats),
+            None if self.box_lower is None else self.box_lower[idx],
+            None if self.box_upper is None else self.box_upper[idx],
+            [(a[idx], b[idx], c[idx], d[idx]) for a, b, c, d in self.lines],
+        )
+
+    def relaxation_lines(self, network: Network, alphas=None) -> list:
+        """The linear relaxation of every hidden layer on these bounds (``Activation.relaxation``).
+
+        Parameters
+        ----------
+        network : Network
+            The network the bounds belong to.
+        alphas : list of np.ndarray or None
+            Lower slopes per hidden layer (alpha-CROWN); None for the adaptive CROWN choice,
+            which reuses the recorded ``lines`` when there are any.
+
+        Returns
+        -------
+        list of tuple
+            Per hidden layer ``(a_lo, b_lo, a_up, b_up)``, each (B, n_l).
+        """
+        if alphas is None and self.lines:
+            return self.lines
+        return [layer.act.relaxation(L, U, None if alphas is None else alphas[j])
+                for j, (layer, L, U) in enumerate(zip(network.hidden_layers, self.lower, self.upper,
+                                                      strict=True))]
+
+    def unstable(self, network: Network) -> np.ndarray:
+        """Number of unstable neurons per box.
+
+        Parameters
+        ----------
+        network : Network
+            The network the bounds belong to.
+
+        Returns
+        -------
+        np.ndarray
+            Integer counts of shape (B,).
+        """
+        total = np.zeros(self.batch, dtype=np.int64)
+        for layer, L, U in zip(network.hidden_layers, self.lower, self.upper, strict=True):
+            total += layer.act.unstable(L, U).sum(axis=1)
+        return total
 
     def stability(self, network: Network, i: int = 0) -> list[dict]:
         """Per layer: counts of stably inactive, stably active (or saturated) and unstable

@@ -24,7 +24,22 @@ def affine_interval(layer: Layer, lo: np.ndarray, hi: np.ndarray):
 
 
 def interval_bounds(network: Network, lb, ub) -> LayerBounds:
+    """Interval bounds of every layer over each box: instant, and the loosest of the methods.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    lb, ub : array_like
+        One box (d,) or a batch of boxes (B, d).
+
+    Returns
+    -------
+    LayerBounds
+        Bounds of shape (B, n_l) per hidden layer and (B, m) for the outputs, with the boxes.
+    """
     lo, hi, _ = as_boxes(network, lb, ub)
+    box_lo, box_hi = lo, hi
     lowers, uppers = [], []
     for layer in network.hidden_layers:
         L, U = affine_interval(layer, lo, hi)
@@ -32,4 +47,4 @@ def interval_bounds(network: Network, lb, ub) -> LayerBounds:
         uppers.append(U)
         lo, hi = activate_interval(layer, L, U)
     oL, oU = affine_interval(network.layers[-1], lo, hi)
-    return LayerBounds(lowers, uppers, oL, oU, "ibp")
+    return LayerBounds(lowers, uppers, oL, oU, "ibp", box_lower=box_lo, box_upper=box_hi)

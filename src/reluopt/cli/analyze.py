@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..bounds import BOUND_METHODS
 from ..errors import ProblemError
 from .common import BOX_HELP, add_model_argument, load_network, parse_box, write_json
 
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--box", required=True,
                    help=BOX_HELP + " (write --box=-1,1 when it starts with a minus sign)")
     p.add_argument("--bounds", default="ibp,crown",
-                   help="comma-separated bound methods among ibp, crown, lp-obbt (default ibp,crown)")
+                   help=f"comma-separated bound methods among {', '.join(BOUND_METHODS)} (default ibp,crown)")
     p.add_argument("--regions", choices=("auto", "exact", "sample", "none"), default="auto",
                    help="count linear regions exactly (d <= 2), by sampling, or not at all "
                         "(auto: exact when d <= 2 and not too many, else sampled)")
@@ -69,7 +70,7 @@ def run(args) -> int:
     int
         The exit code (see `reluopt.cli`).
     """
-    from ..analysis.indicators import BOUND_METHODS, analyze_network, format_report
+    from ..analysis.indicators import analyze_network, format_report
 
     net = load_network(args.model, trust_pickle=args.trust_pickle)
     lb, ub = parse_box(args.box, net)

@@ -6,10 +6,11 @@ import argparse
 
 import numpy as np
 
+from ..bounds import BOUND_METHODS
 from ..errors import ProblemError
 from .common import BOX_HELP, add_model_argument, load_network, parse_box, report_stream, write_json
 
-METHODS = ("ibp", "crown", "lp-obbt", "mip-obbt")
+METHODS = BOUND_METHODS   # the registry's names (reluopt.bounds.compute_bounds)
 
 DESCRIPTION = """\
 Bound every neuron's pre-activation and every output over an input box, and count the neurons
@@ -18,10 +19,11 @@ MIP, and narrow bounds make small big-M constants, so these numbers predict how 
 optimisation will be.
 
 methods:
-  ibp       interval arithmetic: instant, loose (what the MIP peers use by default)
-  crown     symbolic back-substitution, intersected with ibp: fast and much tighter (default)
-  lp-obbt   LP-based tightening, layer by layer: tighter, seconds to minutes
-  mip-obbt  LP-OBBT then one MIP per unstable neuron (--time-limit bounds the whole run)
+  ibp          interval arithmetic: instant, loose (what the MIP peers use by default)
+  crown        symbolic back-substitution, intersected with ibp: fast and much tighter (default)
+  alpha-crown  crown with the relaxation slopes optimised per neuron and output: tighter, slower
+  lp-obbt      LP-based tightening, layer by layer: tighter, seconds to minutes
+  mip-obbt     LP-OBBT then one MIP per unstable neuron (--time-limit bounds the whole run)
 """
 
 
@@ -40,9 +42,9 @@ def register(subparsers) -> None:
     add_model_argument(p)
     p.add_argument("--box", required=True, metavar="BOX", help=BOX_HELP)
     p.add_argument("--method", default="crown", metavar="M[,M...]",
-                   help="one or more of ibp, crown, lp-obbt, mip-obbt, comma-separated (default crown)")
+                   help=f"one or more of {', '.join(METHODS)}, comma-separated (default crown)")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
-                   help="seconds for the OBBT methods (the bounds so far stay valid when it runs out)")
+                   help="seconds for alpha-crown and the OBBT methods (the bounds so far stay valid when it runs out)")
     p.add_argument("--json", metavar="OUT", help="write all bounds as JSON to OUT ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -57,7 +59,7 @@ def compute(net, lb, ub, method: str, time_limit: float | None):
     lb, ub : numpy.ndarray
         The box.
     method : str
-        One of ``METHODS`` (``ibp``, ``crown``, ``lp-obbt``, ``mip-obbt``).
+        One of ``BOUND_METHODS`` (``reluopt.bounds.compute_bounds``).
     time_limit : float or None
         Seconds for OBBT.
 
@@ -66,16 +68,9 @@ def compute(net, lb, ub, method: str, time_limit: float | None):
     LayerBounds
         The bounds.
     """
-    from ..bounds import crown_bounds, interval_bounds
-    from ..problem import Domain
+    from ..bounds import compute_bounds
 
-    if method == "ibp":
-        return interval_bounds(net, lb, ub)
-    if method == "crown":
-        return crown_bounds(net, lb, ub)
-    from ..bounds.obbt import obbt_bounds
-
-    return obbt_bounds(net, Domain(lb, ub), mode=method.split("-")[0], time_limit=time_limit)
+    return compute_bounds(net, lb, ub, method, time_limit=time_limit)
 
 
 def run(args) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import BOUND_METHODS
 from ..errors import ParseError
 from . import EXIT_NO_PROOF, EXIT_OK
 from .common import BOX_HELP, ProgressLine, add_model_argument, load_domain, write_json
@@ -70,8 +71,8 @@ def register(subparsers) -> None:
                    help="wall-clock seconds for the whole computation (default 60); the bounds so far "
                    "are returned when it runs out")
     p.add_argument("--bounds", default="crown", metavar="KIND",
-                   help="neuron bounds for the MIP and the interval Jacobian: crown (default), ibp, or "
-                   "lp-obbt (LP-tightened, paid from the time limit)")
+                   help=f"neuron bounds for the MIP and the interval Jacobian: {', '.join(BOUND_METHODS)} "
+                   "(default crown; alpha-crown and the OBBT methods are paid from the time limit)")
     p.add_argument("--solver", default="highs", metavar="NAME",
                    help="solver of the exact models: highs (default; the l2 MIQCQP then uses SCIP) or "
                    "gurobi (needs a licence for models over 2000 variables or constraints)")

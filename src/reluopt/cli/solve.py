@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import BOUND_METHODS
 from ..errors import ParseError
 from ..milp.backends import BACKENDS
 from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL, format_vector
@@ -77,8 +78,8 @@ def register(subparsers) -> None:
                    help="wall-clock seconds, including bounds and model building (default 60); "
                    "the best point so far is returned when it runs out")
     p.add_argument("--bounds", default=None, metavar="KIND",
-                   help="neuron bounds for the MIP: crown (default), ibp (as the MIP peers use), "
-                   "lp-obbt or mip-obbt (tighter, costlier)")
+                   help=f"neuron bounds for the MIP: {', '.join(BOUND_METHODS)} (default crown; ibp is what "
+                   "the MIP peers use; alpha-crown and the OBBT methods are tighter, costlier)")
     p.add_argument("--solver", default=None, choices=BACKENDS,
                    help="MIP solver for --method mip: highs (default), scip (the 'scip' extra) "
                    "or gurobi (the 'gurobi' extra; its pip licence stops at 2000 variables or constraints)")

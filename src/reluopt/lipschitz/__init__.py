@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown_bounds
+from ..bounds import BOUND_METHODS, LayerBounds, compute_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
 from ..problem import Domain, Objective, Problem
@@ -353,25 +353,20 @@ def require_nonconvex_solver(solver: str = "highs") -> None:
 
 
 def _resolve_bounds(target: Target, bounds, search: Search) -> LayerBounds:
-    """Neuron bounds over the domain: CROWN, IBP, LP-OBBT (costs time) or given ones."""
+    """Neuron bounds over the domain: by name (``BOUND_METHODS``; alpha-CROWN and OBBT cost time) or given."""
     net, dom = target.network, target.domain
     if isinstance(bounds, LayerBounds):
         if bounds.batch != 1:
             raise ProblemError("bounds must be LayerBounds of exactly one box (the domain)")
         return bounds
     name = "crown" if bounds is None else str(bounds)
-    if name == "crown":
-        return crown_bounds(net, dom.lb, dom.ub)
-    if name == "ibp":
-        from ..bounds import interval_bounds
-
-        return interval_bounds(net, dom.lb, dom.ub)
-    if name == "lp-obbt":
-        from ..bounds.obbt import obbt_bounds
-
-        t0 = time.perf_counter()
-        # half the budget at most: OBBT stops starting LPs then; its bounds so far stay valid
-        out = obbt_bounds(net, dom, mode="lp", time_limit=max(0.5 * search.remaining(), 0.01))
-        search.stats["obbt_seconds"] = time.perf_counter() - t0
-        return out
-    raise ProblemError(f"unknown bounds {name!r}; choose from crown, ibp, lp-obbt (or give LayerBounds)")
+    if name not in BOUND_METHODS:
+        raise ProblemError(f"unknown bounds {name!r}; choose from {', '.join(BOUND_METHODS)} (or give LayerBounds)")
+    if name in ("ibp", "crown"):
+        return compute_bounds(net, dom.lb, dom.ub, name)
+    t0 = time.perf_counter()
+    # half the budget at most: alpha-CROWN and OBBT stop then; their bounds so far stay valid
+    out = compute_bounds(net, dom.lb, dom.ub, name, A=dom.A, b=dom.b,
+                         time_limit=max(0.5 * search.remaining(), 0.01))
+    search.stats["obbt_seconds" if name.endswith("obbt") else "bounds_seconds"] = time.perf_counter() - t0
+    return out

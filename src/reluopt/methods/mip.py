@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown_bounds, interval_bounds
+from ..bounds import BOUND_METHODS, LayerBounds, compute_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
@@ -41,9 +41,6 @@ from ..result import (
 
 #: Relative widening of the solver's dual bound (HiGHS primal/dual feasibility tolerances ~1e-7).
 BOUND_TOL = 1e-6
-
-BOUND_METHODS = ("crown", "ibp", "lp-obbt", "mip-obbt")
-
 
 def problem_bounds(problem: Problem, bounds: str | LayerBounds = "crown", *, time_limit: float | None = None,
                    executor=None) -> LayerBounds:
@@ -74,18 +71,12 @@ def problem_bounds(problem: Problem, bounds: str | LayerBounds = "crown", *, tim
         if bounds.batch != 1:
             raise ProblemError("the MIP needs bounds of exactly one box")
         return bounds
+    if not isinstance(bounds, str) or bounds not in BOUND_METHODS:
+        raise ProblemError(f"unknown bounds {bounds!r}; choose from {', '.join(BOUND_METHODS)}")
     domain = problem.domain
     domain.require_bounded("the MIP")
-    if bounds == "crown":
-        return crown_bounds(problem.network, domain.lb, domain.ub)
-    if bounds == "ibp":
-        return interval_bounds(problem.network, domain.lb, domain.ub)
-    if bounds in ("lp-obbt", "mip-obbt"):
-        from ..bounds.obbt import obbt_bounds
-
-        return obbt_bounds(problem.network, domain, mode=bounds.split("-")[0], time_limit=time_limit,
-                           executor=executor)
-    raise ProblemError(f"unknown bounds {bounds!r}; choose from {', '.join(BOUND_METHODS)}")
+    return compute_bounds(problem.network, domain.lb, domain.ub, bounds, A=domain.A, b=domain.b,
+                          time_limit=time_limit, executor=executor)
 
 
 def quick_incumbent(problem: Problem, n_samples: int, seed: int) -> np.ndarray | None:

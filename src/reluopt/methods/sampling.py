@@ -159,9 +159,10 @@ class Neighbourhood:
     def __init__(self, problem: Problem, should_stop=None):
         from ..milp.backends.highs import HighsBackend
         from ..milp.formulation import build_problem_model
+        from .mip import problem_bounds
 
         self.problem = problem
-        self.model = build_problem_model(problem)
+        self.model = build_problem_model(problem, problem_bounds(problem))
         self.instance = HighsBackend().build(self.model)
         self.highs = self.instance.highs
         self.should_stop = should_stop   # Ctrl-C inside a MIP

@@ -144,6 +144,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
     """
     from ..milp.backends.highs import HighsBackend
     from ..milp.formulation import build_problem_model
+    from .mip import problem_bounds
 
     anytime = Anytime(problem, "walk", DEFAULT_TIME_LIMIT if time_limit is None else time_limit,
                       progress)
@@ -183,7 +184,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
         order = np.zeros(0, dtype=np.int64)
         # the relaxation of a large net takes seconds to build (3.4 s for 784-1024-1024-1024),
         # without a chance to poll: check before each step
-        model = None if done() else build_problem_model(problem).relaxed()
+        model = None if done() else build_problem_model(problem, problem_bounds(problem)).relaxed()
         if model is not None and not done():
             instance = HighsBackend().build(model, relax=True)
             highs = instance.highs   # the fast path: options and bounds changed in place

@@ -25,15 +25,18 @@ Lipschitz backward pass), fixing binaries through column bounds (neighbourhood M
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..activations import MilpLayer, Phases
-from ..bounds import LayerBounds
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, Problem
+
+if TYPE_CHECKING:   # milp sits below bounds: it takes the bounds it is given
+    from ..bounds import LayerBounds
 
 #: Largest bound or right-hand side magnitude a MIP certificate is trusted with.
 MAX_MAGNITUDE = 1e7
@@ -437,8 +440,7 @@ def add_output_constraints(model: MilpModel, problem: Problem) -> None:
     model.add_rows(rows, -np.inf, problem.constraints.e)
 
 
-def build_problem_model(problem: Problem, bounds: LayerBounds | None = None,
-                        rescale: bool = False) -> MilpModel:
+def build_problem_model(problem: Problem, bounds: LayerBounds, rescale: bool = False) -> MilpModel:
     """The whole problem as ``max``: network, domain, output constraints and objective.
 
     ``rescale=True`` builds the model of the rescaled network (``reluopt.analysis.rescale``:
@@ -457,17 +459,15 @@ def build_problem_model(problem: Problem, bounds: LayerBounds | None = None,
     -------
     MilpModel
     """
-    from ..bounds import crown_bounds
-
     if bounds is None:
-        problem.domain.require_bounded("the MIP")
-        bounds = crown_bounds(problem.network, problem.domain.lb, problem.domain.ub)
+        raise ProblemError("build_problem_model needs neuron bounds of the domain, e.g. "
+                           "reluopt.compute_bounds(network, lb, ub, 'crown')")
     if bounds.batch != 1:
         raise ProblemError("build_problem_model needs bounds of exactly one box")
     network = problem.network
     if rescale:
-        from ..analysis.rescale import rescale as _rescale
-        from ..analysis.rescale import rescale_bounds
+        from .rescale import rescale as _rescale
+        from .rescale import rescale_bounds
 
         network, factors = _rescale(network, bounds)
         bounds = rescale_bounds(bounds, factors)
