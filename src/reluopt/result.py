@@ -235,11 +235,11 @@ class Anytime:
             return False
         d = self.problem.domain
         xs = np.clip(xs, d.lb, d.ub)  # remove round-off outside the box
-        ok = self.problem.is_feasible(xs, tol) & np.all(np.isfinite(xs), axis=1)
+        vals, viol = self.problem.evaluate(xs)     # one forward pass for both
+        ok = (viol <= tol) & np.all(np.isfinite(xs), axis=1) & np.isfinite(vals)
         if not np.any(ok):
             return False
-        xs = xs[ok]
-        vals = self.problem.objective_values(xs)
+        xs, vals = xs[ok], vals[ok]
         i = int(np.argmax(vals) if self.problem.sense == "max" else np.argmin(vals))
         v = float(vals[i])
         if self.value is not None and not self.problem.better(v, self.value):
