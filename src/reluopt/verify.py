@@ -421,7 +421,7 @@ def _check_verdict(status: str, pairs: list[_Pair], network: Network, x) -> None
 def _split_boxes(network, pairs, deadline, report, runs) -> None:
     """Boxes with open disjuncts: one shared input-splitting tree each (``verify_split``),
     each box getting time in proportion to its open pairs."""
-    from .verify_split import split_disjuncts
+    from .search.disjuncts import split_disjuncts
 
     by_box: dict[int, list[_Pair]] = {}
     for p in pairs:

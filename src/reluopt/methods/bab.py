@@ -37,6 +37,7 @@ from ..result import (
     interruptible,
 )
 from ..search import ABOVE, BELOW, BRANCHING, InputSplit, Limits, Search, Settings, blas_threads
+from .region import RegionLP
 
 __all__ = ["ABOVE", "BELOW", "BRANCHING", "BabOutcome", "bab_maximize_min", "solve_bab"]
 
@@ -114,7 +115,7 @@ def run_input_split(problem: Problem, anytime: Anytime, *, time_limit: float | N
         raise ProblemError(f"unknown bab option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     settings = Settings(abs_gap=float(abs_gap), rel_gap=float(rel_gap), stop_above=stop_above,
                         stop_below=stop_below, **options)
-    strategy = InputSplit(problem, anytime, settings, seed)
+    strategy = InputSplit(problem, anytime, settings, seed, region_lp=RegionLP)
     search = Search(Limits.of(time_limit, node_limit, should_stop), progress)
     with blas_threads(threads):
         status = search.run(strategy, strategy.roots(search))

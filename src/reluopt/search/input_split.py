@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..errors import ProblemError
+from ..errors import ProblemError, SolverError
 from ..methods.bab_bounds import backsubstitute, best_output_bounds, node_bounds  # moves to bounds/ (issue 13)
 from ..problem import FEASIBILITY_TOL, Objective, Problem
 from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL, Anytime
@@ -120,10 +122,16 @@ class InputSplit:
         The run's tracker: incumbent (user sense), certified bound, history, progress.
     settings : Settings
     seed : int
+    region_lp : callable or None
+        ``region_lp(problem)`` returns a solver of region LPs (``methods.region.RegionLP``):
+        ``.solve(pattern)`` gives the best point of one linear region. Used to polish each new
+        incumbent (``settings.region_steps`` LPs); None disables polishing.
     """
 
-    def __init__(self, problem: Problem, anytime: Anytime, settings: Settings, seed: int = 0) -> None:
+    def __init__(self, problem: Problem, anytime: Anytime, settings: Settings, seed: int = 0,
+                 region_lp: Callable[[Problem], Any] | None = None) -> None:
         self.problem, self.anytime, self.cfg = problem, anytime, settings
+        self.region_lp = region_lp
         self.net = problem.network
         self.sign = problem.objective.sign
         self.C, self.e = problem.rows()
@@ -202,7 +210,7 @@ class InputSplit:
                 Xg = np.clip(Xg + step * np.sign(g), self.root_lo, self.root_hi)
                 self._offer(Xg, "bab:gradient")
                 step = 0.5 * step
-        if self._improved and self.region_steps > 0 and self.s == 1:
+        if self._improved and self.region_steps > 0 and self.s == 1 and self.region_lp is not None:
             self._polish()
         self._improved = False
         self.stats["seconds_primal"] += time.perf_counter() - t0
@@ -210,11 +218,9 @@ class InputSplit:
     def _polish(self) -> None:
         """Walk the incumbent to the best vertex of its linear region(s) by region LPs
         (``methods.region``): the exact local optimum closes the last digits of the gap."""
-        from ..errors import SolverError
-        from ..methods.region import RegionLP
-
         if self._region is None:
-            self._region = RegionLP(self.problem)
+            assert self.region_lp is not None
+            self._region = self.region_lp(self.problem)
         x = self.anytime.x
         assert x is not None, "polishing follows an improvement"
         for _ in range(self.region_steps):
