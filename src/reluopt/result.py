@@ -178,24 +178,42 @@ def jsonable(obj, *, nonfinite: Callable[[float], object] = str, default: Callab
 ProgressCallback = Callable[[dict], None]
 
 
-class Anytime:
-    """Shared incumbent/bound bookkeeping for a method run.
+class Tracker:
+    """The anytime state of one run: best point and value, certified bound, history, progress.
 
-    ``offer`` takes candidate inputs, evaluates them by a forward pass, keeps the best
-    feasible one and records the improvement in the history. ``improve_bound`` records a
-    tighter certified bound. Both speak the user's sense.
+    Every search in reluopt keeps its incumbent and bound here, so that histories and progress
+    reports look the same whatever produced them. The value of an accepted point must be its
+    exact objective value (``Anytime.offer`` evaluates candidates itself).
+
+    Parameters
+    ----------
+    method : str
+        Name shown in progress reports and results.
+    sense : {'max', 'min'}
+        Which values are better; the bound is an upper bound for 'max', a lower one for 'min'.
+    time_limit : float or None
+        Seconds (None: no limit).
+    progress : callable or None
+        Receives a dict (elapsed, method, incumbent, bound, gap and extras) at most every
+        ``progress_every`` seconds, and at every improvement.
+    progress_every : float
+
+    Attributes
+    ----------
+    x, value : ndarray or None, float or None
+        The incumbent.
+    bound : float or None
+        The certified bound.
+    history : list of tuple
+        ``(seconds, value, bound, source)`` at each improvement.
+    interrupted : bool
+        Set by ``interruptible`` on Ctrl-C.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        method: str,
-        time_limit: float | None = None,
-        progress: ProgressCallback | None = None,
-        progress_every: float = 0.25,
-    ) -> None:
-        self.problem = problem
+    def __init__(self, method: str, sense: str = "max", time_limit: float | None = None,
+                 progress: ProgressCallback | None = None, progress_every: float = 0.25) -> None:
         self.method = method
+        self.sense = sense
         self.time_limit = check_time_limit(time_limit)
         self.progress = progress
         self.progress_every = progress_every
@@ -210,15 +228,148 @@ class Anytime:
     # time
     @property
     def elapsed(self) -> float:
+        """Seconds since the run started."""
         return time.perf_counter() - self.start
 
     @property
     def remaining(self) -> float:
+        """Seconds left of the time limit (``inf`` without one)."""
         return self.time_limit - self.elapsed
 
     def out_of_time(self) -> bool:
         """Stop now: Ctrl-C arrived (see ``interruptible``) or the time limit is reached."""
         return self.interrupted or self.elapsed >= self.time_limit
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Is value ``a`` strictly better than ``b`` (None: nothing yet) in this run's sense?
+
+        Parameters
+        ----------
+        a : float
+        b : float or None
+
+        Returns
+        -------
+        bool
+        """
+        return b is None or (a > b if self.sense == "max" else a < b)
+
+    # incumbent and bound
+    def accept(self, x: np.ndarray, value: float, source: str) -> bool:
+        """Keep ``x`` if its (exact) ``value`` beats the incumbent; record it in the history.
+
+        Parameters
+        ----------
+        x : ndarray, shape (d,)
+        value : float
+            The objective value at ``x``, already checked by the caller.
+        source : str
+            What found it (shown in the history).
+
+        Returns
+        -------
+        bool
+            True if the incumbent improved.
+        """
+        if not self.better(value, self.value):
+            return False
+        self.x, self.value = np.array(x, dtype=np.float64), float(value)
+        self._record(source)
+        return True
+
+    def improve_bound(self, bound: float, source: str) -> bool:
+        """Record a certified bound if it is tighter than the current one.
+
+        Parameters
+        ----------
+        bound : float
+        source : str
+
+        Returns
+        -------
+        bool
+            True if the bound tightened.
+        """
+        if bound is None or math.isnan(bound):
+            return False
+        if self.bound is not None:
+            tighter = bound < self.bound if self.sense == "max" else bound > self.bound
+            if not tighter:
+                return False
+        self.bound = float(bound)
+        self._record(source)
+        return True
+
+    def _record(self, source: str) -> None:
+        self.history.append((self.elapsed, self.value, self.bound, source))
+        self.report(force=True)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap between incumbent and bound (``inf`` without both)."""
+        return relative_gap(self.value, self.bound)
+
+    def converged(self, abs_gap: float = ABS_GAP, rel_gap: float = REL_GAP) -> bool:
+        """Are incumbent and bound within the tolerances?
+
+        Parameters
+        ----------
+        abs_gap, rel_gap : float
+
+        Returns
+        -------
+        bool
+        """
+        if self.value is None or self.bound is None:
+            return False
+        g = abs(self.bound - self.value)
+        return g <= abs_gap or g <= rel_gap * max(abs(self.value), 1e-10)
+
+    def report(self, force: bool = False, **extra) -> None:
+        """Send a progress report (rate-limited unless ``force``).
+
+        Parameters
+        ----------
+        force : bool
+        **extra
+            Added to the report.
+        """
+        if self.progress is None:
+            return
+        now = self.elapsed
+        if not force and now - self._last_progress < self.progress_every:
+            return
+        self._last_progress = now
+        self.progress({"elapsed": now, "method": self.method, "incumbent": self.value,
+                       "bound": self.bound, "gap": self.gap, **extra})
+
+
+class Anytime(Tracker):
+    """The tracker of a method solving a ``Problem``: candidates are evaluated here.
+
+    ``offer`` takes candidate inputs, evaluates them by a forward pass, keeps the best
+    feasible one and records the improvement in the history. ``improve_bound`` records a
+    tighter certified bound. Both speak the user's sense.
+
+    Parameters
+    ----------
+    problem : Problem
+    method : str
+    time_limit : float or None
+    progress : callable or None
+    progress_every : float
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        method: str,
+        time_limit: float | None = None,
+        progress: ProgressCallback | None = None,
+        progress_every: float = 0.25,
+    ) -> None:
+        super().__init__(method, problem.sense, time_limit, progress, progress_every)
+        self.problem = problem
 
     def heuristic_status(self) -> str:
         """A heuristic's final status: ``interrupted`` after Ctrl-C, else ``feasible`` with a
@@ -242,47 +393,7 @@ class Anytime:
         xs, vals = xs[ok], vals[ok]
         i = int(np.argmax(vals) if self.problem.sense == "max" else np.argmin(vals))
         v = float(vals[i])
-        if self.value is not None and not self.problem.better(v, self.value):
-            return False
-        self.x, self.value = xs[i].copy(), v
-        self._record(source)
-        return True
-
-    def improve_bound(self, bound: float, source: str) -> bool:
-        """Record a certified bound (user sense) if it is tighter than the current one."""
-        if bound is None or math.isnan(bound):
-            return False
-        if self.bound is not None:
-            tighter = bound < self.bound if self.problem.sense == "max" else bound > self.bound
-            if not tighter:
-                return False
-        self.bound = float(bound)
-        self._record(source)
-        return True
-
-    def _record(self, source: str) -> None:
-        self.history.append((self.elapsed, self.value, self.bound, source))
-        self.report(force=True)
-
-    @property
-    def gap(self) -> float:
-        return relative_gap(self.value, self.bound)
-
-    def converged(self, abs_gap: float = ABS_GAP, rel_gap: float = REL_GAP) -> bool:
-        if self.value is None or self.bound is None:
-            return False
-        g = abs(self.bound - self.value)
-        return g <= abs_gap or g <= rel_gap * max(abs(self.value), 1e-10)
-
-    def report(self, force: bool = False, **extra) -> None:
-        if self.progress is None:
-            return
-        now = self.elapsed
-        if not force and now - self._last_progress < self.progress_every:
-            return
-        self._last_progress = now
-        self.progress({"elapsed": now, "method": self.method, "incumbent": self.value,
-                       "bound": self.bound, "gap": self.gap, **extra})
+        return self.accept(xs[i], v, source)
 
     def result(self, status: str, **stats) -> Result:
         """Finish: re-check the incumbent by a forward pass and build the Result."""

@@ -180,8 +180,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         raise ProblemError(f"unknown Lipschitz method {method!r}; choose from {', '.join(METHODS)}")
     if solver not in SOLVERS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(SOLVERS)}")
-    limit = check_time_limit(time_limit)
-    start = time.perf_counter()
+    limit = check_time_limit(time_limit)   # a bad limit fails before any work
     target = _target(net_or_problem, box, norm, output, c, A, b)
     net = target.network
     p_name = {1.0: "1", 2.0: "2", math.inf: "inf"}[target.p]
@@ -191,7 +190,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         raise ProblemError("the linear MIP handles norm 1 or inf; use method='miqcqp' for norm 2")
     if method == "miqcqp" or (method == "auto" and target.p == 2.0 and target.domain.dim > BAB_MAX_DIM):
         require_nonconvex_solver(solver)
-    search = Search(target, start, start + limit, progress=progress)
+    search = Search(target, limit, progress=progress)
     layer_bounds = _resolve_bounds(target, bounds, search)
     search.stats.update({"rows": list(target.labels), "bounds": layer_bounds.method})
     from .exact import run_exact
@@ -241,7 +240,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
     return LipschitzResult(
         lower=float(lower), upper=float(upper), status=status, norm=p_name, method=method,
         x=x_best, pattern=None if x_best is None else pattern_of(net, x_best),
-        seconds=search.elapsed(), stats=search.stats, history=search.history,
+        seconds=search.elapsed, stats=search.stats, history=search.history,
     )
 
 
@@ -281,7 +280,7 @@ def _resolve_bounds(target: Target, bounds, search: Search) -> LayerBounds:
 
         t0 = time.perf_counter()
         # half the budget at most: OBBT stops starting LPs then; its bounds so far stay valid
-        out = obbt_bounds(net, dom, mode="lp", time_limit=max(0.5 * search.remaining(), 0.01))
+        out = obbt_bounds(net, dom, mode="lp", time_limit=max(0.5 * max(search.remaining, 0.0), 0.01))
         search.stats["obbt_seconds"] = time.perf_counter() - t0
         return out
     raise ProblemError(f"unknown bounds {name!r}; choose from crown, ibp, lp-obbt (or give LayerBounds)")

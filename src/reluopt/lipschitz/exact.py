@@ -9,46 +9,81 @@ phases share (best lower bound and its witness, history) lives in ``Search``.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..bounds import LayerBounds
+from ..result import Tracker
 from .common import Target, interior_mask, interior_point, pattern_of
 
 #: The solver's bound is recorded in the history at most this often (seconds).
 TRACE_EVERY = 1.0
 
 
-@dataclass
-class Search:
-    """Shared state of one ``lipschitz()`` call."""
+class Search(Tracker):
+    """The state of one ``lipschitz()`` call: the shared tracker, read as bounds of a constant.
 
-    target: Target
-    start: float
-    deadline: float
-    lower: float = -math.inf
-    x: np.ndarray | None = None
-    upper: float = math.inf
-    history: list = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-    progress: Callable | None = None
+    ``lower`` (the incumbent value: the gradient norm at a witness ``x`` strictly inside a
+    region) and ``upper`` (the certified bound) are the tracker's value and bound.
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+    Parameters
+    ----------
+    target : Target
+    time_limit : float or None
+    progress : callable or None
+    """
 
-    def remaining(self) -> float:
-        return max(self.deadline - time.perf_counter(), 0.0)
+    def __init__(self, target: Target, time_limit: float | None, progress: Callable | None = None) -> None:
+        super().__init__("lipschitz", "max", time_limit, progress)
+        self.target = target
+        self.stats: dict = {}
+
+    @property
+    def deadline(self) -> float:
+        """``time.perf_counter()`` value at which the time limit is reached."""
+        return self.start + self.time_limit
+
+    @property
+    def lower(self) -> float:
+        """The best witnessed gradient norm (``-inf`` before the first)."""
+        return -math.inf if self.value is None else self.value
+
+    @property
+    def upper(self) -> float:
+        """The certified upper bound (``inf`` before the first)."""
+        return math.inf if self.bound is None else self.bound
+
+    @upper.setter
+    def upper(self, value: float) -> None:
+        self.bound = float(value)
 
     def offer(self, x, value: float) -> None:
+        """Keep a witness ``x`` with gradient norm ``value`` if it raises the lower bound.
+
+        Parameters
+        ----------
+        x : ndarray or None
+        value : float
+        """
         if x is not None and value > self.lower:
-            self.x, self.lower = x, value
+            self.x, self.value = np.asarray(x, dtype=np.float64), float(value)
 
     def record(self, source: str, upper: float | None = None, **extra) -> None:
+        """Add a history entry (and a progress report) for a phase.
+
+        Parameters
+        ----------
+        source : str
+            ``phase`` or ``phase:row``.
+        upper : float or None
+            The upper bound to show (default the certified one; a solver's running bound
+            while it works).
+        **extra
+            Added to the progress report.
+        """
         up = self.upper if upper is None else upper
-        now = self.elapsed()
+        now = self.elapsed
         self.history.append((now, self.lower, up, source))
         if self.progress:
             gap = (up - self.lower) / max(abs(up), 1e-12) if math.isfinite(self.lower) and math.isfinite(up) else None
@@ -69,7 +104,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
     use_l2 = target.p == 2.0
     done: list[float] = []
     for k, row in enumerate(rows):
-        share = search.remaining() / (len(rows) - k)
+        share = max(search.remaining, 0.0) / (len(rows) - k)
         if share <= 0.05:
             done.append(uppers[k])
             continue
@@ -103,7 +138,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
             last = [-math.inf]
 
             def trace(primal, dual, nodes, _label=label, _k=k, _last=last):
-                now = search.elapsed()
+                now = search.elapsed
                 if not math.isfinite(dual) or abs(dual) >= 1e30 or now - _last[0] < TRACE_EVERY:
                     return
                 _last[0] = now
