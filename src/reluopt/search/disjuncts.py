@@ -32,8 +32,11 @@ from .tree import FROZEN, Node
 class Conjunction(Protocol):
     """A conjunction of atoms ``C y <= e`` (a VNN-LIB disjunct): its margins are ``e - C y``."""
 
-    C: np.ndarray
-    e: np.ndarray
+    @property
+    def C(self) -> np.ndarray: ...
+
+    @property
+    def e(self) -> np.ndarray: ...
 
 
 @dataclass

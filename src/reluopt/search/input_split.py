@@ -162,12 +162,14 @@ class InputSplit:
             self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"), cons)
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
-        rows = [self.C] + ([-self.out_C, self.out_C] if self.k else [])  # type: ignore[operator]
-        offs = [self.e] + ([self.out_e, -self.out_e] if self.k else [])  # type: ignore[operator]
+        rows, offs = [self.C], [self.e]
+        if cons is not None:
+            rows += [-cons.C, cons.C]
+            offs += [cons.e, -cons.e]
         self.W = np.concatenate(rows)
         self.off = np.concatenate(offs)
         self.region_steps = settings.region_steps
-        self._region = None
+        self._region: Any = None
         self._improved = False
         self.search: Search | None = None
         self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_primal": 0.0,

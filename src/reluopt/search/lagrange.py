@@ -94,8 +94,8 @@ def tune_multipliers(network, nb, ub: np.ndarray, mult: np.ndarray | None, *, C:
         best_x = xs if best_x is None else np.where(better[:, None, None], xs, best_x)
         # subgradient of the bound w.r.t. the multipliers
         parts = [v[:, 0] @ Cfull.T + efull]
-        if p:
-            parts.append(b - xs[:, 0] @ A.T)         # type: ignore[operator, union-attr]
+        if A is not None and b is not None:
+            parts.append(b - xs[:, 0] @ A.T)
         g = np.concatenate(parts, axis=1)
         gap = np.maximum(val - target, 0.0)
         step = gap / np.maximum(np.sum(g * g, axis=1), 1e-30)
