@@ -37,7 +37,7 @@ import numpy as np
 from ..bounds import LayerBounds, crown_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
-from ..problem import Domain, Objective, Problem
+from ..problem import Domain, MaxMin, Objective, Problem
 from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
@@ -119,9 +119,12 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
             domain = Domain(lb, ub, domain.A if domain_A is None else domain_A,
                             domain.b if domain_b is None else domain_b)
         if c is None and output is None:
-            if not isinstance(problem.objective, Objective):
+            if isinstance(problem.objective, MaxMin):
+                c = problem.objective.C
+            elif isinstance(problem.objective, Objective):
+                c = problem.objective.c
+            else:
                 raise UnsupportedError("the Lipschitz constant needs a linear objective c . y; give c= or output=")
-            c = problem.objective.c
     elif isinstance(net_or_problem, Network):
         network = net_or_problem
         if box is None:
@@ -143,7 +146,7 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
         rows = np.atleast_2d(np.asarray(c, dtype=np.float64))
         if rows.shape[1] != m:
             raise ProblemError(f"objective c has {rows.shape[1]} entries; the network has {m} outputs")
-        labels = ("c",)
+        labels = ("c",) if rows.shape[0] == 1 else tuple(f"c[{k}]" for k in range(rows.shape[0]))
     elif output is not None:
         if not (0 <= int(output) < m):
             raise ProblemError(f"output index {output} does not exist: the network has {m} outputs")
@@ -160,7 +163,7 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
             )
         rows = np.eye(m)
         labels = tuple(f"y[{k}]" for k in range(m))
-    return Target(network, domain, rows, p, labels)
+    return Target(Problem(network, domain, MaxMin(rows, np.zeros(rows.shape[0]))), p, labels)
 
 
 def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", output: int | None = None,
