@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 import reluopt
-from bruteforce import cached_regions
+from bruteforce import brute_force, cached_regions
 from conftest import random_network
 from reluopt import Domain, Problem, ProblemError
 from reluopt.methods.bab import bab_maximize_min
@@ -174,3 +174,32 @@ def test_tracker_in_min_sense():
     assert tracker.improve_bound(1.0, "lp") and not tracker.improve_bound(0.5, "worse")
     assert [h[3] for h in tracker.history] == ["a", "c", "lp"]
     assert tracker.gap == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pgd_on_objective_rows_is_a_real_point_near_the_optimum(seed):
+    """pgd (the falsification attack) returns forward-checked points; on tiny nets its best point
+    is close to the brute-force optimum, and ``stop_above`` stops it at the first point above."""
+    rng = np.random.default_rng(seed)
+    net = random_network([2, 8, 8, 3], seed=seed)
+    lb, ub = -np.ones(2), np.ones(2)
+    C, e = rng.normal(size=(3, 3)), rng.normal(size=3)
+    truth = maxmin_truth(net, lb, ub, C, e)
+    problem = Problem(net, Domain(lb, ub), MaxMin(C, e))
+    res = reluopt.solve(problem, "pgd", time_limit=2, seed=seed, restarts=16, steps=40)
+    assert res.status == "feasible" and res.bound is None
+    assert res.value <= truth + 1e-9
+    assert res.value >= truth - 0.05 * (1 + abs(truth))
+    low = truth - 0.5 * (1 + abs(truth))
+    quick = reluopt.solve(problem, "pgd", time_limit=5, seed=seed, stop_above=low)
+    assert quick.stats["reached"] and quick.value >= low
+
+
+def test_pgd_minimises_a_linear_objective_and_rejects_bad_options():
+    net = random_network([2, 6, 1], seed=3)
+    problem = Problem.build(net, -1, 1, minimize=0)
+    res = reluopt.solve(problem, "pgd", time_limit=1, restarts=8, steps=20)
+    truth = brute_force(net, -np.ones(2), np.ones(2), np.ones(1), "min")
+    assert truth - 1e-9 <= res.value <= truth + 0.05 * (1 + abs(truth))
+    with pytest.raises(ProblemError, match="restarts"):
+        reluopt.solve(problem, "pgd", restarts=0)
