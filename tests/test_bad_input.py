@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-import reluopt.result as result_mod
+import reluopt.tracker as tracker_mod
 from conftest import random_network
 from reluopt import Network
 from reluopt.cli import main
@@ -201,7 +201,7 @@ def _record_calls(monkeypatch, cls, name: str) -> list:
 
 
 def test_unknown_option_fails_before_the_run(capsys, net_file, monkeypatch):
-    runs = _record_calls(monkeypatch, result_mod.Anytime, "__init__")     # every method run starts one
+    runs = _record_calls(monkeypatch, tracker_mod.Anytime, "__init__")     # every method run starts one
     argv = ["solve", net_file, "--box=0,1", "--maximize", "0", "-q", "--time-limit", "30", "-o", "foo=1"]
     assert_one_line_error(capsys, argv, "does not take that option: 'foo'", "auto")
     assert runs == []                          # not after auto's heuristic phase

@@ -200,3 +200,18 @@ def test_l2_without_scip_names_the_extra(monkeypatch):
     net = random_network([2, 4, 1], seed=0)
     with pytest.raises(SolverError, match="scip"):
         lipschitz(net, (-1, 1), norm=2, method="miqcqp")
+
+
+def test_problem_with_objective_rows_is_a_target():
+    """A Problem whose objective is MaxMin rows (the type verification and bab use) is a Lipschitz
+    target: the constant of several rows is the largest of theirs (inf norm)."""
+    from reluopt import Domain, Problem
+    from reluopt.problem import MaxMin
+
+    net = random_network([3, 5, 5, 3], seed=4)
+    rows = np.array([[1.0, -1.0, 0.0], [0.0, 0.5, 2.0]])
+    truth = max(brute_lipschitz(net, -0.5, 0.5, r, "inf") for r in rows)
+    problem = Problem(net, Domain(np.full(3, -0.5), np.full(3, 0.5)), MaxMin(rows, [0.3, -1.0]))
+    r = lipschitz(problem, norm="inf", method="mip", time_limit=30)
+    assert r.status == "optimal"
+    assert r.lower <= truth * (1 + 1e-9) and r.upper >= truth * (1 - 1e-9)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import reluopt.result as result_mod
+import reluopt.tracker as tracker_mod
 from conftest import random_network
 from reluopt import Problem, ProblemError
 from reluopt.methods import solve
@@ -30,7 +30,7 @@ CAPS = {"sampling": {"max_samples": 40}, "sampling-mip": {"max_samples": 16},
 def checked_records(monkeypatch):
     """Make every recorded improvement assert that the incumbent is the forward pass of a
     feasible point: nothing enters a history without that check."""
-    original = result_mod.Anytime._record
+    original = tracker_mod.Anytime._record
     seen = []
 
     def record(self, source):
@@ -41,7 +41,7 @@ def checked_records(monkeypatch):
             seen.append(source)
         original(self, source)
 
-    monkeypatch.setattr(result_mod.Anytime, "_record", record)
+    monkeypatch.setattr(tracker_mod.Anytime, "_record", record)
     return seen
 
 

@@ -342,7 +342,7 @@ def test_progress_reports_margin_and_bound():
 def test_shared_split_tree_matches_brute_force(seed, delta):
     """verify_split on a disjunction of two or three conjunctions: unsat exactly when every
     disjunct's true max margin is < 0; otherwise a counterexample reaches ``on_points``."""
-    from reluopt.verify_split import split_disjuncts
+    from reluopt.search.disjuncts import split_disjuncts
 
     rng = np.random.default_rng(seed)
     net = random_network([2, 5, 4, 3], seed=seed)

@@ -10,7 +10,8 @@ from reluopt import Problem, ProblemError
 from reluopt.methods import solve
 from reluopt.methods.region import RegionLP
 from reluopt.methods.walk import walk
-from reluopt.result import FEASIBLE, Anytime
+from reluopt.result import FEASIBLE
+from reluopt.tracker import Anytime
 from test_region import brute_optimum
 
 

@@ -126,6 +126,56 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class MaxMin:
+    """Maximise the smallest of several affine functions of the outputs, ``min_r (C_r . y + e_r)``.
+
+    The shape of a worst case: the margins of a VNN-LIB disjunct (the property is violated
+    where every margin is >= 0), or a robust objective over several outputs. One row is an
+    ordinary linear objective. Branch and bound (``bab``) takes it; methods that need a single
+    linear objective refuse it with a ``ProblemError``.
+
+    Parameters
+    ----------
+    C : array_like, shape (r, m)
+        One row of output coefficients per affine function.
+    e : array_like, shape (r,)
+        The constant of each row.
+    """
+
+    C: np.ndarray
+    e: np.ndarray
+
+    def __post_init__(self) -> None:
+        C = np.atleast_2d(np.asarray(self.C, dtype=np.float64))
+        e = np.asarray(self.e, dtype=np.float64).reshape(-1)
+        if C.ndim != 2 or C.shape[0] == 0 or C.shape[0] != e.shape[0]:
+            raise ProblemError(f"objective rows: C has shape {C.shape} and e has {e.shape[0]} entries; "
+                               "expected (r, outputs) and r entries, r >= 1")
+        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(e))):
+            raise ProblemError("objective rows: C or e contain a non-finite value")
+        object.__setattr__(self, "C", C)
+        object.__setattr__(self, "e", e)
+
+    @property
+    def sense(self) -> str:
+        """Always ``'max'``: the worst case is maximised."""
+        return "max"
+
+    @property
+    def sign(self) -> float:
+        """``+1``: the objective is already in max form."""
+        return 1.0
+
+    def values(self, Y: np.ndarray) -> np.ndarray:
+        """``min_r (C_r . y + e_r)`` for each row of ``Y`` (n, m); returns shape (n,)."""
+        return np.min(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)
+
+    def output_gradient(self, Y: np.ndarray) -> np.ndarray:
+        """A supergradient w.r.t. ``y``: the coefficients of the smallest row, shape (n, m)."""
+        return self.C[np.argmin(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)]
+
+
+@dataclass(frozen=True)
 class LeastSquares:
     """Minimise ``1/2 ||A y + a - t||^2`` (``A`` defaults to the identity, ``a`` to zero).
 
@@ -260,7 +310,7 @@ class Problem:
 
     network: Network
     domain: Domain
-    objective: Objective | LeastSquares
+    objective: Objective | LeastSquares | MaxMin
     constraints: OutputConstraints | None = None
     name: str = ""
     meta: dict = field(default_factory=dict, compare=False)
@@ -276,6 +326,12 @@ class Problem:
                 raise ProblemError(
                     f"least-squares objective reads {self.objective.n_outputs()} outputs but the "
                     f"network has {net.output_dim}"
+                )
+        elif isinstance(self.objective, MaxMin):
+            if self.objective.C.shape[1] != net.output_dim:
+                raise ProblemError(
+                    f"objective rows have {self.objective.C.shape[1]} coefficients but the network has "
+                    f"{net.output_dim} outputs"
                 )
         elif self.objective.c.shape[0] != net.output_dim:
             raise ProblemError(
@@ -432,33 +488,77 @@ class Problem:
                 "this method needs an objective linear in the outputs, but the objective is "
                 "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
             )
+        if isinstance(self.objective, MaxMin):
+            if self.objective.C.shape[0] > 1:
+                raise ProblemError(
+                    f"this method needs one linear objective, but the objective is the minimum of "
+                    f"{self.objective.C.shape[0]} rows; use method='bab' (input-space branch and bound)"
+                )
+            return self.objective.C[0].copy(), float(self.objective.e[0])
         s = self.objective.sign
         return s * self.objective.c, s * self.objective.d
 
-    def objective_values(self, x) -> np.ndarray:
-        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
-        y = self.network.forward(np.atleast_2d(x))
-        if isinstance(self.objective, LeastSquares):
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The objective as ``max min_r (C_r . y + e_r)``, whatever its kind.
+
+        Returns
+        -------
+        C : ndarray, shape (r, m)
+        e : ndarray, shape (r,)
+            One row for a linear objective (negated for a minimisation), the rows of a
+            ``MaxMin``. A least-squares objective raises ``ProblemError``.
+        """
+        if isinstance(self.objective, MaxMin):
+            return self.objective.C, self.objective.e
+        c, d = self.max_form()
+        return c[None, :], np.array([d])
+
+    def evaluate(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """User-sense objective values and constraint violations of points, one forward pass.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+
+        Returns
+        -------
+        values : ndarray, shape (n,)
+            As ``objective_values``.
+        violation : ndarray, shape (n,)
+            As ``constraint_violation`` (<= 0 is feasible).
+        """
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        y = self.network.forward(x)
+        return self._values(y), self._violation(x, y)
+
+    def _values(self, y: np.ndarray) -> np.ndarray:
+        if isinstance(self.objective, (LeastSquares, MaxMin)):
             return self.objective.values(y)
         return y @ self.objective.c + self.objective.d
+
+    def _violation(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        viol = np.maximum(np.max(self.domain.lb - x, axis=1), np.max(x - self.domain.ub, axis=1))
+        if self.domain.A is not None:
+            viol = np.maximum(viol, np.max(x @ self.domain.A.T - self.domain.b, axis=1))
+        if self.constraints is not None:
+            y = self.network.forward(x) if y is None else y
+            viol = np.maximum(viol, np.max(y @ self.constraints.C.T - self.constraints.e, axis=1))
+        return viol
+
+    def objective_values(self, x) -> np.ndarray:
+        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
+        return self._values(self.network.forward(np.atleast_2d(x)))
 
     def objective_gradient(self, x) -> np.ndarray:
         """Gradient of the user-sense objective w.r.t. ``x``, per row of ``x`` (n, d)."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        if isinstance(self.objective, LeastSquares):
+        if isinstance(self.objective, (LeastSquares, MaxMin)):
             return self.network.gradient(x, self.objective.output_gradient(self.network.forward(x)))
         return self.network.gradient(x, self.objective.c)
 
     def constraint_violation(self, x) -> np.ndarray:
         """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        viol = np.maximum(np.max(self.domain.lb - x, axis=1), np.max(x - self.domain.ub, axis=1))
-        if self.domain.A is not None:
-            viol = np.maximum(viol, np.max(x @ self.domain.A.T - self.domain.b, axis=1))
-        if self.constraints is not None:
-            y = self.network.forward(x)
-            viol = np.maximum(viol, np.max(y @ self.constraints.C.T - self.constraints.e, axis=1))
-        return viol
+        return self._violation(np.atleast_2d(np.asarray(x, dtype=np.float64)), None)
 
     def is_feasible(self, x, tol: float = FEASIBILITY_TOL) -> np.ndarray:
         return self.constraint_violation(x) <= tol
@@ -480,6 +580,9 @@ class Problem:
         if isinstance(obj, LeastSquares):
             return (f"min 1/2||A y + a - t||^2 ({obj.t.shape[0]} measurements) over a "
                     f"{self.domain.dim}-d box of {self.network.describe()}")
+        if isinstance(obj, MaxMin):
+            return (f"max min of {obj.C.shape[0]} output rows over a {self.domain.dim}-d box of "
+                    f"{self.user_network.describe()}")
         m = self.user_network.output_dim
         c, x = obj.c[:m], None
         if "input_forms" in self.meta:

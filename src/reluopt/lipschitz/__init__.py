@@ -37,7 +37,7 @@ import numpy as np
 from ..bounds import BOUND_METHODS, LayerBounds, compute_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
-from ..problem import Domain, Objective, Problem
+from ..problem import Domain, MaxMin, Objective, Problem
 from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
@@ -158,9 +158,12 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
             domain = Domain(lb, ub, domain.A if domain_A is None else domain_A,
                             domain.b if domain_b is None else domain_b)
         if c is None and output is None:
-            if not isinstance(problem.objective, Objective):
+            if isinstance(problem.objective, MaxMin):
+                c = problem.objective.C
+            elif isinstance(problem.objective, Objective):
+                c = problem.objective.c
+            else:
                 raise UnsupportedError("the Lipschitz constant needs a linear objective c . y; give c= or output=")
-            c = problem.objective.c
     elif isinstance(net_or_problem, Network):
         network = net_or_problem
         if box is None:
@@ -182,7 +185,7 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
         rows = np.atleast_2d(np.asarray(c, dtype=np.float64))
         if rows.shape[1] != m:
             raise ProblemError(f"objective c has {rows.shape[1]} entries; the network has {m} outputs")
-        labels = ("c",)
+        labels = ("c",) if rows.shape[0] == 1 else tuple(f"c[{k}]" for k in range(rows.shape[0]))
     elif output is not None:
         if not (0 <= int(output) < m):
             raise ProblemError(f"output index {output} does not exist: the network has {m} outputs")
@@ -199,7 +202,7 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
             )
         rows = np.eye(m)
         labels = tuple(f"y[{k}]" for k in range(m))
-    return Target(network, domain, rows, p, labels)
+    return Target(Problem(network, domain, MaxMin(rows, np.zeros(rows.shape[0]))), p, labels)
 
 
 def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", output: int | None = None,
@@ -260,8 +263,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         raise ProblemError(f"unknown Lipschitz method {method!r}; choose from {', '.join(METHODS)}")
     if solver not in SOLVERS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(SOLVERS)}")
-    limit = check_time_limit(time_limit)
-    start = time.perf_counter()
+    limit = check_time_limit(time_limit)   # a bad limit fails before any work
     target = _target(net_or_problem, box, norm, output, c, A, b)
     net = target.network
     p_name = {1.0: "1", 2.0: "2", math.inf: "inf"}[target.p]
@@ -271,7 +273,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         raise ProblemError("the linear MIP handles norm 1 or inf; use method='miqcqp' for norm 2")
     if method == "miqcqp" or (method == "auto" and target.p == 2.0 and target.domain.dim > BAB_MAX_DIM):
         require_nonconvex_solver(solver)
-    search = Search(target, start, start + limit, progress=progress)
+    search = Search(target, limit, progress=progress)
     layer_bounds = _resolve_bounds(target, bounds, search)
     search.stats.update({"rows": list(target.labels), "bounds": layer_bounds.method})
     from .exact import run_exact
@@ -321,7 +323,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
     return LipschitzResult(
         lower=float(lower), upper=float(upper), status=status, norm=p_name, method=method,
         x=x_best, pattern=None if x_best is None else pattern_of(net, x_best),
-        seconds=search.elapsed(), stats=search.stats, history=search.history,
+        seconds=search.elapsed, stats=search.stats, history=search.history,
     )
 
 
@@ -367,6 +369,6 @@ def _resolve_bounds(target: Target, bounds, search: Search) -> LayerBounds:
     t0 = time.perf_counter()
     # half the budget at most: alpha-CROWN and OBBT stop then; their bounds so far stay valid
     out = compute_bounds(net, dom.lb, dom.ub, name, A=dom.A, b=dom.b,
-                         time_limit=max(0.5 * search.remaining(), 0.01))
+                         time_limit=max(0.5 * max(search.remaining, 0.0), 0.01))
     search.stats["obbt_seconds" if name.endswith("obbt") else "bounds_seconds"] = time.perf_counter() - t0
     return out

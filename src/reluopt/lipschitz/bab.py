@@ -14,14 +14,13 @@ this closes gaps the MIP cannot.
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import time
-
 import numpy as np
 
 from ..bounds import crown_bounds
 from ..problem import Domain
+from ..search.boxes import midpoint_children
+from ..search.engine import Limits, Search
+from ..search.tree import CLOSED, Node
 from .common import Target, interior_mask, interior_point, pattern_of
 from .lower import best_interior
 from .upper import batched_jacobian_upper
@@ -146,97 +145,120 @@ def realised_max(target: Target, lb: np.ndarray, ub: np.ndarray, L_list, U_list,
     return None
 
 
+class _LipschitzSplit:
+    """The engine strategy: widest-dimension splits, CROWN and interval-Jacobian bounds,
+    pattern enumeration and region LPs on small boxes, interior gradient norms for the lower
+    bound (see the module docstring)."""
+
+    def __init__(self, target: Target, lower: float, x_lower, rel_gap: float, abs_gap: float, batch: int):
+        self.target, self.net = target, target.network
+        self.lower, self.x = lower, x_lower
+        self.rel_gap, self.abs_gap, self.batch = rel_gap, abs_gap, batch
+        self.width0 = np.maximum(target.domain.ub - target.domain.lb, 1e-300)
+        self.search: Search | None = None
+
+    def _settled(self, upper: np.ndarray) -> np.ndarray:
+        """Boxes whose bound is within the gap of the lower bound (nothing left to prove there)."""
+        return upper <= self.lower + self.rel_gap * np.abs(upper) + self.abs_gap
+
+    def _bound(self, lbs, ubs) -> list[Node]:
+        """Bound boxes; settled ones (within the gap, or resolved exactly) are retired."""
+        assert self.search is not None
+        b = crown_bounds(self.net, lbs, ubs)
+        upper = batched_jacobian_upper(self.net, self.target.rows, b, self.target.q)
+        resolved = np.zeros(len(upper), dtype=bool)
+        if not self.net.has_clipped:   # enumeration assumes plain ReLU slopes (0 or 1)
+            n_unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(b.lower, b.upper, strict=True))
+            narrow = np.all((ubs - lbs) <= REALISE_WIDTH * self.width0, axis=1)
+            for i in np.nonzero(n_unstable <= ENUMERATE_MAX)[0]:
+                L_i, U_i = [L[i] for L in b.lower], [U[i] for U in b.upper]
+                upper[i] = min(upper[i], enumerated_upper(self.net, self.target.rows, L_i, U_i, self.target.q))
+                if narrow[i] and not self._settled(upper[i:i + 1])[0]:
+                    got = realised_max(self.target, lbs[i], ubs[i], L_i, U_i, self.lower)
+                    if got is not None:
+                        upper[i], resolved[i] = got[0], True
+                        if got[1] is not None and got[0] > self.lower:
+                            self.lower, self.x = float(self.target.norms(got[1][None])[0]), got[1]
+        self.search.nodes += len(upper)
+        out: list[Node] = []
+        for lo, hi, u, done in zip(lbs, ubs, upper, resolved, strict=True):
+            if done:
+                self.search.frontier.retire(float(u), CLOSED)
+            else:
+                out.append(Node(lo, hi, float(u)))
+        return out
+
+    def roots(self, search: Search) -> list[Node]:
+        """Bound the whole domain."""
+        self.search = search
+        dom = self.target.domain
+        return self._bound(dom.lb[None], dom.ub[None])
+
+    def expand(self, nodes: list[Node], search: Search) -> list[Node]:
+        """Split every box at its widest (relative) dimension; bound the children; raise the
+        lower bound by interior gradient norms at their centres."""
+        lbs = np.array([n.lo for n in nodes])
+        ubs = np.array([n.hi for n in nodes])
+        lo2, hi2 = midpoint_children(lbs, ubs, np.argmax((ubs - lbs) / self.width0, axis=1))
+        children = self._bound(lo2, hi2)
+        x, v = best_interior(self.target, 0.5 * (lo2 + hi2))
+        if v > self.lower:
+            self.lower, self.x = v, x
+        return children
+
+    def threshold(self) -> float:
+        """Bounds at most this are within the gap of the lower bound (norms are >= 0, so
+        ``u <= lower + rel_gap |u| + abs_gap`` is ``u <= (lower + abs_gap) / (1 - rel_gap)``)."""
+        if not np.isfinite(self.lower):
+            return -np.inf
+        return (self.lower + self.abs_gap) / max(1.0 - self.rel_gap, 1e-12)
+
+    def stop_status(self, bound: float) -> str | None:
+        """Never early: the search closes when every box is within the gap."""
+        return None
+
+    def exhausted_status(self, bound: float) -> str:
+        """Every box is settled: the gap is closed."""
+        return "closed"
+
+    def batch_size(self, open_nodes: int, nodes_left: float) -> int:
+        """Up to ``batch`` boxes per pass."""
+        return max(1, min(self.batch, open_nodes))
+
+    def on_bound(self, bound: float) -> None:
+        """The caller records bounds itself."""
+
+    def progress_info(self) -> dict:
+        """The lower bound as the incumbent."""
+        return {"incumbent": self.lower}
+
+
 def lipschitz_bab(target: Target, *, deadline: float, lower: float = -np.inf, x_lower=None,
                   rel_gap: float = 1e-5, abs_gap: float = 0.0, batch: int = 256, node_limit: int | None = None):
-    """Input-space branch and bound on the Lipschitz constant, certified and fast in low dimension.
+    """Branch and bound over the input box for the target's Lipschitz constant.
 
     Parameters
     ----------
     target : Target
-        What is bounded.
     deadline : float
-        ``time.perf_counter()`` value at which to stop.
-    lower : float, optional
-        A known lower bound, witnessed by ``x_lower``.
-    x_lower : numpy.ndarray, optional
-        Its witness.
-    rel_gap, abs_gap : float, optional
-        Stop when ``upper - lower <= rel_gap * |upper| + abs_gap``.
-    batch : int, optional
-        Boxes bounded at once.
-    node_limit : int, optional
-        Most boxes to bound.
+        ``time.perf_counter()`` value to stop at.
+    lower : float
+        A lower bound already known (e.g. from sampling), with its witness ``x_lower``.
+    x_lower : ndarray or None
+    rel_gap, abs_gap : float
+        The search closes when the upper bound is within ``rel_gap * |upper| + abs_gap`` of the
+        lower bound.
+    batch : int
+        Boxes split per batched pass.
+    node_limit : int or None
 
     Returns
     -------
     tuple
         ``(lower, x_lower, upper, nodes, closed)``; ``closed`` means the gap is met.
     """
-    dom = target.domain
-    net = target.network
-    width0 = np.maximum(dom.ub - dom.lb, 1e-300)
-    counter = itertools.count()
-    heap: list = []
-
-    def push(lbs, ubs, uppers):
-        for lo, hi, u in zip(lbs, ubs, uppers, strict=True):
-            heapq.heappush(heap, (-u, next(counter), lo, hi))
-
-    def bound(lbs, ubs):
-        """Upper bounds of the boxes, and the boxes resolved exactly (upper = a witnessed value)."""
-        b = crown_bounds(net, lbs, ubs)
-        upper = batched_jacobian_upper(net, target.rows, b, target.q)
-        resolved = np.zeros(len(upper), dtype=bool)
-        if net.has_clipped:   # enumeration assumes plain ReLU slopes (0 or 1)
-            return upper, resolved
-        n_unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(b.lower, b.upper, strict=True))
-        narrow = np.all((ubs - lbs) <= REALISE_WIDTH * width0, axis=1)
-        for i in np.nonzero(n_unstable <= ENUMERATE_MAX)[0]:
-            L_i, U_i = [L[i] for L in b.lower], [U[i] for U in b.upper]
-            upper[i] = min(upper[i], enumerated_upper(net, target.rows, L_i, U_i, target.q))
-            if narrow[i] and upper[i] > state["lower"] + rel_gap * abs(upper[i]) + abs_gap:
-                got = realised_max(target, lbs[i], ubs[i], L_i, U_i, state["lower"])
-                if got is not None:
-                    upper[i], resolved[i] = got[0], True
-                    if got[1] is not None and got[0] > state["lower"]:
-                        state["lower"], state["x"] = float(target.norms(got[1][None])[0]), got[1]
-        return upper, resolved
-
-    state = {"lower": lower, "x": x_lower}
-    pruned = -np.inf   # the certified upper bound must cover the pruned boxes too
-    first, done = bound(dom.lb[None], dom.ub[None])
-    if done[0]:
-        pruned = float(first[0])
-    else:
-        push(dom.lb[None], dom.ub[None], first)
-    lower, x_lower = state["lower"], state["x"]
-    nodes = 1
-    while heap:
-        top = -heap[0][0]
-        if top <= lower + rel_gap * abs(top) + abs_gap:
-            return lower, x_lower, max(top, pruned, lower), nodes, True
-        if time.perf_counter() >= deadline or (node_limit is not None and nodes >= node_limit):
-            break
-        take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
-        lbs = np.array([t[2] for t in take])
-        ubs = np.array([t[3] for t in take])
-        dim = np.argmax((ubs - lbs) / width0, axis=1)
-        mid = 0.5 * (lbs[np.arange(len(take)), dim] + ubs[np.arange(len(take)), dim])
-        left_ub, right_lb = ubs.copy(), lbs.copy()
-        left_ub[np.arange(len(take)), dim] = mid
-        right_lb[np.arange(len(take)), dim] = mid
-        child_lb = np.concatenate([lbs, right_lb])
-        child_ub = np.concatenate([left_ub, ubs])
-        state["lower"], state["x"] = lower, x_lower
-        uppers, resolved = bound(child_lb, child_ub)
-        lower, x_lower = state["lower"], state["x"]
-        nodes += child_lb.shape[0]
-        x, v = best_interior(target, 0.5 * (child_lb + child_ub))
-        if v > lower:
-            lower, x_lower = v, x
-        keep = (uppers > lower + rel_gap * np.abs(uppers) + abs_gap) & ~resolved
-        if not np.all(keep):
-            pruned = max(pruned, float(np.max(uppers[~keep])))
-        push(child_lb[keep], child_ub[keep], uppers[keep])
-    upper = max(-heap[0][0] if heap else -np.inf, pruned, lower)
-    return lower, x_lower, upper, nodes, not heap
+    strategy = _LipschitzSplit(target, lower, x_lower, rel_gap, abs_gap, batch)
+    search = Search(Limits(deadline=deadline, node_limit=np.inf if node_limit is None else node_limit))
+    status = search.run(strategy, strategy.roots(search))
+    upper = max(search.bound(), strategy.lower)
+    return strategy.lower, strategy.x, upper, search.nodes, status == "closed"

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ProblemError, UnsupportedError
 from ..network import Network
-from ..problem import Domain
+from ..problem import Domain, Problem
 
 NORMS = {"1": 1.0, "2": 2.0, "inf": np.inf}
 DUAL = {1.0: np.inf, 2.0: 2.0, np.inf: 1.0}
@@ -87,29 +87,41 @@ def vector_norm(v: np.ndarray, q: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Target:
-    """The functions whose Lipschitz constant is wanted: ``c_k . y`` for each row ``c_k``.
+    """The functions whose Lipschitz constant is wanted: the rows ``C_k . y + e_k`` of a
+    problem's ``MaxMin`` objective, over the problem's input domain.
 
-    The constant of the vector case (p = q = inf) is the max over the rows (one per output).
+    The same problem type that optimisation and verification use (a network, a domain, rows
+    of the outputs); the constant of several rows (the vector case, p = q = inf) is the
+    largest of the rows' constants.
 
-    Attributes
+    Parameters
     ----------
-    network : Network
-        The network.
-    domain : Domain
-        The input domain.
-    rows : numpy.ndarray
-        The output weights ``c_k``, shape (k, m).
+    problem : Problem
+        Network, bounded domain (with any ``A x <= b``) and a ``MaxMin`` objective.
     p : float
-        The input norm.
+        Input norm (1, 2 or inf); gradients are measured in the dual norm ``q``.
     labels : tuple of str
-        A name per row, for reports.
+        One name per row, for reports.
     """
 
-    network: Network
-    domain: Domain
-    rows: np.ndarray          # (k, m)
+    problem: Problem
     p: float
     labels: tuple[str, ...] = field(default=())
+
+    @property
+    def network(self) -> Network:
+        """The network."""
+        return self.problem.network
+
+    @property
+    def domain(self) -> Domain:
+        """The input domain."""
+        return self.problem.domain
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The output rows, shape (k, m)."""
+        return self.problem.rows()[0]
 
     @property
     def q(self) -> float:

@@ -9,100 +9,81 @@ phases share (best lower bound and its witness, history) lives in ``Search``.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..bounds import LayerBounds
+from ..tracker import Tracker
 from .common import Target, interior_mask, interior_point, pattern_of
 
 #: The solver's bound is recorded in the history at most this often (seconds).
 TRACE_EVERY = 1.0
 
 
-@dataclass
-class Search:
-    """Shared state of one ``lipschitz()`` call: best witness, bounds, history and deadline.
+class Search(Tracker):
+    """The state of one ``lipschitz()`` call: the shared tracker, read as bounds of a constant.
 
-    Attributes
+    ``lower`` (the incumbent value: the gradient norm at a witness ``x`` strictly inside a
+    region) and ``upper`` (the certified bound) are the tracker's value and bound.
+
+    Parameters
     ----------
     target : Target
-        What is bounded.
-    start, deadline : float
-        ``time.perf_counter()`` at the start and when to stop.
-    lower : float
-        Best lower bound so far, witnessed by ``x``.
-    x : numpy.ndarray or None
-        Its witness.
-    upper : float
-        Best certified upper bound so far.
-    history : list
-        ``(seconds, lower, upper, source)`` entries.
-    stats : dict
-        Method details for the result.
+    time_limit : float or None
     progress : callable or None
-        The user's progress callback.
     """
 
-    target: Target
-    start: float
-    deadline: float
-    lower: float = -math.inf
-    x: np.ndarray | None = None
-    upper: float = math.inf
-    history: list = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-    progress: Callable | None = None
+    def __init__(self, target: Target, time_limit: float | None, progress: Callable | None = None) -> None:
+        super().__init__("lipschitz", "max", time_limit, progress)
+        self.target = target
+        self.stats: dict = {}
 
-    def elapsed(self) -> float:
-        """Seconds since the start.
+    @property
+    def deadline(self) -> float:
+        """``time.perf_counter()`` value at which the time limit is reached."""
+        return self.start + self.time_limit
 
-        Returns
-        -------
-        float
-            Elapsed wall time.
-        """
-        return time.perf_counter() - self.start
+    @property
+    def lower(self) -> float:
+        """The best witnessed gradient norm (``-inf`` before the first)."""
+        return -math.inf if self.value is None else self.value
 
-    def remaining(self) -> float:
-        """Seconds left before the deadline.
+    @property
+    def upper(self) -> float:
+        """The certified upper bound (``inf`` before the first)."""
+        return math.inf if self.bound is None else self.bound
 
-        Returns
-        -------
-        float
-            At least 0.
-        """
-        return max(self.deadline - time.perf_counter(), 0.0)
+    @upper.setter
+    def upper(self, value: float) -> None:
+        self.bound = float(value)
 
     def offer(self, x, value: float) -> None:
-        """Keep ``x`` as the witness if its ``value`` beats the lower bound.
+        """Keep a witness ``x`` with gradient norm ``value`` if it raises the lower bound.
 
         Parameters
         ----------
-        x : numpy.ndarray or None
-            A point strictly inside its region.
+        x : ndarray or None
         value : float
-            Its gradient norm.
         """
         if x is not None and value > self.lower:
-            self.x, self.lower = x, value
+            self.x, self.value = np.asarray(x, dtype=np.float64), float(value)
 
     def record(self, source: str, upper: float | None = None, **extra) -> None:
-        """Append the current bounds to the history and report them to the progress callback.
+        """Add a history entry (and a progress report) for a phase.
 
         Parameters
         ----------
         source : str
-            What produced them (``"method:phase"``).
-        upper : float, optional
-            The upper bound to record (default the current one).
+            ``phase`` or ``phase:row``.
+        upper : float or None
+            The upper bound to show (default the certified one; a solver's running bound
+            while it works).
         **extra
-            More fields for the progress callback.
+            Added to the progress report.
         """
         up = self.upper if upper is None else upper
-        now = self.elapsed()
+        now = self.elapsed
         self.history.append((now, self.lower, up, source))
         if self.progress:
             gap = (up - self.lower) / max(abs(up), 1e-12) if math.isfinite(self.lower) and math.isfinite(up) else None
@@ -144,7 +125,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
     use_l2 = target.p == 2.0
     done: list[float] = []
     for k, row in enumerate(rows):
-        share = search.remaining() / (len(rows) - k)
+        share = max(search.remaining, 0.0) / (len(rows) - k)
         if share <= 0.05:
             done.append(uppers[k])
             continue
@@ -178,7 +159,7 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
             last = [-math.inf]
 
             def trace(primal, dual, nodes, _label=label, _k=k, _last=last):
-                now = search.elapsed()
+                now = search.elapsed
                 if not math.isfinite(dual) or abs(dual) >= 1e30 or now - _last[0] < TRACE_EVERY:
                     return
                 _last[0] = now

@@ -25,6 +25,7 @@ METHODS: dict[str, str] = {
     "walk": "walk:solve_walk",
     "ppga": "gradient:solve_ppga",
     "ppga-lr": "gradient:solve_ppga_lr",
+    "pgd": "attack:solve_pgd",
     "auto": "portfolio:solve_auto",
     "adam": "surfing:solve_adam",
     "surfing": "surfing:solve_surfing",

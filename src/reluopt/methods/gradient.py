@@ -40,7 +40,8 @@ from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import FEASIBILITY_TOL, Problem
-from ..result import Anytime, Result, interruptible
+from ..result import Result, interruptible
+from ..tracker import Anytime
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,

@@ -33,11 +33,11 @@ from ..result import (
     REL_GAP,
     SOLVER_ERROR,
     TIME_LIMIT,
-    Anytime,
     Result,
     interruptible,
     relative_gap,
 )
+from ..tracker import Anytime
 
 #: Relative widening of the solver's dual bound (HiGHS primal/dual feasibility tolerances ~1e-7).
 BOUND_TOL = 1e-6

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..certificate import certified_method
 from ..problem import Problem
-from ..result import Anytime, Result, interruptible
+from ..result import Result, interruptible
+from ..tracker import Anytime
 from .region import (
     DEFAULT_TIME_LIMIT,
     RegionLP,

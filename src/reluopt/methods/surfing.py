@@ -28,7 +28,8 @@ from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
 from ..problem import Domain, LeastSquares, Problem
-from ..result import FEASIBLE, Anytime, Result, check_time_limit
+from ..result import FEASIBLE, Result, check_time_limit
+from ..tracker import Anytime
 
 
 # ----------------------------------------------------------------------------- inputs

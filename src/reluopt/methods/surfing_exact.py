@@ -26,7 +26,8 @@ from ..errors import ProblemError, SolverError
 from ..milp.formulation import MilpModel, add_output_constraints, build_network_model
 from ..milp.scip import TRUSTED_SCIP_STATUSES
 from ..problem import LeastSquares, Problem
-from ..result import INFEASIBLE, OPTIMAL, SOLVER_ERROR, TIME_LIMIT, Anytime, Result, check_time_limit
+from ..result import INFEASIBLE, OPTIMAL, SOLVER_ERROR, TIME_LIMIT, Result, check_time_limit
+from ..tracker import Anytime
 from .surfing import _one_blas_thread
 
 #: Default gaps: absolute on 1/2||r||^2, so that "optimal" means a residual near 1e-4.

@@ -1,7 +1,7 @@
 """The exact phase of ``verify``: complete methods on the pairs the fast paths leave open.
 
 Two methods, chosen by ``verify``: input-space branch and bound (``methods.bab``), per pair
-and, for boxes with several open disjuncts, one shared splitting tree (``verify_split``); or
+and, for boxes with several open disjuncts, one shared splitting tree (``search.disjuncts``); or
 the big-M MIP with an epigraph column ``t <= e_j - C_j y``, solved by any MILP back-end of
 ``milp.backends`` (HiGHS by default). Both stop at the threshold 0 either way: a
 counterexample (confirmed by a forward pass) or a certified bound below 0 (the pair is
@@ -43,7 +43,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     Branch and bound (``backend`` None): round 0 runs it per pair (most promising margin
     first) with ``FIRST_ROUND_FRACTION`` of a fair share each when several pairs are open or
     the only one has a single atom; then each box with pairs still open gets one shared
-    splitting tree (``verify_split``: plain CROWN bounds, but one tree for all disjuncts, and
+    splitting tree (``search.disjuncts``: plain CROWN bounds, but one tree for all disjuncts, and
     on single-atom disjuncts often faster than the Lagrangian bound); then per-pair rounds
     share what is left (closest to a proof first). Each run starts from scratch. MIP
     (``backend`` given): per-pair rounds.
@@ -109,7 +109,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
 
 
 def split_boxes(network: Network, pairs: list[Pair], deadline: float, report: Report, runs: list) -> None:
-    """One shared input-splitting tree (``verify_split``) per box with open disjuncts.
+    """One shared input-splitting tree (``search.disjuncts``) per box with open disjuncts.
 
     Each box gets time in proportion to its open pairs.
 
@@ -130,7 +130,7 @@ def split_boxes(network: Network, pairs: list[Pair], deadline: float, report: Re
     Found
         A counterexample was confirmed.
     """
-    from ..verify_split import split_disjuncts
+    from ..search.disjuncts import split_disjuncts
 
     by_box: dict[int, list[Pair]] = {}
     for p in pairs:

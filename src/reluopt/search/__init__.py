@@ -1,0 +1,13 @@
+"""Branch and bound, written once: the node record and frontier (``tree``), input-box splitting
+(``boxes``), the loop with its limits and progress (``engine``), and the strategies that use it:
+``InputSplit`` for optimisation (``methods.bab``), the disjunct tree of verification
+(``disjuncts``) and the Lipschitz search (``lipschitz.bab``).
+"""
+
+from .boxes import blas_threads
+from .engine import Limits, Search, Strategy
+from .input_split import ABOVE, BELOW, BRANCHING, InputSplit, Settings
+from .tree import Frontier, Node
+
+__all__ = ["ABOVE", "BELOW", "BRANCHING", "Frontier", "InputSplit", "Limits", "Node", "Search", "Settings",
+           "Strategy", "blas_threads"]

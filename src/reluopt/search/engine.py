@@ -1,0 +1,216 @@
+"""The branch-and-bound loop, independent of what a node is and how it is bounded or split.
+
+A ``Strategy`` supplies the problem-specific parts: the threshold below which a node cannot
+matter, when to stop early, how many nodes to expand at once, and ``expand`` (split a batch of
+nodes and bound the children). ``Search.run`` owns the rest: the frontier, pruning, the
+certified bound (the max over open and retired nodes), time and node limits, Ctrl-C, and
+progress. Input splitting (``input_split``), verification disjuncts (``disjuncts``) and the
+Lipschitz search are strategies; ReLU splitting is meant to be one more.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..result import INTERRUPTED, NODE_LIMIT, TIME_LIMIT
+from .tree import Frontier, Node
+
+
+class Strategy(Protocol):
+    """What a branch and bound needs to know about its problem (see ``Search.run``)."""
+
+    def threshold(self) -> float:
+        """Nodes whose bound is at most this are not needed (incumbent plus tolerance)."""
+        ...
+
+    def stop_status(self, bound: float) -> str | None:
+        """A status to stop with now given the certified ``bound`` (gap closed, a target
+        reached), or None to go on."""
+        ...
+
+    def exhausted_status(self, bound: float) -> str:
+        """The status when no open node is left."""
+        ...
+
+    def batch_size(self, open_nodes: int, nodes_left: float) -> int:
+        """How many nodes to pop for the next ``expand`` (at least 1)."""
+        ...
+
+    def expand(self, nodes: list[Node], search: Search) -> list[Node]:
+        """Split ``nodes`` and bound the children; return the children still open.
+
+        Children that leave unsplit (too small, proven empty, closed by an exact solve) are
+        retired on ``search.frontier`` by the strategy, with their bounds.
+        """
+        ...
+
+    def on_bound(self, bound: float) -> None:
+        """The certified bound improved to ``bound``."""
+        ...
+
+    def progress_info(self) -> dict:
+        """Extra fields for a progress report (e.g. the incumbent)."""
+        ...
+
+
+@dataclass
+class Limits:
+    """When a search must stop without an answer.
+
+    Parameters
+    ----------
+    deadline : float
+        ``time.perf_counter()`` value; ``inf`` for none.
+    node_limit : float
+        Nodes bounded; ``inf`` for none.
+    should_stop : callable or None
+        Polled once per batch: True stops the search as ``interrupted`` (Ctrl-C).
+    """
+
+    deadline: float = math.inf
+    node_limit: float = math.inf
+    should_stop: Callable[[], bool] | None = None
+
+    @classmethod
+    def of(cls, time_limit: float | None = None, node_limit: int | None = None,
+           should_stop: Callable[[], bool] | None = None) -> Limits:
+        """Limits from a time limit in seconds (None: none) and a node limit (None: none).
+
+        Parameters
+        ----------
+        time_limit : float or None
+        node_limit : int or None
+        should_stop : callable or None
+
+        Returns
+        -------
+        Limits
+        """
+        deadline = math.inf if time_limit is None else time.perf_counter() + float(time_limit)
+        return cls(deadline, math.inf if node_limit is None else int(node_limit), should_stop)
+
+
+@dataclass
+class Search:
+    """One run of branch and bound (see ``run``).
+
+    Parameters
+    ----------
+    limits : Limits
+    progress : callable or None
+        Receives a dict (elapsed, bound, nodes, nodes_per_s, open, and the strategy's fields)
+        at most every ``progress_every`` seconds, and once at the end.
+    progress_every : float
+
+    Attributes
+    ----------
+    frontier : Frontier
+    nodes : int
+        Nodes bounded so far (strategies add to it in ``expand``).
+    batches : int
+        Calls of ``expand``.
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    progress: Callable[[dict], None] | None = None
+    progress_every: float = 0.1
+    frontier: Frontier = field(default_factory=Frontier)
+    nodes: int = 0
+    batches: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    _last_bound: float = math.inf
+    _last_report: float = -math.inf
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the search started."""
+        return time.perf_counter() - self.start
+
+    def bound(self) -> float:
+        """The certified bound of the whole search so far."""
+        return self.frontier.bound()
+
+    def report(self, strategy: Strategy, force: bool = False) -> None:
+        """Send a progress report (rate-limited unless ``force``).
+
+        Parameters
+        ----------
+        strategy : Strategy
+        force : bool
+        """
+        if self.progress is None:
+            return
+        now = self.elapsed
+        if not force and now - self._last_report < self.progress_every:
+            return
+        self._last_report = now
+        self.progress({"elapsed": now, "bound": self.bound(), "nodes": self.nodes,
+                       "nodes_per_s": self.nodes / max(now, 1e-9), "open": len(self.frontier),
+                       **strategy.progress_info()})
+
+    def _record_bound(self, strategy: Strategy) -> float:
+        bound = self.bound()
+        if bound < self._last_bound:
+            self._last_bound = bound
+            strategy.on_bound(bound)
+        return bound
+
+    def run(self, strategy: Strategy, roots: list[Node]) -> str:
+        """Best-first branch and bound from ``roots`` until a status is reached.
+
+        Each round: retire the nodes at or below ``strategy.threshold()``, record the
+        certified bound, stop if the strategy says so (or no node is open, or a limit or
+        Ctrl-C is reached), else pop a batch, ``expand`` it and push the children above the
+        threshold.
+
+        Parameters
+        ----------
+        strategy : Strategy
+        roots : list of Node
+            Bounded root nodes (``expand`` has not been called on them).
+
+        Returns
+        -------
+        str
+            The strategy's status, or ``interrupted``, ``time_limit``, ``node_limit``.
+        """
+        self._push(strategy, roots)
+        while True:
+            self.frontier.prune(strategy.threshold())
+            bound = self._record_bound(strategy)
+            self.report(strategy)
+            status = strategy.stop_status(bound)
+            if status is None and not self.frontier:
+                status = strategy.exhausted_status(bound)
+            if status is None:
+                status = self._limit_status()
+            if status is not None:
+                break
+            nodes = self.frontier.pop(strategy.batch_size(len(self.frontier),
+                                                          self.limits.node_limit - self.nodes))
+            self.batches += 1
+            self._push(strategy, strategy.expand(nodes, self))
+        self._record_bound(strategy)
+        self.report(strategy, force=True)
+        return status
+
+    def _push(self, strategy: Strategy, nodes: list[Node]) -> None:
+        threshold = strategy.threshold()
+        for node in nodes:
+            if node.bound <= threshold:
+                self.frontier.retire(node.bound, "pruned")
+            else:
+                self.frontier.push(node)
+
+    def _limit_status(self) -> str | None:
+        if self.limits.should_stop is not None and self.limits.should_stop():
+            return INTERRUPTED
+        if time.perf_counter() >= self.limits.deadline:
+            return TIME_LIMIT
+        if self.nodes >= self.limits.node_limit:
+            return NODE_LIMIT
+        return None

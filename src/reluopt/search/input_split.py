@@ -1,0 +1,490 @@
+"""Input splitting for ``max min_j (C_j . y(x) + e_j)`` over a box: the strategy of ``bab``.
+
+* **bounding**: the children of many popped nodes are bounded in one batched CROWN pass, each
+  child starting from its parent's neuron bounds; the objective rows are bounded with three
+  lower-slope choices of the unstable ReLUs (adaptive, 0, 1), the tightest kept, then
+  tightened by Lagrange multipliers (``lagrange``) when there are several rows or constraints.
+* **primal side**: the forward value at each child's centre and at the maximisers of its
+  linear bounds, a few sign-gradient steps from the best of them, and region LPs from each new
+  incumbent (``methods.region``); the incumbent is always a forward-checked point, kept by the
+  run's ``Anytime`` tracker.
+* **branching** (``BRANCHING``): ``fsb`` scores the split of every dimension by cheap child
+  bounds and fully bounds only the chosen two children; ``trial`` bounds all ``2 d`` children;
+  ``lambda`` (alias ``smear``), ``gradient`` and ``widest`` are one-shot scores kept for
+  comparison; ``auto`` is ``fsb`` for one row (switching to ``trial`` after
+  ``AUTO_SWITCH_NODES`` nodes) and ``trial`` for several rows.
+* **leaves**: a node with at most ``leaf_unstable`` unstable neurons may be handed to the MIP
+  (``leaf``); a box narrower than ``min_width`` (relative) is frozen: its bound stays in the
+  certified bound.
+
+Measurements behind the defaults are in ``benchmarks/results/bab.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ProblemError, SolverError
+from ..methods.bab_bounds import backsubstitute, best_output_bounds, node_bounds  # moves to bounds/ (issue 13)
+from ..problem import FEASIBILITY_TOL, Objective, Problem
+from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL
+from ..tracker import Anytime
+from .boxes import midpoint_children, position, relative_widths, splittable, stack_prior, stored_prior, tie_break
+from .engine import Search
+from .lagrange import tune_multipliers
+from .leaf import leaf_mip
+from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
+
+#: Statuses of a search stopped by a caller's threshold (beyond reluopt.result's).
+ABOVE = "above"   # a point with value >= stop_above was found
+BELOW = "below"   # the certified bound fell below stop_below
+
+BRANCHING = ("auto", "trial", "fsb", "lambda", "gradient", "widest")
+BRANCHING_ALIASES = {"smear": "lambda"}
+
+#: ``branching="auto"`` with one objective row starts with fsb and switches to trial after this
+#: many nodes: fsb's cheap scores are faster on easy boxes but can stall.
+AUTO_SWITCH_NODES = 2000
+
+#: Without constraints, leaf MIPs start only after this many nodes: CROWN splitting closes most
+#: gaps sooner and cheaper.
+LEAF_AFTER_NODES = 2000
+
+#: Split gains (fsb/trial) below this fraction of the node's gap count as none (off: see
+#: benchmarks/results/bab.md).
+GAIN_FLOOR = 0.0
+
+
+@dataclass
+class Settings:
+    """The knobs of input splitting (see ``methods.bab.bab_maximize_min`` for their meaning)."""
+
+    abs_gap: float
+    rel_gap: float
+    stop_above: float | None = None
+    stop_below: float | None = None
+    batch_size: int = 128
+    branching: str = "auto"
+    grad_steps: int = 3
+    mult_steps: int = 3
+    region_steps: int = 5
+    min_width: float = 1e-7
+    leaf_mip: bool = True
+    leaf_unstable: int = 12
+
+
+@dataclass
+class BoxNode(Node):
+    """An input box with what its children inherit besides neuron bounds.
+
+    Parameters
+    ----------
+    lam : ndarray, shape (d,)
+        Coefficients of the node's linear bound on its best row (for ``lambda`` branching).
+    mult : ndarray or None
+        The node's Lagrange multipliers (``lam_j, mu_k, nu_i``).
+    """
+
+    lam: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mult: np.ndarray | None = None
+
+
+@dataclass
+class _Bounded:
+    """Bounds of a batch of boxes (see ``InputSplit._bound``)."""
+
+    ub: np.ndarray
+    lam: np.ndarray
+    xstars: np.ndarray
+    infeasible: np.ndarray
+    nb: object
+    mult: np.ndarray | None
+
+    def select(self, idx) -> _Bounded:
+        return _Bounded(self.ub[idx], self.lam[idx], self.xstars[idx], self.infeasible[idx],
+                        self.nb.select(idx), None if self.mult is None else self.mult[idx])  # type: ignore[attr-defined]
+
+
+class InputSplit:
+    """Best-first input splitting on a problem with objective rows (a ``Strategy``).
+
+    Parameters
+    ----------
+    problem : Problem
+        Bounded box; objective linear or ``MaxMin`` (``problem.rows()``); optional ``A x <= b``
+        and output constraints.
+    anytime : Anytime
+        The run's tracker: incumbent (user sense), certified bound, history, progress.
+    settings : Settings
+    seed : int
+    region_lp : callable or None
+        ``region_lp(problem)`` returns a solver of region LPs (``methods.region.RegionLP``):
+        ``.solve(pattern)`` gives the best point of one linear region. Used to polish each new
+        incumbent (``settings.region_steps`` LPs); None disables polishing.
+    """
+
+    def __init__(self, problem: Problem, anytime: Anytime, settings: Settings, seed: int = 0,
+                 region_lp: Callable[[Problem], Any] | None = None) -> None:
+        self.problem, self.anytime, self.cfg = problem, anytime, settings
+        self.region_lp = region_lp
+        self.net = problem.network
+        self.sign = problem.objective.sign
+        self.C, self.e = problem.rows()
+        self.s = self.C.shape[0]
+        cons = problem.constraints
+        self.out_C = None if cons is None else cons.C
+        self.out_e = None if cons is None else cons.e
+        self.k = 0 if cons is None else cons.count
+        self.A, self.b = problem.domain.A, problem.domain.b
+        self.p = 0 if self.A is None else self.A.shape[0]
+        self.root_lo, self.root_hi = problem.domain.lb, problem.domain.ub
+        self.root_w = self.root_hi - self.root_lo
+        self.rng = np.random.default_rng(seed)
+        branching = BRANCHING_ALIASES.get(settings.branching, settings.branching)
+        if branching not in BRANCHING:
+            raise ProblemError(f"unknown branching rule {settings.branching!r}; choose from {', '.join(BRANCHING)}")
+        self.switch_at = math.inf
+        if branching == "auto":
+            # fsb scores splits with single-row bounds, which misjudge a min over several rows
+            branching = "fsb" if self.s == 1 else "trial"
+            if branching == "fsb":
+                self.switch_at = AUTO_SWITCH_NODES
+        self.branching = branching
+        # a leaf MIP's bound carries a margin of LEAF_MIP_MARGIN (1 + |bound|); hand nodes off
+        # only when the stopping rule can absorb it (else boxes shrink until CROWN is exact)
+        self.handoff_fits = settings.stop_below is not None or max(settings.abs_gap, settings.rel_gap) >= 1e-5
+        self.leaf_problem = None if self.s != 1 else Problem(
+            self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"), cons)
+        # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
+        # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
+        rows, offs = [self.C], [self.e]
+        if cons is not None:
+            rows += [-cons.C, cons.C]
+            offs += [cons.e, -cons.e]
+        self.W = np.concatenate(rows)
+        self.off = np.concatenate(offs)
+        self.region_steps = settings.region_steps
+        self._region: Any = None
+        self._improved = False
+        self.search: Search | None = None
+        self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_primal": 0.0,
+                            "branching": branching}
+
+    # ------------------------------------------------------------------ incumbent
+    @property
+    def value(self) -> float:
+        """The incumbent's value in max form (``-inf`` without one)."""
+        return -math.inf if self.anytime.value is None else self.sign * self.anytime.value
+
+    def _offer(self, X: np.ndarray, source: str) -> None:
+        if self.anytime.offer(X, source):
+            self._improved = True
+
+    def _evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Max-form objective values and feasibility of candidate points (n, d)."""
+        values, violation = self.problem.evaluate(np.clip(X, self.root_lo, self.root_hi))
+        f = self.sign * values
+        return f, (violation <= FEASIBILITY_TOL) & np.isfinite(f) & np.all(np.isfinite(X), axis=1)
+
+    def _primal(self, lo, hi, xstars) -> None:
+        """Centres and bound maximisers of the new boxes, then sign-gradient steps (a quarter
+        of the box width, halving) from the best eight of them."""
+        t0 = time.perf_counter()
+        B, r = lo.shape[0], xstars.shape[1]
+        X = np.concatenate([0.5 * (lo + hi), xstars.reshape(-1, lo.shape[1])])
+        owner = np.concatenate([np.arange(B), np.repeat(np.arange(B), r)])
+        f, ok = self._evaluate(X)
+        if np.any(ok):
+            self._offer(X[ok], "bab:candidate")
+        if self.cfg.grad_steps > 0:
+            order = np.argsort(-np.where(ok, f, -np.inf) if (self.k or self.p) else -f)[:8]
+            Xg = X[order]
+            step = 0.25 * (hi - lo)[owner[order]]
+            for _ in range(self.cfg.grad_steps):
+                Y = self.net.forward(Xg)
+                j = np.argmin(Y @ self.C.T + self.e, axis=1)
+                g = self.net.gradient(Xg, self.C[j])
+                Xg = np.clip(Xg + step * np.sign(g), self.root_lo, self.root_hi)
+                self._offer(Xg, "bab:gradient")
+                step = 0.5 * step
+        if self._improved and self.region_steps > 0 and self.s == 1 and self.region_lp is not None:
+            self._polish()
+        self._improved = False
+        self.stats["seconds_primal"] += time.perf_counter() - t0
+
+    def _polish(self) -> None:
+        """Walk the incumbent to the best vertex of its linear region(s) by region LPs
+        (``methods.region``): the exact local optimum closes the last digits of the gap."""
+        if self._region is None:
+            assert self.region_lp is not None
+            self._region = self.region_lp(self.problem)
+        x = self.anytime.x
+        assert x is not None, "polishing follows an improvement"
+        for _ in range(self.region_steps):
+            try:
+                sol = self._region.solve([p[0] for p in self.net.phase_pattern(x[None])])
+            except SolverError as exc:       # an LP failure ends polishing, never the search
+                self.region_steps = 0
+                self.stats["region_lp_off"] = str(exc)
+                return
+            self.stats["region_lps"] = self.stats.get("region_lps", 0) + 1
+            if sol.x is None or np.allclose(sol.x, x, rtol=0, atol=1e-12):
+                break
+            self._offer(sol.x[None], "bab:region-lp")
+            # step slightly past the vertex into the neighbouring region
+            x = np.clip(sol.x + 1e-3 * (sol.x - x), self.root_lo, self.root_hi)
+            self._offer(x[None], "bab:region-lp")
+
+    # ------------------------------------------------------------------ bounding
+    def _bound(self, lo, hi, prior, mult) -> _Bounded:
+        """Bound a batch of boxes: the best row bound, the Lagrangian bound, which boxes are
+        proven empty, and the candidate points of the bounds."""
+        t0 = time.perf_counter()
+        nb = node_bounds(self.net, lo, hi, prior)
+        B = lo.shape[0]
+        upper, xs = best_output_bounds(self.net, nb, self.W, self.off)
+        obj = upper[:, :self.s]
+        j = np.argmin(obj, axis=1)
+        ub = obj[np.arange(B), j]
+        infeasible, _ = position(lo, hi, self.A, self.b)
+        if self.k:
+            infeasible |= np.any(upper[:, self.s:self.s + self.k] < 0, axis=1)
+        lam = self._row_lam(nb, j) if self.branching == "lambda" else np.zeros_like(lo)
+        xstars = xs[:, :self.s]
+        if self.cfg.mult_steps and (self.s > 1 or self.k or self.p):
+            ub, mult, extra = tune_multipliers(
+                self.net, nb, ub, mult, C=self.C, e=self.e, out_C=self.out_C, out_e=self.out_e, A=self.A,
+                b=self.b, target=self.threshold(), live=~infeasible, steps=self.cfg.mult_steps)
+            if extra is not None:
+                xstars = np.concatenate([xstars, extra], axis=1)
+        self.stats["seconds_bounding"] += time.perf_counter() - t0
+        return _Bounded(ub, lam, xstars, infeasible, nb, mult)
+
+    def _row_lam(self, nb, j) -> np.ndarray:
+        lam, _, _, _ = backsubstitute(self.net, self.net.depth, self.C[j][:, None, :], nb.lines)
+        return lam[:, 0, :]
+
+    # ------------------------------------------------------------------ Strategy
+    def threshold(self) -> float:
+        """Nodes whose bound is at most this are not needed."""
+        t = -math.inf
+        if self.anytime.value is not None:
+            t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
+        if self.cfg.stop_below is not None:
+            t = max(t, self.cfg.stop_below)
+            if self.cfg.stop_above is not None:
+                # a node that cannot reach stop_above cannot give a counterexample; keep it
+                # only when the caller also wants a proof of its bound
+                t = max(t, min(self.cfg.stop_above, self.cfg.stop_below))
+        return t
+
+    def converged(self, bound: float) -> bool:
+        """Is the gap between the incumbent and ``bound`` within the tolerances?"""
+        if self.anytime.value is None:
+            return False
+        g = bound - self.value
+        return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
+
+    def stop_status(self, bound: float) -> str | None:
+        """``above``/``below`` when a caller's threshold is reached, ``optimal`` on a closed gap."""
+        if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
+            return ABOVE
+        if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
+            return BELOW
+        if self.search is not None and self.search.frontier and self.converged(bound):
+            return OPTIMAL
+        return None
+
+    def exhausted_status(self, bound: float) -> str:
+        """No open node: infeasible, optimal, or feasible when frozen leaves keep the gap open."""
+        if bound == -math.inf:
+            return INFEASIBLE
+        if self.anytime.value is not None and self.converged(bound):
+            return OPTIMAL
+        return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
+
+    def batch_size(self, open_nodes: int, nodes_left: float) -> int:
+        """Nodes per batch: about ``batch_size`` children bounded per batched pass."""
+        assert self.search is not None
+        if self.search.nodes >= self.switch_at:
+            self.branching, self.switch_at = "trial", math.inf
+            self.stats["branching"] = "fsb, then trial"
+        d = self.net.input_dim
+        per_node = 2 * (d if self.branching == "trial" else 1)
+        k = max(1, min(open_nodes, self.cfg.batch_size // per_node))
+        if self.branching == "fsb":          # cap the cheap trial children at 8 batches' worth
+            k = max(1, min(k, 8 * self.cfg.batch_size // (2 * d)))
+        if math.isfinite(nodes_left):
+            k = max(1, min(k, int(nodes_left) // per_node))
+        return k
+
+    def on_bound(self, bound: float) -> None:
+        """Record the certified bound in the tracker (user sense)."""
+        self.anytime.improve_bound(self.sign * bound, "bab")
+
+    def progress_info(self) -> dict:
+        """The incumbent (max form) for progress reports."""
+        return {"incumbent": None if self.anytime.value is None else self.value}
+
+    def roots(self, search: Search) -> list[Node]:
+        """Bound the root box; returns the root node (or nothing if it is settled at once)."""
+        self.search = search
+        lo, hi = self.root_lo[None].copy(), self.root_hi[None].copy()
+        bounded = self._bound(lo, hi, None, None)
+        search.nodes = 1
+        return self._children(lo, hi, None, bounded)
+
+    def expand(self, nodes: list[Node], search: Search) -> list[Node]:
+        """Split each node (by the branching rule), bound the children, hand off or freeze leaves."""
+        boxes = [n for n in nodes if isinstance(n, BoxNode)]
+        lo = np.array([n.lo for n in boxes])
+        hi = np.array([n.hi for n in boxes])
+        if self.branching in ("trial", "fsb"):
+            lo2, hi2, parents, bounded = self._scored_split(boxes, lo, hi, cheap=self.branching == "fsb")
+        else:
+            lo2, hi2 = midpoint_children(lo, hi, self._split_dims(boxes))
+            parents = [n for n in boxes for _ in range(2)]
+            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents))
+            search.nodes += lo2.shape[0]
+        bounded.ub = np.minimum(bounded.ub, [n.bound for n in parents])   # a child's max is at most its parent's
+        return self._children(lo2, hi2, parents, bounded)
+
+    # ------------------------------------------------------------------ children
+    def _children(self, lo, hi, parents, bd: _Bounded) -> list[Node]:
+        assert self.search is not None
+        frontier = self.search.frontier
+        self._primal(lo, hi, bd.xstars)
+        out: list[Node] = []
+        tiny = np.all(hi - lo <= self.cfg.min_width * self.root_w, axis=1)
+        handoff = np.zeros(lo.shape[0], dtype=bool)
+        if self.cfg.leaf_mip and self.s == 1 and self.handoff_fits and (
+                self.k or self.p or self.search.nodes >= LEAF_AFTER_NODES):
+            handoff = bd.nb.unstable(self.net) <= self.cfg.leaf_unstable  # type: ignore[attr-defined]
+        for i in range(lo.shape[0]):
+            if bd.infeasible[i]:
+                frontier.retire(-math.inf, EMPTY)
+                continue
+            depth = 0 if parents is None else parents[i].depth + 1
+            self.stats["max_depth"] = max(self.stats["max_depth"], depth)
+            node = BoxNode(lo[i].copy(), hi[i].copy(), float(bd.ub[i]),
+                           stored_prior(bd.nb.lower, bd.nb.upper, i), depth,  # type: ignore[attr-defined]
+                           bd.lam[i], None if bd.mult is None else bd.mult[i].copy())
+            if tiny[i] or not np.any(hi[i] > lo[i]):
+                self._leaf(node)
+            elif not (handoff[i] and node.bound > self.threshold() and self._handoff(node)):
+                out.append(node)
+        return out
+
+    def _solve_leaf(self, node: BoxNode):
+        assert self.search is not None and self.leaf_problem is not None
+        got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
+                       abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop)
+        if got is None:
+            return None
+        if got.refused is not None:        # the solver's answer would not be a certificate
+            self.cfg.leaf_mip = False
+            self.stats["leaf_mip_off"] = got.refused
+            return None
+        if got.point is not None:
+            self._offer(got.point[None, :], "bab:leaf-mip")
+        if got.bound is None:
+            return None
+        self.stats["leaf_mip"] += 1
+        return got
+
+    def _handoff(self, node: BoxNode) -> bool:
+        """Solve the node's sub-box by the MIP; True if the MIP closed it (its bound then
+        counts in the certified bound)."""
+        got = self._solve_leaf(node)
+        if got is None:
+            return False
+        node.bound = min(node.bound, got.bound)
+        if not got.closed:
+            return False
+        assert self.search is not None
+        self.search.frontier.retire(node.bound, CLOSED)
+        return True
+
+    def _leaf(self, node: BoxNode) -> None:
+        """A box too small to split: hand to the MIP if allowed, else freeze its bound."""
+        assert self.search is not None
+        bound = node.bound
+        if self.cfg.leaf_mip and self.s == 1 and (self.k or self.p) and node.bound > self.threshold():
+            got = self._solve_leaf(node)
+            if got is not None:
+                bound = min(bound, got.bound)
+        self.search.frontier.retire(bound, FROZEN if bound > self.threshold() else PRUNED)
+
+    # ------------------------------------------------------------------ branching
+    @staticmethod
+    def _stack_mult(parents: list[BoxNode]) -> np.ndarray | None:
+        return None if parents[0].mult is None else np.array([n.mult for n in parents])
+
+    def _split_dims(self, nodes: list[BoxNode]) -> np.ndarray:
+        """One-shot branching rules: the dimension with the best score per node."""
+        W = np.array([n.hi - n.lo for n in nodes])
+        if self.branching == "widest":
+            score = relative_widths(W, self.root_w)
+        elif self.branching == "gradient":
+            X = np.array([0.5 * (n.lo + n.hi) for n in nodes])
+            j = np.argmin(self.net.forward(X) @ self.C.T + self.e, axis=1)
+            score = tie_break(np.abs(self.net.gradient(X, self.C[j])) * W, W, self.root_w)
+        else:
+            score = tie_break(np.abs(np.array([n.lam for n in nodes])) * W, W, self.root_w)
+        score = np.where(splittable(W, self.root_w), score, -np.inf)
+        return np.argmax(score, axis=1)
+
+    def _scored_split(self, nodes: list[BoxNode], lo, hi, cheap: bool):
+        """``trial``: bound both children of every dimension, keep per node the split whose worse
+        child has the lowest bound. ``fsb`` (``cheap``): score the splits by cheap child bounds
+        (parent's neuron bounds and interval arithmetic, CROWN on the objective rows only),
+        then fully bound only the chosen two children."""
+        assert self.search is not None
+        K, d = lo.shape
+        lo2, hi2 = midpoint_children(np.repeat(lo, d, axis=0), np.repeat(hi, d, axis=0), np.tile(np.arange(d), K))
+        parents = [n for n in nodes for _ in range(2 * d)]
+        bounded = None
+        if cheap:
+            t0 = time.perf_counter()
+            nb = node_bounds(self.net, lo2, hi2, stack_prior(parents), tighten=False)
+            up, _ = best_output_bounds(self.net, nb, self.C, self.e)
+            self.stats["seconds_bounding"] += time.perf_counter() - t0
+            self.stats["trial_bounds"] = self.stats.get("trial_bounds", 0) + lo2.shape[0]
+            ub, inf = np.min(up, axis=1), position(lo2, hi2, self.A, self.b)[0]
+        else:
+            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents))
+            self.search.nodes += lo2.shape[0]
+            ub, inf = bounded.ub, bounded.infeasible
+        pick = self._pick(nodes, lo, hi, ub, inf)
+        sel = ((2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]).reshape(-1)
+        parents = [parents[i] for i in sel]
+        if bounded is None:
+            bounded = self._bound(lo2[sel], hi2[sel], stack_prior(parents), self._stack_mult(parents))
+            self.search.nodes += sel.size
+        else:
+            bounded = bounded.select(sel)
+        return lo2[sel], hi2[sel], parents, bounded
+
+    def _pick(self, nodes, lo, hi, ub, inf) -> np.ndarray:
+        """Per node, the dimension whose worse child has the lowest bound (ties: the better
+        child, then the widest dimension); ``ub``/``inf`` cover all 2d children."""
+        K, d = lo.shape
+        par = np.array([n.bound for n in nodes])[:, None]
+        c = np.minimum(np.where(inf, -np.inf, ub), np.repeat(par[:, 0], 2 * d))
+        worst = np.maximum(c[0::2], c[1::2]).reshape(K, d)
+        best = np.minimum(c[0::2], c[1::2]).reshape(K, d)
+        gain = (par - worst) + 0.1 * (par - best)
+        # a gain below GAIN_FLOOR of the node's gap to the pruning threshold counts as none
+        thr = self.threshold()
+        gap = par - thr if math.isfinite(thr) else np.abs(par)
+        scale = np.maximum(np.abs(par), 1e-12)
+        floor = np.maximum(GAIN_FLOOR * gap, 1e-9 * scale)
+        score = np.where(gain > floor, gain / scale, 0.0) + 1e-6 * relative_widths(hi - lo, self.root_w)
+        score = np.where(splittable(hi - lo, self.root_w), score, -np.inf)
+        return np.argmax(score, axis=1)

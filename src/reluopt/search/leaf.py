@@ -1,0 +1,104 @@
+"""Leaf hand-off: solve a node's sub-box exactly with the big-M MIP.
+
+When a node has few unstable neurons left, splitting its box further would chase a constraint
+boundary or a flat optimum for many levels; the MIP on the node's own neuron bounds settles it
+in one solve. Only a run that ends in a trusted status counts: the MIP's bound is then widened
+by ``LEAF_MIP_MARGIN`` for the solver's tolerances, and anything else leaves the node open.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bounds import crown_bounds
+from ..milp.backends import get_backend
+from ..milp.formulation import build_problem_model
+from ..problem import Domain, Problem
+from .tree import Prior
+
+#: Relative margin added to a leaf MIP's bound for HiGHS's feasibility tolerances.
+LEAF_MIP_MARGIN = 1e-6
+
+#: The longest a single leaf MIP may run (seconds): the search keeps the rest of the budget.
+LEAF_MIP_MAX_SECONDS = 5.0
+
+
+@dataclass
+class LeafOutcome:
+    """What a leaf MIP proved about a node.
+
+    Parameters
+    ----------
+    bound : float or None
+        Certified bound (max form, margin included; ``-inf``: the sub-box is infeasible), or
+        None when the solver proved nothing.
+    closed : bool
+        The solver finished: the node is settled at ``bound``.
+    point : ndarray or None
+        The solver's best input, to be forward-checked by the caller.
+    refused : str or None
+        Why the MIP was not run (a badly scaled model: its answer would be no certificate).
+    """
+
+    bound: float | None
+    closed: bool
+    point: np.ndarray | None = None
+    refused: str | None = None
+
+
+def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
+             abs_gap: float, rel_gap: float, should_stop: Callable[[], bool] | None) -> LeafOutcome | None:
+    """The big-M MIP of ``problem`` (one objective row, max form) restricted to ``[lo, hi]``.
+
+    Parameters
+    ----------
+    problem : Problem
+        A single-row problem in max form (``Objective(c, d, "max")``), whose MIP bound is
+        therefore in max form too.
+    lo, hi : ndarray, shape (d,)
+        The node's box.
+    prior : Prior or None
+        The node's inherited neuron bounds; intersected with CROWN's on the sub-box.
+    deadline : float
+        ``time.perf_counter()`` value the solve must end by.
+    abs_gap, rel_gap : float
+        The search's gap tolerances (the MIP works to half of them).
+    should_stop : callable or None
+        Polled by the solver (Ctrl-C).
+
+    Returns
+    -------
+    LeafOutcome or None
+        None when too little time is left to try.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0.05:
+        return None
+    sub = Problem(problem.network, Domain(lo, hi, problem.domain.A, problem.domain.b), problem.objective,
+                  problem.constraints)
+    bounds = crown_bounds(problem.network, lo, hi)
+    if prior is not None:
+        for l, (L, U) in enumerate(zip(*prior, strict=True)):
+            bounds.lower[l] = np.maximum(bounds.lower[l], L[None].astype(np.float64))
+            bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
+            bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
+    model = build_problem_model(sub, bounds)
+    issue = model.scaling_issue()
+    if issue is not None:
+        return LeafOutcome(None, False, refused=f"badly scaled: {issue}")
+    out = get_backend("highs").solve(model, time_limit=min(remaining, LEAF_MIP_MAX_SECONDS),
+                                     mip_rel_gap=0.5 * rel_gap, mip_abs_gap=0.5 * abs_gap,
+                                     should_stop=should_stop)
+    point = None if out.values is None else model.columns_to_point(out.values)
+    if out.status == "infeasible":
+        return LeafOutcome(-math.inf, True, point)
+    if out.bound is None or not math.isfinite(out.bound):
+        return LeafOutcome(None, False, point)
+    # HiGHS works to tolerances of about 1e-6: widen its bound accordingly
+    bound = float(out.bound)
+    return LeafOutcome(bound + LEAF_MIP_MARGIN * (1.0 + abs(bound)), out.status == "optimal", point)
