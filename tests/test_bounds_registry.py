@@ -23,7 +23,6 @@ from reluopt.bounds import (
     node_bounds,
     output_bounds,
 )
-from reluopt.methods import bab_bounds
 
 TOL = 1e-9
 
@@ -132,8 +131,7 @@ def test_callers_take_their_names_from_the_registry():
 
 # ----------------------------------------------------------------------------- the container
 def test_node_bounds_are_layer_bounds_and_agree_with_crown_on_one_box():
-    assert NodeBounds is LayerBounds and bab_bounds.NodeBounds is LayerBounds
-    assert bab_bounds.node_bounds is node_bounds
+    assert NodeBounds is LayerBounds
     net = random_network([3, 10, 10, 10, 2], seed=2, scale=2.0)
     lo, hi = -np.ones((1, 3)), np.ones((1, 3))
     nb = node_bounds(net, lo, hi)

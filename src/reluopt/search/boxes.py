@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..bounds.core import outward
+from ..bounds.node import down32, up32
 from .tree import Node, Prior
 
 #: A dimension may be split only while it is at most this many times narrower (relative to the
@@ -96,36 +97,6 @@ def tie_break(score: np.ndarray, widths: np.ndarray, root_width: np.ndarray) -> 
     """
     top = np.max(score, axis=1, keepdims=True).clip(1e-300)
     return score + 1e-12 * relative_widths(widths, root_width) * top
-
-
-def down32(a: np.ndarray) -> np.ndarray:
-    """Round to float32 towards -inf (stores a lower bound compactly and soundly).
-
-    Parameters
-    ----------
-    a : ndarray
-
-    Returns
-    -------
-    ndarray of float32
-    """
-    f = a.astype(np.float32)
-    return np.where(f > a, np.nextafter(f, np.float32(-np.inf)), f)
-
-
-def up32(a: np.ndarray) -> np.ndarray:
-    """Round to float32 towards +inf (stores an upper bound compactly and soundly).
-
-    Parameters
-    ----------
-    a : ndarray
-
-    Returns
-    -------
-    ndarray of float32
-    """
-    f = a.astype(np.float32)
-    return np.where(f < a, np.nextafter(f, np.float32(np.inf)), f)
 
 
 def stored_prior(lowers: Sequence[np.ndarray], uppers: Sequence[np.ndarray], i: int) -> Prior:

@@ -22,7 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..methods.bab_bounds import backsubstitute, best_output_bounds, node_bounds  # moves to bounds/ (issue 13)
+from ..bounds.crown import backsubstitute
+from ..bounds.node import best_output_bounds, node_bounds
 from ..network import Network
 from .boxes import blas_threads, midpoint_children, stack_prior, stored_prior, tie_break
 from .engine import Limits, Search

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from ..bounds.crown import backsubstitute
+from ..bounds.node import best_output_bounds, node_bounds
 from ..errors import ProblemError, SolverError
-from ..methods.bab_bounds import backsubstitute, best_output_bounds, node_bounds  # moves to bounds/ (issue 13)
 from ..problem import FEASIBILITY_TOL, Objective, Problem
 from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL
 from ..tracker import Anytime

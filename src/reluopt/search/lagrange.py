@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods.bab_bounds import output_bounds  # moves to bounds/ (issue 13)
+from ..bounds.node import output_bounds
 
 
 def simplex_projection(v: np.ndarray) -> np.ndarray:
