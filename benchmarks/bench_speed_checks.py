@@ -36,8 +36,8 @@ from reluopt import Problem
 from reluopt.cli import main as cli_main
 from reluopt.errors import ReluoptError
 from reluopt.io.vnnlib import VnnlibTimeout, load_vnnlib
-from reluopt.methods.region import single_threaded_blas
 from reluopt.milp.formulation import build_problem_model
+from reluopt.parallel import single_threaded_blas
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT / "examples" / "surfing"))
 
-from reluopt.methods.surfing import (  # noqa: E402
+from reluopt.inversion.surfing import (  # noqa: E402
     compare_at_equal_budget,
     gradient_budget,
     load_checkpoints,
@@ -179,7 +179,7 @@ def main() -> None:
 def exact_rows(nets, box, latent, args) -> list[dict]:
     from train_digits_decoder import digits
 
-    from reluopt.methods.surfing_exact import solve_miqp
+    from reluopt.inversion.miqp import solve_miqp
     from reluopt.problem import Domain, LeastSquares, Problem
 
     _, held = digits()

@@ -124,6 +124,46 @@ class Objective:
     def sign(self) -> float:
         return 1.0 if self.sense == "max" else -1.0
 
+    @property
+    def is_linear(self) -> bool:
+        """True: every method takes a linear objective."""
+        return True
+
+    def n_outputs(self) -> int:
+        """How many network outputs this objective reads."""
+        return self.c.shape[0]
+
+    def linear_form(self) -> tuple[np.ndarray, float]:
+        """``(c, d)`` of ``c . y + d`` in the user's sense (``Problem.max_form`` applies the sign).
+
+        Returns
+        -------
+        tuple of (numpy.ndarray, float)
+            The coefficients and the constant.
+        """
+        return self.c, self.d
+
+    def values(self, Y: np.ndarray) -> np.ndarray:
+        """``c . y + d`` per row of the outputs ``Y`` (n, m)."""
+        return np.atleast_2d(Y) @ self.c + self.d
+
+    def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
+        """Gradient of ``c . y(x) + d`` with respect to ``x``, per row of ``x`` (n, d).
+
+        Parameters
+        ----------
+        network : Network
+            The network ``y``.
+        x : numpy.ndarray
+            Inputs (n, d).
+
+        Returns
+        -------
+        numpy.ndarray
+            One gradient per row (n, d); no forward pass is needed.
+        """
+        return network.gradient(x, self.c)
+
 
 @dataclass(frozen=True)
 class LeastSquares:
@@ -137,8 +177,6 @@ class LeastSquares:
     t: np.ndarray
     A: np.ndarray | None = None
     a: np.ndarray | None = None
-    sense: str = field(default="min", init=False)
-    d: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         t = np.asarray(self.t, dtype=np.float64).reshape(-1)
@@ -160,8 +198,31 @@ class LeastSquares:
             raise ProblemError("least-squares target, A or a contain a non-finite value")
 
     @property
+    def sense(self) -> str:
+        """Always ``'min'``: a least-squares objective is minimised."""
+        return "min"
+
+    @property
     def sign(self) -> float:
         return -1.0
+
+    @property
+    def is_linear(self) -> bool:
+        """False: only the gradient-based methods and the exact ``miqp`` take least squares."""
+        return False
+
+    def linear_form(self) -> tuple[np.ndarray, float]:
+        """Refuse: least squares is not linear in the outputs, so a linear-only method cannot run.
+
+        Raises
+        ------
+        ProblemError
+            Always, naming the methods that do take least squares.
+        """
+        raise ProblemError(
+            "this method needs an objective linear in the outputs, but the objective is "
+            "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
+        )
 
     def n_outputs(self) -> int:
         """How many network outputs this objective reads."""
@@ -179,6 +240,23 @@ class LeastSquares:
         """d value / d y per row, shape (n, m)."""
         r = self.residual(Y)
         return r if self.A is None else r @ self.A
+
+    def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
+        """Gradient of ``1/2 ||A y(x) + a - t||^2`` with respect to ``x``, per row of ``x`` (n, d).
+
+        Parameters
+        ----------
+        network : Network
+            The network ``y``.
+        x : numpy.ndarray
+            Inputs (n, d).
+
+        Returns
+        -------
+        numpy.ndarray
+            One gradient per row (n, d), by a forward and a backward pass.
+        """
+        return network.gradient(x, self.output_gradient(network.forward(x)))
 
 
 def _unit(k: int, m: int) -> np.ndarray:
@@ -271,16 +349,12 @@ class Problem:
             raise ProblemError(
                 f"box has {self.domain.dim} dimensions but the network has {net.input_dim} inputs"
             )
-        if isinstance(self.objective, LeastSquares):
-            if self.objective.n_outputs() != net.output_dim:
-                raise ProblemError(
-                    f"least-squares objective reads {self.objective.n_outputs()} outputs but the "
-                    f"network has {net.output_dim}"
-                )
-        elif self.objective.c.shape[0] != net.output_dim:
+        if self.objective.n_outputs() != net.output_dim:
+            n = self.objective.n_outputs()
             raise ProblemError(
-                f"objective has {self.objective.c.shape[0]} coefficients but the network has "
-                f"{net.output_dim} outputs"
+                f"objective has {n} coefficients but the network has {net.output_dim} outputs"
+                if self.objective.is_linear else
+                f"least-squares objective reads {n} outputs but the network has {net.output_dim}"
             )
         if self.constraints is not None:
             C = np.atleast_2d(np.asarray(self.constraints.C, dtype=np.float64))
@@ -412,27 +486,18 @@ class Problem:
 
     def max_form(self) -> tuple[np.ndarray, float]:
         """``(c, d)`` such that the problem is ``max c . y + d``."""
-        if isinstance(self.objective, LeastSquares):
-            raise ProblemError(
-                "this method needs an objective linear in the outputs, but the objective is "
-                "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
-            )
+        c, d = self.objective.linear_form()     # a ProblemError for least squares
         s = self.objective.sign
-        return s * self.objective.c, s * self.objective.d
+        return s * c, s * d
 
     def objective_values(self, x) -> np.ndarray:
         """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
-        y = self.network.forward(np.atleast_2d(x))
-        if isinstance(self.objective, LeastSquares):
-            return self.objective.values(y)
-        return y @ self.objective.c + self.objective.d
+        return self.objective.values(self.network.forward(np.atleast_2d(x)))
 
     def objective_gradient(self, x) -> np.ndarray:
         """Gradient of the user-sense objective w.r.t. ``x``, per row of ``x`` (n, d)."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        if isinstance(self.objective, LeastSquares):
-            return self.network.gradient(x, self.objective.output_gradient(self.network.forward(x)))
-        return self.network.gradient(x, self.objective.c)
+        return self.objective.input_gradient(self.network, x)
 
     def constraint_violation(self, x) -> np.ndarray:
         """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""

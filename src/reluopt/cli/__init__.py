@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from ..methods.region import single_threaded_blas
+    from ..parallel import single_threaded_blas
 
     try:
         # one BLAS thread: reluopt's products are small batches, where a threaded BLAS only

@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 # ----------------------------------------------------------------------------- inputs
 def read_checkpoints(paths: list[str], trust_pickle: bool = False):
-    from ..methods.surfing import load_checkpoints
+    from ..inversion.surfing import load_checkpoints
 
     if len(paths) == 1 and Path(paths[0]).is_dir():
         return load_checkpoints(paths[0]), Path(paths[0])
@@ -151,7 +151,7 @@ def held_out_digits(n: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- run
 def run(args) -> int:
-    from ..methods.surfing import compare_at_equal_budget, relative_errors, surf
+    from ..inversion.surfing import compare_at_equal_budget, relative_errors, surf
 
     for name in ("in_range", "digits", "starts", "steps_per_checkpoint", "polish_steps", "restarts"):
         if getattr(args, name) < (0 if name in ("in_range", "digits", "polish_steps") else 1):
@@ -240,8 +240,8 @@ def run(args) -> int:
 
 def exact_runs(G, targets, A, lb, ub, warm, time_limit, Y_sig, seed) -> dict:
     """The exact MIQP per target, warm-started at Surfing's point."""
-    from ..methods.surfing import relative_errors
-    from ..methods.surfing_exact import solve_miqp
+    from ..inversion.miqp import solve_miqp
+    from ..inversion.surfing import relative_errors
     from ..problem import Domain, LeastSquares, Problem
 
     results = []

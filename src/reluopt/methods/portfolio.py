@@ -37,7 +37,8 @@ from ..result import (
     check_time_limit,
     interruptible,
 )
-from .region import DEFAULT_TIME_LIMIT, as_incumbent, check_domain
+from .domain import as_incumbent, check_domain
+from .region import DEFAULT_TIME_LIMIT
 
 
 def _label(phase: str, source: str) -> str:

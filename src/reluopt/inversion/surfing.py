@@ -13,22 +13,22 @@ Everything is batched: rows are (target, start) pairs, one matrix call per step.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..certificate import certified_method
+from ..certificate import certified_method, check_option_names, option_names
 from ..errors import ProblemError
 from ..network import Network
+from ..parallel import one_blas_thread
 from ..problem import Domain, LeastSquares, Problem
-from ..result import FEASIBLE, Anytime, Result, check_time_limit
+from ..result import FEASIBLE, Result, check_time_limit
+from .adam import Adam
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -98,43 +98,6 @@ def _targets(targets, network: Network, A) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- engine
-def _one_blas_thread(fn):
-    """Run ``fn`` with single-threaded BLAS: its products are small (starts x a few hundred
-    neurons), and on a loaded machine a threaded BLAS made them 40x slower (measured)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .region import single_threaded_blas
-
-        with single_threaded_blas():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@dataclass
-class _Adam:
-    """Adam, vectorised over rows (each row is its own optimisation)."""
-
-    lr: float
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-
-    def reset(self, shape) -> None:
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
-        self.k = 0
-
-    def step(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        self.k += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        mhat = self.m / (1 - self.beta1**self.k)
-        vhat = self.v / (1 - self.beta2**self.k)
-        return x - self.lr * mhat / (np.sqrt(vhat) + self.eps)
-
-
 def _values(net: Network, x, T, A, a) -> np.ndarray:
     Y = net.forward(x)
     R = (Y if A is None else Y @ A.T) + a - T
@@ -147,7 +110,7 @@ def _grad(net: Network, x, T, A, a) -> np.ndarray:
     return net.gradient(x, R if A is None else R @ A)
 
 
-def _descend(net, x, T, A, a, lb, ub, steps, opt: _Adam, deadline, anneal: float = 1.0,
+def _descend(net, x, T, A, a, lb, ub, steps, opt: Adam, deadline, anneal: float = 1.0,
              anneal_steps: int | None = None, reset: bool = True) -> tuple[np.ndarray, int]:
     """``steps`` projected Adam steps; over the last ``anneal_steps`` (default: all) the step
     size decays geometrically to ``anneal * lr``.
@@ -203,7 +166,7 @@ def _results(method, net_T, xs, T, A, a, path, evals, seconds, extra=None) -> li
     return out
 
 
-@_one_blas_thread
+@one_blas_thread
 def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_per_checkpoint: int = 100,
          polish_steps: int = 200, lr: float = 0.05, anneal: float = 1.0, reset: bool = True, seed: int = 0,
          time_limit: float | None = None) -> list[Result]:
@@ -223,7 +186,7 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
     rng = np.random.default_rng(seed)
     x = _starts(rng, k, starts, lb, ub)
     TT = np.repeat(T, starts, axis=0)
-    opt = _Adam(lr)
+    opt = Adam(lr)
     path = []
     evals = 0
     for net in nets:
@@ -241,7 +204,7 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
                     time.perf_counter() - start, {"checkpoints": len(nets), "starts": starts})
 
 
-@_one_blas_thread
+@one_blas_thread
 def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, steps: int = 500,
            restarts: int = 1, lr: float = 0.05, anneal: float = 1.0, anneal_steps: int | None = None,
            seed: int = 0,
@@ -260,7 +223,7 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
     k = T.shape[0]
     rng = np.random.default_rng(seed)
     TT = np.repeat(T, starts, axis=0)
-    opt = _Adam(lr)
+    opt = Adam(lr)
     tail = steps // 5 if anneal_steps is None else anneal_steps
     best_x = None
     best_v = np.full(k * starts, np.inf)
@@ -304,42 +267,78 @@ def _prepare(network, targets, A, a, box):
 
 
 # ----------------------------------------------------------------------------- registry entries
-@_one_blas_thread
-@certified_method
-def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int = 0, progress=None,
-               starts: int = 16, steps: int = 500, lr: float | None = None, **_) -> Result:
-    """Multi-start projected Adam on any problem objective (linear or least squares).
+def least_squares_objective(problem: Problem, method: str, hint: str = "") -> LeastSquares:
+    """The problem's ``LeastSquares`` objective, or a clear error for a method that needs one.
 
-    Output constraints are not handled by the steps; only feasible points are kept.
+    Parameters
+    ----------
+    problem : Problem
+        The problem given to an inversion method.
+    method : str
+        The method's name, for the message.
+    hint : str, optional
+        What to do instead, appended to the message.
+
+    Returns
+    -------
+    LeastSquares
+        ``problem.objective``.
+
+    Raises
+    ------
+    ProblemError
+        When the objective is linear.
     """
-    problem.domain.require_bounded("adam")
-    run = Anytime(problem, "adam", time_limit, progress)
-    rng = np.random.default_rng(seed)
-    d = problem.domain
-    width = d.ub - d.lb
-    step = lr if lr is not None else 0.01 * float(np.max(width))
-    x = rng.uniform(d.lb, d.ub, size=(starts, d.dim))
-    sign = 1.0 if problem.sense == "min" else -1.0       # Adam minimises
-    opt = _Adam(step)
-    opt.reset(x.shape)
-    for _step in range(steps):      # not `_`: that name holds the ignored keyword arguments
-        if run.out_of_time():
-            break
-        x = np.clip(opt.step(x, sign * problem.objective_gradient(x)), d.lb, d.ub)
-        run.offer(x, "adam")
-        run.report()
-    return run.result(FEASIBLE, starts=starts)
+    obj = problem.objective
+    if not isinstance(obj, LeastSquares):   # the one check of the objective's type in inversion/
+        raise ProblemError(f"{method} minimises a least-squares objective; "
+                           f"{hint or 'build the Problem with LeastSquares'}")
+    return obj
+
+
+#: ``surf`` options that ``solve_surfing`` sets from the problem itself.
+_SET_BY_PROBLEM = frozenset({"A", "a", "seed", "time_limit"})
 
 
 @certified_method
 def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | None = None, seed: int = 0,
                   progress=None, **options) -> Result:
-    """Surfing on a least-squares Problem whose network is the last checkpoint."""
-    if not isinstance(problem.objective, LeastSquares):
-        raise ProblemError("surfing minimises a least-squares objective; build the Problem with LeastSquares")
+    """Surfing on a least-squares Problem whose network is the last checkpoint.
+
+    The registry's ``method="surfing"``: ``surf`` on the problem's target, with its box as
+    the latent box; the answer is re-evaluated on the problem's own network.
+
+    Parameters
+    ----------
+    problem : Problem
+        A problem with a ``LeastSquares`` objective; its network is ``G_T``.
+    checkpoints : list of Network or path
+        The training checkpoints ``G_0 ... G_T`` (required).
+    time_limit : float or None
+        Seconds.
+    seed : int, default 0
+        Seed of the random starts.
+    progress : callable, optional
+        Accepted for the common method interface; Surfing reports no progress.
+    **options
+        Options of ``surf``: ``starts``, ``steps_per_checkpoint``, ``polish_steps``, ``lr``,
+        ``anneal``, ``reset``.
+
+    Returns
+    -------
+    Result
+        Status ``feasible``: the best latent found, and its objective on the problem's network.
+
+    Raises
+    ------
+    ProblemError
+        For a linear objective, missing checkpoints or an option ``surf`` does not take.
+    """
+    valid = (option_names(surf) or frozenset()) - {"checkpoints", "targets", "box"} - _SET_BY_PROBLEM
+    check_option_names("surfing", options, valid | {"checkpoints", "time_limit", "seed", "progress"})
+    obj = least_squares_objective(problem, "surfing")
     if checkpoints is None:
         raise ProblemError("surfing needs checkpoints=[G_0, ..., G_T] (Networks or a folder)")
-    obj = problem.objective
     res = surf(checkpoints, obj.t[None], (problem.domain.lb, problem.domain.ub), A=obj.A, a=obj.a,
                seed=seed, time_limit=time_limit, **options)[0]
     value = float(problem.objective_values(res.x)[0])   # re-check on the problem's own network
@@ -350,7 +349,7 @@ def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | Non
 
 
 # ----------------------------------------------------------------------------- comparison
-@_one_blas_thread
+@one_blas_thread
 def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, y_true=None, starts: int = 4,
                             steps_per_checkpoint: int = 50, polish_steps: int = 200,
                             restarts: int = 4, lr: float = 0.05, anneal: float = 1.0, reset: bool = True,
