@@ -110,6 +110,7 @@ class Objective:
     c: np.ndarray
     d: float = 0.0
     sense: str = "max"
+    is_linear = True        # a class constant (no field): every method takes a linear objective
 
     def __post_init__(self) -> None:
         if self.sense not in ("max", "min"):
@@ -124,23 +125,12 @@ class Objective:
     def sign(self) -> float:
         return 1.0 if self.sense == "max" else -1.0
 
-    @property
-    def is_linear(self) -> bool:
-        """True: every method takes a linear objective."""
-        return True
-
     def n_outputs(self) -> int:
         """How many network outputs this objective reads."""
         return self.c.shape[0]
 
     def linear_form(self) -> tuple[np.ndarray, float]:
-        """``(c, d)`` of ``c . y + d`` in the user's sense (``Problem.max_form`` applies the sign).
-
-        Returns
-        -------
-        tuple of (numpy.ndarray, float)
-            The coefficients and the constant.
-        """
+        """``(c, d)`` of ``c . y + d`` in the user's sense (``Problem.max_form`` applies the sign)."""
         return self.c, self.d
 
     def values(self, Y: np.ndarray) -> np.ndarray:
@@ -148,20 +138,7 @@ class Objective:
         return np.atleast_2d(Y) @ self.c + self.d
 
     def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
-        """Gradient of ``c . y(x) + d`` with respect to ``x``, per row of ``x`` (n, d).
-
-        Parameters
-        ----------
-        network : Network
-            The network ``y``.
-        x : numpy.ndarray
-            Inputs (n, d).
-
-        Returns
-        -------
-        numpy.ndarray
-            One gradient per row (n, d); no forward pass is needed.
-        """
+        """Gradient of ``c . y(x) + d`` w.r.t. ``x`` per row of ``x`` (n, d), without a forward pass."""
         return network.gradient(x, self.c)
 
 
@@ -177,6 +154,7 @@ class LeastSquares:
     t: np.ndarray
     A: np.ndarray | None = None
     a: np.ndarray | None = None
+    is_linear = False       # only the gradient-based methods and the exact miqp take least squares
 
     def __post_init__(self) -> None:
         t = np.asarray(self.t, dtype=np.float64).reshape(-1)
@@ -206,19 +184,8 @@ class LeastSquares:
     def sign(self) -> float:
         return -1.0
 
-    @property
-    def is_linear(self) -> bool:
-        """False: only the gradient-based methods and the exact ``miqp`` take least squares."""
-        return False
-
     def linear_form(self) -> tuple[np.ndarray, float]:
-        """Refuse: least squares is not linear in the outputs, so a linear-only method cannot run.
-
-        Raises
-        ------
-        ProblemError
-            Always, naming the methods that do take least squares.
-        """
+        """Refuse (a ``ProblemError`` naming the methods that take least squares): not linear."""
         raise ProblemError(
             "this method needs an objective linear in the outputs, but the objective is "
             "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
@@ -242,20 +209,7 @@ class LeastSquares:
         return r if self.A is None else r @ self.A
 
     def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
-        """Gradient of ``1/2 ||A y(x) + a - t||^2`` with respect to ``x``, per row of ``x`` (n, d).
-
-        Parameters
-        ----------
-        network : Network
-            The network ``y``.
-        x : numpy.ndarray
-            Inputs (n, d).
-
-        Returns
-        -------
-        numpy.ndarray
-            One gradient per row (n, d), by a forward and a backward pass.
-        """
+        """Gradient of ``1/2 ||A y(x) + a - t||^2`` w.r.t. ``x`` per row of ``x`` (n, d)."""
         return network.gradient(x, self.output_gradient(network.forward(x)))
 
 

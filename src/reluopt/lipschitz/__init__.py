@@ -29,7 +29,9 @@ time limit; on the benchmark it did not speed the exact MIP up: median time rati
 from __future__ import annotations
 
 import math
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +39,7 @@ import numpy as np
 from ..bounds import LayerBounds, crown_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
-from ..problem import Domain, Objective, Problem
+from ..problem import Domain, Problem
 from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
@@ -55,7 +57,7 @@ SOLVERS = ("highs", "gurobi")
 
 #: ``auto`` uses input-space branch and bound up to this input dimension, the MIP above it.
 BAB_MAX_DIM = 8
-__all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz"]
+__all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz", "lipschitz_constant"]
 
 
 @dataclass
@@ -119,9 +121,9 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
             domain = Domain(lb, ub, domain.A if domain_A is None else domain_A,
                             domain.b if domain_b is None else domain_b)
         if c is None and output is None:
-            if not isinstance(problem.objective, Objective):
+            if not problem.objective.is_linear:
                 raise UnsupportedError("the Lipschitz constant needs a linear objective c . y; give c= or output=")
-            c = problem.objective.c
+            c = problem.objective.linear_form()[0]
     elif isinstance(net_or_problem, Network):
         network = net_or_problem
         if box is None:
@@ -285,3 +287,22 @@ def _resolve_bounds(target: Target, bounds, search: Search) -> LayerBounds:
         search.stats["obbt_seconds"] = time.perf_counter() - t0
         return out
     raise ProblemError(f"unknown bounds {name!r}; choose from crown, ibp, lp-obbt (or give LayerBounds)")
+
+
+#: The function's non-shadowing name: ``reluopt.lipschitz_constant``.
+lipschitz_constant = lipschitz
+
+
+class _CallableModule(types.ModuleType):
+    """This subpackage, callable as its function: ``reluopt.lipschitz(net, box)`` keeps working.
+
+    ``reluopt.lipschitz`` is this subpackage (so ``import reluopt.lipschitz.mip`` and
+    ``reluopt.lipschitz.METHODS`` work); calling it calls ``lipschitz_constant``.
+    """
+
+    def __call__(self, *args, **kwargs) -> LipschitzResult:
+        """Call ``lipschitz_constant`` (see there for the arguments)."""
+        return lipschitz_constant(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
