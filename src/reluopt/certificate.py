@@ -194,7 +194,7 @@ def check_option_names(method: str, options, valid) -> None:
     bad = unknown[0]
     close = difflib.get_close_matches(bad, valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UnknownOptionError(f"method {method!r} has no option {bad!r}{hint}; its options: {', '.join(valid)}")
+    raise UnknownOptionError(f"method '{method}' has no option {bad!r}{hint}; its options: {', '.join(valid)}")
 
 
 #: Largest magnitude of a neuron's interval bound that the bounding code handles soundly
