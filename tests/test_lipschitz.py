@@ -112,7 +112,7 @@ def test_top_level_export():
     a = reluopt.lipschitz(net, (-1, 1), norm="inf", method="bounds")
     b = reluopt.lipschitz_constant(net, (-1, 1), norm="inf", method="bounds")
     assert a.upper == b.upper and 3.0 <= a.upper <= 3.0 + 1e-6
-    import reluopt.lipschitz.mip as mip   # the submodules are reachable by attribute again
+    import reluopt.lipschitz.mip as mip  # the submodules are reachable by attribute again
 
     assert reluopt.lipschitz.METHODS and mip.__name__ == "reluopt.lipschitz.mip"
 
