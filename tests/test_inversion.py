@@ -31,13 +31,15 @@ def lsq_problem(seed: int = 0) -> Problem:
 def test_inversion_methods_live_in_the_inversion_package():
     from reluopt.inversion import solve_adam, solve_miqp, solve_surfing
     from reluopt.inversion.adam import Adam
+    from reluopt.inversion.comparison import compare_at_equal_budget, relative_errors
     from reluopt.inversion.miqp import build_miqp
     from reluopt.inversion.surfing import direct, load_checkpoints, surf
 
     assert get_method("adam") is solve_adam and get_method("surfing") is solve_surfing
     assert get_method("miqp") is solve_miqp
     assert {"adam", "surfing", "miqp"} <= set(available_methods()) <= set(METHODS)
-    assert all(callable(f) for f in (Adam, build_miqp, direct, load_checkpoints, surf))
+    assert all(callable(f) for f in (Adam, build_miqp, direct, load_checkpoints, surf, compare_at_equal_budget,
+                                     relative_errors))
     for old in ("reluopt.methods.surfing", "reluopt.methods.surfing_exact"):
         assert importlib.util.find_spec(old) is None, f"{old} should be gone (one home per concept)"
 

@@ -151,7 +151,8 @@ def held_out_digits(n: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- run
 def run(args) -> int:
-    from ..inversion.surfing import compare_at_equal_budget, relative_errors, surf
+    from ..inversion.comparison import compare_at_equal_budget, relative_errors
+    from ..inversion.surfing import surf
 
     for name in ("in_range", "digits", "starts", "steps_per_checkpoint", "polish_steps", "restarts"):
         if getattr(args, name) < (0 if name in ("in_range", "digits", "polish_steps") else 1):
@@ -240,8 +241,8 @@ def run(args) -> int:
 
 def exact_runs(G, targets, A, lb, ub, warm, time_limit, Y_sig, seed) -> dict:
     """The exact MIQP per target, warm-started at Surfing's point."""
+    from ..inversion.comparison import relative_errors
     from ..inversion.miqp import solve_miqp
-    from ..inversion.surfing import relative_errors
     from ..problem import Domain, LeastSquares, Problem
 
     results = []

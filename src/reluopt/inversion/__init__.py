@@ -7,7 +7,7 @@ compressed sensing. Three methods, registered in ``reluopt.methods.METHODS`` so 
 
 - ``surfing`` (``inversion.surfing``): Surfing (Song, Fan and Lafferty, NeurIPS 2019), Adam
   along the training checkpoints ``G_0 ... G_T``; also ``surf``/``direct``/
-  ``compare_at_equal_budget`` for batches of targets (``reluopt surf``).
+  ``inversion.comparison.compare_at_equal_budget`` for batches of targets (``reluopt surf``).
 - ``adam`` (``inversion.adam``): multi-start projected Adam on any objective.
 - ``miqp`` (``inversion.miqp``): the exact global minimum, a convex MIQP on SCIP.
 """
@@ -15,17 +15,9 @@ compressed sensing. Three methods, registered in ``reluopt.methods.METHODS`` so 
 from __future__ import annotations
 
 from .adam import Adam, solve_adam
+from .comparison import compare_at_equal_budget, relative_errors
 from .miqp import build_miqp, solve_miqp
-from .surfing import (
-    compare_at_equal_budget,
-    direct,
-    gradient_budget,
-    load_checkpoints,
-    relative_errors,
-    solve_surfing,
-    surf,
-    validate_checkpoints,
-)
+from .surfing import direct, gradient_budget, load_checkpoints, solve_surfing, surf, validate_checkpoints
 
 __all__ = [
     "Adam", "build_miqp", "compare_at_equal_budget", "direct", "gradient_budget", "load_checkpoints",

@@ -9,6 +9,7 @@ warm-started at the previous solution, and polish on ``G_T``.
 Baselines at the same number of gradient evaluations: Adam directly on ``G_T`` from the same
 number of random starts (``direct``), and with more, shorter random restarts (``restarts``).
 Everything is batched: rows are (target, start) pairs, one matrix call per step.
+``inversion.comparison`` runs the three side by side.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ def load_checkpoints(source) -> list[Network]:
 
     A folder may hold ``index.json`` (``{"checkpoints": ["ckpt_000.npz", ...]}``, in training
     order); otherwise files are ordered by the numbers in their names.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or sequence of Network
+        A folder of ``.npz`` checkpoints, or the networks themselves, in training order.
+
+    Returns
+    -------
+    list of Network
+        The checkpoints ``G_0 ... G_T``, validated (``validate_checkpoints``).
+
+    Raises
+    ------
+    ProblemError
+        For a missing folder, an unreadable index, or checkpoints that do not match.
     """
     if isinstance(source, str | Path):
         from ..io import load_npz
@@ -62,6 +78,18 @@ def load_checkpoints(source) -> list[Network]:
 
 
 def validate_checkpoints(nets: Sequence[Network]) -> None:
+    """Check that the checkpoints are Networks of one shape: Surfing steps through them in turn.
+
+    Parameters
+    ----------
+    nets : sequence of Network
+        The checkpoints.
+
+    Raises
+    ------
+    ProblemError
+        For an empty list, a non-Network, or two checkpoints of different shapes.
+    """
     if len(nets) == 0:
         raise ProblemError("the checkpoint list is empty: Surfing needs at least one network")
     for i, net in enumerate(nets):
@@ -172,9 +200,42 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
          time_limit: float | None = None) -> list[Result]:
     """Surfing over ``checkpoints`` (Networks or a folder), one Result per target.
 
-    ``targets`` is (k, r) for k targets; ``A`` (r, m) is the measurement matrix (identity if
-    None); ``box`` is ``(lb, ub)`` of the latent. Each Result's ``stats['path']`` holds the
-    objective of the chosen start after each checkpoint (the last entry is ``G_T``).
+    Each Result's ``stats['path']`` holds the objective of the chosen start after each
+    checkpoint (the last entry is ``G_T``).
+
+    Parameters
+    ----------
+    checkpoints : sequence of Network or path
+        ``G_0 ... G_T`` (see ``load_checkpoints``).
+    targets : array_like
+        (k, r): k targets ``t``.
+    box : tuple or None
+        ``(lb, ub)`` of the latent (scalars or vectors); None for no bounds.
+    A : array_like, optional
+        (r, m) measurement matrix; the identity if None.
+    a : array_like, optional
+        (r,) offset; zero if None.
+    starts : int, default 4
+        Random starts per target.
+    steps_per_checkpoint : int, default 100
+        Adam steps on each checkpoint.
+    polish_steps : int, default 200
+        Final steps on ``G_T``.
+    lr : float, default 0.05
+        Adam's step size.
+    anneal : float, default 1.0
+        The polish's step size decays geometrically to ``anneal * lr``.
+    reset : bool, default True
+        Reset Adam's moments at each checkpoint.
+    seed : int, default 0
+        Seed of the starts.
+    time_limit : float, optional
+        Seconds; steps stop when it is reached.
+
+    Returns
+    -------
+    list of Result
+        One per target: status ``feasible``, the best start's latent and objective on ``G_T``.
     """
     nets = load_checkpoints(checkpoints)
     limit = check_time_limit(time_limit)
@@ -213,7 +274,31 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
     restarts of ``steps // restarts`` steps; the best point per target is kept. The gradient
     budget is ``starts * steps`` per target, as for Surfing with the same numbers. The last
     ``anneal_steps`` steps (split over the restarts; default a fifth) anneal the step size to
-    ``anneal * lr``, as Surfing's polish does."""
+    ``anneal * lr``, as Surfing's polish does.
+
+    Parameters
+    ----------
+    network : Network
+        ``G_T``.
+    targets, box, A, a, starts, lr, anneal, seed, time_limit
+        As for ``surf``.
+    steps : int, default 500
+        Adam steps per start, over all restarts.
+    restarts : int, default 1
+        Fresh random restarts per start.
+    anneal_steps : int, optional
+        Steps at the end of the budget over which the step size decays.
+
+    Returns
+    -------
+    list of Result
+        One per target, method ``direct`` (or ``restarts<n>``).
+
+    Raises
+    ------
+    ProblemError
+        For ``restarts < 1`` or targets, ``A``, ``a`` of the wrong shape.
+    """
     if restarts < 1:
         raise ProblemError("restarts must be at least 1")
     limit = check_time_limit(time_limit)
@@ -245,7 +330,18 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
 
 
 def gradient_budget(n_checkpoints: int, steps_per_checkpoint: int, polish_steps: int) -> int:
-    """Gradient evaluations per start of Surfing; give ``direct`` this many ``steps``."""
+    """Gradient evaluations per start of Surfing; give ``direct`` this many ``steps``.
+
+    Parameters
+    ----------
+    n_checkpoints, steps_per_checkpoint, polish_steps : int
+        Surfing's schedule.
+
+    Returns
+    -------
+    int
+        ``n_checkpoints * steps_per_checkpoint + polish_steps``.
+    """
     return n_checkpoints * steps_per_checkpoint + polish_steps
 
 
@@ -346,56 +442,3 @@ def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | Non
         res.stats["note"] = "the problem's network differs from the last checkpoint"
     res.value = value
     return res
-
-
-# ----------------------------------------------------------------------------- comparison
-@one_blas_thread
-def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, y_true=None, starts: int = 4,
-                            steps_per_checkpoint: int = 50, polish_steps: int = 200,
-                            restarts: int = 4, lr: float = 0.05, anneal: float = 1.0, reset: bool = True,
-                            seed: int = 0, success_value: float = 1e-6, success_distance: float = 1e-3,
-                            best_tol: float = 1e-4) -> dict:
-    """Surfing vs direct Adam on ``G_T`` vs random restarts, at the same gradient budget.
-
-    Returns ``{method: {"results": [...], "success": rate, "median_value": ...}}``. A run
-    succeeds when its objective is below ``success_value``, or (with ``x_star`` known) its
-    latent is within ``success_distance`` of ``x_star``. ``y_true`` (k, m): the signals behind
-    the targets (e.g. a digit before compression); adds ``median_rel_error``, the median of
-    ``||G_T(x) - y_true|| / ||y_true||``. ``best_rate``: the share of targets on which the
-    method's value is within ``best_tol * (1 + best)`` of the best value any method found
-    (the only success measure when the global minimum is unknown, e.g. held-out digits).
-    """
-    nets = load_checkpoints(checkpoints)
-    steps = gradient_budget(len(nets), steps_per_checkpoint, polish_steps)
-    runs = {
-        "surfing": surf(nets, targets, box, A=A, starts=starts, steps_per_checkpoint=steps_per_checkpoint,
-                        polish_steps=polish_steps, lr=lr, anneal=anneal, reset=reset, seed=seed),
-        "direct": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps, lr=lr, anneal=anneal,
-                         anneal_steps=polish_steps, seed=seed),
-        f"restarts{restarts}": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps,
-                                      restarts=restarts, lr=lr, anneal=anneal, anneal_steps=polish_steps,
-                                      seed=seed),
-    }
-    best = np.min([[r.value for r in results] for results in runs.values()], axis=0)
-    out = {}
-    for name, results in runs.items():
-        values = np.array([r.value for r in results])
-        ok = values < success_value
-        if x_star is not None:
-            xs = np.atleast_2d(x_star)
-            dist = np.linalg.norm(np.array([r.x for r in results]) - xs, axis=1)
-            ok |= dist < success_distance
-        out[name] = {"results": results, "success": float(np.mean(ok)),
-                     "median_value": float(np.median(values)),
-                     "best_rate": float(np.mean(values <= best + best_tol * (1.0 + best))),
-                     "gradient_evaluations": results[0].stats["gradient_evaluations"]}
-        if y_true is not None:
-            out[name]["median_rel_error"] = float(np.median(relative_errors(nets[-1], results, y_true)))
-    return out
-
-
-def relative_errors(network: Network, results: Sequence[Result], y_true) -> np.ndarray:
-    """``||G(x) - y|| / ||y||`` per result: how well the signal is recovered (not just measured)."""
-    Y = np.atleast_2d(np.asarray(y_true, dtype=np.float64))
-    G = network.forward(np.array([r.x for r in results]))
-    return np.linalg.norm(G - Y, axis=1) / np.maximum(np.linalg.norm(Y, axis=1), 1e-300)
