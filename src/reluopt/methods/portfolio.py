@@ -100,7 +100,7 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     ``incumbent``: a user's starting point, handed to the first heuristic (and kept if it is
     feasible and best); ``options`` go to the exact method only.
     """
-    from . import METHODS, available_methods, get_method
+    from . import METHODS, get_method
 
     total = check_time_limit(time_limit)
     capped = heuristic_fraction is None
@@ -113,11 +113,13 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     if exact_name not in METHODS:
         raise ProblemError(f"unknown exact method {exact_name!r}; choose mip or bab")
     heuristic_fns = [(h, get_method(h)) for h in heuristics]  # unknown names fail before any run
-    if exact_name in available_methods():   # a misspelled option fails now, not after the heuristics
+    try:        # a misspelled option of the exact phase fails now, not after the heuristics
         exact_options = option_names(get_method(exact_name))
-        if exact_options is not None:
-            check_option_names(f"auto (exact phase: {exact_name})", options,
-                               exact_options - {"time_limit", "seed", "progress", "incumbent"})
+    except ProblemError:    # the exact method's module is missing: a heuristic run (below)
+        exact_options = None
+    if exact_options is not None:
+        check_option_names(f"auto (exact phase: {exact_name})", options,
+                           exact_options - {"time_limit", "seed", "progress", "incumbent"})
     problem.max_form()
     check_domain(problem)
     start = time.perf_counter()
