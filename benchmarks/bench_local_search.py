@@ -39,13 +39,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from reluopt import Network, Problem  # noqa: E402
 from reluopt.methods import get_method  # noqa: E402
+from reluopt.methods.domain import sample_domain  # noqa: E402
 from reluopt.methods.gradient import directional, forward_masks, ratio_test  # noqa: E402
-from reluopt.methods.region import (  # noqa: E402
-    RegionLP,
-    phase_patterns,
-    sample_domain,
-    single_threaded_blas,
-)
+from reluopt.methods.region import RegionLP, phase_patterns  # noqa: E402
+from reluopt.parallel import single_threaded_blas  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 METHODS = ("ppga-lr", "ppga", "sampling", "sampling-mip", "walk")

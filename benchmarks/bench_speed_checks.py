@@ -35,8 +35,8 @@ import reluopt
 from reluopt import Problem
 from reluopt.cli import main as cli_main
 from reluopt.errors import ReluoptError
-from reluopt.methods.region import single_threaded_blas
 from reluopt.milp.formulation import build_problem_model
+from reluopt.parallel import single_threaded_blas
 from reluopt.verification import VnnlibTimeout, load_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1]

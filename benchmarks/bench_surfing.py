@@ -34,13 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT / "examples" / "surfing"))
 
-from reluopt.methods.surfing import (  # noqa: E402
-    compare_at_equal_budget,
-    gradient_budget,
-    load_checkpoints,
-    relative_errors,
-    surf,
-)
+from reluopt.inversion.comparison import compare_at_equal_budget, relative_errors  # noqa: E402
+from reluopt.inversion.surfing import gradient_budget, load_checkpoints, surf  # noqa: E402
 
 SUCCESS_VALUE, SUCCESS_DISTANCE = 1e-6, 1e-3
 
@@ -179,7 +174,7 @@ def main() -> None:
 def exact_rows(nets, box, latent, args) -> list[dict]:
     from train_digits_decoder import digits
 
-    from reluopt.methods.surfing_exact import solve_miqp
+    from reluopt.inversion.miqp import solve_miqp
     from reluopt.problem import Domain, LeastSquares, Problem
 
     _, held = digits()

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bruteforce import enumerate_regions
 from conftest import random_network
-from reluopt import ProblemError
+from reluopt import Network, ProblemError
 from reluopt.lipschitz import lipschitz
 from reluopt.lipschitz.common import interior_mask, pattern_of
 
@@ -100,9 +100,21 @@ def test_bab_is_exact_where_all_kinks_meet():
 
 
 def test_top_level_export():
+    """The function is ``reluopt.lipschitz_constant``; ``reluopt.lipschitz`` is the subpackage
+    (not shadowed by the function), callable as the function."""
+    import sys
+
     import reluopt
 
-    assert reluopt.lipschitz is lipschitz and "lipschitz" in reluopt.__all__
+    assert reluopt.lipschitz_constant is lipschitz and "lipschitz_constant" in reluopt.__all__
+    assert "lipschitz" in reluopt.__all__ and reluopt.lipschitz is sys.modules["reluopt.lipschitz"]
+    net = Network.from_weights([(np.array([[2.0, -1.0]]), np.zeros(1))])
+    a = reluopt.lipschitz(net, (-1, 1), norm="inf", method="bounds")
+    b = reluopt.lipschitz_constant(net, (-1, 1), norm="inf", method="bounds")
+    assert a.upper == b.upper and 3.0 <= a.upper <= 3.0 + 1e-6
+    import reluopt.lipschitz.mip as mip  # the submodules are reachable by attribute again
+
+    assert reluopt.lipschitz.METHODS and mip.__name__ == "reluopt.lipschitz.mip"
 
 
 @pytest.mark.parametrize("bounds", ["ibp", "lp-obbt"])

@@ -50,7 +50,7 @@ def test_in_range_inversion_and_compressed_sensing(folder, tmp_path, capsys):
     assert inv["surfing"]["success"] >= 0.5
     assert inv["surfing"]["gradient_evaluations"] == inv["direct"]["gradient_evaluations"]
     # the reported values are the forward-pass values at the reported latents
-    from reluopt.methods.surfing import load_checkpoints
+    from reluopt.inversion.surfing import load_checkpoints
 
     G = load_checkpoints(folder)[-1]
     x_star = np.random.default_rng(0).uniform(-1, 1, size=(6, 2))      # the CLI's draw, same seed

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reluopt import Domain, LeastSquares, Network, Problem, ProblemError, solve
-from reluopt.methods.surfing import direct, gradient_budget, load_checkpoints, surf
+from reluopt.inversion.surfing import direct, gradient_budget, load_checkpoints, surf
 
 
 def generator(seed: int, sizes=(2, 24, 24, 12)) -> Network:

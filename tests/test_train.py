@@ -103,7 +103,7 @@ def test_checkpoints_written_in_order_and_loadable(data, tmp_path):
     index = json.loads((tmp_path / "ck" / "index.json").read_text())
     assert index["epochs"] == [0, 3, 6, 7]
     assert index["checkpoints"] == sorted(index["checkpoints"])
-    from reluopt.methods.surfing import load_checkpoints
+    from reluopt.inversion.surfing import load_checkpoints
 
     loaded = load_checkpoints(tmp_path / "ck")
     assert len(loaded) == len(m.checkpoints) == 4

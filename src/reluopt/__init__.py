@@ -7,6 +7,7 @@
     print(result.value, result.bound, result.x)
 """
 
+from . import lipschitz  # the subpackage, callable: reluopt.lipschitz(...) is lipschitz_constant(...)
 from .bounds import LayerBounds, compute_bounds
 from .errors import (
     ModelError,
@@ -16,7 +17,7 @@ from .errors import (
     SolverError,
     UnsupportedError,
 )
-from .lipschitz import lipschitz  # the function shadows the subpackage name on purpose
+from .lipschitz import lipschitz_constant
 from .methods import available_methods, solve
 from .network import Layer, Network
 from .problem import Domain, LeastSquares, Objective, OutputConstraints, Problem
@@ -69,5 +70,6 @@ __all__ = [
     "Domain", "Layer", "LayerBounds", "LeastSquares", "ModelError", "Network", "Objective",
     "OutputConstraints",
     "ParseError", "Problem", "ProblemError", "ReluoptError", "Result", "SolverError",
-    "UnsupportedError", "__version__", "available_methods", "compute_bounds", "lipschitz", "load", "solve",
+    "UnsupportedError", "__version__", "available_methods", "compute_bounds", "lipschitz", "lipschitz_constant", "load",
+    "solve",
 ]

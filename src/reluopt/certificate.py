@@ -8,14 +8,16 @@ result's invariants (``check_certificate``). A violation is a bug reported as
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from .errors import CertificateError, EmptyInputSet, ProblemError
+from .errors import CertificateError, EmptyInputSet, ProblemError, UnknownOptionError
 from .problem import FEASIBILITY_TOL, Problem
 from .result import ABS_GAP, FEASIBLE, INFEASIBLE, OPTIMAL, REL_GAP, STATUSES, Result
 
@@ -118,7 +120,8 @@ def certified_method(fn: Callable[..., Result]) -> Callable[..., Result]:
 
     An empty input set (``EmptyInputSet``) becomes status ``infeasible`` with the reason in
     ``stats["reason"]``, whichever method met it; every Result passes ``check_certificate``
-    with the gap tolerances the method was given.
+    with the gap tolerances the method was given. A method without ``**options`` has its
+    option names checked first: a misspelled one is a ``ProblemError`` naming the valid ones.
 
     Parameters
     ----------
@@ -130,15 +133,18 @@ def certified_method(fn: Callable[..., Result]) -> Callable[..., Result]:
     callable
         ``fn`` with the same signature, its results checked.
     """
+    accepted = option_names(fn)
+    name = fn.__name__.removeprefix("solve_").replace("_", "-")
 
     @functools.wraps(fn)
     def wrapper(problem: Problem, *args, **options) -> Result:
+        if accepted is not None:
+            check_option_names(name, options, accepted)
         start = time.perf_counter()
         check_box_scale(problem)
         try:
             result = fn(problem, *args, **options)
         except EmptyInputSet as exc:
-            name = fn.__name__.removeprefix("solve_").replace("_", "-")
             result = Result(INFEASIBLE, name, problem.sense, stats={"reason": str(exc)},
                             seconds=time.perf_counter() - start)
         abs_gap, rel_gap = options.get("abs_gap", ABS_GAP), options.get("rel_gap", REL_GAP)
@@ -152,6 +158,53 @@ def certified_method(fn: Callable[..., Result]) -> Callable[..., Result]:
         return check_certificate(result, problem, abs_gap=abs_gap, rel_gap=rel_gap)
 
     return wrapper
+
+
+def option_names(fn: Callable[..., object]) -> frozenset[str] | None:
+    """The keyword options ``fn`` takes, or None when it takes any (``**options``).
+
+    Parameters
+    ----------
+    fn : callable
+        A method ``fn(problem, *, ...)``.
+
+    Returns
+    -------
+    frozenset of str or None
+        Its keyword parameter names, or None if it has a ``**`` parameter.
+    """
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)) - {"problem"}
+
+
+def check_option_names(method: str, options, valid) -> None:
+    """Refuse an option a method does not take, naming the valid ones (a typo is never ignored).
+
+    Parameters
+    ----------
+    method : str
+        The method's name, for the message.
+    options : iterable of str
+        The option names given.
+    valid : iterable of str
+        The option names the method takes.
+
+    Raises
+    ------
+    UnknownOptionError
+        A ``ProblemError`` (and ``TypeError``) for the first unknown name (sorted), with the
+        closest valid name when one is close.
+    """
+    valid = sorted(valid)
+    unknown = sorted(set(options) - set(valid))
+    if not unknown:
+        return
+    bad = unknown[0]
+    close = difflib.get_close_matches(bad, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UnknownOptionError(f"method '{method}' has no option {bad!r}{hint}; its options: {', '.join(valid)}")
 
 
 #: Largest magnitude of a neuron's interval bound that the bounding code handles soundly

@@ -24,6 +24,14 @@ class ProblemError(ReluoptError):
     """An optimisation problem is malformed: bad box, unknown output, wrong dimension."""
 
 
+class UnknownOptionError(ProblemError, TypeError):
+    """A method was given an option it does not take; the message names the valid ones.
+
+    A ``ProblemError`` (bad input) that is also a ``TypeError``, the error Python raises for an
+    unexpected keyword argument, so code catching either keeps working.
+    """
+
+
 class SolverError(ReluoptError):
     """A solver failed or is not installed."""
 

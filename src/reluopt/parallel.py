@@ -14,6 +14,7 @@ shut down on exit, a Client or executor you passed in is left running.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -235,3 +236,48 @@ def chunk(items: Sequence[Any], n_chunks: int) -> list[list[Any]]:
         out.append(items[start:end])
         start = end
     return out
+
+
+# ----------------------------------------------------------------------------- BLAS threads
+def single_threaded_blas():
+    """Context limiting BLAS to one thread while a local search runs.
+
+    The searches multiply small batches (64 starts x a few hundred neurons); a threaded
+    BLAS gains nothing there, and on a loaded machine its spinning threads made each
+    product 30-40x slower (profile in benchmarks/PROFILE_local_search.md). Uses
+    threadpoolctl when installed (it comes with scikit-learn), else does nothing.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A ``threadpoolctl`` limit, or a no-op context without threadpoolctl.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def one_blas_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: run ``fn`` inside ``single_threaded_blas``, for functions whose products are small.
+
+    Parameters
+    ----------
+    fn : callable
+        The function to wrap (a method, or a search over batches of starts).
+
+    Returns
+    -------
+    callable
+        ``fn`` with the same signature, run with single-threaded BLAS.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper

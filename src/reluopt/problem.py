@@ -18,6 +18,7 @@ from .expressions import format_linear, parse_constraint, parse_expression
 from .expressions import parse_linear_expression as parse_linear_expression
 from .expressions import parse_output_constraint as parse_output_constraint
 from .network import Network
+from .objectives import LeastSquares, MaxMin, Objective
 
 #: Tolerance for output constraints and ``A x <= b`` when checking a returned point.
 FEASIBILITY_TOL = 1e-6
@@ -101,134 +102,6 @@ class Domain:
 
     def center(self) -> np.ndarray:
         return 0.5 * (self.lb + self.ub)
-
-
-@dataclass(frozen=True)
-class Objective:
-    """``sense`` ('max' or 'min') of ``c . y + d``."""
-
-    c: np.ndarray
-    d: float = 0.0
-    sense: str = "max"
-
-    def __post_init__(self) -> None:
-        if self.sense not in ("max", "min"):
-            raise ProblemError(f"objective sense must be 'max' or 'min', got {self.sense!r}")
-        c = np.asarray(self.c, dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(c)) or not np.isfinite(self.d):
-            raise ProblemError("objective coefficients must be finite")
-        object.__setattr__(self, "c", c)
-        object.__setattr__(self, "d", float(self.d))
-
-    @property
-    def sign(self) -> float:
-        return 1.0 if self.sense == "max" else -1.0
-
-
-@dataclass(frozen=True)
-class MaxMin:
-    """Maximise the smallest of several affine functions of the outputs, ``min_r (C_r . y + e_r)``.
-
-    The shape of a worst case: the margins of a VNN-LIB disjunct (the property is violated
-    where every margin is >= 0), or a robust objective over several outputs. One row is an
-    ordinary linear objective. Branch and bound (``bab``) takes it; methods that need a single
-    linear objective refuse it with a ``ProblemError``.
-
-    Parameters
-    ----------
-    C : array_like, shape (r, m)
-        One row of output coefficients per affine function.
-    e : array_like, shape (r,)
-        The constant of each row.
-    """
-
-    C: np.ndarray
-    e: np.ndarray
-
-    def __post_init__(self) -> None:
-        C = np.atleast_2d(np.asarray(self.C, dtype=np.float64))
-        e = np.asarray(self.e, dtype=np.float64).reshape(-1)
-        if C.ndim != 2 or C.shape[0] == 0 or C.shape[0] != e.shape[0]:
-            raise ProblemError(f"objective rows: C has shape {C.shape} and e has {e.shape[0]} entries; "
-                               "expected (r, outputs) and r entries, r >= 1")
-        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(e))):
-            raise ProblemError("objective rows: C or e contain a non-finite value")
-        object.__setattr__(self, "C", C)
-        object.__setattr__(self, "e", e)
-
-    @property
-    def sense(self) -> str:
-        """Always ``'max'``: the worst case is maximised."""
-        return "max"
-
-    @property
-    def sign(self) -> float:
-        """``+1``: the objective is already in max form."""
-        return 1.0
-
-    def values(self, Y: np.ndarray) -> np.ndarray:
-        """``min_r (C_r . y + e_r)`` for each row of ``Y`` (n, m); returns shape (n,)."""
-        return np.min(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)
-
-    def output_gradient(self, Y: np.ndarray) -> np.ndarray:
-        """A supergradient w.r.t. ``y``: the coefficients of the smallest row, shape (n, m)."""
-        return self.C[np.argmin(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)]
-
-
-@dataclass(frozen=True)
-class LeastSquares:
-    """Minimise ``1/2 ||A y + a - t||^2`` (``A`` defaults to the identity, ``a`` to zero).
-
-    Used to invert a generative network (find the latent whose image is ``t``) and for
-    compressed sensing (``A`` a measurement matrix with fewer rows than outputs). It is not
-    linear, so only the gradient-based methods take it.
-    """
-
-    t: np.ndarray
-    A: np.ndarray | None = None
-    a: np.ndarray | None = None
-    sense: str = field(default="min", init=False)
-    d: float = field(default=0.0, init=False)
-
-    def __post_init__(self) -> None:
-        t = np.asarray(self.t, dtype=np.float64).reshape(-1)
-        object.__setattr__(self, "t", t)
-        if self.A is not None:
-            A = np.atleast_2d(np.asarray(self.A, dtype=np.float64))
-            if A.shape[0] != t.shape[0]:
-                raise ProblemError(
-                    f"measurement matrix A has shape {A.shape} but the target has {t.shape[0]} "
-                    f"entries; A needs {t.shape[0]} rows"
-                )
-            object.__setattr__(self, "A", A)
-        a = np.zeros(t.shape[0]) if self.a is None else np.asarray(self.a, dtype=np.float64).reshape(-1)
-        if a.shape != t.shape:
-            raise ProblemError(f"offset a has {a.shape[0]} entries, the target has {t.shape[0]}")
-        object.__setattr__(self, "a", a)
-        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(a))
-                and (self.A is None or np.all(np.isfinite(self.A)))):
-            raise ProblemError("least-squares target, A or a contain a non-finite value")
-
-    @property
-    def sign(self) -> float:
-        return -1.0
-
-    def n_outputs(self) -> int:
-        """How many network outputs this objective reads."""
-        return self.t.shape[0] if self.A is None else self.A.shape[1]
-
-    def residual(self, Y: np.ndarray) -> np.ndarray:
-        Y = np.atleast_2d(Y)
-        AY = Y if self.A is None else Y @ self.A.T
-        return AY + self.a - self.t
-
-    def values(self, Y: np.ndarray) -> np.ndarray:
-        return 0.5 * np.sum(self.residual(Y) ** 2, axis=1)
-
-    def output_gradient(self, Y: np.ndarray) -> np.ndarray:
-        """d value / d y per row, shape (n, m)."""
-        r = self.residual(Y)
-        return r if self.A is None else r @ self.A
 
 
 def _unit(k: int, m: int) -> np.ndarray:
@@ -321,22 +194,12 @@ class Problem:
             raise ProblemError(
                 f"box has {self.domain.dim} dimensions but the network has {net.input_dim} inputs"
             )
-        if isinstance(self.objective, LeastSquares):
-            if self.objective.n_outputs() != net.output_dim:
-                raise ProblemError(
-                    f"least-squares objective reads {self.objective.n_outputs()} outputs but the "
-                    f"network has {net.output_dim}"
-                )
-        elif isinstance(self.objective, MaxMin):
-            if self.objective.C.shape[1] != net.output_dim:
-                raise ProblemError(
-                    f"objective rows have {self.objective.C.shape[1]} coefficients but the network has "
-                    f"{net.output_dim} outputs"
-                )
-        elif self.objective.c.shape[0] != net.output_dim:
+        if self.objective.n_outputs() != net.output_dim:
+            n = self.objective.n_outputs()
             raise ProblemError(
-                f"objective has {self.objective.c.shape[0]} coefficients but the network has "
-                f"{net.output_dim} outputs"
+                f"least-squares objective reads {n} outputs but the network has {net.output_dim}"
+                if isinstance(self.objective, LeastSquares) else
+                f"objective has {n} coefficients but the network has {net.output_dim} outputs"
             )
         if self.constraints is not None:
             C = np.atleast_2d(np.asarray(self.constraints.C, dtype=np.float64))
@@ -483,20 +346,9 @@ class Problem:
 
     def max_form(self) -> tuple[np.ndarray, float]:
         """``(c, d)`` such that the problem is ``max c . y + d``."""
-        if isinstance(self.objective, LeastSquares):
-            raise ProblemError(
-                "this method needs an objective linear in the outputs, but the objective is "
-                "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
-            )
-        if isinstance(self.objective, MaxMin):
-            if self.objective.C.shape[0] > 1:
-                raise ProblemError(
-                    f"this method needs one linear objective, but the objective is the minimum of "
-                    f"{self.objective.C.shape[0]} rows; use method='bab' (input-space branch and bound)"
-                )
-            return self.objective.C[0].copy(), float(self.objective.e[0])
+        c, d = self.objective.linear_form()     # a ProblemError for least squares
         s = self.objective.sign
-        return s * self.objective.c, s * self.objective.d
+        return s * c, s * d
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The objective as ``max min_r (C_r . y + e_r)``, whatever its kind.
@@ -529,12 +381,11 @@ class Problem:
         """
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         y = self.network.forward(x)
-        return self._values(y), self._violation(x, y)
+        return self.objective.values(y), self._violation(x, y)
 
-    def _values(self, y: np.ndarray) -> np.ndarray:
-        if isinstance(self.objective, (LeastSquares, MaxMin)):
-            return self.objective.values(y)
-        return y @ self.objective.c + self.objective.d
+    def objective_values(self, x) -> np.ndarray:
+        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
+        return self.objective.values(self.network.forward(np.atleast_2d(x)))
 
     def _violation(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         viol = np.maximum(np.max(self.domain.lb - x, axis=1), np.max(x - self.domain.ub, axis=1))
@@ -545,16 +396,10 @@ class Problem:
             viol = np.maximum(viol, np.max(y @ self.constraints.C.T - self.constraints.e, axis=1))
         return viol
 
-    def objective_values(self, x) -> np.ndarray:
-        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
-        return self._values(self.network.forward(np.atleast_2d(x)))
-
     def objective_gradient(self, x) -> np.ndarray:
         """Gradient of the user-sense objective w.r.t. ``x``, per row of ``x`` (n, d)."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        if isinstance(self.objective, (LeastSquares, MaxMin)):
-            return self.network.gradient(x, self.objective.output_gradient(self.network.forward(x)))
-        return self.network.gradient(x, self.objective.c)
+        return self.objective.input_gradient(self.network, x)
 
     def constraint_violation(self, x) -> np.ndarray:
         """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""

@@ -21,7 +21,7 @@ Checkpoints: with ``checkpoint_every=k``, the network is exported at epoch 0 (th
 initialisation, which Surfing starts from), every ``k`` epochs and at the last epoch. With
 ``checkpoint_dir`` each is written as ``ckpt_<epoch>.npz`` and ``index.json`` lists the
 files in training order (``{"checkpoints": [...], "epochs": [...]}``), the layout
-``reluopt.methods.surfing.load_checkpoints`` reads.
+``reluopt.inversion.surfing.load_checkpoints`` reads.
 """
 
 from __future__ import annotations

@@ -4,23 +4,27 @@ and exposes ``register(subparsers)``; ``main`` wires them together."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
 
 from ..errors import CertificateError, ReluoptError
+from . import analyze, bounds, compare, lipschitz, solve, surf, verify
+from .common import (  # the exit codes live in common.py, where the subcommands read them
+    EXIT_INFEASIBLE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NO_PROOF,
+    EXIT_OK,
+    EXIT_USAGE,
+    check_common_args,
+)
 
-#: Subcommand modules, in the order ``--help`` lists them. Missing ones are skipped.
-SUBCOMMANDS = ("solve", "bounds", "compare", "verify", "analyze", "lipschitz", "surf")
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMANDS = (solve, bounds, compare, verify, analyze, lipschitz, surf)
 
-#: Exit codes (documented in ``reluopt --help``).
-EXIT_OK = 0            # solved / proved / property answered
-EXIT_NO_PROOF = 1      # ran, but stopped without a proof (time limit, unknown)
-EXIT_USAGE = 2         # bad command line or bad input (model, box, property)
-EXIT_INFEASIBLE = 3    # proven infeasible
-EXIT_INTERNAL = 4      # a result failed its own certificate check (a bug: never a certificate)
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_NO_PROOF", "EXIT_OK", "EXIT_USAGE",
+           "SUBCOMMANDS", "build_parser", "join_negative_values", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"reluopt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
+    for module in SUBCOMMANDS:
         module.register(sub)
     return parser
 
@@ -111,14 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from ..methods.region import single_threaded_blas
+    from ..parallel import single_threaded_blas
 
     try:
         # one BLAS thread: reluopt's products are small batches, where a threaded BLAS only
         # adds spinning threads (30-40x slower on a loaded machine, benchmarks/PROFILE_local_search.md)
         with single_threaded_blas():
-            from .common import check_common_args
-
             check_common_args(args)     # --seed, output files: fail before the work, not after
             return int(args.func(args) or 0)
     except CertificateError as exc:

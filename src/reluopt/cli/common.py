@@ -20,6 +20,14 @@ BOX_HELP = ("input box: 'LO,HI' (the same interval for every input), 'lo1:hi1,lo
             "interval per input), or a file: JSON {\"lb\": [...], \"ub\": [...]} or CSV with two "
             "columns lo,hi and one row per input (a header line 'lo,hi' is optional)")
 
+#: Exit codes (documented in ``reluopt --help``).
+EXIT_OK = 0            # solved / proved / property answered
+EXIT_NO_PROOF = 1      # ran, but stopped without a proof (time limit, unknown)
+EXIT_USAGE = 2         # bad command line or bad input (model, box, property)
+EXIT_INFEASIBLE = 3    # proven infeasible
+EXIT_INTERNAL = 4      # a result failed its own certificate check (a bug: never a certificate)
+EXIT_INTERRUPTED = 130
+
 
 def load_network(path: str | Path, trust_pickle: bool = False) -> Network:
     """Load a model file (see ``MODEL_HELP``), with a clear error.

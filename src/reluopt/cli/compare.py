@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import ProblemError
 from .common import (
     BOX_HELP,
+    EXIT_OK,
     add_model_argument,
     add_objective_arguments,
     problem_from_args,
@@ -162,7 +163,6 @@ def run(args) -> int:
     """
     from ..methods import get_method
     from ..result import check_time_limit
-    from . import EXIT_OK
 
     problem = problem_from_args(args)
     check_time_limit(args.time_limit)

@@ -12,8 +12,7 @@ import numpy as np
 
 from ..bounds import BOUND_METHODS
 from ..errors import ParseError
-from . import EXIT_NO_PROOF, EXIT_OK
-from .common import BOX_HELP, ProgressLine, add_model_argument, load_domain, write_json
+from .common import BOX_HELP, EXIT_NO_PROOF, EXIT_OK, ProgressLine, add_model_argument, load_domain, write_json
 
 DESCRIPTION = """\
 Bound the local Lipschitz constant of f(x) = c . y(x) over an input box, for the input norm

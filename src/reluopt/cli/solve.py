@@ -14,9 +14,12 @@ from ..bounds import BOUND_METHODS
 from ..errors import ParseError
 from ..milp.backends import BACKENDS
 from ..result import INFEASIBLE, INTERRUPTED, OPTIMAL, format_vector
-from . import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_NO_PROOF, EXIT_OK
 from .common import (
     BOX_HELP,
+    EXIT_INFEASIBLE,
+    EXIT_INTERRUPTED,
+    EXIT_NO_PROOF,
+    EXIT_OK,
     add_model_argument,
     add_objective_arguments,
     add_progress_arguments,

@@ -110,7 +110,7 @@ def read_checkpoints(paths: list[str], trust_pickle: bool = False):
     folder : Path or None
         The folder, when one was given.
     """
-    from ..methods.surfing import load_checkpoints
+    from ..inversion.surfing import load_checkpoints
 
     if len(paths) == 1 and Path(paths[0]).is_dir():
         return load_checkpoints(paths[0]), Path(paths[0])
@@ -255,7 +255,8 @@ def run(args) -> int:
     int
         The exit code (see `reluopt.cli`).
     """
-    from ..methods.surfing import compare_at_equal_budget, relative_errors, surf
+    from ..inversion.comparison import compare_at_equal_budget, relative_errors
+    from ..inversion.surfing import surf
 
     for name in ("in_range", "digits", "starts", "steps_per_checkpoint", "polish_steps", "restarts"):
         if getattr(args, name) < (0 if name in ("in_range", "digits", "polish_steps") else 1):
@@ -369,8 +370,8 @@ def exact_runs(G, targets, A, lb, ub, warm, time_limit, Y_sig, seed) -> dict:
     dict
         The results and their summary (success rate, median value, bound and error).
     """
-    from ..methods.surfing import relative_errors
-    from ..methods.surfing_exact import solve_miqp
+    from ..inversion.comparison import relative_errors
+    from ..inversion.miqp import solve_miqp
     from ..problem import Domain, LeastSquares, Problem
 
     results = []

@@ -16,8 +16,15 @@ from pathlib import Path
 from ..errors import ProblemError, ReluoptError
 from ..milp.backends import BACKENDS
 from ..network import Network
-from . import EXIT_NO_PROOF, EXIT_OK, EXIT_USAGE
-from .common import add_model_argument, add_progress_arguments, load_network, progress_line
+from .common import (
+    EXIT_NO_PROOF,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_model_argument,
+    add_progress_arguments,
+    load_network,
+    progress_line,
+)
 
 
 def register(subparsers) -> None:

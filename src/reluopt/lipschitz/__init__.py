@@ -29,7 +29,9 @@ time limit; on the benchmark it did not speed the exact MIP up: median time rati
 from __future__ import annotations
 
 import math
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +39,7 @@ import numpy as np
 from ..bounds import BOUND_METHODS, LayerBounds, compute_bounds
 from ..errors import ProblemError, SolverError, UnsupportedError
 from ..network import Network
-from ..problem import Domain, MaxMin, Objective, Problem
+from ..problem import Domain, MaxMin, Problem
 from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
@@ -55,7 +57,7 @@ SOLVERS = ("highs", "gurobi")
 
 #: ``auto`` uses input-space branch and bound up to this input dimension, the MIP above it.
 BAB_MAX_DIM = 8
-__all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz"]
+__all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz", "lipschitz_constant"]
 
 
 @dataclass
@@ -160,8 +162,8 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
         if c is None and output is None:
             if isinstance(problem.objective, MaxMin):
                 c = problem.objective.C
-            elif isinstance(problem.objective, Objective):
-                c = problem.objective.c
+            elif problem.objective.is_linear:
+                c = problem.objective.linear_form()[0]
             else:
                 raise UnsupportedError("the Lipschitz constant needs a linear objective c . y; give c= or output=")
     elif isinstance(net_or_problem, Network):
@@ -372,3 +374,22 @@ def _resolve_bounds(target: Target, bounds, search: Search) -> LayerBounds:
                          time_limit=max(0.5 * max(search.remaining, 0.0), 0.01))
     search.stats["obbt_seconds" if name.endswith("obbt") else "bounds_seconds"] = time.perf_counter() - t0
     return out
+
+
+#: The function's non-shadowing name: ``reluopt.lipschitz_constant``.
+lipschitz_constant = lipschitz
+
+
+class _CallableModule(types.ModuleType):
+    """This subpackage, callable as its function: ``reluopt.lipschitz(net, box)`` keeps working.
+
+    ``reluopt.lipschitz`` is this subpackage (so ``import reluopt.lipschitz.mip`` and
+    ``reluopt.lipschitz.METHODS`` work); calling it calls ``lipschitz_constant``.
+    """
+
+    def __call__(self, *args, **kwargs) -> LipschitzResult:
+        """Call ``lipschitz_constant`` (see there for the arguments)."""
+        return lipschitz_constant(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -16,7 +16,7 @@ from ..errors import ProblemError
 from ..problem import Problem
 from ..result import Result
 
-#: name -> "module:function" (module relative to reluopt.methods)
+#: name -> "module:function" (module relative to reluopt.methods; "..inversion.x" is reluopt.inversion.x)
 METHODS: dict[str, str] = {
     "mip": "mip:solve_mip",
     "bab": "bab:solve_bab",
@@ -27,10 +27,16 @@ METHODS: dict[str, str] = {
     "ppga-lr": "gradient:solve_ppga_lr",
     "pgd": "attack:solve_pgd",
     "auto": "portfolio:solve_auto",
-    "adam": "surfing:solve_adam",
-    "surfing": "surfing:solve_surfing",
-    "miqp": "surfing_exact:solve_miqp",
+    "adam": "..inversion.adam:solve_adam",
+    "surfing": "..inversion.surfing:solve_surfing",
+    "miqp": "..inversion.miqp:solve_miqp",
 }
+
+
+def _module_name(target: str) -> str:
+    """The absolute module name of a ``METHODS`` entry (``"mip:solve_mip"`` -> ``reluopt.methods.mip``)."""
+    module = target.split(":")[0]
+    return importlib.util.resolve_name(module if module.startswith(".") else f".{module}", __name__)
 
 
 def available_methods() -> list[str]:
@@ -41,12 +47,8 @@ def available_methods() -> list[str]:
     list of str
         Keys of `METHODS`, in table order.
     """
-    out = []
-    for name, target in METHODS.items():
-        module = target.split(":")[0]
-        if importlib.util.find_spec(f"{__name__}.{module}") is not None:
-            out.append(name)
-    return out
+    return [name for name, target in METHODS.items()
+            if importlib.util.find_spec(_module_name(target)) is not None]
 
 
 def get_method(name: str) -> Callable[..., Result]:
@@ -69,11 +71,11 @@ def get_method(name: str) -> Callable[..., Result]:
     """
     if name not in METHODS:
         raise ProblemError(f"unknown method {name!r}; choose from {', '.join(available_methods())}")
-    module, func = METHODS[name].split(":")
+    module, func = _module_name(METHODS[name]), METHODS[name].split(":")[1]
     try:
-        mod = importlib.import_module(f"{__name__}.{module}")
+        mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(f"{__name__}.{module}"):
+        if exc.name and exc.name.startswith(module):
             raise ProblemError(f"method {name!r} is not available in this version") from None
         raise
     return getattr(mod, func)

@@ -22,10 +22,11 @@ import numpy as np
 from ..bounds import crown_bounds, linear_output_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError
+from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .region import as_incumbent, project, single_threaded_blas
+from .domain import as_incumbent, project
 
 #: Time limit when none is given (seconds).
 DEFAULT_TIME_LIMIT = 10.0

@@ -39,19 +39,12 @@ import numpy as np
 from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
+from ..parallel import single_threaded_blas
 from ..problem import FEASIBILITY_TOL, Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .region import (
-    DEFAULT_TIME_LIMIT,
-    RegionLP,
-    as_incumbent,
-    box_scale,
-    check_domain,
-    project,
-    sample_domain,
-    single_threaded_blas,
-)
+from .domain import as_incumbent, box_scale, check_domain, project, sample_domain
+from .region import DEFAULT_TIME_LIMIT, RegionLP
 from .walk import Stall, walk
 
 #: Default ``stall_iterations``: batched iterations without a new incumbent before a run

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from ..certificate import certified_method
+from ..certificate import certified_method, check_option_names, option_names
 from ..errors import ProblemError
 from ..problem import Problem
 from ..result import (
@@ -37,7 +37,8 @@ from ..result import (
     check_time_limit,
     interruptible,
 )
-from .region import DEFAULT_TIME_LIMIT, as_incumbent, check_domain
+from .domain import as_incumbent, check_domain
+from .region import DEFAULT_TIME_LIMIT
 
 
 def _label(phase: str, source: str) -> str:
@@ -168,6 +169,13 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     if exact_name not in METHODS:
         raise ProblemError(f"unknown exact method {exact_name!r}; choose mip or bab")
     heuristic_fns = [(h, get_method(h)) for h in heuristics]  # unknown names fail before any run
+    try:        # a misspelled option of the exact phase fails now, not after the heuristics
+        exact_options = option_names(get_method(exact_name))
+    except ProblemError:    # the exact method's module is missing: a heuristic run (below)
+        exact_options = None
+    if exact_options is not None:
+        check_option_names(f"auto (exact phase: {exact_name})", options,
+                           exact_options - {"time_limit", "seed", "progress", "incumbent"})
     problem.max_form()
     check_domain(problem)
     start = time.perf_counter()

@@ -25,21 +25,12 @@ import warnings
 import numpy as np
 
 from ..certificate import certified_method
+from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .region import (
-    DEFAULT_TIME_LIMIT,
-    RegionLP,
-    as_incumbent,
-    check_domain,
-    pattern_keys,
-    phase_patterns,
-    project,
-    single_threaded_blas,
-    to_domain,
-    unit_design,
-)
+from .domain import as_incumbent, check_domain, project, to_domain, unit_design
+from .region import DEFAULT_TIME_LIMIT, RegionLP, pattern_keys, phase_patterns
 from .walk import Stall
 
 #: Default ``stall_samples``: samples in a row without a new incumbent before a run stops.

@@ -25,21 +25,12 @@ import numpy as np
 
 from ..certificate import certified_method
 from ..errors import ProblemError
+from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .region import (
-    DEFAULT_TIME_LIMIT,
-    RegionLP,
-    as_incumbent,
-    box_scale,
-    check_domain,
-    pattern_keys,
-    phase_patterns,
-    project,
-    sample_domain,
-    single_threaded_blas,
-)
+from .domain import as_incumbent, box_scale, check_domain, project, sample_domain
+from .region import DEFAULT_TIME_LIMIT, RegionLP, pattern_keys, phase_patterns
 
 #: Default ``stall_walks``: walks in a row without a new incumbent before ``walk`` stops.
 #: A walk costs a few region LPs: ~4 ms on a 2-8-8-1 network (the stall ends a run after

@@ -6,6 +6,14 @@ binaries fixed, the problem is a convex QP, so SCIP's branch and bound on the bi
 outer approximation of the convex quadratic proves global optimality. HiGHS takes no
 quadratic objective together with binaries, which is why this method uses SCIP.
 
+Where SCIP is called: the network's rows and columns go through the solver back-end layer
+(``milp.backends.scip.scip_model``, as for the linear MIP). The back-end interface
+(``Backend.solve``) maximises a *linear* objective over a ``MilpModel`` and cannot express
+the residual variables and the quadratic constraint ``1/2 ||r||^2 <= s``, so those are added
+to the SCIP model here, in ``build_miqp``, and ``solve_miqp`` runs and reads the SCIP model
+itself (status checked against ``TRUSTED_SCIP_STATUSES``). This module is the only place in
+``inversion`` that touches SCIP.
+
 Worth it for small latent dimensions: the number of binaries is the number of neurons whose
 sign is not fixed over the latent box, which grows with the box and the latent dimension.
 
@@ -22,13 +30,14 @@ import math
 import numpy as np
 
 from ..certificate import certified_method
-from ..errors import ProblemError, SolverError
+from ..errors import ProblemError
+from ..milp.backends.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 from ..milp.formulation import MilpModel, add_output_constraints, build_network_model
-from ..milp.scip import TRUSTED_SCIP_STATUSES
+from ..parallel import one_blas_thread
 from ..problem import LeastSquares, Problem
 from ..result import INFEASIBLE, OPTIMAL, SOLVER_ERROR, TIME_LIMIT, Result, check_time_limit
 from ..tracker import Anytime
-from .surfing import _one_blas_thread
+from .surfing import least_squares_objective
 
 #: Default gaps: absolute on 1/2||r||^2, so that "optimal" means a residual near 1e-4.
 LSQ_ABS_GAP = 1e-8
@@ -38,26 +47,37 @@ LSQ_REL_GAP = 1e-6
 BOUND_TOL = 1e-6
 
 
-def _scip():
-    try:
-        import pyscipopt
-    except ImportError:
-        raise SolverError(
-            "exact least-squares inversion needs SCIP (a MIQP solver): install the 'scip' extra "
-            "(pip install reluopt[scip])"
-        ) from None
-    return pyscipopt
+#: What needs SCIP, for the message when it is missing.
+_WHAT = "exact least-squares inversion (method 'miqp', a MIQP)"
 
 
 def build_miqp(model: MilpModel, objective: LeastSquares, *, seed: int = 0, scip_params: dict | None = None):
     """The SCIP model ``min s`` s.t. the network rows, ``r = A y + a - t``, ``1/2 ||r||^2 <= s``.
 
-    Returns ``(scip_model, columns, r_vars, s_var)``; ``columns[j]`` is the SCIP variable of
-    model column ``j``.
+    Parameters
+    ----------
+    model : MilpModel
+        The big-M model of the network over the input box (``build_network_model``).
+    objective : LeastSquares
+        The target ``t``, measurement matrix ``A`` and offset ``a``.
+    seed : int, default 0
+        SCIP's random seed shift.
+    scip_params : dict, optional
+        Extra SCIP parameters by name.
+
+    Returns
+    -------
+    tuple
+        ``(scip_model, columns, r_vars, s_var)``; ``columns[j]`` is the SCIP variable of model
+        column ``j``.
+
+    Raises
+    ------
+    SolverError
+        When SCIP (the ``scip`` extra) is not installed.
     """
-    pyscipopt = _scip()
-    m = pyscipopt.Model()
-    m.hideOutput()
+    pyscipopt = import_scip(_WHAT)
+    m, cols = scip_model(model, _WHAT)      # the network's rows, through the back-end layer
     m.setParam("randomization/randomseedshift", int(seed) % 2**31)
     # Outer-approximation cuts of the 64-term quadratic make root rounds slow and barely move
     # the bound (the big-M relaxation reaches almost any output): branch early instead.
@@ -65,24 +85,6 @@ def build_miqp(model: MilpModel, objective: LeastSquares, *, seed: int = 0, scip
     for key, value in (scip_params or {}).items():
         m.setParam(key, value)
     inf = m.infinity()
-    lo = np.where(np.isfinite(model.col_lower), model.col_lower, -inf)
-    hi = np.where(np.isfinite(model.col_upper), model.col_upper, inf)
-    cols = [m.addVar(name=f"v{j}", lb=float(lo[j]), ub=float(hi[j]),
-                     vtype="B" if model.integrality[j] else "C") for j in range(model.n_cols)]
-    A = model.A.tocsr()
-    for i in range(A.shape[0]):
-        s, e = A.indptr[i], A.indptr[i + 1]
-        expr = pyscipopt.quicksum(float(v) * cols[j] for j, v in zip(A.indices[s:e], A.data[s:e], strict=True))
-        rl, ru = model.row_lower[i], model.row_upper[i]
-        if np.isfinite(rl) and np.isfinite(ru):
-            cons = expr == float(rl) if rl == ru else (float(rl) <= (expr <= float(ru)))
-        elif np.isfinite(rl):
-            cons = expr >= float(rl)
-        elif np.isfinite(ru):
-            cons = expr <= float(ru)
-        else:
-            continue
-        m.addCons(cons, name=f"row{i}")
     # residual r = A y + a - t, one free variable per measurement
     y = [cols[j] for j in model.y_cols]
     M = np.eye(len(y)) if objective.A is None else objective.A
@@ -111,11 +113,25 @@ def polish_in_region(problem: Problem, x: np.ndarray, rounds: int = 3) -> np.nda
     The solver's point is only exact up to its tolerances; on the region the network is
     affine, so one bounded linear least-squares solve lands on the region's minimiser (when it
     stays in the region). Candidates are forward-checked by the caller.
+
+    Parameters
+    ----------
+    problem : Problem
+        A least-squares problem.
+    x : numpy.ndarray
+        The point whose region is polished (d,).
+    rounds : int, default 3
+        Solves, each in the region of the previous answer.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x`` and the ``rounds`` candidates, one per row (rounds + 1, d); not yet checked.
     """
     from scipy.optimize import lsq_linear
 
-    net, obj, d = problem.network, problem.objective, problem.domain
-    assert isinstance(obj, LeastSquares)
+    net, d = problem.network, problem.domain
+    obj = least_squares_objective(problem, "region polish")
     out = [x]
     for _ in range(rounds):
         pattern = [p[0] for p in net.phase_pattern(x[None, :])]
@@ -127,11 +143,11 @@ def polish_in_region(problem: Problem, x: np.ndarray, rounds: int = 3) -> np.nda
     return np.array(out)
 
 
-@_one_blas_thread
+@one_blas_thread
 @certified_method
 def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int = 0, progress=None,
                incumbent=None, bounds="crown", start_samples: int = 256, abs_gap: float = LSQ_ABS_GAP,
-               rel_gap: float = LSQ_REL_GAP, scip_params: dict | None = None, **_) -> Result:
+               rel_gap: float = LSQ_REL_GAP, scip_params: dict | None = None) -> Result:
     """Global minimum of a least-squares Problem by a convex MIQP on SCIP.
 
     ``incumbent``: a latent to start from (e.g. Surfing's answer); ``start_samples`` uniform
@@ -139,15 +155,47 @@ def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int =
     ``scip_params``: extra SCIP parameters by name. The default gaps are tighter than the
     linear methods': an inversion target in the range has minimum 0, where only an absolute
     gap means anything.
+
+    Parameters
+    ----------
+    problem : Problem
+        A problem with a ``LeastSquares`` objective and a bounded box.
+    time_limit : float or None, default 60
+        Seconds, bounds and model building included.
+    seed : int, default 0
+        Seed of the start samples and SCIP's random seed shift.
+    progress : callable, optional
+        Called with progress reports.
+    incumbent : array_like, optional
+        A latent to start from.
+    bounds : str or LayerBounds, default 'crown'
+        Neuron bounds of the big-M model.
+    start_samples : int, default 256
+        Uniform box samples tried as starting points.
+    abs_gap, rel_gap : float
+        Gaps at which SCIP stops and ``optimal`` is claimed.
+    scip_params : dict, optional
+        Extra SCIP parameters by name.
+
+    Returns
+    -------
+    Result
+        ``optimal`` with a certified lower bound meeting the value, else ``time_limit`` (best
+        point and bound so far), ``infeasible`` or ``solver_error``.
+
+    Raises
+    ------
+    ProblemError
+        For a linear objective, a bad incumbent or an unknown option.
+    SolverError
+        When SCIP is not installed.
     """
-    if not isinstance(problem.objective, LeastSquares):
-        raise ProblemError("miqp minimises a least-squares objective; for a linear objective use 'mip'")
+    obj = least_squares_objective(problem, "miqp", "for a linear objective use 'mip'")
     check_time_limit(time_limit)
-    _scip()
-    from .mip import problem_bounds
+    import_scip(_WHAT)
+    from ..methods.mip import problem_bounds
 
     run = Anytime(problem, "miqp", time_limit, progress)
-    obj = problem.objective
     layer_bounds = problem_bounds(problem, bounds)
     model = build_network_model(problem.network, problem.domain, layer_bounds)
     add_output_constraints(model, problem)

@@ -9,27 +9,27 @@ warm-started at the previous solution, and polish on ``G_T``.
 Baselines at the same number of gradient evaluations: Adam directly on ``G_T`` from the same
 number of random starts (``direct``), and with more, shorter random restarts (``restarts``).
 Everything is batched: rows are (target, start) pairs, one matrix call per step.
+``inversion.comparison`` runs the three side by side.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..certificate import certified_method
+from ..certificate import certified_method, check_option_names, option_names
 from ..errors import ProblemError
 from ..network import Network
+from ..parallel import one_blas_thread
 from ..problem import Domain, LeastSquares, Problem
 from ..result import FEASIBLE, Result, check_time_limit
-from ..tracker import Anytime
+from .adam import Adam
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -38,6 +38,21 @@ def load_checkpoints(source) -> list[Network]:
 
     A folder may hold ``index.json`` (``{"checkpoints": ["ckpt_000.npz", ...]}``, in training
     order); otherwise files are ordered by the numbers in their names.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or sequence of Network
+        A folder of ``.npz`` checkpoints, or the networks themselves, in training order.
+
+    Returns
+    -------
+    list of Network
+        The checkpoints ``G_0 ... G_T``, validated (``validate_checkpoints``).
+
+    Raises
+    ------
+    ProblemError
+        For a missing folder, an unreadable index, or checkpoints that do not match.
     """
     if isinstance(source, str | Path):
         from ..io import load_npz
@@ -63,6 +78,18 @@ def load_checkpoints(source) -> list[Network]:
 
 
 def validate_checkpoints(nets: Sequence[Network]) -> None:
+    """Check that the checkpoints are Networks of one shape: Surfing steps through them in turn.
+
+    Parameters
+    ----------
+    nets : sequence of Network
+        The checkpoints.
+
+    Raises
+    ------
+    ProblemError
+        For an empty list, a non-Network, or two checkpoints of different shapes.
+    """
     if len(nets) == 0:
         raise ProblemError("the checkpoint list is empty: Surfing needs at least one network")
     for i, net in enumerate(nets):
@@ -99,43 +126,6 @@ def _targets(targets, network: Network, A) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- engine
-def _one_blas_thread(fn):
-    """Run ``fn`` with single-threaded BLAS: its products are small (starts x a few hundred
-    neurons), and on a loaded machine a threaded BLAS made them 40x slower (measured)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .region import single_threaded_blas
-
-        with single_threaded_blas():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@dataclass
-class _Adam:
-    """Adam, vectorised over rows (each row is its own optimisation)."""
-
-    lr: float
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-
-    def reset(self, shape) -> None:
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
-        self.k = 0
-
-    def step(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        self.k += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        mhat = self.m / (1 - self.beta1**self.k)
-        vhat = self.v / (1 - self.beta2**self.k)
-        return x - self.lr * mhat / (np.sqrt(vhat) + self.eps)
-
-
 def _values(net: Network, x, T, A, a) -> np.ndarray:
     Y = net.forward(x)
     R = (Y if A is None else Y @ A.T) + a - T
@@ -148,7 +138,7 @@ def _grad(net: Network, x, T, A, a) -> np.ndarray:
     return net.gradient(x, R if A is None else R @ A)
 
 
-def _descend(net, x, T, A, a, lb, ub, steps, opt: _Adam, deadline, anneal: float = 1.0,
+def _descend(net, x, T, A, a, lb, ub, steps, opt: Adam, deadline, anneal: float = 1.0,
              anneal_steps: int | None = None, reset: bool = True) -> tuple[np.ndarray, int]:
     """``steps`` projected Adam steps; over the last ``anneal_steps`` (default: all) the step
     size decays geometrically to ``anneal * lr``.
@@ -204,15 +194,48 @@ def _results(method, net_T, xs, T, A, a, path, evals, seconds, extra=None) -> li
     return out
 
 
-@_one_blas_thread
+@one_blas_thread
 def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_per_checkpoint: int = 100,
          polish_steps: int = 200, lr: float = 0.05, anneal: float = 1.0, reset: bool = True, seed: int = 0,
          time_limit: float | None = None) -> list[Result]:
     """Surfing over ``checkpoints`` (Networks or a folder), one Result per target.
 
-    ``targets`` is (k, r) for k targets; ``A`` (r, m) is the measurement matrix (identity if
-    None); ``box`` is ``(lb, ub)`` of the latent. Each Result's ``stats['path']`` holds the
-    objective of the chosen start after each checkpoint (the last entry is ``G_T``).
+    Each Result's ``stats['path']`` holds the objective of the chosen start after each
+    checkpoint (the last entry is ``G_T``).
+
+    Parameters
+    ----------
+    checkpoints : sequence of Network or path
+        ``G_0 ... G_T`` (see ``load_checkpoints``).
+    targets : array_like
+        (k, r): k targets ``t``.
+    box : tuple or None
+        ``(lb, ub)`` of the latent (scalars or vectors); None for no bounds.
+    A : array_like, optional
+        (r, m) measurement matrix; the identity if None.
+    a : array_like, optional
+        (r,) offset; zero if None.
+    starts : int, default 4
+        Random starts per target.
+    steps_per_checkpoint : int, default 100
+        Adam steps on each checkpoint.
+    polish_steps : int, default 200
+        Final steps on ``G_T``.
+    lr : float, default 0.05
+        Adam's step size.
+    anneal : float, default 1.0
+        The polish's step size decays geometrically to ``anneal * lr``.
+    reset : bool, default True
+        Reset Adam's moments at each checkpoint.
+    seed : int, default 0
+        Seed of the starts.
+    time_limit : float, optional
+        Seconds; steps stop when it is reached.
+
+    Returns
+    -------
+    list of Result
+        One per target: status ``feasible``, the best start's latent and objective on ``G_T``.
     """
     nets = load_checkpoints(checkpoints)
     limit = check_time_limit(time_limit)
@@ -224,7 +247,7 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
     rng = np.random.default_rng(seed)
     x = _starts(rng, k, starts, lb, ub)
     TT = np.repeat(T, starts, axis=0)
-    opt = _Adam(lr)
+    opt = Adam(lr)
     path = []
     evals = 0
     for net in nets:
@@ -242,7 +265,7 @@ def surf(checkpoints, targets, box, *, A=None, a=None, starts: int = 4, steps_pe
                     time.perf_counter() - start, {"checkpoints": len(nets), "starts": starts})
 
 
-@_one_blas_thread
+@one_blas_thread
 def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, steps: int = 500,
            restarts: int = 1, lr: float = 0.05, anneal: float = 1.0, anneal_steps: int | None = None,
            seed: int = 0,
@@ -251,7 +274,31 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
     restarts of ``steps // restarts`` steps; the best point per target is kept. The gradient
     budget is ``starts * steps`` per target, as for Surfing with the same numbers. The last
     ``anneal_steps`` steps (split over the restarts; default a fifth) anneal the step size to
-    ``anneal * lr``, as Surfing's polish does."""
+    ``anneal * lr``, as Surfing's polish does.
+
+    Parameters
+    ----------
+    network : Network
+        ``G_T``.
+    targets, box, A, a, starts, lr, anneal, seed, time_limit
+        As for ``surf``.
+    steps : int, default 500
+        Adam steps per start, over all restarts.
+    restarts : int, default 1
+        Fresh random restarts per start.
+    anneal_steps : int, optional
+        Steps at the end of the budget over which the step size decays.
+
+    Returns
+    -------
+    list of Result
+        One per target, method ``direct`` (or ``restarts<n>``).
+
+    Raises
+    ------
+    ProblemError
+        For ``restarts < 1`` or targets, ``A``, ``a`` of the wrong shape.
+    """
     if restarts < 1:
         raise ProblemError("restarts must be at least 1")
     limit = check_time_limit(time_limit)
@@ -261,7 +308,7 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
     k = T.shape[0]
     rng = np.random.default_rng(seed)
     TT = np.repeat(T, starts, axis=0)
-    opt = _Adam(lr)
+    opt = Adam(lr)
     tail = steps // 5 if anneal_steps is None else anneal_steps
     best_x = None
     best_v = np.full(k * starts, np.inf)
@@ -283,7 +330,18 @@ def direct(network: Network, targets, box, *, A=None, a=None, starts: int = 4, s
 
 
 def gradient_budget(n_checkpoints: int, steps_per_checkpoint: int, polish_steps: int) -> int:
-    """Gradient evaluations per start of Surfing; give ``direct`` this many ``steps``."""
+    """Gradient evaluations per start of Surfing; give ``direct`` this many ``steps``.
+
+    Parameters
+    ----------
+    n_checkpoints, steps_per_checkpoint, polish_steps : int
+        Surfing's schedule.
+
+    Returns
+    -------
+    int
+        ``n_checkpoints * steps_per_checkpoint + polish_steps``.
+    """
     return n_checkpoints * steps_per_checkpoint + polish_steps
 
 
@@ -305,42 +363,78 @@ def _prepare(network, targets, A, a, box):
 
 
 # ----------------------------------------------------------------------------- registry entries
-@_one_blas_thread
-@certified_method
-def solve_adam(problem: Problem, *, time_limit: float | None = 10.0, seed: int = 0, progress=None,
-               starts: int = 16, steps: int = 500, lr: float | None = None, **_) -> Result:
-    """Multi-start projected Adam on any problem objective (linear or least squares).
+def least_squares_objective(problem: Problem, method: str, hint: str = "") -> LeastSquares:
+    """The problem's ``LeastSquares`` objective, or a clear error for a method that needs one.
 
-    Output constraints are not handled by the steps; only feasible points are kept.
+    Parameters
+    ----------
+    problem : Problem
+        The problem given to an inversion method.
+    method : str
+        The method's name, for the message.
+    hint : str, optional
+        What to do instead, appended to the message.
+
+    Returns
+    -------
+    LeastSquares
+        ``problem.objective``.
+
+    Raises
+    ------
+    ProblemError
+        When the objective is linear.
     """
-    problem.domain.require_bounded("adam")
-    run = Anytime(problem, "adam", time_limit, progress)
-    rng = np.random.default_rng(seed)
-    d = problem.domain
-    width = d.ub - d.lb
-    step = lr if lr is not None else 0.01 * float(np.max(width))
-    x = rng.uniform(d.lb, d.ub, size=(starts, d.dim))
-    sign = 1.0 if problem.sense == "min" else -1.0       # Adam minimises
-    opt = _Adam(step)
-    opt.reset(x.shape)
-    for _step in range(steps):      # not `_`: that name holds the ignored keyword arguments
-        if run.out_of_time():
-            break
-        x = np.clip(opt.step(x, sign * problem.objective_gradient(x)), d.lb, d.ub)
-        run.offer(x, "adam")
-        run.report()
-    return run.result(FEASIBLE, starts=starts)
+    obj = problem.objective
+    if not isinstance(obj, LeastSquares):   # the one check of the objective's type in inversion/
+        raise ProblemError(f"{method} minimises a least-squares objective; "
+                           f"{hint or 'build the Problem with LeastSquares'}")
+    return obj
+
+
+#: ``surf`` options that ``solve_surfing`` sets from the problem itself.
+_SET_BY_PROBLEM = frozenset({"A", "a", "seed", "time_limit"})
 
 
 @certified_method
 def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | None = None, seed: int = 0,
                   progress=None, **options) -> Result:
-    """Surfing on a least-squares Problem whose network is the last checkpoint."""
-    if not isinstance(problem.objective, LeastSquares):
-        raise ProblemError("surfing minimises a least-squares objective; build the Problem with LeastSquares")
+    """Surfing on a least-squares Problem whose network is the last checkpoint.
+
+    The registry's ``method="surfing"``: ``surf`` on the problem's target, with its box as
+    the latent box; the answer is re-evaluated on the problem's own network.
+
+    Parameters
+    ----------
+    problem : Problem
+        A problem with a ``LeastSquares`` objective; its network is ``G_T``.
+    checkpoints : list of Network or path
+        The training checkpoints ``G_0 ... G_T`` (required).
+    time_limit : float or None
+        Seconds.
+    seed : int, default 0
+        Seed of the random starts.
+    progress : callable, optional
+        Accepted for the common method interface; Surfing reports no progress.
+    **options
+        Options of ``surf``: ``starts``, ``steps_per_checkpoint``, ``polish_steps``, ``lr``,
+        ``anneal``, ``reset``.
+
+    Returns
+    -------
+    Result
+        Status ``feasible``: the best latent found, and its objective on the problem's network.
+
+    Raises
+    ------
+    ProblemError
+        For a linear objective, missing checkpoints or an option ``surf`` does not take.
+    """
+    valid = (option_names(surf) or frozenset()) - {"checkpoints", "targets", "box"} - _SET_BY_PROBLEM
+    check_option_names("surfing", options, valid | {"checkpoints", "time_limit", "seed", "progress"})
+    obj = least_squares_objective(problem, "surfing")
     if checkpoints is None:
         raise ProblemError("surfing needs checkpoints=[G_0, ..., G_T] (Networks or a folder)")
-    obj = problem.objective
     res = surf(checkpoints, obj.t[None], (problem.domain.lb, problem.domain.ub), A=obj.A, a=obj.a,
                seed=seed, time_limit=time_limit, **options)[0]
     value = float(problem.objective_values(res.x)[0])   # re-check on the problem's own network
@@ -348,56 +442,3 @@ def solve_surfing(problem: Problem, *, checkpoints=None, time_limit: float | Non
         res.stats["note"] = "the problem's network differs from the last checkpoint"
     res.value = value
     return res
-
-
-# ----------------------------------------------------------------------------- comparison
-@_one_blas_thread
-def compare_at_equal_budget(checkpoints, targets, box, *, A=None, x_star=None, y_true=None, starts: int = 4,
-                            steps_per_checkpoint: int = 50, polish_steps: int = 200,
-                            restarts: int = 4, lr: float = 0.05, anneal: float = 1.0, reset: bool = True,
-                            seed: int = 0, success_value: float = 1e-6, success_distance: float = 1e-3,
-                            best_tol: float = 1e-4) -> dict:
-    """Surfing vs direct Adam on ``G_T`` vs random restarts, at the same gradient budget.
-
-    Returns ``{method: {"results": [...], "success": rate, "median_value": ...}}``. A run
-    succeeds when its objective is below ``success_value``, or (with ``x_star`` known) its
-    latent is within ``success_distance`` of ``x_star``. ``y_true`` (k, m): the signals behind
-    the targets (e.g. a digit before compression); adds ``median_rel_error``, the median of
-    ``||G_T(x) - y_true|| / ||y_true||``. ``best_rate``: the share of targets on which the
-    method's value is within ``best_tol * (1 + best)`` of the best value any method found
-    (the only success measure when the global minimum is unknown, e.g. held-out digits).
-    """
-    nets = load_checkpoints(checkpoints)
-    steps = gradient_budget(len(nets), steps_per_checkpoint, polish_steps)
-    runs = {
-        "surfing": surf(nets, targets, box, A=A, starts=starts, steps_per_checkpoint=steps_per_checkpoint,
-                        polish_steps=polish_steps, lr=lr, anneal=anneal, reset=reset, seed=seed),
-        "direct": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps, lr=lr, anneal=anneal,
-                         anneal_steps=polish_steps, seed=seed),
-        f"restarts{restarts}": direct(nets[-1], targets, box, A=A, starts=starts, steps=steps,
-                                      restarts=restarts, lr=lr, anneal=anneal, anneal_steps=polish_steps,
-                                      seed=seed),
-    }
-    best = np.min([[r.value for r in results] for results in runs.values()], axis=0)
-    out = {}
-    for name, results in runs.items():
-        values = np.array([r.value for r in results])
-        ok = values < success_value
-        if x_star is not None:
-            xs = np.atleast_2d(x_star)
-            dist = np.linalg.norm(np.array([r.x for r in results]) - xs, axis=1)
-            ok |= dist < success_distance
-        out[name] = {"results": results, "success": float(np.mean(ok)),
-                     "median_value": float(np.median(values)),
-                     "best_rate": float(np.mean(values <= best + best_tol * (1.0 + best))),
-                     "gradient_evaluations": results[0].stats["gradient_evaluations"]}
-        if y_true is not None:
-            out[name]["median_rel_error"] = float(np.median(relative_errors(nets[-1], results, y_true)))
-    return out
-
-
-def relative_errors(network: Network, results: Sequence[Result], y_true) -> np.ndarray:
-    """``||G(x) - y|| / ||y||`` per result: how well the signal is recovered (not just measured)."""
-    Y = np.atleast_2d(np.asarray(y_true, dtype=np.float64))
-    G = network.forward(np.array([r.x for r in results]))
-    return np.linalg.norm(G - Y, axis=1) / np.maximum(np.linalg.norm(Y, axis=1), 1e-300)
