@@ -185,8 +185,9 @@ class RelaxStarts:
         self.rng = rng
         self.delta = float(delta)
         self.solves = self.fixes = self.flips = self.infeasible = self.restarts = 0
-        #: (layer, neuron, fixed value, x after the solve or None); the first LOG_LIMIT fixes
-        self.log: list[tuple[int, int, float, np.ndarray | None]] = []
+        #: (layer, neuron, fixed value, x before, x after the solve or None): the first
+        #: LOG_LIMIT fixes of ``paper`` (tests check that each fix flips the true phase)
+        self.log: list[tuple[int, int, float, np.ndarray, np.ndarray | None]] = []
         self.base_x: np.ndarray | None = None
         self.base_values: np.ndarray | None = None
 
@@ -227,8 +228,8 @@ class RelaxStarts:
 
         Yields
         ------
-        ndarray
-            The ``x`` of each re-solved relaxation.
+        tuple of (ndarray, str)
+            The ``x`` of each re-solved relaxation and its source name.
         """
         if self.base_x is None or self.base_values is None:
             return
@@ -252,7 +253,7 @@ class RelaxStarts:
                     self.flips += 1       # by construction: the opposite of the true phase
                     nx, nv = self._solve()
                     if len(self.log) < self.LOG_LIMIT:
-                        self.log.append((layer, int(j), val, nx))
+                        self.log.append((layer, int(j), val, x, nx))
                     if nx is None:
                         self._unfix(col)
                         self.infeasible += 1
@@ -260,7 +261,7 @@ class RelaxStarts:
                         continue
                     fixed.append(col)
                     x, vals = nx, nv
-                    yield x
+                    yield x, "walk-restricted"
                 if bad >= infeasible_per_restart:
                     break
             for col in fixed:
@@ -277,8 +278,9 @@ class RelaxStarts:
 
         Yields
         ------
-        ndarray
-            The ``x`` of each restricted relaxation; ends once every neuron was tried.
+        tuple of (ndarray, str)
+            The ``x`` of each restricted relaxation and its source name; ends once every
+            neuron was tried.
         """
         if self.base_x is None or self.base_values is None:
             return
@@ -305,7 +307,7 @@ class RelaxStarts:
             nx, _ = self._solve()
             self._unfix(col)
             if nx is not None:
-                yield nx
+                yield nx, "walk-restricted"
 
 
 @certified_method
@@ -368,7 +370,7 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
     rng = np.random.default_rng(seed)
     region = RegionLP(problem, should_stop=lambda: anytime.interrupted)
     n_walks = n_steps = 0
-    by_source = {"walk-relax": 0, "walk-random": 0}
+    by_source = {"walk-relax": 0, "walk-restricted": 0, "walk-random": 0}
     stall = Stall(anytime, stall_walks, "stall_walks")
 
     def done() -> bool:
@@ -404,15 +406,15 @@ def solve_walk(problem: Problem, *, time_limit: float | None = None, seed: int =
             rs = RelaxStarts(problem, relax, rng, delta=delta, relax_solver=relax_solver)
         if rs is not None and not done() and rs.base() is not None:
             run(rs.base_x, "walk-relax")
-            for x in (rs.paper(done, infeasible_per_restart) if starts == "paper" else rs.single(done)):
-                run(x, "walk-relax")
+            for x, source in (rs.paper(done, infeasible_per_restart) if starts == "paper"
+                              else rs.single(done)):
+                run(x, source)
         while not done():
             run(sample_domain(problem.domain, 1, rng)[0], "walk-random")
     stopped = stall.reason(n_walks, max_walks, "max_walks")
-    counts = ({} if rs is None else
-              {"relaxations": rs.solves, "fixes": rs.fixes, "phase_flips": rs.flips, "restarts": rs.restarts})
-    return anytime.result(anytime.heuristic_status(), walks=n_walks, steps=n_steps,
-                          relaxations=counts.get("relaxations", 0), relaxation_walks=by_source["walk-relax"],
-                          random_walks=by_source["walk-random"], fixes=counts.get("fixes", 0),
-                          phase_flips=counts.get("phase_flips", 0), restarts=counts.get("restarts", 0),
+    c = {"relaxations": 0, "fixes": 0, "phase_flips": 0, "restarts": 0} if rs is None else \
+        {"relaxations": rs.solves, "fixes": rs.fixes, "phase_flips": rs.flips, "restarts": rs.restarts}
+    return anytime.result(anytime.heuristic_status(), walks=n_walks, steps=n_steps, **c,
+                          relaxation_walks=by_source["walk-relax"] + by_source["walk-restricted"],
+                          random_walks=by_source["walk-random"],
                           starts=starts, region_lps=region.n_solves, stopped=stopped)
