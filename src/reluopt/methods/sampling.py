@@ -9,8 +9,8 @@
   HiGHS instance) and repeat from the MIP's solution while it improves. Which binaries are
   free is the ``free`` option:
 
-  - ``free="paper"``: the neighbourhood of Algorithm 2 as Perakis and Tsiourvas define it
-    and as Gogeta.jl implements it (``optimize_by_sampling!``, ``enhanced=true``): the
+  - ``free="paper"``: the neighbourhood MIP of the paper's Algorithm 2, as Gogeta.jl
+    implements it (``optimize_by_sampling!``, ``enhanced=true``): the
     binaries of the neurons active at the LP optimum are fixed to 1, every other binary is
     free (inactive neurons may switch on), a large neighbourhood;
   - ``free="tight-wall"``: reluopt's variant: only the binaries of the neurons that are

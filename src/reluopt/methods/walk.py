@@ -2,8 +2,8 @@
 
 Starting points come from the LP relaxation of the big-M MIP; ``starts`` chooses how:
 
-* ``starts="paper"`` (default): the paper's sampling phase (Algorithm 1 of the paper; also
-  Gogeta.jl's ``optimize_by_walking!``). Solve the relaxation, take its ``x``; then, layer by
+* ``starts="paper"`` (default): the paper's starting-point procedure, as Gogeta.jl's
+  ``optimize_by_walking!`` also implements it. Solve the relaxation, take its ``x``; then, layer by
   layer, draw a not-yet-fixed neuron of the layer with probability proportional to
   ``|z_int - z_frac| + delta`` (``z_int`` the neuron's true phase at the current point,
   ``z_frac`` its relaxed value), fix its binary to the flipped true phase ``1 - z_int``
