@@ -72,7 +72,7 @@ def test_domain_step_stops_at_the_box_and_halfspaces():
     np.testing.assert_allclose(domain_step(p, X, U), [1.0, 0.1])
 
 
-@pytest.mark.parametrize("method", ["ppga", "ppga-lr"])
+@pytest.mark.parametrize("method", ["ppga+polish", "ppga-lr+polish"])
 @pytest.mark.parametrize("kw", [dict(maximize=0), dict(minimize=0)])
 def test_gradient_methods_find_tiny_optima(tiny_net, method, kw):
     p = Problem.build(tiny_net, -1, 1, **kw)
@@ -89,8 +89,8 @@ def test_gradient_methods_find_tiny_optima(tiny_net, method, kw):
 def test_polish_lands_on_the_region_vertex(method):
     net = random_network([3, 16, 16, 1], seed=12)
     p = Problem.build(net, -1, 1, maximize=0)
-    raw = solve(p, method, time_limit=30, max_iter=30, seed=0, polish=0)
-    pol = solve(p, method, time_limit=30, max_iter=30, seed=0)
+    raw = solve(p, method, time_limit=30, max_iter=30, seed=0)     # the paper's method: no polish
+    pol = solve(p, f"{method}+polish", time_limit=30, max_iter=30, seed=0)
     assert raw.stats["polish_lps"] == 0 and pol.stats["polish_lps"] >= 1
     assert pol.value >= raw.value
     # the polished point is optimal in its own region (an independent scipy LP)

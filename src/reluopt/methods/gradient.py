@@ -26,10 +26,13 @@ or a stall: ``stall_iterations`` (default ``STALL_ITERATIONS``) iterations in a 
 new incumbent, so that a huge time limit on a small network still ends. ``stats['stopped']``
 says which.
 
-Polish: gradient steps approach a region's optimal vertex but rarely land on it (on a 2-d
-surrogate they stopped 1e-6 to 1e-5 short). The last ``polish`` fraction of the budget (10%)
-runs a Relax-and-Walk walk from the best point: the region LP gives the region's exact
-optimum, and the walk continues into neighbouring regions while that improves.
+Polish (not in the paper): gradient steps approach a region's optimal vertex but rarely land
+on it. ``ppga`` and ``ppga-lr`` are the paper's two methods as its pseudo-code states them
+(gradient steps only) and do not polish by default (``polish=0``). The reluopt variants
+``ppga+polish`` and ``ppga-lr+polish`` spend the last ``polish`` fraction of the budget (10%)
+on a Relax-and-Walk walk from the best point (Tong, Cai, Serra, arXiv 2401.03451): the region
+LP gives the region's exact optimum, and the walk continues into neighbouring regions while
+that improves. ``benchmarks/results/fidelity.md`` compares the two.
 """
 
 from __future__ import annotations
@@ -185,15 +188,44 @@ def _reason(anytime: Anytime, loop_end: float, it: int, max_iter: int | None, st
 def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
                starts: int = 64, lr: float = 0.05, min_lr: float = 1e-6, sigma: float = 0.05,
                max_perturb: int = 3, max_iter: int | None = None, mu: float | None = None,
-               polish: float = 0.1, incumbent=None, feas_tol: float = FEASIBILITY_TOL,
-               stall_iterations: int | None = STALL_ITERATIONS) -> Result:
-    """Projected (perturbed) gradient ascent from ``starts`` batched starts.
+               polish: float = 0.0, incumbent=None, feas_tol: float = FEASIBILITY_TOL,
+               stall_iterations: int | None = STALL_ITERATIONS, _name: str = "ppga") -> Result:
+    """PPGA: projected (perturbed) gradient ascent from ``starts`` batched starts.
 
-    ``lr`` and ``sigma`` are fractions of the box width per coordinate; ``incumbent`` (an
-    input point) replaces the first start. ``stall_iterations``: stop after that many
-    iterations without a new incumbent (None: only the time limit and ``max_iter`` stop it).
+    Cheap per iteration (one forward and one backward pass for all starts), so it scales to
+    networks where every LP-based method is slow.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem; any objective sense, box, ``A x <= b`` and output constraints.
+    time_limit, seed, progress
+        Seconds (default ``region.DEFAULT_TIME_LIMIT``), seed, callback on new incumbents.
+    starts : int
+        Number of batched starts.
+    lr, min_lr, sigma : float
+        Initial and smallest step, and perturbation size, as fractions of the box width.
+    max_perturb : int
+        Perturbations without a new best for a start before it restarts at random.
+    max_iter, mu
+        Iteration cap (reproducible runs); output-constraint penalty (default 10 max|c|).
+    polish : float
+        Fraction of the budget for the final region-LP walk (not in the paper; 0 here, 0.1
+        in ``ppga+polish``), in [0, 1).
+    incumbent, feas_tol
+        An input point that replaces the first start; output-constraint tolerance.
+    stall_iterations : int or None
+        Stop after that many iterations without a new incumbent (None: never).
+    _name : str
+        Method name in the result (set by ``solve_ppga_polish``).
+
+    Returns
+    -------
+    Result
+        Status ``feasible`` (or ``no_solution`` / ``interrupted``), the best forward-checked
+        point, and ``stats`` (iterations, starts, polish_lps, stopped).
     """
-    anytime, loop_end = _prepare(problem, time_limit, "ppga", polish)
+    anytime, loop_end = _prepare(problem, time_limit, _name, polish)
     stall = Stall(anytime, stall_iterations, "stall_iterations")
     anytime.progress = progress
     rng = np.random.default_rng(seed)
@@ -210,7 +242,7 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
     it = 0
     with interruptible(anytime), single_threaded_blas():
         f, viol, F, G, S, V = obj.evaluate(X)
-        _offer_best(anytime, X, f, viol, feas_tol, "ppga")
+        _offer_best(anytime, X, f, viol, feas_tol, _name)
         while not _stopped(anytime, loop_end, it, max_iter, stall):
             it += 1
             g = obj.grad(S, V) * scale
@@ -219,7 +251,7 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
             u = g / np.where(flat, 1.0, norm)[:, None]
             Xt = project(dom, X + (steps[:, None] * u) * scale)
             ft, vt, Ft, Gt, St, Vt = obj.evaluate(Xt)
-            _offer_best(anytime, Xt, ft, vt, feas_tol, "ppga")
+            _offer_best(anytime, Xt, ft, vt, feas_tol, _name)
             acc = (Ft > F) & ~flat
             X[acc], f[acc], viol[acc], F[acc] = Xt[acc], ft[acc], vt[acc], Ft[acc]
             for l in range(len(G)):
@@ -244,10 +276,10 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
                     start_best[fresh] = -np.inf
                 steps[idx] = lr
                 f, viol, F, G, S, V = obj.evaluate(X)
-                _offer_best(anytime, X, f, viol, feas_tol, "ppga")
+                _offer_best(anytime, X, f, viol, feas_tol, _name)
             anytime.report(iterations=it)
         stopped = _reason(anytime, loop_end, it, max_iter, stall)
-        polished = _polish(problem, anytime, polish, "ppga")
+        polished = _polish(problem, anytime, polish, _name.removesuffix("+polish"))
     return anytime.result(anytime.heuristic_status(), iterations=it, starts=starts, polish_lps=polished,
                           stopped=_reason(anytime, loop_end, it, max_iter, stall, stopped))
 
@@ -289,20 +321,52 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
                   progress=None, starts: int = 64, cross: float = 1e-6, lr: float = 0.05,
                   min_lr: float = 1e-6, sigma: float = 0.05,
                   patience: int = 5, max_perturb: int = 3, max_iter: int | None = None,
-                  mu: float | None = None, polish: float = 0.1, incumbent=None,
-                  feas_tol: float = FEASIBILITY_TOL, stall_iterations: int | None = STALL_ITERATIONS) -> Result:
+                  mu: float | None = None, polish: float = 0.0, incumbent=None,
+                  feas_tol: float = FEASIBILITY_TOL, stall_iterations: int | None = STALL_ITERATIONS,
+                  _name: str = "ppga-lr") -> Result:
     """PPGA-LR: exact steps to the next region wall along the projected gradient.
 
-    ``cross`` is how far past a wall a step goes (fraction of the box width along the
-    direction's largest coordinate). When the first wall is nearer than ``cross`` (a ridge:
-    the next region's gradient points back, so exact wall steps would zig-zag across it),
-    the start takes a PPGA trial step of ``lr`` box widths instead, kept only if it improves
-    (``lr`` grows on success and halves on failure). ``patience`` non-improving steps trigger a
-    perturbation of ``sigma`` box widths; ``max_perturb`` perturbations without a new best
-    for that start trigger a restart from a fresh random point. ``stall_iterations``: stop
-    after that many iterations without a new incumbent (None: never).
+    The linear-region-aware variant of PPGA: inside a region the objective is linear, so the
+    step goes exactly to the first wall (a ratio test) instead of guessing a step size.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem; any objective sense, box, ``A x <= b`` and output constraints.
+    time_limit, seed, progress
+        Seconds (default ``region.DEFAULT_TIME_LIMIT``), seed, callback on new incumbents.
+    starts : int
+        Number of batched starts.
+    cross : float
+        How far past a wall a step goes (fraction of the box width along the direction's
+        largest coordinate). When the first wall is nearer than ``cross`` (a ridge: the next
+        region's gradient points back), the start takes a PPGA trial step of ``lr`` box
+        widths instead, kept only if it improves (``lr`` grows on success, halves on failure).
+    lr, min_lr, sigma : float
+        Ridge step, smallest step and perturbation size, as fractions of the box width.
+    patience : int
+        Non-improving steps that trigger a perturbation.
+    max_perturb : int
+        Perturbations without a new best for a start before it restarts at random.
+    max_iter, mu
+        Iteration cap (reproducible runs); output-constraint penalty (default 10 max|c|).
+    polish : float
+        Fraction of the budget for the final region-LP walk (not in the paper; 0 here, 0.1
+        in ``ppga-lr+polish``), in [0, 1).
+    incumbent, feas_tol
+        An input point that replaces the first start; output-constraint tolerance.
+    stall_iterations : int or None
+        Stop after that many iterations without a new incumbent (None: never).
+    _name : str
+        Method name in the result (set by ``solve_ppga_lr_polish``).
+
+    Returns
+    -------
+    Result
+        Status ``feasible`` (or ``no_solution`` / ``interrupted``), the best forward-checked
+        point, and ``stats`` (iterations, starts, walls_crossed, polish_lps, stopped).
     """
-    anytime, loop_end = _prepare(problem, time_limit, "ppga-lr", polish)
+    anytime, loop_end = _prepare(problem, time_limit, _name, polish)
     stall = Stall(anytime, stall_iterations, "stall_iterations")
     anytime.progress = progress
     net = problem.network
@@ -322,7 +386,7 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
     it = walls = 0
     with interruptible(anytime), single_threaded_blas():
         f, viol, F, G, S, V = obj.evaluate(X)
-        _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
+        _offer_best(anytime, X, f, viol, feas_tol, _name)
         while not _stopped(anytime, loop_end, it, max_iter, stall):
             it += 1
             U = _direction(problem, X, obj.grad(S, V))
@@ -342,7 +406,7 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
                 Xn[ridge] = X[ridge] + (steps[ridge][:, None] * Ur) * scale
             Xn = project(dom, Xn) if dom.A is not None and np.any(ridge) else np.clip(Xn, dom.lb, dom.ub)
             fn, vn, Fn, Gn, Sn, Vn = obj.evaluate(Xn)
-            _offer_best(anytime, Xn, fn, vn, feas_tol, "ppga-lr")
+            _offer_best(anytime, Xn, fn, vn, feas_tol, _name)
             improved = Fn > F + 1e-12 * (1 + np.abs(F))
             acc = ~ridge | improved
             steps = np.where(ridge, np.where(improved, np.minimum(steps * 1.5, 0.5), steps * 0.5), steps)
@@ -369,9 +433,57 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
                 idle[idx] = 0
                 steps[idx] = lr
                 f, viol, F, G, S, V = obj.evaluate(X)
-                _offer_best(anytime, X, f, viol, feas_tol, "ppga-lr")
+                _offer_best(anytime, X, f, viol, feas_tol, _name)
             anytime.report(iterations=it)
         stopped = _reason(anytime, loop_end, it, max_iter, stall)
-        polished = _polish(problem, anytime, polish, "ppga-lr")
+        polished = _polish(problem, anytime, polish, _name.removesuffix("+polish"))
     return anytime.result(anytime.heuristic_status(), iterations=it, starts=starts, walls_crossed=walls,
                           polish_lps=polished, stopped=_reason(anytime, loop_end, it, max_iter, stall, stopped))
+
+
+# ----------------------------------------------------------------------------- reluopt variants
+#: Budget fraction of the final walk in the ``+polish`` variants.
+POLISH_FRACTION = 0.1
+
+
+def solve_ppga_polish(problem: Problem, *, polish: float = POLISH_FRACTION, **options) -> Result:
+    """``ppga+polish``: PPGA, then a Relax-and-Walk walk from its best point (reluopt's variant).
+
+    The walk's region LP lands the point exactly on its region's optimal vertex, which
+    gradient steps approach but rarely reach.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    polish : float
+        Fraction of the budget for the walk, in [0, 1).
+    **options
+        As ``solve_ppga``.
+
+    Returns
+    -------
+    Result
+        As ``solve_ppga``, method ``ppga+polish``.
+    """
+    return solve_ppga(problem, polish=polish, _name="ppga+polish", **options)
+
+
+def solve_ppga_lr_polish(problem: Problem, *, polish: float = POLISH_FRACTION, **options) -> Result:
+    """``ppga-lr+polish``: PPGA-LR, then a Relax-and-Walk walk from its best point (reluopt's variant).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    polish : float
+        Fraction of the budget for the walk, in [0, 1).
+    **options
+        As ``solve_ppga_lr``.
+
+    Returns
+    -------
+    Result
+        As ``solve_ppga_lr``, method ``ppga-lr+polish``.
+    """
+    return solve_ppga_lr(problem, polish=polish, _name="ppga-lr+polish", **options)

@@ -5,10 +5,22 @@
   (patterns are deduplicated by a hash of their packed bits), keep the best.
 * ``sampling-mip`` (Algorithm 2): as Algorithm 1, and after a region LP whose value is
   within the gap rule of the incumbent (default: within 2/3 of ``|incumbent|`` below it,
-  in the max form), solve a neighbourhood MIP: the binaries of the neurons that are (near)
-  tight at the LP optimum are free, all others are fixed to the region's pattern (column
-  bounds of the big-M model, one reused HiGHS instance). Repeat from the MIP's solution
-  while it improves.
+  in the max form), solve a neighbourhood MIP (column bounds of the big-M model, one reused
+  HiGHS instance) and repeat from the MIP's solution while it improves. Which binaries are
+  free is the ``free`` option:
+
+  - ``free="paper"``: the neighbourhood MIP of the paper's Algorithm 2, as Gogeta.jl
+    implements it (``optimize_by_sampling!``, ``enhanced=true``): the
+    binaries of the neurons active at the LP optimum are fixed to 1, every other binary is
+    free (inactive neurons may switch on), a large neighbourhood;
+  - ``free="tight-wall"``: reluopt's variant: only the binaries of the neurons that are
+    (near) tight at the LP optimum are free, all others are fixed to the region's pattern:
+    the regions that touch the LP optimum, a small neighbourhood.
+
+  ``benchmarks/results/fidelity.md`` compares the two; the default is the better one there.
+* ``sampling+mip``: the paper's warm start: the sampling algorithm runs for a fraction of
+  the budget and its best point is handed to the exact MIP as its start (the ``auto``
+  portfolio with this single heuristic).
 
 Both are heuristics: they finish with status ``feasible`` (or ``no_solution``; ``interrupted``
 after Ctrl-C, with the best point), never ``optimal``. Default time limit when none is given:
@@ -25,11 +37,13 @@ import warnings
 import numpy as np
 
 from ..certificate import certified_method
+from ..errors import ProblemError
 from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
 from .domain import as_incumbent, check_domain, project, to_domain, unit_design
+from .portfolio import solve_auto
 from .region import DEFAULT_TIME_LIMIT, RegionLP, pattern_keys, phase_patterns
 from .walk import Stall
 
@@ -37,6 +51,10 @@ from .walk import Stall
 #: A sample in a known region costs one forward pass (microseconds); one in a new region a
 #: region LP (milliseconds on a small network, ~10 ms on a 20-200-200-200 one).
 STALL_SAMPLES = 20000
+
+#: ``free`` rules of the neighbourhood MIP (see the module docstring).
+FREE_RULES = ("tight-wall", "paper")
+DEFAULT_FREE = "tight-wall"
 
 
 class _Sampler:
@@ -167,12 +185,50 @@ class Neighbourhood:
         self.solves = 0
         self.freed = 0
 
-    def solve(self, pattern, tight, x, time_limit: float):
-        """Fix every binary to ``pattern`` except those of ``tight`` neurons; solve."""
+    def free_mask(self, pattern, tight, rule: str) -> tuple[np.ndarray, np.ndarray]:
+        """The binaries' values in ``pattern`` and which of them the neighbourhood frees.
+
+        Parameters
+        ----------
+        pattern : list of ndarray
+            Phase of every hidden neuron, per layer (0 inactive, 1 active, 2 saturated).
+        tight : list of ndarray of bool
+            Per layer, the neurons on a wall at the LP optimum (used by ``tight-wall``).
+        rule : str
+            ``paper`` (binaries at 0 are free, those at 1 fixed: Algorithm 2's neighbourhood)
+            or ``tight-wall`` (only the binaries of tight neurons are free).
+
+        Returns
+        -------
+        tuple of ndarray
+            The binaries' values (0/1, float) and the boolean free mask, in column order.
+        """
         phase = np.concatenate([np.asarray(p).reshape(-1) for p in pattern])
-        tight = np.concatenate(tight)
         value = np.concatenate([phase[self.has1] > 0, phase[self.has2] > 1]).astype(np.float64)
-        free = np.concatenate([tight[self.has1], tight[self.has2]])
+        if rule == "paper":
+            return value, value == 0.0
+        t = np.concatenate(tight)
+        return value, np.concatenate([t[self.has1], t[self.has2]])
+
+    def solve(self, pattern, tight, x, time_limit: float, rule: str = "tight-wall"):
+        """Fix the binaries that ``rule`` keeps to ``pattern``, free the others, solve.
+
+        Parameters
+        ----------
+        pattern, tight, rule
+            As in ``free_mask``.
+        x : ndarray
+            The LP optimum, handed to HiGHS as the MIP start.
+        time_limit : float
+            Seconds for this MIP.
+
+        Returns
+        -------
+        ndarray or None
+            The input point of the MIP's best solution (to be forward-checked by the caller),
+            or None when nothing is free or the MIP found no solution.
+        """
+        value, free = self.free_mask(pattern, tight, rule)
         if not np.any(free):
             return None
         lo = np.where(free, 0.0, value)
@@ -192,14 +248,38 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
                        progress=None, design: str = "lhs", batch: int = 32,
                        max_samples: int | None = None, gap_rule: float = 2 / 3,
                        nbhd_time: float = 1.0, max_rounds: int = 20, incumbent=None,
-                       stall_samples: int | None = STALL_SAMPLES) -> Result:
+                       stall_samples: int | None = STALL_SAMPLES, free: str = DEFAULT_FREE) -> Result:
     """Algorithm 2: Algorithm 1 plus neighbourhood MIPs around promising LP optima.
 
-    ``gap_rule``: an LP optimum gets a neighbourhood search when it is at most
-    ``gap_rule * |incumbent|`` below the incumbent (max form); ``nbhd_time`` caps each
-    neighbourhood MIP (seconds); ``max_rounds`` caps the repeats per LP optimum;
-    ``stall_samples`` as in ``sampling``.
+    Parameters
+    ----------
+    problem : Problem
+        The problem (a bounded box: the neighbourhood MIP needs big-M bounds).
+    time_limit, seed, progress
+        Seconds (default ``region.DEFAULT_TIME_LIMIT``), seed, callback on new incumbents.
+    design, batch, max_samples, incumbent, stall_samples
+        As in ``solve_sampling``.
+    gap_rule : float
+        An LP optimum gets a neighbourhood search when it is at most ``gap_rule * |incumbent|``
+        below the incumbent (max form); Algorithm 2's exploitation rate (2/3 in Gogeta.jl).
+    nbhd_time : float
+        Seconds per neighbourhood MIP.
+    max_rounds : int
+        Repeats per LP optimum (each from the previous MIP's solution, while it improves).
+    free : str
+        Which binaries a neighbourhood MIP frees: ``paper`` (Algorithm 2: the neurons that are
+        active at the LP optimum stay fixed to 1, all others are free) or ``tight-wall``
+        (reluopt: only the neurons on a wall at the LP optimum are free).
+
+    Returns
+    -------
+    Result
+        Status ``feasible`` (or ``no_solution`` / ``interrupted``); ``stats`` adds
+        neighbourhood_searches, improving_rounds, neighbourhood_mips, binaries, free and
+        freed_binaries (mean free binaries per neighbourhood MIP).
     """
+    if free not in FREE_RULES:
+        raise ProblemError(f"free must be one of {', '.join(FREE_RULES)}, got {free!r}")
     anytime = _start(problem, time_limit, "sampling-mip", progress)
     problem.domain.require_bounded("sampling-mip (its neighbourhood MIP)")
     nb = Neighbourhood(problem, should_stop=lambda: anytime.interrupted)
@@ -218,7 +298,7 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
         for _ in range(max_rounds):
             if anytime.out_of_time():
                 return
-            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining))
+            xm = nb.solve(pat, tight, x, min(nbhd_time, anytime.remaining), rule=free)
             if xm is None:
                 return
             anytime.offer(xm, "sampling-mip-nbhd")
@@ -234,5 +314,45 @@ def solve_sampling_mip(problem: Problem, *, time_limit: float | None = None, see
     stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
                  max_samples=max_samples, incumbent=incumbent, on_lp=on_lp, stall_samples=stall_samples)
     stats.update(neighbourhood_searches=counts["searches"], improving_rounds=counts["improving"],
-                 neighbourhood_mips=nb.solves, binaries=int(nb.cols.size))
+                 neighbourhood_mips=nb.solves, binaries=int(nb.cols.size), free=free,
+                 freed_binaries=nb.freed / nb.solves if nb.solves else 0.0)
     return anytime.result(anytime.heuristic_status(), **stats)
+
+
+def solve_sampling_then_mip(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+                            progress=None, sampling: str = "sampling", sampling_fraction: float = 0.25,
+                            incumbent=None, **options) -> Result:
+    """``sampling+mip``: the paper's warm start, the exact MIP started from the sampling's best point.
+
+    Perakis and Tsiourvas hand the sampling algorithm's solution to the MIP solver as its
+    start; this is the ``auto`` portfolio with that one heuristic and ``exact="mip"``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (a bounded box).
+    time_limit, seed, progress
+        Total seconds (default: the MIP runs without a limit after a 10 s sampling phase),
+        seed, callback on new incumbents.
+    sampling : str
+        ``sampling`` (Algorithm 1) or ``sampling-mip`` (Algorithm 2).
+    sampling_fraction : float
+        Share of the budget for the sampling phase, in [0, 1].
+    incumbent : array_like, optional
+        A user's starting point for the sampling phase.
+    **options
+        Passed to the MIP (e.g. ``bounds``, ``rel_gap``).
+
+    Returns
+    -------
+    Result
+        The MIP's result (bound, status) with the best point of both phases; method
+        ``sampling+mip``; ``stats['phases']`` lists the two phases.
+    """
+    if sampling not in ("sampling", "sampling-mip"):
+        raise ProblemError(f"sampling must be 'sampling' or 'sampling-mip', got {sampling!r}")
+    result = solve_auto(problem, time_limit=time_limit, seed=seed, progress=progress,
+                        heuristic_fraction=sampling_fraction, heuristics=(sampling,), exact="mip",
+                        incumbent=incumbent, **options)
+    result.method = "sampling+mip"
+    return result
