@@ -122,7 +122,7 @@ def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
 
 @certified_method
 def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
-               heuristic_fraction: float | None = None, heuristics=("ppga-lr+polish", "sampling"),
+               heuristic_fraction: float | None = None, heuristics=("ppga-lr", "sampling"),
                exact: str | None = None, incumbent=None, **options) -> Result:
     """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
 
