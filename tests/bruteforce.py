@@ -160,8 +160,11 @@ _REGIONS: dict = {}
 
 
 def cached_regions(net: Network, lb, ub, fast: bool = False):
-    """``enumerate_regions``, cached: several tests share a net and box (max and min, rules)."""
+    """``enumerate_regions``, cached: several tests share a net and box (max and min, rules,
+    margins, norms). The key is the weights, the activations and the box, so a net that
+    only shares weights with another never gets its regions."""
     key = (b"".join(layer.W.tobytes() + layer.b.tobytes() for layer in net.layers),
+           tuple((layer.activation, layer.tau, layer.alpha) for layer in net.layers),
            np.asarray(lb, float).tobytes(), np.asarray(ub, float).tobytes(), fast)
     if key not in _REGIONS:
         _REGIONS[key] = enumerate_regions(net, lb, ub, fast=fast)

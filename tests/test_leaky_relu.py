@@ -191,9 +191,10 @@ def test_random_leaky_networks_against_brute_force(seed, alpha):
         res = reluopt.solve(problem, method=method, time_limit=60, abs_gap=1e-8, rel_gap=1e-8)
         assert res.status == "optimal" and abs(res.value - truth) <= 1e-6 * (1 + abs(truth)), (method, res, truth)
         assert truth - 1e-9 <= res.bound <= truth + 1e-5 * (1 + abs(truth))
-    # the heuristics return real points, never better than the truth
+    # the heuristics return real points, never better than the truth (ppga-lr and walk run to
+    # their time limit here: 0.3 s is hundreds of steps on a 2-6-6-2 net)
     for method in ("sampling", "ppga-lr", "walk"):
-        res = reluopt.solve(problem, method=method, time_limit=1.0, seed=0)
+        res = reluopt.solve(problem, method=method, time_limit=0.3, seed=0)
         assert res.x is not None and res.value <= truth + 1e-9, (method, res)
         assert res.value == pytest.approx(float(own_forward(net, res.x)[0] @ c), abs=1e-12)
 

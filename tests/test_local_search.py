@@ -53,7 +53,7 @@ def test_output_constraints_and_forward_checked_points(method, checked_records):
     y1 = net.forward(grid)[:, 1]
     limit = float(np.quantile(y1, 0.3))
     p = Problem.build(net, -1, 1, maximize=0, constraints=[f"y[1] <= {limit!r}"])
-    r = solve(p, method, time_limit=2.0, seed=0)
+    r = solve(p, method, time_limit=1.0, seed=0)     # ppga and ppga-lr use all of it: not what is checked
     assert r.x is not None and p.is_feasible(r.x)[0]
     assert net.forward(r.x)[1] <= limit + 1e-6
     assert r.value == pytest.approx(float(p.objective_values(r.x)[0]), abs=1e-12)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import reluopt
-from bruteforce import enumerate_regions, region_optimum
+from bruteforce import cached_regions, region_optimum
 from conftest import random_network
 from reluopt import Problem
 from reluopt.bounds import crown_bounds
@@ -28,7 +28,7 @@ def _truth(key: str, sense: str, polytope: bool = False) -> float:
     d = sizes[0]
     lb, ub = -np.ones(d), np.ones(d)
     A, b = (np.ones((1, d)), np.array([0.2])) if polytope else (None, None)
-    vals = [r[0] for p, _ in enumerate_regions(net, lb, ub)
+    vals = [r[0] for p, _ in cached_regions(net, lb, ub)     # max and min: one enumeration
             if (r := region_optimum(net, p, lb, ub, np.ones(1), sense, A=A, b=b)) is not None]
     return max(vals) if sense == "max" else min(vals)
 

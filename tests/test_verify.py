@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from bruteforce import enumerate_regions
+from bruteforce import cached_regions
 from conftest import random_network
 from reluopt.cli import main
 from reluopt.verification import Disjunct, InputBox, Property, parse_vnnlib, verify
@@ -24,10 +24,12 @@ UB = np.array([1.0, 1.0])
 
 def max_margin(net, lb, ub, C, e):
     """Exact ``max_x min_j (e_j - C_j y(x))`` over the box: the best epigraph LP over every
-    full-dimensional linear region (independent of reluopt's bounds and solvers)."""
+    full-dimensional linear region (independent of reluopt's bounds and solvers). The regions
+    are enumerated once per net and box (``cached_regions``): the tests ask several margins of
+    the same net."""
     best = -np.inf
     d = net.input_dim
-    for pattern, _ in enumerate_regions(net, lb, ub):
+    for pattern, _ in cached_regions(net, lb, ub):
         pre, (T, t) = net.region_affine(pattern)
         rows, rhs = [], []
         for (Al, cl), p in zip(pre, pattern, strict=True):
