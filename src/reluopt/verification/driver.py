@@ -1,7 +1,7 @@
 """Decide VNN-LIB properties by optimisation: is there an input whose outputs are unsafe?
 
 For every (input box, output disjunct) pair we maximise the margin
-``min_j (e_j - C_j y(x))`` over the box (see ``io.vnnlib``). A forward-checked point with
+``min_j (e_j - C_j y(x))`` over the box (see ``verification.property``). A forward-checked point with
 margin >= 0 is a counterexample (``sat``); a certified upper bound < 0 on every pair proves
 the property (``unsat``); anything else is ``unknown``. Cheap steps run first because most
 instances are decided by them: CROWN bounds per atom (with alpha-CROWN on the MIP path),
@@ -22,7 +22,6 @@ import numpy as np
 
 from ..bounds import LayerBounds, crown_bounds, linear_output_bounds
 from ..errors import CertificateError, ProblemError
-from ..io.vnnlib import Property
 from ..methods.portfolio import VERIFY_BAB_MAX_DIM as BAB_MAX_DIM
 from ..milp.backends import BACKENDS, get_backend
 from ..network import Network
@@ -30,6 +29,7 @@ from ..result import check_time_limit
 from .exact import run_exact
 from .falsify import Found, Pair, confirm
 from .falsify import falsify as falsify_pairs
+from .property import Property
 
 STATUSES = ("sat", "unsat", "unknown")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io.vnnlib import Disjunct
 from ..network import Network
 from ..objectives import MaxMin
 from ..problem import Domain, Problem
+from .property import Disjunct
 
 
 @dataclass
