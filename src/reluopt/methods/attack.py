@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import crown_bounds, linear_output_bounds
+from ..bounds import compute_bounds, linear_output_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError
 from ..parallel import single_threaded_blas
@@ -56,7 +56,7 @@ def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generat
     width = dom.ub - dom.lb
     starts = [] if incumbent is None else [np.asarray(incumbent, dtype=np.float64)[None, :]]
     starts.append(dom.center()[None, :])
-    bounds = crown_bounds(net, dom.lb, dom.ub)
+    bounds = compute_bounds(net, dom.lb, dom.ub, "crown")
     _, corners, _, _ = linear_output_bounds(net, dom.lb, dom.ub, C, bounds)
     starts.append(corners[0])
     if samples > 0:

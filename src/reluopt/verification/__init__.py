@@ -8,8 +8,8 @@ Modules: ``sexpr`` (the tokenizer: s-expressions with positions, the reader's cl
 ``vnnlib`` (the reader: formula to DNF to input boxes with output disjuncts), ``driver``
 (``verify``: bounds, falsification, the exact phase, the verdict's checks), ``falsify``
 (each pair as a margin ``Problem``, attacked by the solve layer's ``pgd``; confirming and
-polishing counterexamples) and ``exact`` (branch
-and bound on the margin problem, the shared splitting tree ``search.disjuncts``, the cut-off MIP on any MILP back-end). The property's
+polishing counterexamples) and ``exact`` (branch and bound on the margin problem, the
+shared splitting tree ``search.disjuncts``, the cut-off MIP on any MILP back-end). The property's
 data model (``Property``, ``InputBox``, ``Disjunct``) is ``reluopt.verification.property``.
 """
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown_bounds, linear_output_bounds
+from ..bounds import LayerBounds, compute_bounds, linear_output_bounds
 from ..errors import CertificateError, ProblemError
 from ..methods.portfolio import VERIFY_BAB_MAX_DIM as BAB_MAX_DIM
 from ..milp.backends import BACKENDS, get_backend
@@ -208,7 +208,7 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
     Returns the per-box LayerBounds for the exact phase."""
     lbs = np.array([b.lb for b in prop.boxes])
     ubs = np.array([b.ub for b in prop.boxes])
-    bounds = crown_bounds(network, lbs, ubs)
+    bounds = compute_bounds(network, lbs, ubs, "crown")
     out = {}
     for b in range(len(prop.boxes)):
         out[b] = bounds.select([b])
@@ -229,13 +229,14 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
 def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> None:
     """Tighter hidden-layer bounds per box with open pairs (they replace ``crown[box]`` for the
     MIPs), then optimised output bounds per open pair; closes pairs certainly below 0."""
-    from ..bounds.alpha import alpha_crown_bounds, optimise_rows
+    from ..bounds.alpha import optimise_rows
 
     for b in sorted({p.box for p in pairs if not p.closed_by}):
         if time.perf_counter() > deadline:
             return
         g = [p for p in pairs if p.box == b and not p.closed_by]
-        bounds = alpha_crown_bounds(network, g[0].lb, g[0].ub, crown[b], deadline=deadline)
+        bounds = compute_bounds(network, g[0].lb, g[0].ub, "alpha-crown", initial=crown[b],
+                                time_limit=max(deadline - time.perf_counter(), 1e-3))
         crown[b] = bounds
         lowers = [L[0] for L in bounds.lower]
         uppers = [U[0] for U in bounds.upper]
