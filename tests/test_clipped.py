@@ -14,8 +14,8 @@ from scipy.optimize import linprog
 from reluopt import Network
 from reluopt.bounds import crown_bounds, interval_bounds
 from reluopt.bounds.obbt import obbt_bounds
+from reluopt.milp.backends.highs import solve_highs
 from reluopt.milp.formulation import build_network_model, build_problem_model, classify
-from reluopt.milp.highs import solve_highs
 from reluopt.problem import Domain, Problem
 
 

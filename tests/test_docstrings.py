@@ -50,7 +50,7 @@ NOT_YET: dict[str, str] = {
     "bounds/crown.py": "owner of bounds/",
     "bounds/ibp.py": "owner of bounds/",
     "bounds/obbt.py": "owner of bounds/",
-    "io/vnnlib.py": "owner of io/vnnlib.py",
+    "verification/property.py": "owner of verification/",
     "methods/gradient.py": "owner of the local-search methods (gradient, sampling, walk)",
     "methods/sampling.py": "owner of the local-search methods (gradient, sampling, walk)",
     "methods/walk.py": "owner of the local-search methods (gradient, sampling, walk)",

@@ -20,7 +20,7 @@ from reluopt.bounds import crown_bounds
 from reluopt.bounds.obbt import obbt_bounds
 from reluopt.io import save_npz
 from reluopt.methods import solve
-from reluopt.milp import highs as highs_mod
+from reluopt.milp.backends import highs as highs_mod
 
 CLI = [sys.executable, "-c", "import sys; from reluopt.cli import main; sys.exit(main())"]
 

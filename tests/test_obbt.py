@@ -94,7 +94,7 @@ def test_dual_certificate_is_valid_for_any_multipliers_and_tight_at_the_optimum(
                  crown.out_lower[0], crown.out_upper[0], 1, np.arange(10))
     model, g_cols = _layer_model(task)
     rng = np.random.default_rng(0)
-    from reluopt.milp.highs import to_highs
+    from reluopt.milp.backends.highs import to_highs
 
     for i in range(4):
         for sign in (1.0, -1.0):

@@ -161,7 +161,7 @@ def test_json_to_stdout_is_pure_json(model_file, command, capsys):
 def test_solver_banner_is_kept_off_stdout(capfd):
     import os
 
-    from reluopt.milp.highs import _silenced_stdout_fd
+    from reluopt.milp.backends.highs import _silenced_stdout_fd
 
     with _silenced_stdout_fd():
         os.write(1, b"Running HiGHS banner\n")

@@ -16,8 +16,8 @@ from reluopt.analysis.rescale import (
     scale_factors,
 )
 from reluopt.bounds import crown_bounds
+from reluopt.milp.backends.highs import solve_highs
 from reluopt.milp.formulation import build_problem_model, classify
-from reluopt.milp.highs import solve_highs
 from reluopt.problem import Problem
 from test_clipped import clipped_network
 

@@ -21,7 +21,7 @@ from bruteforce import brute_force_point
 from conftest import random_network
 from reluopt.certificate import check_certificate
 from reluopt.errors import CertificateError, ProblemError, SolverError
-from reluopt.milp.highs import new_highs, run_ok
+from reluopt.milp.backends.highs import new_highs, run_ok
 from reluopt.result import INFEASIBLE, OPTIMAL, Result
 
 TOL = 1e-4

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import crown_bounds
+from ..bounds import compute_bounds
 from ..problem import Domain
 from ..search.boxes import midpoint_children
 from ..search.engine import Limits, Search
@@ -164,7 +164,7 @@ class _LipschitzSplit:
     def _bound(self, lbs, ubs) -> list[Node]:
         """Bound boxes; settled ones (within the gap, or resolved exactly) are retired."""
         assert self.search is not None
-        b = crown_bounds(self.net, lbs, ubs)
+        b = compute_bounds(self.net, lbs, ubs, "crown")
         upper = batched_jacobian_upper(self.net, self.target.rows, b, self.target.q)
         resolved = np.zeros(len(upper), dtype=bool)
         if not self.net.has_clipped:   # enumeration assumes plain ReLU slopes (0 or 1)

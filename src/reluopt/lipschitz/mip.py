@@ -313,7 +313,7 @@ def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: 
         ``bound`` is inf unless SCIP's status guarantees it, ``status`` starts with
         ``"error"`` when SCIP failed.
     """
-    from ..milp.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
+    from ..milp.backends.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 
     what = "the l2 Lipschitz constant (a nonconvex MIQCQP; or use solver='gurobi')"
     pyscipopt = import_scip(what)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import crown_bounds, linear_output_bounds
+from ..bounds import compute_bounds, linear_output_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError
 from ..parallel import single_threaded_blas
@@ -56,7 +56,7 @@ def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generat
     width = dom.ub - dom.lb
     starts = [] if incumbent is None else [np.asarray(incumbent, dtype=np.float64)[None, :]]
     starts.append(dom.center()[None, :])
-    bounds = crown_bounds(net, dom.lb, dom.ub)
+    bounds = compute_bounds(net, dom.lb, dom.ub, "crown")
     _, corners, _, _ = linear_output_bounds(net, dom.lb, dom.ub, C, bounds)
     starts.append(corners[0])
     if samples > 0:
@@ -72,7 +72,7 @@ def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generat
 @certified_method
 def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
               incumbent=None, restarts: int = 48, steps: int = 80, step: float = 0.2, noise: float = 0.02,
-              samples: int = 4096, stop_above: float | None = None) -> Result:
+              samples: int = 4096, stop_above: float | None = None, batches: int | None = None) -> Result:
     """Projected gradient ascent on the smallest objective row from ``restarts`` starts.
 
     Parameters
@@ -98,6 +98,8 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
     stop_above : float or None
         Stop as soon as a point reaches this value (user sense ``>=`` for max, ``<=`` for min):
         for verification, a counterexample.
+    batches : int or None
+        At most this many batches of starts (None: until the time limit).
 
     Returns
     -------
@@ -107,8 +109,8 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
     """
     dom = problem.domain
     dom.require_bounded("pgd")
-    if restarts < 1 or steps < 1:
-        raise ProblemError(f"pgd needs restarts >= 1 and steps >= 1, got {restarts} and {steps}")
+    if restarts < 1 or steps < 1 or (batches is not None and batches < 1):
+        raise ProblemError(f"pgd needs restarts, steps and batches >= 1, got {restarts}, {steps} and {batches}")
     C, e = problem.rows()
     sign = problem.objective.sign
     anytime = Anytime(problem, "pgd", DEFAULT_TIME_LIMIT if time_limit is None else time_limit, progress)
@@ -116,7 +118,7 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
     target = None if stop_above is None else sign * float(stop_above)
     width = dom.ub - dom.lb
     net = problem.network
-    rounds = batches = 0
+    rounds = done = 0
 
     def reached() -> bool:
         return target is not None and anytime.value is not None and sign * anytime.value >= target
@@ -124,8 +126,8 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
     with interruptible(anytime), single_threaded_blas():
         X = attack_starts(problem, restarts, samples, rng, as_incumbent(problem, incumbent))
         anytime.offer(X, "pgd:start")
-        while not (reached() or anytime.out_of_time()):
-            batches += 1
+        while not (reached() or anytime.out_of_time() or (batches is not None and done >= batches)):
+            done += 1
             for it in range(steps):
                 Y = net.forward(X)
                 j = np.argmin(Y @ C.T + e, axis=1)
@@ -139,7 +141,7 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
                     break
             X = project(dom, dom.lb + rng.random(X.shape) * width)     # the next batch: fresh starts
     status = anytime.heuristic_status()
-    return anytime.result(status, rounds=rounds, batches=batches, reached=reached(),
-                          stopped="interrupted" if anytime.interrupted else
-                          ("reached" if reached() else "time_limit"))
+    stopped = ("interrupted" if anytime.interrupted else "reached" if reached() else
+               "batches" if batches is not None and done >= batches else "time_limit")
+    return anytime.result(status, rounds=rounds, batches=done, reached=reached(), stopped=stopped)
 

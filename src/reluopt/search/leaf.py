@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds import crown_bounds
+from ..bounds import compute_bounds
 from ..milp.backends import get_backend
 from ..milp.formulation import build_problem_model
 from ..problem import Domain, Problem
@@ -81,7 +81,7 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         return None
     sub = Problem(problem.network, Domain(lo, hi, problem.domain.A, problem.domain.b), problem.objective,
                   problem.constraints)
-    bounds = crown_bounds(problem.network, lo, hi)
+    bounds = compute_bounds(problem.network, lo, hi, "crown")
     if prior is not None:
         for l, (L, U) in enumerate(zip(*prior, strict=True)):
             bounds.lower[l] = np.maximum(bounds.lower[l], L[None].astype(np.float64))

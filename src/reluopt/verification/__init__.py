@@ -7,13 +7,14 @@
 Modules: ``sexpr`` (the tokenizer: s-expressions with positions, the reader's clock),
 ``vnnlib`` (the reader: formula to DNF to input boxes with output disjuncts), ``driver``
 (``verify``: bounds, falsification, the exact phase, the verdict's checks), ``falsify``
-(sampling, gradient ascent, confirming and polishing counterexamples) and ``exact`` (branch
-and bound, the shared splitting tree, the cut-off MIP on any MILP back-end). The property's
-data model (``Property``, ``InputBox``, ``Disjunct``) is ``reluopt.io.vnnlib``.
+(each pair as a margin ``Problem``, attacked by the solve layer's ``pgd``; confirming and
+polishing counterexamples) and ``exact`` (branch and bound on the margin problem, the
+shared splitting tree ``search.disjuncts``, the cut-off MIP on any MILP back-end). The property's
+data model (``Property``, ``InputBox``, ``Disjunct``) is ``reluopt.verification.property``.
 """
 
-from ..io.vnnlib import Disjunct, InputBox, Property
 from .driver import STATUSES, Verdict, verify
+from .property import Disjunct, InputBox, Property
 from .sexpr import VnnlibTimeout
 from .vnnlib import format_counterexample, load_vnnlib, parse_vnnlib
 

@@ -1,7 +1,7 @@
 """Decide VNN-LIB properties by optimisation: is there an input whose outputs are unsafe?
 
 For every (input box, output disjunct) pair we maximise the margin
-``min_j (e_j - C_j y(x))`` over the box (see ``io.vnnlib``). A forward-checked point with
+``min_j (e_j - C_j y(x))`` over the box (see ``verification.property``). A forward-checked point with
 margin >= 0 is a counterexample (``sat``); a certified upper bound < 0 on every pair proves
 the property (``unsat``); anything else is ``unknown``. Cheap steps run first because most
 instances are decided by them: CROWN bounds per atom (with alpha-CROWN on the MIP path),
@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown_bounds, linear_output_bounds
+from ..bounds import LayerBounds, compute_bounds, linear_output_bounds
 from ..errors import CertificateError, ProblemError
-from ..io.vnnlib import Property
 from ..methods.portfolio import VERIFY_BAB_MAX_DIM as BAB_MAX_DIM
 from ..milp.backends import BACKENDS, get_backend
 from ..network import Network
@@ -30,6 +29,7 @@ from ..result import check_time_limit
 from .exact import run_exact
 from .falsify import Found, Pair, confirm
 from .falsify import falsify as falsify_pairs
+from .property import Property
 
 STATUSES = ("sat", "unsat", "unknown")
 
@@ -208,7 +208,7 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
     Returns the per-box LayerBounds for the exact phase."""
     lbs = np.array([b.lb for b in prop.boxes])
     ubs = np.array([b.ub for b in prop.boxes])
-    bounds = crown_bounds(network, lbs, ubs)
+    bounds = compute_bounds(network, lbs, ubs, "crown")
     out = {}
     for b in range(len(prop.boxes)):
         out[b] = bounds.select([b])
@@ -229,13 +229,14 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
 def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> None:
     """Tighter hidden-layer bounds per box with open pairs (they replace ``crown[box]`` for the
     MIPs), then optimised output bounds per open pair; closes pairs certainly below 0."""
-    from ..bounds.alpha import alpha_crown_bounds, optimise_rows
+    from ..bounds.alpha import optimise_rows
 
     for b in sorted({p.box for p in pairs if not p.closed_by}):
         if time.perf_counter() > deadline:
             return
         g = [p for p in pairs if p.box == b and not p.closed_by]
-        bounds = alpha_crown_bounds(network, g[0].lb, g[0].ub, crown[b], deadline=deadline)
+        bounds = compute_bounds(network, g[0].lb, g[0].ub, "alpha-crown", initial=crown[b],
+                                time_limit=max(deadline - time.perf_counter(), 1e-3))
         crown[b] = bounds
         lowers = [L[0] for L in bounds.lower]
         uppers = [U[0] for U in bounds.upper]

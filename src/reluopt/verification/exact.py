@@ -18,10 +18,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds import LayerBounds
-from ..methods.bab import bab_maximize_min
+from ..methods.bab import run_input_split
 from ..milp.backends import ERROR, Backend
 from ..network import Network
-from .falsify import Pair, confirm, confirm_many
+from ..tracker import Anytime
+from .falsify import Pair, confirm, confirm_many, margin_problem
 
 #: A MIP dual bound proves a pair impossible only below ``-MIP_UNSAT_TOL * (1 + scale)``,
 #: with ``scale`` the magnitude of the margins on the box: MILP solvers work with
@@ -202,9 +203,12 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     Found
         Branch and bound's point is a counterexample.
     """
-    out = bab_maximize_min(network, p.lb, p.ub, -p.dj.C, p.dj.e, time_limit=time_limit, stop_above=0.0,
-                           stop_below=0.0, abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed,
-                           incumbent=p.best_x)
+    problem = margin_problem(network, p.lb, p.ub, p.dj)
+    anytime = Anytime(problem, "bab")
+    if p.best_x is not None:
+        anytime.offer(p.best_x[None, :], "incumbent")
+    out = run_input_split(problem, anytime, time_limit=time_limit, stop_above=0.0, stop_below=0.0,
+                          abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed)
     if out.x is not None:
         confirm(network, p, np.asarray(out.x, dtype=np.float64), "bab")
     bound = out.bound

@@ -6,7 +6,7 @@ phase (sampling, gradient ascent, bound maximisers, branch and bound, MIP incumb
 through ``confirm``: clipped to the box, rounded to float32 where that stays inside, checked
 by a forward pass with the exact VNN-LIB semantics and, when they hold, polished to a larger
 margin; a confirmed point ends the search by raising ``Found``. ``falsify`` is the cheap
-attack run before the exact phase: random sampling, then batched sign-gradient ascent (PGD).
+attack run before the exact phase: the solve layer's ``pgd`` on each pair's ``margin_problem``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io.vnnlib import Disjunct
 from ..network import Network
+from ..objectives import MaxMin
+from ..problem import Domain, Problem
+from .property import Disjunct
 
 
 @dataclass
@@ -200,8 +202,33 @@ def polish(network: Network, pair: Pair, x: np.ndarray, steps: int = 30) -> np.n
     return best
 
 
+def margin_problem(network: Network, lb: np.ndarray, ub: np.ndarray, dj: Disjunct) -> Problem:
+    """A pair as the optimisation problem every method solves: ``max min_j (e_j - C_j y)`` over the box.
+
+    A point whose value is >= 0 (> 0 on strict atoms) is a counterexample; a certified bound
+    below 0 proves the pair impossible.
+
+    Parameters
+    ----------
+    network : Network
+    lb, ub : numpy.ndarray
+        The box.
+    dj : Disjunct
+        With at least one atom.
+
+    Returns
+    -------
+    Problem
+    """
+    return Problem(network, Domain(lb, ub), MaxMin(-dj.C, dj.e))
+
+
 def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float) -> None:
-    """Random sampling per box, then batched sign-gradient ascent on each pair's margin.
+    """The solve layer's attack (``method="pgd"``) on each pair's margin problem, in turn.
+
+    Each pair gets an equal share of the time left and one batch of starts (the attack's
+    sampled, CROWN-corner and random starts, sign-gradient ascent of the smallest margin); it
+    stops at the first point with margin >= 0, which ``confirm`` checks exactly.
 
     Parameters
     ----------
@@ -217,80 +244,18 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
     Found
         A counterexample was confirmed.
     """
-    d = network.input_dim
-    n_samples = 4096 if d <= 16 else 128
-    boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    from ..methods.attack import solve_pgd
+
+    samples = 4096 if network.input_dim <= 16 else 128
     for p in pairs:
         if p.dj.C.shape[0] == 0:   # no output atom: any point of the box is unsafe
             confirm(network, p, ((p.lb + p.ub) / 2)[None, :], "falsification")
-        if p.box not in boxes:
-            X = p.lb + rng.random((n_samples, d)) * (p.ub - p.lb)
-            X[0] = (p.lb + p.ub) / 2
-            boxes[p.box] = (X, network.forward(X))
-    for p in pairs:
-        X, Y = boxes[p.box]
-        if p.dj.holds(Y).any():
-            confirm(network, p, X, "falsification")
-        m = p.dj.margins(Y)
-        i = int(np.argmax(m))
-        p.best_margin, p.best_x = float(m[i]), X[i].copy()
     for k, p in enumerate(pairs):
         now = time.perf_counter()
-        if now > deadline:
+        if now >= deadline:
             return
-        X, _ = boxes[p.box]
-        pgd(network, p, X, rng, now + (deadline - now) / (len(pairs) - k))
-
-
-def pgd(network: Network, pair: Pair, samples: np.ndarray, rng: np.random.Generator, deadline: float,
-        n_starts: int = 48, steps: int = 80) -> None:
-    """Projected sign-gradient ascent of ``min_j margin_j`` from the best samples and random starts.
-
-    The step shrinks linearly from 20% of the box width, with shrinking Gaussian noise.
-
-    Parameters
-    ----------
-    network : Network
-    pair : Pair
-        Updated in place (best point).
-    samples : numpy.ndarray
-        Points of the box already evaluated; the best half of the starts come from them.
-    rng : numpy.random.Generator
-    deadline : float
-        ``time.perf_counter()`` value to stop at.
-    n_starts, steps : int
-        Parallel starts and ascent steps.
-
-    Raises
-    ------
-    Found
-        A counterexample was confirmed.
-    """
-    dj = pair.dj
-    width = pair.ub - pair.lb
-    m = dj.margins(network.forward(samples))
-    top = samples[np.argsort(-m)[: n_starts // 2]]
-    rand = pair.lb + rng.random((n_starts - top.shape[0], pair.lb.size)) * width
-    X = np.vstack([top, rand])
-    for it in range(steps):
-        if time.perf_counter() > deadline:
-            return
-        Y = network.forward(X)
-        M = dj.e[None, :] - Y @ dj.C.T
-        _confirm_batch(network, pair, X, Y)
-        j = np.argmin(M, axis=1)
-        G = network.gradient(X, -dj.C[j])
-        lr = 0.2 * (1.0 - it / steps) + 1e-3
-        noise = rng.normal(scale=0.02 * (1 - it / steps), size=X.shape) * width
-        X = np.clip(X + lr * width * np.sign(G) + noise, pair.lb, pair.ub)
-    _confirm_batch(network, pair, X, network.forward(X))
-
-
-def _confirm_batch(network: Network, pair: Pair, X: np.ndarray, Y: np.ndarray) -> None:
-    """Record the best row of ``X`` (outputs ``Y`` known) and confirm if any row is unsafe."""
-    margins = pair.dj.margins(Y)
-    i = int(np.argmax(margins))
-    if margins[i] > pair.best_margin:
-        pair.best_margin, pair.best_x = float(margins[i]), X[i].copy()
-    if pair.dj.holds(Y).any():
-        confirm(network, pair, X, "falsification")
+        res = solve_pgd(margin_problem(network, p.lb, p.ub, p.dj), time_limit=(deadline - now) / (len(pairs) - k),
+                        seed=int(rng.integers(2**31)), incumbent=p.best_x, restarts=48, steps=80,
+                        samples=samples, stop_above=0.0, batches=1)
+        if res.x is not None:
+            confirm(network, p, res.x[None, :], "falsification")

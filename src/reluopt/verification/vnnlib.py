@@ -4,7 +4,7 @@ A VNN-LIB file declares inputs ``X_i`` and outputs ``Y_j`` and asserts a formula
 models are the *counterexamples*. The reader takes the file's s-expressions (``sexpr``),
 puts the formula into disjunctive normal form and groups its terms by their input box,
 because bounds (CROWN, MIP big-M) are computed per box; the result is the
-``io.vnnlib.Property`` data model (boxes, each with its output disjuncts ``C y <= e``).
+``verification.property.Property`` data model (boxes, each with its output disjuncts ``C y <= e``).
 
 Supported: ``declare-const`` of ``X_i`` / ``Y_j`` (type ``Real``); ``assert`` of atoms
 ``<=``, ``>=``, ``<``, ``>``, ``=`` between linear terms (numbers, variables, ``+``, ``-``,
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParseError, UnsupportedError
-from ..io.vnnlib import Disjunct, InputBox, Property
+from .property import Disjunct, InputBox, Property
 from .sexpr import Clock, SList, Token, parse_error, read_sexprs, show
 
 #: Safety cap on the DNF size (products of top-level disjunctions).

@@ -9,9 +9,6 @@ meaning the unsafe set is the union over boxes and their disjuncts of
 ``{x in [lb, ub] : C y(x) <= e}``. The decision maximises, per disjunct, the *margin*
 ``min_j (e_j - C_j y)``: a point with margin >= 0 (``> 0`` on strict atoms) is a
 counterexample; a certified upper bound < 0 on every (box, disjunct) proves the property.
-
-These types sit here, below both the verification package and the search code that splits
-a box for several disjuncts at once (``verify_split``), so neither has to import the other.
 """
 
 from __future__ import annotations
