@@ -42,8 +42,6 @@ NOT_YET: dict[str, str] = {
                   "Problem's methods; ~200 more lines, split first (e.g. the objectives into their own module)",
     "result.py": "part A (Result, Anytime's main methods done): format_vector, Anytime's predicates, the "
                  "Ctrl-C helpers; split first (e.g. interruptible & co. into their own module)",
-    "train.py": "part A (fit, train_mlp, History, TrainedModel done): TrainedModel.save, export_onnx, "
-                "stability_penalty, build_mlp, fold_scaling; split first (e.g. the torch helpers)",
     # the owners of code being reworked convert these with their change
     "bounds/alpha.py": "owner of bounds/",
     "bounds/core.py": "owner of bounds/",
