@@ -34,12 +34,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "reluopt"
 #: Files (relative to src/reluopt) not converted yet, with who converts them. Only shrinks.
 NOT_YET: dict[str, str] = {
     # the owners of code being reworked convert these with their change
-    "bounds/alpha.py": "owner of bounds/",
-    "bounds/core.py": "owner of bounds/",
-    "bounds/crown.py": "owner of bounds/",
-    "bounds/ibp.py": "owner of bounds/",
-    "bounds/obbt.py": "owner of bounds/",
-    "io/vnnlib.py": "owner of io/vnnlib.py",
     "methods/gradient.py": "owner of the local-search methods (gradient, sampling, walk)",
     "methods/sampling.py": "owner of the local-search methods (gradient, sampling, walk)",
     "methods/walk.py": "owner of the local-search methods (gradient, sampling, walk)",
