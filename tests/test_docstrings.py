@@ -32,12 +32,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "reluopt"
 
 #: Files (relative to src/reluopt) not converted yet, with who converts them. Only shrinks.
-NOT_YET: dict[str, str] = {
-    # the owners of code being reworked convert these with their change
-    "methods/gradient.py": "owner of the local-search methods (gradient, sampling, walk)",
-    "methods/sampling.py": "owner of the local-search methods (gradient, sampling, walk)",
-    "methods/walk.py": "owner of the local-search methods (gradient, sampling, walk)",
-}
+NOT_YET: dict[str, str] = {}
 
 _PROPERTY_DECORATORS = {"property", "cached_property", "setter", "getter", "deleter"}
 _SEE = re.compile(r"See\s+`+([\w.]+)`+")
