@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from reluopt import Network, Problem  # noqa: E402
 from reluopt.methods import get_method  # noqa: E402
 from reluopt.methods.domain import sample_domain  # noqa: E402
-from reluopt.methods.gradient import directional, forward_masks, ratio_test  # noqa: E402
+from reluopt.methods.passes import backward, directional, forward_masks, ratio_test  # noqa: E402
 from reluopt.methods.region import RegionLP, phase_patterns  # noqa: E402
 from reluopt.parallel import single_threaded_blas  # noqa: E402
 
@@ -116,8 +116,6 @@ def per_iteration_costs(problem: Problem, seed: int = 0, n_lp: int = 3, n_it: in
     for _ in range(n_it):
         t = time.perf_counter()
         _, G, S = forward_masks(net, X)
-        from reluopt.methods.gradient import backward
-
         U = backward(net, S, np.broadcast_to(c, (64, c.shape[0])))
         ratio_test(net, G, S, directional(net, S, U))
         times.append(time.perf_counter() - t)

@@ -32,29 +32,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "reluopt"
 
 #: Files (relative to src/reluopt) not converted yet, with who converts them. Only shrinks.
-NOT_YET: dict[str, str] = {
-    # part B of the docstring conversion
-    "cli/common.py": "docstrings part B (cli/)",
-    "milp/backends/highs.py": "docstrings part B (milp/)",
-    # full numpy docstrings would take these past the 500-line cap of tests/test_architecture.py:
-    # the main entry points are converted; split the file first, then convert the rest
-    "problem.py": "part A (Problem.build done): Domain, Objective, LeastSquares, OutputConstraints, "
-                  "Problem's methods; ~200 more lines, split first (e.g. the objectives into their own module)",
-    "result.py": "part A (Result, Anytime's main methods done): format_vector, Anytime's predicates, the "
-                 "Ctrl-C helpers; split first (e.g. interruptible & co. into their own module)",
-    "train.py": "part A (fit, train_mlp, History, TrainedModel done): TrainedModel.save, export_onnx, "
-                "stability_penalty, build_mlp, fold_scaling; split first (e.g. the torch helpers)",
-    # the owners of code being reworked convert these with their change
-    "bounds/alpha.py": "owner of bounds/",
-    "bounds/core.py": "owner of bounds/",
-    "bounds/crown.py": "owner of bounds/",
-    "bounds/ibp.py": "owner of bounds/",
-    "bounds/obbt.py": "owner of bounds/",
-    "verification/property.py": "owner of verification/",
-    "methods/gradient.py": "owner of the local-search methods (gradient, sampling, walk)",
-    "methods/sampling.py": "owner of the local-search methods (gradient, sampling, walk)",
-    "methods/walk.py": "owner of the local-search methods (gradient, sampling, walk)",
-}
+NOT_YET: dict[str, str] = {}
 
 _PROPERTY_DECORATORS = {"property", "cached_property", "setter", "getter", "deleter"}
 _SEE = re.compile(r"See\s+`+([\w.]+)`+")

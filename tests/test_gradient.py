@@ -11,13 +11,8 @@ from hypothesis import strategies as st
 from conftest import random_network
 from reluopt import Network, Problem, ProblemError
 from reluopt.methods import solve
-from reluopt.methods.gradient import (
-    backward,
-    directional,
-    domain_step,
-    forward_masks,
-    ratio_test,
-)
+from reluopt.methods.gradient import domain_step
+from reluopt.methods.passes import backward, directional, forward_masks, ratio_test
 from reluopt.result import FEASIBLE
 from test_region import brute_optimum
 

@@ -32,12 +32,22 @@ def _on_sigint(signum, frame) -> None:
 
 
 def interrupt_requested() -> bool:
-    """True once Ctrl-C arrived inside an open ``interruptible`` block of this process."""
+    """Whether Ctrl-C arrived inside an open ``interruptible`` block of this process.
+
+    Returns
+    -------
+    bool
+    """
     return any(getattr(t, "interrupted", False) for t in _ACTIVE)
 
 
 def interrupt_handled() -> bool:
-    """True inside an ``interruptible`` block: someone returns the best so far on Ctrl-C."""
+    """Whether an ``interruptible`` block is open, i.e. someone returns the best so far on Ctrl-C.
+
+    Returns
+    -------
+    bool
+    """
     return bool(_ACTIVE)
 
 
@@ -55,12 +65,21 @@ def catch_interrupts() -> None:
 def interruptible(anytime: Any) -> Iterator[Any]:
     """Turn Ctrl-C into ``anytime.interrupted = True`` so the method returns its best so far.
 
-    ``anytime``: an Anytime or anything with an ``interrupted`` attribute (``StopFlag``).
     Blocks nest: one handler marks every open block's target, so a method run inside another
     (a heuristic phase of ``auto``, OBBT inside the MIP) stops both. A block entered after
     Ctrl-C reached an enclosing one starts interrupted. Outside the main thread no handler
     can be installed; the target is still registered, so an enclosing block's Ctrl-C
     reaches it.
+
+    Parameters
+    ----------
+    anytime : Anytime or object
+        Anything with an ``interrupted`` attribute (e.g. ``StopFlag``).
+
+    Yields
+    ------
+    object
+        ``anytime`` itself, registered until the block ends (the previous handler is restored).
     """
     installed = False
     previous = None

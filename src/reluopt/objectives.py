@@ -18,7 +18,22 @@ from .network import Network
 
 @dataclass(frozen=True)
 class Objective:
-    """``sense`` ('max' or 'min') of ``c . y + d``."""
+    """``sense`` ('max' or 'min') of ``c . y + d``: the linear objective every method takes.
+
+    Parameters
+    ----------
+    c : array_like, shape (m,)
+        One coefficient per network output (finite).
+    d : float
+        The constant.
+    sense : {'max', 'min'}
+        Whether to maximise or minimise.
+
+    Raises
+    ------
+    ProblemError
+        On another sense or a non-finite coefficient.
+    """
 
     c: np.ndarray
     d: float = 0.0
@@ -39,19 +54,53 @@ class Objective:
         return 1.0 if self.sense == "max" else -1.0
 
     def n_outputs(self) -> int:
-        """How many network outputs this objective reads."""
+        """How many network outputs this objective reads (``Problem`` checks it against the network).
+
+        Returns
+        -------
+        int
+        """
         return self.c.shape[0]
 
     def linear_form(self) -> tuple[np.ndarray, float]:
-        """``(c, d)`` of ``c . y + d`` in the user's sense (``Problem.max_form`` applies the sign)."""
+        """``(c, d)`` of ``c . y + d`` in the user's sense (``Problem.max_form`` applies the sign).
+
+        Returns
+        -------
+        c : np.ndarray, shape (m,)
+        d : float
+        """
         return self.c, self.d
 
     def values(self, Y: np.ndarray) -> np.ndarray:
-        """``c . y + d`` per row of the outputs ``Y`` (n, m)."""
+        """``c . y + d`` per row of the outputs ``Y``, in the user's sense.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+        """
         return np.atleast_2d(Y) @ self.c + self.d
 
     def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
-        """Gradient of ``c . y(x) + d`` w.r.t. ``x`` per row of ``x`` (n, d), without a forward pass."""
+        """Gradient of ``c . y(x) + d`` with respect to ``x``, without a separate forward pass.
+
+        Parameters
+        ----------
+        network : Network
+            The network whose outputs the objective reads.
+        x : np.ndarray, shape (n, d)
+            Input points, one per row.
+
+        Returns
+        -------
+        np.ndarray, shape (n, d)
+            One gradient per point, in the user's sense (a subgradient at a ReLU kink).
+        """
         return network.gradient(x, self.c)
 
 
@@ -97,7 +146,12 @@ class MaxMin:
         return self.C.shape[0] == 1
 
     def n_outputs(self) -> int:
-        """How many network outputs the rows read."""
+        """How many network outputs the rows read (``Problem`` checks it against the network).
+
+        Returns
+        -------
+        int
+        """
         return self.C.shape[1]
 
     def linear_form(self) -> tuple[np.ndarray, float]:
@@ -121,11 +175,31 @@ class MaxMin:
         return 1.0
 
     def values(self, Y: np.ndarray) -> np.ndarray:
-        """``min_r (C_r . y + e_r)`` for each row of ``Y`` (n, m); returns shape (n,)."""
+        """The worst row, ``min_r (C_r . y + e_r)``, per row of the outputs ``Y``.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+        """
         return np.min(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)
 
     def output_gradient(self, Y: np.ndarray) -> np.ndarray:
-        """A supergradient w.r.t. ``y``: the coefficients of the smallest row, shape (n, m)."""
+        """A supergradient with respect to ``y``: the coefficients of the smallest row, per point.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n, m)
+        """
         return self.C[np.argmin(np.atleast_2d(Y) @ self.C.T + self.e, axis=1)]
 
     def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
@@ -150,6 +224,20 @@ class LeastSquares:
     Used to invert a generative network (find the latent whose image is ``t``) and for
     compressed sensing (``A`` a measurement matrix with fewer rows than outputs). It is not
     linear, so only the gradient-based methods take it.
+
+    Parameters
+    ----------
+    t : array_like, shape (k,)
+        The target (measurements).
+    A : array_like, shape (k, m), optional
+        Measurement matrix; None for the identity (``k = m``).
+    a : array_like, shape (k,), optional
+        Offset; None for zero.
+
+    Raises
+    ------
+    ProblemError
+        On mismatched shapes or a non-finite entry.
     """
 
     t: np.ndarray
@@ -186,29 +274,89 @@ class LeastSquares:
         return -1.0
 
     def linear_form(self) -> tuple[np.ndarray, float]:
-        """Refuse (a ``ProblemError`` naming the methods that take least squares): not linear."""
+        """Refuse (a ``ProblemError`` naming the methods that take least squares): not linear.
+
+        Returns
+        -------
+        tuple of (np.ndarray, float)
+            Never: the signature of ``Objective.linear_form``, which callers use alike.
+
+        Raises
+        ------
+        ProblemError
+            Always.
+        """
         raise ProblemError(
             "this method needs an objective linear in the outputs, but the objective is "
             "least squares; use a gradient-based method (surfing, adam) or the exact miqp (SCIP)"
         )
 
     def n_outputs(self) -> int:
-        """How many network outputs this objective reads."""
+        """How many network outputs this objective reads (``Problem`` checks it against the network).
+
+        Returns
+        -------
+        int
+        """
         return self.t.shape[0] if self.A is None else self.A.shape[1]
 
     def residual(self, Y: np.ndarray) -> np.ndarray:
+        """The residual ``A y + a - t`` per row of the outputs ``Y``, of which the value is half the square.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n, k)
+        """
         Y = np.atleast_2d(Y)
         AY = Y if self.A is None else Y @ self.A.T
         return AY + self.a - self.t
 
     def values(self, Y: np.ndarray) -> np.ndarray:
+        """``1/2 ||A y + a - t||^2`` per row of the outputs ``Y``.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+        """
         return 0.5 * np.sum(self.residual(Y) ** 2, axis=1)
 
     def output_gradient(self, Y: np.ndarray) -> np.ndarray:
-        """d value / d y per row, shape (n, m)."""
+        """The gradient ``A^T (A y + a - t)`` of the value with respect to ``y``, per point.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n, m)
+        """
         r = self.residual(Y)
         return r if self.A is None else r @ self.A
 
     def input_gradient(self, network: Network, x: np.ndarray) -> np.ndarray:
-        """Gradient of ``1/2 ||A y(x) + a - t||^2`` w.r.t. ``x`` per row of ``x`` (n, d)."""
+        """Gradient of ``1/2 ||A y(x) + a - t||^2`` with respect to ``x``, per point.
+
+        Parameters
+        ----------
+        network : Network
+            The network whose outputs the objective reads.
+        x : np.ndarray, shape (n, d)
+            Input points, one per row.
+
+        Returns
+        -------
+        np.ndarray, shape (n, d)
+        """
         return network.gradient(x, self.output_gradient(network.forward(x)))

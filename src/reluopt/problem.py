@@ -1,5 +1,8 @@
 """Problem: a Network, an input Domain, an Objective and optional output constraints.
 
+``Domain`` (and ``FEASIBILITY_TOL``) live in ``reluopt.domain`` and ``input_form_network`` in
+``reluopt.input_forms``; both are re-exported here.
+
 Internally every method maximises ``c_max . y + d_max`` (``Problem.max_form``); a
 minimisation is the maximisation of the negated objective, and results are reported back
 in the user's sense.
@@ -8,100 +11,21 @@ in the user's sense.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .domain import FEASIBILITY_TOL as FEASIBILITY_TOL  # re-exported: Domain lived here
+from .domain import Domain as Domain
+from .domain import _vector
 from .errors import ProblemError
 from .expressions import LinearExpr as LinearExpr  # re-exported: the parser lived here
 from .expressions import format_linear, parse_constraint, parse_expression
 from .expressions import parse_linear_expression as parse_linear_expression
 from .expressions import parse_output_constraint as parse_output_constraint
+from .input_forms import input_form_network as input_form_network  # re-exported
 from .network import Network
 from .objectives import LeastSquares, MaxMin, Objective
-
-#: Tolerance for output constraints and ``A x <= b`` when checking a returned point.
-FEASIBILITY_TOL = 1e-6
-
-
-def _vector(v, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    arr = arr.reshape(-1)
-    if arr.shape[0] != n:
-        raise ProblemError(f"{what} has length {arr.shape[0]}, expected {n}")
-    return arr
-
-
-@dataclass(frozen=True)
-class Domain:
-    """The input set: a box ``lb <= x <= ub`` and optionally ``A x <= b``."""
-
-    lb: np.ndarray
-    ub: np.ndarray
-    A: np.ndarray | None = None
-    b: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        lb = np.asarray(self.lb, dtype=np.float64).reshape(-1)
-        ub = np.asarray(self.ub, dtype=np.float64).reshape(-1)
-        if lb.shape != ub.shape:
-            raise ProblemError(f"box bounds have lengths {lb.shape[0]} (lb) and {ub.shape[0]} (ub)")
-        if lb.shape[0] == 0:
-            raise ProblemError("box is empty (no input dimensions)")
-        if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
-            i = int(np.argwhere(np.isnan(lb) | np.isnan(ub))[0][0])
-            raise ProblemError(f"box bound of input {i} is NaN")
-        bad = np.nonzero(lb > ub)[0]
-        if bad.size:
-            i = int(bad[0])
-            raise ProblemError(f"box is empty: lb[{i}] = {lb[i]} > ub[{i}] = {ub[i]}")
-        object.__setattr__(self, "lb", lb)
-        object.__setattr__(self, "ub", ub)
-        if (self.A is None) != (self.b is None):
-            raise ProblemError("give both A and b for linear input constraints A x <= b")
-        if self.A is not None:
-            A = np.atleast_2d(np.asarray(self.A, dtype=np.float64))
-            b = np.asarray(self.b, dtype=np.float64).reshape(-1)
-            if A.shape[1] != lb.shape[0]:
-                raise ProblemError(
-                    f"input constraint matrix A has shape {A.shape}; expected "
-                    f"{lb.shape[0]} columns (one per input)"
-                )
-            if A.shape[0] != b.shape[0]:
-                raise ProblemError(f"A has {A.shape[0]} rows but b has {b.shape[0]} entries")
-            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
-                raise ProblemError("input constraints A x <= b contain a non-finite value")
-            object.__setattr__(self, "A", A)
-            object.__setattr__(self, "b", b)
-
-    @property
-    def dim(self) -> int:
-        return self.lb.shape[0]
-
-    @property
-    def bounded(self) -> bool:
-        return bool(np.all(np.isfinite(self.lb)) and np.all(np.isfinite(self.ub)))
-
-    def require_bounded(self, who: str) -> None:
-        if not self.bounded:
-            i = int(np.argwhere(~(np.isfinite(self.lb) & np.isfinite(self.ub)))[0][0])
-            raise ProblemError(
-                f"{who} needs a bounded box, but input {i} has bounds "
-                f"[{self.lb[i]}, {self.ub[i]}]"
-            )
-
-    def contains(self, x, tol: float = FEASIBILITY_TOL) -> np.ndarray:
-        """Boolean per row of ``x`` (n, d): inside the box and ``A x <= b`` up to ``tol``."""
-        x = np.atleast_2d(x)
-        ok = np.all((x >= self.lb - tol) & (x <= self.ub + tol), axis=1)
-        if self.A is not None and self.b is not None:     # both or neither
-            ok &= np.all(x @ self.A.T <= self.b + tol, axis=1)
-        return ok
-
-    def center(self) -> np.ndarray:
-        return 0.5 * (self.lb + self.ub)
 
 
 def _unit(k: int, m: int) -> np.ndarray:
@@ -114,7 +38,17 @@ def _unit(k: int, m: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OutputConstraints:
-    """Linear constraints ``C y <= e`` on the network outputs."""
+    """Linear constraints ``C y <= e`` on the network outputs.
+
+    Attributes
+    ----------
+    C : np.ndarray, shape (k, m)
+        One constraint per row, over the ``m`` outputs.
+    e : np.ndarray, shape (k,)
+        The right-hand sides.
+    labels : tuple of str
+        The constraints as the user wrote them, for reports (may be empty).
+    """
 
     C: np.ndarray
     e: np.ndarray
@@ -125,61 +59,34 @@ class OutputConstraints:
         return self.C.shape[0]
 
 
-def input_form_network(network: Network, D, domain: Domain) -> Network:
-    """``network`` with ``k`` extra outputs ``D @ x`` (``D`` is ``k x n``), exact on ``domain``.
-
-    Each form is carried through the hidden layers by one neuron ``s (D_j x - L_j)``, where
-    ``L_j`` is a little below the form's minimum over the box, so the neuron is always active
-    (stable: it adds no binary and no branching) and ReLU (or a clipped ReLU, since ``s``
-    keeps the carrier below half of the smallest cap) passes it unchanged. This is how an
-    objective or an output constraint with input terms becomes one in the outputs only,
-    which every method handles.
-    """
-    D = np.atleast_2d(np.asarray(D, dtype=np.float64))
-    k = D.shape[0]
-    if not domain.bounded:
-        domain.require_bounded("an objective or output constraint with input terms x[i]")
-    from .network import Layer
-
-    lo = np.sum(np.minimum(D * domain.lb, D * domain.ub), axis=1)
-    hi = np.sum(np.maximum(D * domain.lb, D * domain.ub), axis=1)
-    size = np.abs(D) @ np.maximum(np.abs(domain.lb), np.abs(domain.ub))
-    shift = lo - 1e-9 * (1.0 + size)       # margin for round-off: the carrier stays > 0
-    # every hidden activation is the identity on [0, top]: keep the carrier below half the top
-    tops = [top for layer in network.layers[:-1] if np.isfinite(top := layer.act.identity_window()[1])]
-    scale = np.ones(k) if not tops else 0.5 * min(tops) / (hi - shift)
-    layers = list(network.layers)
-    if len(layers) == 1:
-        out = layers[0]
-        return _renamed(network, [Layer(np.vstack([out.W, D]), np.concatenate([out.b, np.zeros(k)]), "identity")])
-    new = []
-    for i, layer in enumerate(layers):
-        W, b = layer.W, layer.b
-        if i == 0:
-            W2 = np.vstack([W, scale[:, None] * D])
-            b2 = np.concatenate([b, -scale * shift])
-        else:
-            W2 = np.zeros((W.shape[0] + k, W.shape[1] + k))
-            W2[: W.shape[0], : W.shape[1]] = W
-            last = i == len(layers) - 1
-            W2[W.shape[0]:, W.shape[1]:] = np.diag(1.0 / scale) if last else np.eye(k)
-            b2 = np.concatenate([b, shift if last else np.zeros(k)])
-        new.append(replace(layer, W=W2, b=b2))
-    return _renamed(network, new)
-
-
-def _renamed(network: Network, layers) -> Network:
-    k = layers[-1].n_out - network.output_dim
-    out_names = None
-    if network.output_names is not None:
-        out_names = (*network.output_names, *(f"input form {j}" for j in range(k)))
-    return Network(tuple(layers), network.input_names, out_names, network.source,
-                   {**network.meta, "input_forms": k})
-
-
 @dataclass(frozen=True)
 class Problem:
-    """Optimise a linear function of a network's outputs over an input domain."""
+    """Optimise a linear function of a network's outputs over an input domain.
+
+    Usually made by ``Problem.build``, which parses objectives and constraints; the constructor
+    checks that the parts fit together.
+
+    Parameters
+    ----------
+    network : Network
+        The network (with extra outputs for input terms, if any).
+    domain : Domain
+        The input set.
+    objective : Objective, LeastSquares or MaxMin
+        What to optimise, over the network's outputs.
+    constraints : OutputConstraints, optional
+        ``C y <= e``; an empty one becomes None.
+    name : str
+        For reports.
+    meta : dict
+        Extra information (e.g. ``base_network`` and ``input_forms`` for input terms).
+
+    Raises
+    ------
+    ProblemError
+        When the domain, objective or constraints do not match the network's sizes, or a
+        constraint is not finite.
+    """
 
     network: Network
     domain: Domain
@@ -337,7 +244,18 @@ class Problem:
         return self.meta.get("base_network", self.network)
 
     def outputs(self, x) -> np.ndarray:
-        """The user network's outputs ``y(x)`` (the extra input-term outputs left out)."""
+        """The user network's outputs ``y(x)`` (the extra input-term outputs left out).
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d) or (d,)
+            Input points.
+
+        Returns
+        -------
+        np.ndarray, shape (n, m)
+            One row of outputs per point.
+        """
         return self.user_network.forward(x)
 
     @property
@@ -345,7 +263,20 @@ class Problem:
         return self.objective.sense
 
     def max_form(self) -> tuple[np.ndarray, float]:
-        """``(c, d)`` such that the problem is ``max c . y + d``."""
+        """``(c, d)`` such that the problem is ``max c . y + d``, the form every method solves.
+
+        Returns
+        -------
+        c : np.ndarray, shape (m,)
+            Negated for a minimisation.
+        d : float
+            The constant, negated likewise.
+
+        Raises
+        ------
+        ProblemError
+            For a least-squares objective (it has no linear form).
+        """
         c, d = self.objective.linear_form()     # a ProblemError for least squares
         s = self.objective.sign
         return s * c, s * d
@@ -384,7 +315,18 @@ class Problem:
         return self.objective.values(y), self._violation(x, y)
 
     def objective_values(self, x) -> np.ndarray:
-        """User-sense objective ``c . y(x) + d`` per row of ``x`` (forward pass)."""
+        """User-sense objective ``c . y(x) + d`` per row of ``x``, by a forward pass.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d) or (d,)
+            Input points.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+            In the user's sense (not negated for a minimisation).
+        """
         return self.objective.values(self.network.forward(np.atleast_2d(x)))
 
     def _violation(self, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
@@ -397,22 +339,80 @@ class Problem:
         return viol
 
     def objective_gradient(self, x) -> np.ndarray:
-        """Gradient of the user-sense objective w.r.t. ``x``, per row of ``x`` (n, d)."""
+        """Gradient of the user-sense objective with respect to the input, for the local searches.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d) or (d,)
+            Input points.
+
+        Returns
+        -------
+        np.ndarray, shape (n, d)
+            One gradient per point (a subgradient at a ReLU kink).
+        """
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         return self.objective.input_gradient(self.network, x)
 
     def constraint_violation(self, x) -> np.ndarray:
-        """Largest violation of ``A x <= b``, the box and ``C y <= e`` per row (<= 0 is fine)."""
+        """Largest violation of the box, ``A x <= b`` and ``C y <= e`` per point, to check feasibility.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d) or (d,)
+            Input points.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+            At most 0 for a feasible point.
+        """
         return self._violation(np.atleast_2d(np.asarray(x, dtype=np.float64)), None)
 
     def is_feasible(self, x, tol: float = FEASIBILITY_TOL) -> np.ndarray:
+        """Say which points meet every constraint within ``tol``.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d) or (d,)
+            Input points.
+        tol : float
+            Allowed violation.
+
+        Returns
+        -------
+        np.ndarray of bool, shape (n,)
+            ``constraint_violation(x) <= tol``.
+        """
         return self.constraint_violation(x) <= tol
 
     def better(self, a: float, b: float) -> bool:
-        """Is user-sense value ``a`` strictly better than ``b``?"""
+        """Is user-sense value ``a`` strictly better than ``b`` (larger for max, smaller for min)?
+
+        Parameters
+        ----------
+        a, b : float
+            Objective values in the user's sense.
+
+        Returns
+        -------
+        bool
+        """
         return a > b if self.sense == "max" else a < b
 
     def with_box(self, lb, ub) -> Problem:
+        """The same problem over another box (e.g. a branch of an input split).
+
+        Parameters
+        ----------
+        lb, ub : array_like, shape (d,)
+            The new box; ``A x <= b`` is kept.
+
+        Returns
+        -------
+        Problem
+            With the input-term carriers rebuilt for the new box, if there are any.
+        """
         d = self.domain
         domain = Domain(lb, ub, d.A, d.b)
         net = self.network
@@ -421,6 +421,13 @@ class Problem:
         return Problem(net, domain, self.objective, self.constraints, self.name, self.meta)
 
     def describe(self) -> str:
+        """One line saying what is optimised over what, for reports and logs.
+
+        Returns
+        -------
+        str
+            E.g. ``max y[0] - y[1] over a 4-d box of ...``.
+        """
         obj = self.objective
         if isinstance(obj, LeastSquares):
             return (f"min 1/2||A y + a - t||^2 ({obj.t.shape[0]} measurements) over a "

@@ -187,8 +187,22 @@ class Result:
 
 
 def format_vector(label: str, values, width: int = 100) -> str:
-    """``'x        [0.1, 0.2, ...]'``: every entry (``%.6g``), wrapped at ``width`` columns with
-    the continuation lines indented under the first entry; long vectors get their length."""
+    """Format a labelled vector for the reports, every entry shown and wrapped to ``width`` columns.
+
+    Parameters
+    ----------
+    label : str
+        Printed first, padded to 8 columns.
+    values : array_like
+        The entries (flattened), each as ``%.6g``.
+    width : int
+        Column at which lines wrap; continuation lines are indented under the first entry.
+
+    Returns
+    -------
+    str
+        E.g. ``'x        [0.1, 0.2, ...]'``; a vector of more than 12 entries also shows its length.
+    """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     head = f"{label:<8} ["
     if values.size > 12:

@@ -91,7 +91,12 @@ class Tracker:
         return self.time_limit - self.elapsed
 
     def out_of_time(self) -> bool:
-        """Stop now: Ctrl-C arrived (see ``interruptible``) or the time limit is reached."""
+        """Whether to stop now: Ctrl-C arrived (see ``interruptible``) or the time limit is reached.
+
+        Returns
+        -------
+        bool
+        """
         return self.interrupted or self.elapsed >= self.time_limit
 
     def better(self, a: float, b: float | None) -> bool:
@@ -226,8 +231,13 @@ class Anytime(Tracker):
         self.problem = problem
 
     def heuristic_status(self) -> str:
-        """A heuristic's final status: ``interrupted`` after Ctrl-C, else ``feasible`` with a
-        point and ``no_solution`` without one."""
+        """A heuristic's final status, so that every heuristic ends alike.
+
+        Returns
+        -------
+        str
+            ``interrupted`` after Ctrl-C, else ``feasible`` with a point and ``no_solution`` without one.
+        """
         if self.interrupted:
             return INTERRUPTED
         return FEASIBLE if self.x is not None else NO_SOLUTION

@@ -7,15 +7,8 @@ binaries. ``fit`` is a generic loop for any torch module (an autoencoder's decod
 checkpointed through ``checkpoint_network``); ``train_mlp`` fits a plain MLP on tabular data
 and exports a ``Network`` with the input and output scaling folded in.
 
-Stability penalty (``stability > 0``): the RS loss of Xiao et al. (ICLR 2019, "Training for
-faster adversarial robustness verification via inducing ReLU stability"). For each training
-sample ``x`` the interval bounds ``[l, u]`` of every hidden pre-activation over the box
-``[x - eps, x + eps]`` (in the module's input units) are propagated through the layers, and
-each neuron contributes ``-tanh(1 + l u)``: about -1 when ``l`` and ``u`` have the same sign
-(stable), rising towards +1 as the neuron becomes unstable. The penalty is the mean over
-samples and neurons; for clipped ReLU the same term is added at the cap ``tau``. It needs
-the module (or ``stability_module``) to be an ``nn.Sequential`` of Linear and ReLU-family
-layers.
+The stability penalty (``stability > 0``) is Xiao et al.'s RS loss, described in
+``reluopt.train_penalties``.
 
 Checkpoints: with ``checkpoint_every=k``, the network is exported at epoch 0 (the random
 initialisation, which Surfing starts from), every ``k`` epochs and at the last epoch. With
@@ -36,18 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, ProblemError, UnsupportedError
+from .errors import ModelError, ProblemError
 from .network import Network
+from .train_penalties import _interval_layers, _torch, _weight_penalties, stability_penalty
 
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise UnsupportedError(
-            "training needs PyTorch; install the 'torch' extra: pip install 'reluopt[torch]'"
-        ) from None
-    return torch
+__all__ = ["History", "TrainedModel", "build_mlp", "export_onnx", "fit", "fold_scaling", "stability_penalty",
+           "train_mlp"]
 
 
 # ----------------------------------------------------------------------------- results
@@ -69,6 +56,18 @@ class History:
     checkpoint_files: list[str] = field(default_factory=list)
 
     def column(self, key: str) -> np.ndarray:
+        """One field of every epoch's record, for plotting or checks.
+
+        Parameters
+        ----------
+        key : str
+            A record field, e.g. ``"loss"`` or ``"val_loss"``.
+
+        Returns
+        -------
+        np.ndarray
+            One float per epoch; NaN where an epoch has no such field.
+        """
         return np.array([r.get(key, np.nan) for r in self.epochs], dtype=float)
 
 
@@ -98,7 +97,22 @@ class TrainedModel:
     y_scale: tuple[np.ndarray, np.ndarray] | None = None
 
     def save(self, folder, name: str = "model", onnx: bool = True) -> dict[str, Path]:
-        """Write ``<name>.npz`` (native) and, if the exporter is available, ``<name>.onnx``."""
+        """Write the exported network to ``folder`` so that ``reluopt.load`` can read it back.
+
+        Parameters
+        ----------
+        folder : str or Path
+            Created if missing.
+        name : str
+            File stem.
+        onnx : bool
+            Also write ``<name>.onnx`` (needs the ONNX exporter).
+
+        Returns
+        -------
+        dict of str to Path
+            ``{"npz": <name>.npz}``, plus ``"onnx"`` when written.
+        """
         from .io import save_npz
 
         folder = Path(folder)
@@ -110,92 +124,26 @@ class TrainedModel:
 
 
 def export_onnx(network: Network, path) -> Path:
-    """Save ``network`` as ONNX (float64 Gemm + Relu/Clip, ``reluopt.io.export.save_onnx``)."""
+    """Save ``network`` as ONNX, for tools outside reluopt (``reluopt.io.export.save_onnx``).
+
+    Parameters
+    ----------
+    network : Network
+        Written as float64 Gemm + Relu/Clip nodes.
+    path : str or Path
+        The ``.onnx`` file.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     from .io.export import save_onnx
 
     return save_onnx(network, path)
 
 
 # ----------------------------------------------------------------------------- torch helpers
-def _is_relu_family(torch, m) -> tuple[bool, float | None]:
-    nn = torch.nn
-    if isinstance(m, nn.ReLU):
-        return True, None
-    if isinstance(m, nn.ReLU6):
-        return True, 6.0
-    if isinstance(m, nn.Hardtanh) and m.min_val == 0.0:
-        return True, float(m.max_val)
-    return False, None
-
-
-def _interval_layers(torch, module) -> list[tuple[Any, float | str | None]]:
-    """``[(Linear, tau-or-None-or-'out'), ...]`` for an nn.Sequential MLP; checks its shape."""
-    nn = torch.nn
-    if not isinstance(module, nn.Sequential):
-        raise ProblemError(
-            f"the stability penalty needs an nn.Sequential of Linear and ReLU layers, got "
-            f"{type(module).__name__}; pass stability_module=<that sub-module>"
-        )
-    out: list[list] = []
-    for i, m in enumerate(module):
-        if isinstance(m, nn.Linear):
-            out.append([m, "out"])
-            continue
-        relu, tau = _is_relu_family(torch, m)
-        if relu and out and out[-1][1] == "out":
-            out[-1][1] = tau
-        elif isinstance(m, nn.Dropout | nn.Identity | nn.Flatten):
-            continue
-        else:
-            raise ProblemError(
-                f"stability penalty: layer {i} ({type(m).__name__}) is not Linear, ReLU, "
-                "Hardtanh(0, tau), ReLU6 or Dropout"
-            )
-    return [(lin, tau) for lin, tau in out]
-
-
-def stability_penalty(module, x, eps: float):
-    """Xiao et al.'s RS loss: mean over samples and hidden neurons of ``-tanh(1 + l u)`` for
-    the interval bounds ``[l, u]`` of the pre-activations over ``[x - eps, x + eps]``
-    (and of ``-tanh(1 + (l - tau)(u - tau))`` at a clipped ReLU's cap)."""
-    torch = _torch()
-    layers = _interval_layers(torch, module)
-    mid = x
-    rad = torch.full_like(x, float(eps))
-    terms = []
-    for lin, tau in layers:
-        mid = mid @ lin.weight.T + (lin.bias if lin.bias is not None else 0.0)
-        rad = rad @ lin.weight.abs().T
-        if tau == "out":
-            break
-        lo, hi = mid - rad, mid + rad
-        terms.append(-torch.tanh(1.0 + lo * hi))
-        if tau is not None:
-            terms.append(-torch.tanh(1.0 + (lo - tau) * (hi - tau)))
-            lo, hi = lo.clamp(0.0, tau), hi.clamp(0.0, tau)
-        else:
-            lo, hi = lo.clamp_min(0.0), hi.clamp_min(0.0)
-        mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    if not terms:
-        return x.new_zeros(())
-    return torch.cat(terms, dim=1).mean()
-
-
-def _weight_penalties(torch, module, l1: float, l2: float):
-    """L1 and L2 of the weight matrices (biases are not penalised)."""
-    total = None
-    for name, p in module.named_parameters():
-        if not name.endswith("weight") or p.dim() < 2:
-            continue
-        term = 0.0
-        if l1:
-            term = term + l1 * p.abs().sum()
-        if l2:
-            term = term + l2 * (p * p).sum()
-        total = term if total is None else total + term
-    return total
-
-
 @contextlib.contextmanager
 def _deterministic(torch, seed: int, threads: int | None):
     prev_threads = torch.get_num_threads()
@@ -365,7 +313,31 @@ def fit(module, X, Y, *, epochs: int = 100, batch_size: int = 64, lr: float = 1e
 # ----------------------------------------------------------------------------- MLP
 def build_mlp(d_in: int, hidden: Sequence[int], d_out: int, *, activation: str = "relu", tau: float = 1.0,
               dropout: float = 0.0):
-    """``nn.Sequential`` of Linear + ReLU (or Hardtanh(0, tau)) [+ Dropout] and a linear output."""
+    """Make the torch MLP that ``train_mlp`` fits (and ``stability_penalty`` understands).
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input and output sizes.
+    hidden : sequence of int
+        Hidden layer sizes (at least one, all positive).
+    activation : {'relu', 'clipped_relu'}
+        ``nn.ReLU`` or ``nn.Hardtanh(0, tau)``.
+    tau : float
+        The cap of the clipped ReLU (> 0).
+    dropout : float
+        In ``[0, 1)``; a Dropout layer after each activation when positive.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Linear + activation [+ Dropout] per hidden layer, then a linear output.
+
+    Raises
+    ------
+    ProblemError
+        On a bad activation, cap, dropout or layer size.
+    """
     torch = _torch()
     nn = torch.nn
     if activation not in ("relu", "clipped_relu"):
@@ -389,7 +361,22 @@ def build_mlp(d_in: int, hidden: Sequence[int], d_out: int, *, activation: str =
 
 
 def fold_scaling(net: Network, x_mean, x_std, y_mean, y_std) -> Network:
-    """The network of ``x -> y_std * net((x - x_mean) / x_std) + y_mean``."""
+    """Fold z-score scaling into a network, so that it takes and returns the original units.
+
+    Parameters
+    ----------
+    net : Network
+        Trained on standardised data.
+    x_mean, x_std : array_like
+        The input scaling, one entry per input.
+    y_mean, y_std : array_like
+        The output scaling, one entry per output.
+
+    Returns
+    -------
+    Network
+        The network of ``x -> y_std * net((x - x_mean) / x_std) + y_mean``.
+    """
     from dataclasses import replace
 
     x_std = np.asarray(x_std, dtype=np.float64)

@@ -33,8 +33,26 @@ __all__ = ["MAX_EXP", "TINY_RANGE", "apply_factors", "bigm_spread", "matrix_spre
 
 
 def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
-    """Conditioning of the big-M coefficients: the per-neuron big-M ``max(U, -L)`` of the
-    unstable neurons (neurons whose bounds contain a kink), its max/min ratio and log10."""
+    """Conditioning of the big-M coefficients, which a badly scaled MIP suffers from.
+
+    The per-neuron big-M is ``max(U, -L)`` of the unstable neurons (neurons whose bounds
+    contain a kink).
+
+    Parameters
+    ----------
+    network : Network
+        The network the bounds are of.
+    bounds : LayerBounds
+        Pre-activation bounds of its hidden neurons.
+    i : int
+        Which box of ``bounds`` (they may hold a batch).
+
+    Returns
+    -------
+    dict
+        ``unstable`` (count), ``max_bigM``, ``min_bigM``, ``ratio`` (max/min) and
+        ``log10_spread``; a ratio of 1 without unstable neurons.
+    """
     ms = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -50,7 +68,18 @@ def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:
 
 
 def matrix_spread(model) -> float:
-    """log10 of max/min absolute nonzero coefficient of a MilpModel's constraint matrix."""
+    """The spread of a MIP's constraint coefficients, a measure of how badly it is scaled.
+
+    Parameters
+    ----------
+    model : MilpModel
+        A built formulation.
+
+    Returns
+    -------
+    float
+        log10 of the max/min absolute nonzero coefficient of its constraint matrix (0 if none).
+    """
     data = np.abs(model.A.data)
     data = data[data > 0]
     return float(np.log10(data.max() / data.min())) if data.size else 0.0

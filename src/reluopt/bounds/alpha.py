@@ -80,10 +80,36 @@ def _sound_upper(network, k, spec, lowers, uppers, alphas, lo, hi):
 def optimise_rows(network: Network, k: int, spec: np.ndarray, lowers, uppers, lo, hi, *,
                   iters: int = 40, lr: float = 0.2, deadline: float | None = None,
                   stop_below: np.ndarray | None = None) -> np.ndarray:
-    """Sound upper bounds of each row of ``spec @ g_k`` (spec (s, n_k)) over the box
-    ``[lo, hi]`` given bounds of the hidden layers below ``k``, with optimised slopes.
+    """Sound upper bounds of each row of ``spec @ g_k`` over a box, with optimised lower slopes.
 
-    Rows whose bound drops below ``stop_below`` stop being optimised (their bound is kept).
+    The slopes of the layers below ``k`` are tuned by Adam (alpha-CROWN); the bound of the best
+    slopes is then recomputed soundly (rounded outward), so a bad step can only cost tightness.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    k : int
+        The layer whose pre-activations ``g_k`` the rows read.
+    spec : np.ndarray, shape (s, n_k)
+        The rows.
+    lowers, uppers : list of np.ndarray
+        Pre-activation bounds of the hidden layers below ``k`` (one box, 1-D per layer).
+    lo, hi : np.ndarray, shape (d,)
+        The box.
+    iters : int
+        Adam steps.
+    lr : float
+        Adam step size.
+    deadline : float, optional
+        ``time.perf_counter()`` value after which no further step starts.
+    stop_below : np.ndarray, shape (s,), optional
+        Stop optimising once every row's bound is below its entry (the bound is kept).
+
+    Returns
+    -------
+    np.ndarray, shape (s,)
+        Sound upper bounds, one per row.
     """
     spec = np.asarray(spec, dtype=np.float64)
     s = spec.shape[0]
@@ -124,8 +150,29 @@ def optimise_rows(network: Network, k: int, spec: np.ndarray, lowers, uppers, lo
 
 def alpha_crown_bounds(network: Network, lb, ub, initial: LayerBounds, *, iters: int = 30,
                        deadline: float | None = None) -> LayerBounds:
-    """Pre-activation bounds of one box ``[lb, ub]`` tightened by alpha-CROWN on the unstable
-    neurons of every hidden layer after the first, intersected with ``initial`` (its box 0)."""
+    """Pre-activation bounds of one box tightened by alpha-CROWN, for fewer unstable neurons.
+
+    The unstable neurons of every hidden layer after the first are bounded with optimised
+    slopes (``optimise_rows``); the result is intersected with ``initial`` (its box 0).
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    lb, ub : array_like, shape (d,)
+        The box.
+    initial : LayerBounds
+        Bounds of the box to start from and never loosen (e.g. CROWN's).
+    iters : int
+        Adam steps per layer.
+    deadline : float, optional
+        ``time.perf_counter()`` value after which no further layer is tightened.
+
+    Returns
+    -------
+    LayerBounds
+        Method ``alpha-crown``; ``initial`` itself when no activation has free slopes.
+    """
     lo = np.asarray(lb, dtype=np.float64)
     hi = np.asarray(ub, dtype=np.float64)
     lowers = [L[0].copy() for L in initial.lower]

@@ -16,13 +16,48 @@ ABS_MARGIN = 1e-12
 
 
 def outward(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray):
-    """Widen ``[lower, upper]`` by a margin proportional to the magnitude of the terms summed."""
+    """Widen ``[lower, upper]`` by a margin proportional to the magnitude of the terms summed.
+
+    Every computed bound goes through here, so that floating-point round-off in the matrix
+    products can never make a bound cut off a true value.
+
+    Parameters
+    ----------
+    lower, upper : np.ndarray
+        The bounds as computed.
+    magnitude : np.ndarray
+        The sum of the absolute values of the terms behind each bound (same shape).
+
+    Returns
+    -------
+    lower, upper : np.ndarray
+        Widened by ``REL_MARGIN * magnitude + ABS_MARGIN``.
+    """
     pad = REL_MARGIN * magnitude + ABS_MARGIN
     return lower - pad, upper + pad
 
 
 def as_boxes(network: Network, lb, ub) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Normalise box bounds to shape (B, d); checks dimension, order and finiteness."""
+    """Normalise box bounds to shape (B, d), checking them once for every bound method.
+
+    Parameters
+    ----------
+    network : Network
+        Gives the input dimension d.
+    lb, ub : array_like, shape (d,) or (B, d)
+        One box or a batch.
+
+    Returns
+    -------
+    lb, ub : np.ndarray, shape (B, d)
+    single : bool
+        Whether one box (a 1-D ``lb``) was given.
+
+    Raises
+    ------
+    ProblemError
+        On mismatched shapes, an infinite or NaN bound, or an empty box.
+    """
     lb = np.asarray(lb, dtype=np.float64)
     ub = np.asarray(ub, dtype=np.float64)
     single = lb.ndim == 1
@@ -172,8 +207,22 @@ class LayerBounds:
         return total
 
     def stability(self, network: Network, i: int = 0) -> list[dict]:
-        """Per layer: counts of stably inactive, stably active (or saturated) and unstable
-        neurons, and the big-M sizes ``max(U, -L)`` of the unstable ones."""
+        """Per hidden layer, how the neurons split into stable and unstable, for reports and MIP sizing.
+
+        Parameters
+        ----------
+        network : Network
+            The network the bounds are of.
+        i : int
+            Which box of the batch.
+
+        Returns
+        -------
+        list of dict
+            Per layer: ``layer``, ``neurons``, counts of stably ``inactive``, stably ``active``,
+            ``saturated`` and ``unstable`` neurons, ``sum_range`` and ``max_bigM`` (the largest
+            ``max(U, -L)`` of an unstable neuron).
+        """
         out = []
         for l, layer in enumerate(network.hidden_layers):
             L, U = self.lower[l][i], self.upper[l][i]
@@ -193,9 +242,36 @@ class LayerBounds:
         return out
 
     def n_unstable(self, network: Network, i: int = 0) -> int:
+        """The number of unstable neurons in box ``i``: the binaries a MIP needs.
+
+        Parameters
+        ----------
+        network : Network
+            The network the bounds are of.
+        i : int
+            Which box of the batch.
+
+        Returns
+        -------
+        int
+        """
         return sum(s["unstable"] for s in self.stability(network, i))
 
     def stable_fraction(self, network: Network, i: int = 0) -> float:
+        """The fraction of hidden neurons that the bounds prove stable in box ``i``.
+
+        Parameters
+        ----------
+        network : Network
+            The network the bounds are of.
+        i : int
+            Which box of the batch.
+
+        Returns
+        -------
+        float
+            In ``[0, 1]`` (1 without hidden neurons).
+        """
         st = self.stability(network, i)
         total = sum(s["neurons"] for s in st)
         return 1.0 - sum(s["unstable"] for s in st) / max(total, 1)

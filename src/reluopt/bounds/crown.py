@@ -18,12 +18,24 @@ from .ibp import activate_interval, affine_interval
 
 
 def relaxation(layer: Layer, L: np.ndarray, U: np.ndarray, alpha: np.ndarray | None = None):
-    """Linear lines ``a_lo g + b_lo <= act(g) <= a_up g + b_up`` valid on ``[L, U]``: the
-    layer's activation owns them (``Activation.relaxation``).
+    """Linear lines ``a_lo g + b_lo <= act(g) <= a_up g + b_up`` valid on ``[L, U]``.
 
-    ``alpha`` (same shape as L) overrides the lower slope of the neurons whose lower line is
-    free (alpha-CROWN, clipped to the admissible range); by default the adaptive CROWN
-    choice is used.
+    The layer's activation owns them (``Activation.relaxation``).
+
+    Parameters
+    ----------
+    layer : Layer
+        Its activation gives the lines.
+    L, U : np.ndarray
+        Pre-activation bounds.
+    alpha : np.ndarray, optional
+        Same shape as ``L``: overrides the lower slope of the neurons whose lower line is free
+        (alpha-CROWN, clipped to the admissible range); by default the adaptive CROWN choice.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        ``(a_lo, b_lo, a_up, b_up)``, each shaped like ``L``.
     """
     return layer.act.relaxation(L, U, alpha)
 
@@ -88,7 +100,28 @@ def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs
 
 
 def concretise_upper(lam: np.ndarray, const: np.ndarray, mag: np.ndarray, lo, hi):
-    """Max of ``lam @ x + const`` over boxes (B, d); returns (value, argmax x, magnitude)."""
+    """Max of ``lam @ x + const`` over boxes, the last step of a CROWN bound.
+
+    Parameters
+    ----------
+    lam : np.ndarray, shape (B, s, d)
+        Linear coefficients per box and row.
+    const : np.ndarray, shape (B, s)
+        Constants.
+    mag : np.ndarray, shape (B, s)
+        Magnitude of the terms already summed into ``const`` (for ``outward``).
+    lo, hi : np.ndarray, shape (B, d)
+        The boxes.
+
+    Returns
+    -------
+    value : np.ndarray, shape (B, s)
+        The maxima (not yet rounded outward).
+    x_star : np.ndarray, shape (B, s, d)
+        A maximiser per box and row.
+    magnitude : np.ndarray, shape (B, s)
+        For ``outward``.
+    """
     x_star = np.where(lam >= 0, hi[:, None, :], lo[:, None, :])   # (B, s, d)
     value = np.einsum("bsd,bsd->bs", lam, x_star) + const
     scale = np.maximum(np.abs(lo), np.abs(hi))
@@ -162,9 +195,29 @@ def crown_bounds(network: Network, lb, ub, alphas=None) -> LayerBounds:
 def linear_output_bounds(network: Network, lb, ub, C, bounds: LayerBounds, alphas=None):
     """Sound upper bounds of ``C @ y`` over each box, given neuron bounds of those boxes.
 
-    ``C`` has shape (s, m) or (B, s, m). Returns ``(upper (B, s), x_star (B, s, d),
-    lam (B, s, d), const (B, s))``, where ``x_star`` maximises the linear bound
-    ``lam @ x + const`` (a cheap candidate point for the primal side).
+    Never looser than the interval bounds of the outputs.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    lb, ub : array_like, shape (d,) or (B, d)
+        The boxes.
+    C : array_like, shape (s, m) or (B, s, m)
+        Output rows.
+    bounds : LayerBounds
+        Neuron bounds of those boxes.
+    alphas : list of np.ndarray, optional
+        Lower slopes per hidden layer (alpha-CROWN); None for the adaptive choice.
+
+    Returns
+    -------
+    upper : np.ndarray, shape (B, s)
+    x_star : np.ndarray, shape (B, s, d)
+        Maximiser of the linear bound ``lam @ x + const`` (a cheap candidate point for the
+        primal side).
+    lam : np.ndarray, shape (B, s, d)
+    const : np.ndarray, shape (B, s)
     """
     lo, hi, _ = as_boxes(network, lb, ub)
     C = np.asarray(C, dtype=np.float64)

@@ -9,12 +9,37 @@ from .core import LayerBounds, as_boxes, outward
 
 
 def activate_interval(layer: Layer, L: np.ndarray, U: np.ndarray):
-    """Image of ``[L, U]`` under the layer's (monotone) activation."""
+    """Image of ``[L, U]`` under the layer's (monotone) activation.
+
+    Parameters
+    ----------
+    layer : Layer
+        Its activation is applied.
+    L, U : np.ndarray
+        Pre-activation bounds (batched rows).
+
+    Returns
+    -------
+    lo, hi : np.ndarray
+        Bounds of the activations.
+    """
     return layer.act.interval(L, U)
 
 
 def affine_interval(layer: Layer, lo: np.ndarray, hi: np.ndarray):
-    """Sound bounds of ``W h + b`` for ``h`` in ``[lo, hi]`` (batched rows)."""
+    """Sound bounds of ``W h + b`` for ``h`` in ``[lo, hi]`` (batched rows), rounded outward.
+
+    Parameters
+    ----------
+    layer : Layer
+        Gives ``W`` and ``b``.
+    lo, hi : np.ndarray, shape (B, n_in)
+        Bounds of ``h``.
+
+    Returns
+    -------
+    lower, upper : np.ndarray, shape (B, n_out)
+    """
     mid = 0.5 * (lo + hi)
     rad = 0.5 * (hi - lo)
     centre = mid @ layer.W.T + layer.b

@@ -102,9 +102,25 @@ def node_bounds(network: Network, lo: np.ndarray, hi: np.ndarray, prior=None, ti
 
 
 def with_lower_slope(network: Network, nb: NodeBounds, slope: float) -> list:
-    """The node's relaxation lines with lower slope ``slope`` (0 or 1, clipped to the admissible
-    range) on every unstable neuron of an ``optimisable`` activation (other layers, e.g.
-    clipped ReLUs, keep theirs): another valid relaxation, for a second bound."""
+    """Another valid relaxation of the node, with lower slope ``slope``, for a second bound.
+
+    Every unstable neuron of an ``optimisable`` activation gets lower slope ``slope``, clipped
+    to its admissible range; other layers (e.g. clipped ReLUs) keep their lines.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    nb : NodeBounds
+        A batch of boxes with their neuron bounds and relaxation lines.
+    slope : float
+        The lower slope, usually 0 or 1.
+
+    Returns
+    -------
+    list of tuple
+        ``(a_lo, b_lo, a_up, b_up)`` per hidden layer, as ``nb.lines``.
+    """
     out = []
     for layer, L, U, (a_lo, b_lo, a_up, b_up) in zip(network.hidden_layers, nb.lower, nb.upper, nb.lines,
                                                        strict=True):
@@ -117,12 +133,32 @@ def with_lower_slope(network: Network, nb: NodeBounds, slope: float) -> list:
 
 def best_output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.ndarray,
                        slopes=(None, 0.0, 1.0)):
-    """Upper bounds of ``W_r . y + offset_r`` under several lower-slope choices, the tightest
-    per row (a cheap stand-in for alpha-CROWN on the output rows only).
+    """Upper bounds of ``W_r . y + offset_r`` under several lower-slope choices, the tightest per row.
 
-    The adaptive CROWN slope is often the wrong one for the objective: on a plateau where
-    ``y >= bias`` because the last layer's active ReLUs have positive weights, slope 0 proves
-    it exactly while slope 1 leaves a gap that only shrinks with the box width.
+    A cheap stand-in for alpha-CROWN on the output rows only. The adaptive CROWN slope is often
+    the wrong one for the objective: on a plateau where ``y >= bias`` because the last layer's
+    active ReLUs have positive weights, slope 0 proves it exactly while slope 1 leaves a gap
+    that only shrinks with the box width.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    nb : NodeBounds
+        A batch of boxes with their neuron bounds and relaxation lines.
+    W : np.ndarray, shape (B, r, m) or (r, m)
+        Output rows.
+    offset : np.ndarray, shape (B, r) or (r,)
+        Their constants.
+    slopes : sequence of float or None
+        The lower slopes to try; None is the node's own (adaptive) lines.
+
+    Returns
+    -------
+    upper : np.ndarray, shape (B, r)
+        Sound upper bounds (each the tightest over ``slopes``).
+    x_star : np.ndarray, shape (B, r, d)
+        The maximisers of the linear bounds that gave them.
     """
     best: list[np.ndarray] | None = None
     for slope in slopes:
@@ -143,10 +179,35 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
                   b: np.ndarray | None = None, subgradient: bool = False, lines=None):
     """Sound upper bound of ``W_r . y + offset_r - nu_r . (A x - b)`` over each box.
 
-    ``W`` (B, r, m) or (r, m), ``offset`` (B, r) or (r,), ``nu`` (B, r, p) >= 0 with the
-    input constraints ``A x <= b``. Returns ``(upper (B, r), x_star (B, r, d), v)`` where
-    ``v`` (B, r, m) is the relaxed network's output at ``x_star`` (when ``subgradient``):
-    the bound equals ``W_r . v + offset_r - nu_r . (A x_star - b)`` up to round-off.
+    The bound equals ``W_r . v + offset_r - nu_r . (A x_star - b)`` up to round-off, where ``v``
+    is the relaxed network's output at ``x_star``; it is rounded outward.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    nb : NodeBounds
+        A batch of boxes with their neuron bounds and relaxation lines.
+    W : np.ndarray, shape (B, r, m) or (r, m)
+        Output rows.
+    offset : np.ndarray, shape (B, r) or (r,)
+        Their constants.
+    A, b : np.ndarray, optional
+        Input constraints ``A x <= b`` (needed with ``nu``).
+    nu : np.ndarray, shape (B, r, p), optional
+        Non-negative Lagrange multipliers of ``A x <= b``.
+    subgradient : bool
+        Also compute ``v``.
+    lines : list of tuple, optional
+        Relaxation lines to use instead of ``nb.lines`` (e.g. from ``with_lower_slope``).
+
+    Returns
+    -------
+    upper : np.ndarray, shape (B, r)
+    x_star : np.ndarray, shape (B, r, d)
+        Maximisers of the linear bounds over the boxes.
+    v : np.ndarray, shape (B, r, m) or None
+        The relaxed network's output at ``x_star`` (None unless ``subgradient``).
     """
     lo, hi = nb.lo, nb.hi
     B = lo.shape[0]
@@ -177,12 +238,34 @@ def output_bounds(network: Network, nb: NodeBounds, W: np.ndarray, offset: np.nd
 
 
 def down32(a: np.ndarray) -> np.ndarray:
-    """Round to float32 towards -inf (stores a lower bound compactly and soundly)."""
+    """Round to float32 towards -inf, to store a lower bound compactly and soundly.
+
+    Parameters
+    ----------
+    a : np.ndarray
+        float64 values.
+
+    Returns
+    -------
+    np.ndarray of float32
+        At most ``a`` entrywise.
+    """
     f = a.astype(np.float32)
     return np.where(f > a, np.nextafter(f, np.float32(-np.inf)), f)
 
 
 def up32(a: np.ndarray) -> np.ndarray:
-    """Round to float32 towards +inf (stores an upper bound compactly and soundly)."""
+    """Round to float32 towards +inf, to store an upper bound compactly and soundly.
+
+    Parameters
+    ----------
+    a : np.ndarray
+        float64 values.
+
+    Returns
+    -------
+    np.ndarray of float32
+        At least ``a`` entrywise.
+    """
     f = a.astype(np.float32)
     return np.where(f < a, np.nextafter(f, np.float32(np.inf)), f)

@@ -91,12 +91,34 @@ def _cutoff(network: Network, objective_cutoff):
 
 
 def incumbent_cutoff(problem, x, margin: float = 1e-6) -> tuple[np.ndarray, float, float]:
-    """``objective_cutoff`` for ``obbt_bounds`` from a feasible point ``x`` of ``problem``:
-    only inputs at least as good as ``x`` (in the max form ``c.y + d``) are kept, relaxed by
-    ``margin * (1 + |value|)`` so that ``x`` itself stays feasible under solver tolerances.
+    """``objective_cutoff`` for ``obbt_bounds`` from a feasible point ``x`` of ``problem``.
 
+    Only inputs at least as good as ``x`` (in the max form ``c.y + d``) are kept, relaxed by
+    ``margin * (1 + |value|)`` so that ``x`` itself stays feasible under solver tolerances.
     The bounds it gives are valid for the optimisation problem only (every optimum is at
-    least as good as ``x``), not for the whole domain."""
+    least as good as ``x``), not for the whole domain.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem being optimised.
+    x : array_like, shape (d,)
+        A feasible point of it.
+    margin : float
+        Relative slack of the cutoff.
+
+    Returns
+    -------
+    c : np.ndarray
+    d : float
+    value : float
+        The cutoff ``c . y + d >= value``.
+
+    Raises
+    ------
+    ProblemError
+        When ``x`` is not feasible.
+    """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if not problem.is_feasible(x[None, :])[0]:
         raise ProblemError("incumbent_cutoff needs a feasible point of the problem")
@@ -121,13 +143,6 @@ def obbt_bounds(
 ) -> LayerBounds:
     """Tightened pre-activation (and output) bounds over ``domain`` by LP or MIP OBBT.
 
-    ``domain`` is a Domain (box and optional ``A x <= b``) or ``lb`` with ``ub`` next.
-    ``initial``: bounds to start from and never loosen (default CROWN). ``mode``: 'lp' or
-    'mip' (``time_limit_per_neuron`` caps each MIP, and each LP). ``objective_cutoff=(c, d,
-    value)`` adds ``c.y + d >= value`` (only points at least as good as an incumbent).
-    ``executor``: see ``reluopt.parallel.get_executor`` (None: serial). ``layers``: indices to
-    tighten (hidden layers ``0..depth-1``, ``depth`` = outputs; default all).
-
     Limits: ``time_limit`` seconds for the whole run: every LP/MIP gets HiGHS's time limit
     from the time left, none starts after it. Ctrl-C stops within about a second (the flag
     is polled between LPs and by HiGHS's interrupt callback inside them). Either way the
@@ -140,6 +155,42 @@ def obbt_bounds(
     leaves its neuron's bound as it was (``stats['errors']``, ``stats['not_optimal']``).
     Stats: wall time, and summed over workers the model-building, LP/MIP solve and
     certificate times.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    domain : Domain or array_like
+        A Domain (box and optional ``A x <= b``), or ``lb`` with ``ub`` next.
+    ub : array_like, optional
+        The box's upper bounds when ``domain`` is ``lb``.
+    initial : LayerBounds, optional
+        Bounds to start from and never loosen (default CROWN), of exactly one box.
+    mode : {'lp', 'mip'}
+        Bound each neuron over the LP relaxation or the MIP.
+    time_limit_per_neuron : float, optional
+        Caps each MIP, and each LP.
+    objective_cutoff : tuple (c, d, value), optional
+        Adds ``c.y + d >= value`` (only points at least as good as an incumbent; see
+        ``incumbent_cutoff``).
+    executor : optional
+        See ``reluopt.parallel.get_executor`` (None: serial).
+    layers : iterable of int, optional
+        Indices to tighten (hidden layers ``0..depth-1``, ``depth`` = outputs; default all).
+    chunks_per_worker : int
+        A layer's neurons are cut into ``workers * chunks_per_worker`` tasks (more evens out the load).
+    time_limit : float, optional
+        Seconds for the whole run.
+
+    Returns
+    -------
+    LayerBounds
+        Sound bounds, never looser than ``initial``, with the run's ``stats``.
+
+    Raises
+    ------
+    ProblemError
+        On a bad mode, limit, layer index, cutoff or ``initial``.
     """
     from ..parallel import SerialExecutor, chunk, get_executor
     from .crown import crown_bounds

@@ -103,10 +103,27 @@ def _layer_model(task: _Task):
 
 # ----------------------------------------------------------------------------- certificate
 def dual_lower_bound(model, cost: np.ndarray, row_dual: np.ndarray, At=None, absAt=None) -> float:
-    """A sound lower bound of ``min cost.v`` over the model's LP relaxation from any row
-    multipliers ``row_dual`` (weak duality, outward rounded). -inf when no bound follows.
+    """A sound lower bound of ``min cost . v`` over the model's LP relaxation, from any row multipliers.
 
-    ``At`` / ``absAt``: ``A^T`` and ``|A|^T`` as CSR, precomputed when called many times."""
+    By weak duality, rounded outward, so that an LP solve that stopped early (or a stale dual)
+    still certifies a bound.
+
+    Parameters
+    ----------
+    model : MilpModel
+        The relaxation (rows ``row_lower <= A v <= row_upper``, column bounds).
+    cost : np.ndarray, shape (n_cols,)
+        The objective to minimise.
+    row_dual : np.ndarray, shape (n_rows,)
+        Any row multipliers (signs that give no bound are zeroed).
+    At, absAt : scipy.sparse.csr_matrix, optional
+        ``A^T`` and ``|A|^T``, precomputed when called many times.
+
+    Returns
+    -------
+    float
+        The bound; ``-inf`` when none follows (a reduced cost meets an infinite column bound).
+    """
     y = np.asarray(row_dual, dtype=np.float64).copy()
     rl, ru = model.row_lower, model.row_upper
     y[(y > 0) & ~np.isfinite(rl)] = 0.0

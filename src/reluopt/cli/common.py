@@ -1,20 +1,33 @@
-"""Pieces every subcommand shares: loading a model, reading a box and an objective, a live
-progress line, JSON output. Errors are ``reluopt`` errors, which ``main`` prints as one line
-with exit code 2."""
+"""Pieces every subcommand shares: loading a model, reading a box and an objective, JSON output,
+checking output files before a long run. Errors are ``reluopt`` errors, which ``main`` prints as
+one line with exit code 2. The live progress line is in ``cli/progress.py`` (re-exported here)."""
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParseError, ReluoptError
 from ..network import Network
+from .progress import (  # re-exported: the subcommands import them from here
+    PHASE_NAMES,
+    PROGRESS_HELP,
+    ProgressLine,
+    add_progress_arguments,
+    format_gap,
+    format_progress,
+    progress_line,
+)
+
+__all__ = ["BOX_HELP", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_NO_PROOF", "EXIT_OK",
+           "EXIT_USAGE", "MODEL_HELP", "OUTPUT_OPTIONS", "PHASE_NAMES", "PLOT_FORMATS", "PROGRESS_HELP",
+           "TRUST_PICKLE_HELP", "ProgressLine", "add_model_argument", "add_objective_arguments",
+           "add_progress_arguments", "add_trust_pickle_argument", "check_common_args", "check_output_file",
+           "format_gap", "format_progress", "load_domain", "load_network", "objective_kwargs", "parse_box",
+           "problem_from_args", "progress_line", "read_polytope", "report_stream", "write_json"]
 
 BOX_HELP = ("input box: 'LO,HI' (the same interval for every input), 'lo1:hi1,lo2:hi2,...' (one "
             "interval per input), or a file: JSON {\"lb\": [...], \"ub\": [...]} or CSV with two "
@@ -63,14 +76,27 @@ TRUST_PICKLE_HELP = ("allow loading pickled models (.pkl/.joblib, a whole torch 
 
 
 def add_model_argument(parser, **kwargs) -> None:
-    """The MODEL positional argument (``kwargs`` override its defaults, e.g. ``nargs="?"``) and
-    ``--trust-pickle``."""
+    """Add the MODEL positional argument and ``--trust-pickle``, so that every command reads models alike.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    **kwargs
+        Override the argument's defaults, e.g. ``nargs="?"``.
+    """
     parser.add_argument("model", **{"metavar": "MODEL", "help": MODEL_HELP, **kwargs})
     add_trust_pickle_argument(parser)
 
 
 def add_trust_pickle_argument(parser) -> None:
-    """``--trust-pickle``, for commands that read models but have no MODEL argument."""
+    """Add ``--trust-pickle``, for commands that read models but have no MODEL argument.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    """
     parser.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
 
 
@@ -150,7 +176,13 @@ def _read_box_csv(path: Path) -> np.ndarray:
 
 
 def add_objective_arguments(parser) -> None:
-    """--maximize / --minimize / --objective and --constraint, shared by solve and friends."""
+    """Add --maximize / --minimize and --constraint, shared by solve and the commands like it.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser (one of --maximize / --minimize becomes required).
+    """
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--maximize", metavar="K", help="maximise output K (an index) or a linear expression "
                        "of outputs y[i] and inputs x[i], such as 'y[0] - y[1]' or '3*y[0] - 0.5*x[1]'")
@@ -175,168 +207,6 @@ def objective_kwargs(args) -> dict:
     key = "maximize" if args.maximize is not None else "minimize"
     text = str(text).strip()
     return {key: int(text) if text.lstrip("-").isdigit() else text}
-
-
-#: Help text of ``--progress`` (every command with a live progress line).
-PROGRESS_HELP = ("when stderr is not a terminal (a log file, a pipe), print a progress line every few seconds; "
-                 "on a terminal a live line is shown anyway (unless --quiet)")
-
-
-def add_progress_arguments(parser) -> None:
-    """``--quiet`` and ``--progress``, for commands with a ``ProgressLine``."""
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    parser.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
-
-
-def progress_line(args) -> ProgressLine:
-    """The ``ProgressLine`` that ``--quiet`` and ``--progress`` ask for.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-
-    Returns
-    -------
-    ProgressLine
-    """
-    return ProgressLine(enabled=not getattr(args, "quiet", False), log=getattr(args, "progress", False))
-
-
-class ProgressLine:
-    """Progress on stderr; pass an instance as a method's ``progress`` callback.
-
-    On a terminal: one live line, rewritten in place (and kept ticking by a background
-    thread, so the clock moves during a long phase that reports nothing), erased by
-    ``close()``. Not on a terminal (a log, a pipe): nothing, unless ``log=True``
-    (``--progress``), which prints one line every ``log_every`` seconds.
-
-    Parameters
-    ----------
-    enabled : bool, optional
-        False shows nothing (``--quiet``).
-    every : float, optional
-        Least seconds between two redraws on a terminal.
-    stream : file, optional
-        Where to write (default stderr).
-    log, log_every : optional
-        See above.
-    """
-
-    def __init__(self, enabled: bool = True, every: float = 0.2, stream=None, log: bool = False,
-                 log_every: float = 5.0) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled = enabled and (self.tty or log)
-        self.every = every if self.tty else log_every
-        self._last = -math.inf
-        self._width = 0
-        self._info: dict | None = None
-        self._info_time = 0.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-
-    def __call__(self, info: dict) -> None:
-        if not self.enabled or self._stop.is_set():
-            return
-        now = time.perf_counter()
-        with self._lock:
-            new_phase = self._info is None or info.get("phase") != self._info.get("phase")
-            self._info, self._info_time = dict(info), now
-            if now - self._last < self.every and not (new_phase and self.tty):
-                return
-            self._draw(self._info)
-        if self._ticker is None and not self._stop.is_set():
-            self._ticker = threading.Thread(target=self._tick, daemon=True, name="reluopt-progress")
-            self._ticker.start()
-
-    def _draw(self, info: dict) -> None:
-        self._last = time.perf_counter()
-        line = format_progress(info)
-        if self.tty:
-            pad = max(0, self._width - len(line))
-            self.stream.write("\r" + line + " " * pad)
-            self._width = len(line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def _tick(self) -> None:
-        """Redraw with the clock moved on when the method has been silent for a while."""
-        period = 1.0 if self.tty else self.every
-        while not self._stop.wait(period):
-            with self._lock:
-                if self._stop.is_set() or self._info is None:
-                    continue
-                now = time.perf_counter()
-                if now - self._last < period:
-                    continue
-                info = dict(self._info)
-                info["elapsed"] = info.get("elapsed", 0.0) + (now - self._info_time)
-                try:
-                    self._draw(info)
-                except (OSError, ValueError):    # the stream went away
-                    return
-
-    def close(self) -> None:
-        """Stop the ticker and erase the live line."""
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=2.0)
-        with self._lock:
-            if self.enabled and self.tty and self._width:
-                self.stream.write("\r" + " " * self._width + "\r")
-                self.stream.flush()
-                self._width = 0
-
-
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.6g}"
-
-
-def format_gap(gap) -> str:
-    """The relative gap as every command prints it: ``8.21e-05 (relative)``, ``-`` if unknown."""
-    if gap is None or not math.isfinite(gap):
-        return "-"
-    return f"{gap:.3g} (relative)"
-
-
-#: How verify's phases read in the progress line.
-PHASE_NAMES = {"bab": "branch and bound", "mip": "MIP", "split": "input splitting", "exact": "exact"}
-
-
-def format_progress(info: dict) -> str:
-    """One progress line: time, method, phase (if any), incumbent, bound, relative gap, counters.
-
-    Parameters
-    ----------
-    info : dict
-        A progress event.
-
-    Returns
-    -------
-    str
-    """
-    parts = [f"{info.get('elapsed', 0.0):7.1f}s", f"{info.get('method', '')}"]
-    if info.get("phase"):
-        word, _, rest = str(info["phase"]).partition(" ")
-        parts.append(f"[{' '.join(filter(None, (PHASE_NAMES.get(word, word), rest)))}]")
-    if info.get("method") == "verify":     # verify's incumbent is the best margin found (sat at >= 0)
-        parts += [f"best margin {_fmt(info.get('incumbent'))}", f"margin bound {_fmt(info.get('bound'))}"]
-    else:
-        parts += [f"incumbent {_fmt(info.get('incumbent'))}", f"bound {_fmt(info.get('bound'))}"]
-    if "gap" in info:
-        parts.append(f"gap {format_gap(info.get('gap'))}")
-    if info.get("pairs") is not None and info.get("pairs_open") is not None:
-        parts.append(f"pairs open {info['pairs_open']}/{info['pairs']}")
-    for key in ("nodes", "open", "nodes_per_s"):
-        if key in info and info[key] is not None:
-            value = info[key]
-            label = "nodes/s" if key == "nodes_per_s" else key
-            parts.append(f"{label} {value:.0f}" if isinstance(value, float) else f"{label} {value}")
-    return "  ".join(parts)
 
 
 def read_polytope(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -394,12 +264,36 @@ def problem_from_args(args):
 
 
 def report_stream(args):
-    """Where the human-readable report goes: stderr when ``--json -`` claims stdout."""
+    """Where the human-readable report goes, so that ``--json -`` keeps stdout pure JSON.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (its ``json`` attribute, if any).
+
+    Returns
+    -------
+    file
+        ``sys.stderr`` when ``--json -`` claims stdout, else ``sys.stdout``.
+    """
     return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
 
 
 def write_json(target: str, payload) -> None:
-    """Write ``payload`` as JSON to a file, or to stdout for '-'."""
+    """Write ``payload`` as indented JSON to a file, or to stdout for '-'.
+
+    Parameters
+    ----------
+    target : str
+        A file name, or '-' for stdout.
+    payload : object
+        Anything ``json.dumps`` takes.
+
+    Raises
+    ------
+    ReluoptError
+        When the file cannot be written (one line, for ``main`` to print).
+    """
     text = json.dumps(payload, indent=2)
     if target == "-":
         print(text)
@@ -421,7 +315,22 @@ PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", 
 
 
 def check_output_file(target, flag: str) -> None:
-    """Raise a one-line ``ReluoptError`` unless ``target`` ('-' = stdout) can be written."""
+    """Check that an output file can be written, before a long run rather than after it.
+
+    Parameters
+    ----------
+    target : str or None
+        The file name; None or '-' (stdout) pass.
+    flag : str
+        The option that named it (``--json``, ``--plot``, ...), for the message; ``--plot`` also
+        checks the image type.
+
+    Raises
+    ------
+    ReluoptError
+        A one-line message when ``target`` is a folder, its folder is missing or not writable, or
+        (``--plot``) its suffix is not an image type matplotlib writes.
+    """
     import os
 
     if target is None or target == "-":
@@ -446,8 +355,21 @@ def check_output_file(target, flag: str) -> None:
 
 
 def check_common_args(args) -> None:
-    """What every command checks before it starts: ``--seed`` is a non-negative integer and
-    the output files (``OUTPUT_OPTIONS``) can be written."""
+    """Check what every command checks before it starts, so that bad input fails fast.
+
+    ``--seed`` must be a non-negative integer and the output files (``OUTPUT_OPTIONS``) must be
+    writable.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Raises
+    ------
+    ReluoptError
+        On a bad seed or an output file that cannot be written.
+    """
     seed = getattr(args, "seed", None)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ReluoptError(f"--seed must be a non-negative integer, got {seed}")

@@ -41,12 +41,12 @@ import numpy as np
 
 from ..certificate import certified_method
 from ..errors import ProblemError
-from ..network import Network
 from ..parallel import single_threaded_blas
 from ..problem import FEASIBILITY_TOL, Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
 from .domain import as_incumbent, box_scale, check_domain, project, sample_domain
+from .passes import backward, directional, forward_masks, ratio_test
 from .region import DEFAULT_TIME_LIMIT, RegionLP
 from .walk import Stall, walk
 
@@ -56,50 +56,6 @@ from .walk import Stall, walk
 #: On a 2-8-8-1 network an iteration takes ~0.7 ms (the stall ends a run after ~4 s); on a
 #: 784-1024-1024-1024 one ~50 ms, where the time limit ends the run first.
 STALL_ITERATIONS = 5000
-
-
-# ----------------------------------------------------------------------------- batched passes
-def forward_masks(net: Network, X: np.ndarray):
-    """One forward pass: outputs, pre-activations and slopes per hidden layer (boolean masks
-    when every slope is 0 or 1, see ``Activation.slope``)."""
-    h = X
-    G, S = [], []
-    for layer in net.layers[:-1]:
-        g = h @ layer.W.T + layer.b
-        s = layer.act.slope(g)
-        h = layer.act.forward(g)
-        G.append(g)
-        S.append(s)
-    last = net.layers[-1]
-    return h @ last.W.T + last.b, G, S
-
-
-def backward(net: Network, S, C: np.ndarray) -> np.ndarray:
-    """Gradient of ``C[i] . y`` at each row, given the slope masks ``S`` (rows of ``C``)."""
-    lam = C @ net.layers[-1].W
-    for layer, s in zip(reversed(net.layers[:-1]), reversed(S), strict=True):
-        lam = (lam * s) @ layer.W
-    return lam
-
-
-def directional(net: Network, S, D: np.ndarray) -> list[np.ndarray]:
-    """Directional derivatives ``dg_l`` of every pre-activation along rows of ``D``."""
-    out = []
-    v = D
-    for layer, s in zip(net.layers[:-1], S, strict=True):
-        dg = v @ layer.W.T
-        out.append(dg)
-        v = dg * s
-    return out
-
-
-def ratio_test(net: Network, G, S, dG) -> np.ndarray:
-    """Largest step ``t >= 0`` per row before some neuron changes phase (``inf``: none)."""
-    t = np.full(G[0].shape[0], np.inf)
-    for layer, g, dg in zip(net.layers[:-1], G, dG, strict=True):
-        cand = layer.act.step_to_kink(g, dg)
-        t = np.minimum(t, np.min(np.maximum(cand, 0.0), axis=1))
-    return t
 
 
 # ----------------------------------------------------------------------------- shared state
@@ -193,7 +149,8 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
     """PPGA: projected (perturbed) gradient ascent from ``starts`` batched starts.
 
     Cheap per iteration (one forward and one backward pass for all starts), so it scales to
-    networks where every LP-based method is slow.
+    networks where every LP-based method is slow. The private ``_name`` is the method name in
+    the result (``solve_ppga_polish`` sets it).
 
     Parameters
     ----------
@@ -216,8 +173,6 @@ def solve_ppga(problem: Problem, *, time_limit: float | None = None, seed: int =
         An input point that replaces the first start; output-constraint tolerance.
     stall_iterations : int or None
         Stop after that many iterations without a new incumbent (None: never).
-    _name : str
-        Method name in the result (set by ``solve_ppga_polish``).
 
     Returns
     -------
@@ -303,7 +258,22 @@ def _direction(problem: Problem, X: np.ndarray, g: np.ndarray, tol: float = 1e-1
 
 
 def domain_step(problem: Problem, X: np.ndarray, U: np.ndarray) -> np.ndarray:
-    """Largest ``t`` per row keeping ``X + t U`` in the box and ``A x <= b``."""
+    """Largest ``t`` per row keeping ``X + t U`` in the box and ``A x <= b``: PPGA-LR's domain wall.
+
+    Parameters
+    ----------
+    problem : Problem
+        Gives the domain.
+    X : np.ndarray, shape (n, d)
+        Points in the domain.
+    U : np.ndarray, shape (n, d)
+        One direction per point.
+
+    Returns
+    -------
+    np.ndarray, shape (n,)
+        Non-negative; ``inf`` where the direction never leaves the domain.
+    """
     dom = problem.domain
     with np.errstate(divide="ignore", invalid="ignore"):
         tb = np.where(U > 0, (dom.ub - X) / U, np.where(U < 0, (dom.lb - X) / U, np.inf))
@@ -327,7 +297,8 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
     """PPGA-LR: exact steps to the next region wall along the projected gradient.
 
     The linear-region-aware variant of PPGA: inside a region the objective is linear, so the
-    step goes exactly to the first wall (a ratio test) instead of guessing a step size.
+    step goes exactly to the first wall (a ratio test) instead of guessing a step size. The
+    private ``_name`` is the method name in the result (``solve_ppga_lr_polish`` sets it).
 
     Parameters
     ----------
@@ -357,8 +328,6 @@ def solve_ppga_lr(problem: Problem, *, time_limit: float | None = None, seed: in
         An input point that replaces the first start; output-constraint tolerance.
     stall_iterations : int or None
         Stop after that many iterations without a new incumbent (None: never).
-    _name : str
-        Method name in the result (set by ``solve_ppga_lr_polish``).
 
     Returns
     -------

@@ -154,8 +154,28 @@ def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: i
                    stall_samples: int | None = STALL_SAMPLES) -> Result:
     """Algorithm 1: region LPs at the patterns of sampled points; best LP optimum wins.
 
-    ``design``: ``uniform``, ``lhs`` or ``sobol``; ``max_samples`` stops early;
-    ``stall_samples``: stop after that many samples without a new incumbent (None: never).
+    Parameters
+    ----------
+    problem : Problem
+        The problem; any objective sense, box, ``A x <= b`` and output constraints.
+    time_limit, seed, progress
+        Seconds (default ``region.DEFAULT_TIME_LIMIT``), seed, callback on new incumbents.
+    design : {'uniform', 'lhs', 'sobol'}
+        How the points are sampled.
+    batch : int
+        Points sampled (and forward-checked) at once.
+    max_samples : int or None
+        Stop after that many samples.
+    incumbent : array_like or None
+        A user's point, offered first.
+    stall_samples : int or None
+        Stop after that many samples without a new incumbent (None: never).
+
+    Returns
+    -------
+    Result
+        Status ``feasible`` (or ``no_solution`` / ``interrupted``), the best forward-checked
+        point, and ``stats`` (samples, region_lps, duplicates, lp_iterations, design, stopped).
     """
     anytime = _start(problem, time_limit, "sampling", progress)
     stats = _run(problem, anytime, seed=seed, design=design, batch=batch,
@@ -164,7 +184,15 @@ def solve_sampling(problem: Problem, *, time_limit: float | None = None, seed: i
 
 
 class Neighbourhood:
-    """Neighbourhood MIPs on one reused HiGHS instance of the big-M model."""
+    """Neighbourhood MIPs on one reused HiGHS instance of the big-M model.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (a bounded box: the model needs big-M bounds).
+    should_stop : callable, optional
+        ``() -> bool``, polled inside each MIP (Ctrl-C).
+    """
 
     def __init__(self, problem: Problem, should_stop=None):
         from ..milp.backends.highs import HighsBackend

@@ -58,9 +58,28 @@ START_RULES = ("paper", "single")
 
 
 class Stall:
-    """The stall rule of the heuristics: ``tick(n)`` after ``n`` units of work (iterations,
-    samples, walks); ``stalled`` once ``limit`` units passed since the incumbent last improved
-    by more than ``rtol (1 + |value|)``. ``limit=None`` never stalls."""
+    """The stall rule of the heuristics, so that a huge time limit on a small network still ends.
+
+    ``tick(n)`` after ``n`` units of work (iterations, samples, walks); ``stalled`` once
+    ``limit`` units passed since the incumbent last improved by more than
+    ``rtol (1 + |value|)``.
+
+    Parameters
+    ----------
+    anytime : Anytime
+        The run's tracker (its incumbent).
+    limit : int or None
+        Units of work without improvement; None never stalls.
+    name : str
+        The option's name, for the error message.
+    rtol : float
+        Relative improvement that counts.
+
+    Raises
+    ------
+    ProblemError
+        When ``limit`` is not a positive integer or None.
+    """
 
     def __init__(self, anytime: Anytime, limit: int | None, name: str = "stall limit", rtol: float = 1e-9):
         if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
@@ -73,6 +92,18 @@ class Stall:
         self.count = 0
 
     def tick(self, n: int = 1) -> bool:
+        """Count ``n`` units of work (the count restarts when the incumbent improved).
+
+        Parameters
+        ----------
+        n : int
+            Units of work done since the last tick.
+
+        Returns
+        -------
+        bool
+            Whether the run has stalled (``stalled``).
+        """
         v = self.anytime.value
         if v is not None and (self.best is None or self.sign * (v - self.best) > self.rtol * (1 + abs(self.best))):
             self.best = v
@@ -86,8 +117,22 @@ class Stall:
         return self.limit is not None and self.count >= self.limit
 
     def reason(self, done: int, limit: int | None, limit_name: str) -> str:
-        """Why the heuristic stopped (``stats['stopped']``): ``interrupted``, ``limit_name``
-        when ``done`` reached its own work ``limit``, ``stalled``, else ``time_limit``."""
+        """Why the heuristic stopped, for ``stats['stopped']``.
+
+        Parameters
+        ----------
+        done : int
+            Units of work done.
+        limit : int or None
+            The heuristic's own work limit (e.g. ``max_samples``).
+        limit_name : str
+            Its name, the reason when ``done`` reached it.
+
+        Returns
+        -------
+        str
+            ``interrupted``, ``limit_name``, ``stalled``, else ``time_limit``.
+        """
         if self.anytime.interrupted:
             return "interrupted"
         if limit is not None and done >= limit:
@@ -97,7 +142,36 @@ class Stall:
 
 def walk(problem: Problem, region: RegionLP, anytime: Anytime, x0: np.ndarray, *,
          eps: float = 0.01, max_steps: int = 1000, source: str = "walk") -> tuple[float | None, int]:
-    """Walk from ``x0`` through improving regions; returns (best LP value, steps)."""
+    """Walk from ``x0`` through improving linear regions (Relax-and-Walk's walk).
+
+    Each step solves the region LP of the current region, then steps slightly past its optimum
+    into the next region; the walk ends when the LP value stops improving, the pattern does not
+    change, a solve fails, or time runs out. Every LP optimum is offered to ``anytime``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    region : RegionLP
+        The region-LP solver (reused).
+    anytime : Anytime
+        The run's tracker (incumbent, time left).
+    x0 : np.ndarray, shape (d,)
+        The start (projected into the domain).
+    eps : float
+        Step past an optimum, as a fraction of the last move (widened up to 64x to leave the region).
+    max_steps : int
+        Most regions visited.
+    source : str
+        Label of the offered points.
+
+    Returns
+    -------
+    best : float or None
+        The best region-LP value reached (max form); None when the first LP failed.
+    steps : int
+        Steps taken.
+    """
     dom = problem.domain
     net = problem.network
     scale = box_scale(dom)
@@ -205,7 +279,13 @@ class RelaxStarts:
         return self.problem.network.preactivations(np.clip(x, dom.lb, dom.ub)[None, :])[layer][0] > 0
 
     def base(self) -> np.ndarray | None:
-        """Solve the plain relaxation; its ``x`` (None when the solve gave no point)."""
+        """Solve the plain relaxation, whose point is the first start.
+
+        Returns
+        -------
+        np.ndarray or None
+            Its ``x``; None when the solve gave no point.
+        """
         self.base_x, self.base_values = self._solve()
         return self.base_x
 

@@ -26,8 +26,25 @@ MAX_EXP = 20
 
 
 def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.ndarray]:
-    """Per hidden layer, the power-of-two factors normalising each unstable neuron's bound
-    range (1 for stable neurons; exponents clipped to ``+-MAX_EXP``)."""
+    """Per hidden layer, the power-of-two factors that normalise each unstable neuron's bound range.
+
+    Power-of-two factors keep the rescaled network's function exact in floating point.
+
+    Parameters
+    ----------
+    network : Network
+        The network the bounds are of.
+    bounds : LayerBounds
+        Pre-activation bounds of its hidden neurons.
+    i : int
+        Which box of ``bounds`` (they may hold a batch).
+
+    Returns
+    -------
+    list of np.ndarray
+        One factor per neuron and hidden layer: 1 for stable neurons, exponents clipped to
+        ``+-MAX_EXP`` (one factor per layer for a uniformly capped activation).
+    """
     factors = []
     for l, layer in enumerate(network.hidden_layers):
         L, U = bounds.lower[l][i], bounds.upper[l][i]
@@ -43,7 +60,20 @@ def scale_factors(network: Network, bounds: LayerBounds, i: int = 0) -> list[np.
 
 
 def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
-    """The network with hidden neuron i of layer l scaled by ``factors[l][i]`` (same function)."""
+    """The same function with hidden neuron i of layer l scaled by ``factors[l][i]``.
+
+    Parameters
+    ----------
+    network : Network
+        The network to rescale.
+    factors : list of np.ndarray
+        Positive factors per hidden layer (as from ``scale_factors``).
+
+    Returns
+    -------
+    Network
+        The next layer's weights divide by the factors, so inputs and outputs are unchanged.
+    """
     layers: list[Layer] = []
     prev = np.ones(network.input_dim)
     for l, layer in enumerate(network.layers):
@@ -57,8 +87,26 @@ def apply_factors(network: Network, factors: list[np.ndarray]) -> Network:
 
 
 def rescale(network: Network, bounds: LayerBounds, i: int = 0) -> tuple[Network, list[np.ndarray]]:
-    """``(rescaled network, factors)`` normalising each hidden neuron's range in ``bounds``
-    (box ``i``). Inputs and outputs are untouched; use ``rescale_bounds`` for the bounds."""
+    """Normalise each hidden neuron's range in ``bounds``, for a better conditioned MIP.
+
+    Inputs and outputs are untouched; use ``rescale_bounds`` for the bounds.
+
+    Parameters
+    ----------
+    network : Network
+        The network the bounds are of.
+    bounds : LayerBounds
+        Pre-activation bounds of its hidden neurons.
+    i : int
+        Which box of ``bounds`` (they may hold a batch).
+
+    Returns
+    -------
+    network : Network
+        The rescaled network (same function).
+    factors : list of np.ndarray
+        The factors applied (``scale_factors``).
+    """
     factors = scale_factors(network, bounds, i)
     return apply_factors(network, factors), factors
 
@@ -68,7 +116,20 @@ def rescale_bounds(bounds: LayerBounds, factors: list[np.ndarray]) -> LayerBound
 
     Exact for power-of-two factors; the pre-activations of the rescaled network can differ
     from the scaled originals only by the usual rounding, which the bounds' outward margin
-    (relative 1e-9) already covers."""
+    (relative 1e-9) already covers.
+
+    Parameters
+    ----------
+    bounds : LayerBounds
+        Bounds of the original network.
+    factors : list of np.ndarray
+        The factors the network was rescaled by.
+
+    Returns
+    -------
+    LayerBounds
+        Same output bounds; relaxation lines dropped (they belong to the unscaled bounds).
+    """
     lower = [L * s[None, :] for L, s in zip(bounds.lower, factors, strict=True)]
     upper = [U * s[None, :] for U, s in zip(bounds.upper, factors, strict=True)]
     # the same boxes; relaxation lines belong to the unscaled bounds, so they are dropped

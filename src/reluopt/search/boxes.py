@@ -175,6 +175,12 @@ def blas_threads(n: int | None) -> Iterator[None]:
     Parameters
     ----------
     n : int or None
+        Threads for the block.
+
+    Yields
+    ------
+    None
+        Inside the block the limit holds; it is restored afterwards.
     """
     if n is None:
         yield

@@ -156,14 +156,28 @@ class DisjunctSplit:
 
     # ------------------------------------------------------------------ Strategy
     def roots(self, search: Search) -> list[Node]:
-        """Bound the whole box; the root node if a disjunct stays open on it."""
+        """Bound the whole box, to start the search.
+
+        Parameters
+        ----------
+        search : Search
+            The search that will run this strategy (kept for ``upper`` and retiring nodes).
+
+        Returns
+        -------
+        list of Node
+            The root node, if a disjunct stays open on the box; else empty.
+        """
         self.search = search
         lo, hi = self.root_lo[None].copy(), self.root_hi[None].copy()
         nb, up, dub = self._bound(lo, hi, None)
         return self._nodes(lo, hi, nb, up, dub, np.ones_like(dub, dtype=bool))
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
-        """Split each box at its chosen dimension and bound the children for the open disjuncts."""
+        """Split each box at its chosen dimension and bound the children for the open disjuncts.
+
+        See `Strategy.expand`.
+        """
         boxes = [n for n in nodes if isinstance(n, DisjunctNode)]
         lo, hi = midpoint_children(np.array([n.lo for n in boxes]), np.array([n.hi for n in boxes]),
                                    np.array([n.dim for n in boxes]))
@@ -173,31 +187,56 @@ class DisjunctSplit:
         return self._nodes(lo, hi, nb, up, dub, np.array([n.open for n in parents]))
 
     def threshold(self) -> float:
-        """No pruning by value: nodes leave when all their disjuncts close."""
+        """No pruning by value: nodes leave when all their disjuncts close.
+
+        See `Strategy.threshold`.
+        """
         return -math.inf
 
     def stop_status(self, bound: float) -> str | None:
-        """Never early: the search ends when no box is open (or ``on_points`` raises)."""
+        """Never early: the search ends when no box is open (or ``on_points`` raises).
+
+        See `Strategy.stop_status`.
+        """
         return None
 
     def exhausted_status(self, bound: float) -> str:
-        """``unsat`` when every piece closed every disjunct; frozen pieces leave it ``unknown``."""
+        """``unsat`` when every piece closed every disjunct; frozen pieces leave it ``unknown``.
+
+        See `Strategy.exhausted_status`.
+        """
         assert self.search is not None
         return "unsat" if not self.search.frontier.counts[FROZEN] else "unknown"
 
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
-        """Half the batch: each node has two children."""
+        """Half the batch: each node has two children.
+
+        See `Strategy.batch_size`.
+        """
         return max(1, self.batch // 2)
 
     def on_bound(self, bound: float) -> None:
-        """Nothing to record: the caller reads ``SplitOutcome.upper``."""
+        """Nothing to record: the caller reads ``SplitOutcome.upper``.
+
+        See `Strategy.on_bound`.
+        """
 
     def progress_info(self) -> dict:
-        """No incumbent to report."""
+        """No incumbent to report.
+
+        See `Strategy.progress_info`.
+        """
         return {}
 
     def upper(self) -> np.ndarray:
-        """Certified upper bound of each disjunct's margin over the whole box."""
+        """Certified upper bound of each disjunct's margin over the whole box, after the search.
+
+        Returns
+        -------
+        np.ndarray, shape (k,)
+            One bound per disjunct, over the closed, frozen and open pieces; a disjunct whose bound
+            is below 0 holds nowhere in the box.
+        """
         assert self.search is not None
         upper = np.maximum(self.closed_max, self.frozen_max)
         for node in self.search.frontier:

@@ -24,20 +24,60 @@ class Strategy(Protocol):
     """What a branch and bound needs to know about its problem (see ``Search.run``)."""
 
     def threshold(self) -> float:
-        """Nodes whose bound is at most this are not needed (incumbent plus tolerance)."""
+        """The value at or below which a node cannot matter, so that ``Search.run`` prunes it.
+
+        Returns
+        -------
+        float
+            Typically the incumbent plus the tolerance; ``-inf`` prunes nothing.
+        """
         ...
 
     def stop_status(self, bound: float) -> str | None:
-        """A status to stop with now given the certified ``bound`` (gap closed, a target
-        reached), or None to go on."""
+        """A status to stop with now, or None to go on (checked once per round).
+
+        Parameters
+        ----------
+        bound : float
+            The certified bound of the whole search (max over open and retired nodes).
+
+        Returns
+        -------
+        str or None
+            E.g. ``optimal`` when the gap closed or a target was reached; None to go on.
+        """
         ...
 
     def exhausted_status(self, bound: float) -> str:
-        """The status when no open node is left."""
+        """The status to stop with when no open node is left.
+
+        Parameters
+        ----------
+        bound : float
+            The certified bound of the whole search (max over open and retired nodes).
+
+        Returns
+        -------
+        str
+            E.g. ``optimal``, ``infeasible`` or ``unsat``.
+        """
         ...
 
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
-        """How many nodes to pop for the next ``expand`` (at least 1)."""
+        """How many nodes to pop for the next ``expand``, to trade batching against best-first order.
+
+        Parameters
+        ----------
+        open_nodes : int
+            Nodes open on the frontier.
+        nodes_left : float
+            Nodes the node limit still allows (``inf`` without one).
+
+        Returns
+        -------
+        int
+            At least 1.
+        """
         ...
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
@@ -45,15 +85,39 @@ class Strategy(Protocol):
 
         Children that leave unsplit (too small, proven empty, closed by an exact solve) are
         retired on ``search.frontier`` by the strategy, with their bounds.
+
+        Parameters
+        ----------
+        nodes : list of Node
+            Popped from the frontier, best first.
+        search : Search
+            The running search (its ``frontier`` and ``nodes`` counter).
+
+        Returns
+        -------
+        list of Node
+            Bounded children; ``Search.run`` prunes those at or below ``threshold()``.
         """
         ...
 
     def on_bound(self, bound: float) -> None:
-        """The certified bound improved to ``bound``."""
+        """Hear that the certified bound improved (e.g. to record it as the anytime bound).
+
+        Parameters
+        ----------
+        bound : float
+            The certified bound of the whole search (max over open and retired nodes).
+        """
         ...
 
     def progress_info(self) -> dict:
-        """Extra fields for a progress report (e.g. the incumbent)."""
+        """Extra fields for a progress report, so that the line shows the problem's own state.
+
+        Returns
+        -------
+        dict
+            E.g. ``{"incumbent": ...}``; merged into the report's dict.
+        """
         ...
 
 
@@ -131,7 +195,13 @@ class Search:
         return time.perf_counter() - self.start
 
     def bound(self) -> float:
-        """The certified bound of the whole search so far."""
+        """The certified bound of the whole search so far.
+
+        Returns
+        -------
+        float
+            The max over the open and retired nodes' bounds (``Frontier.bound``).
+        """
         return self.frontier.bound()
 
     def report(self, strategy: Strategy, force: bool = False) -> None:

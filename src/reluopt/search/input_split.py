@@ -17,7 +17,8 @@
   (``leaf``); a box narrower than ``min_width`` (relative) is frozen: its bound stays in the
   certified bound.
 
-Measurements behind the defaults are in ``benchmarks/results/bab.md``.
+The knobs (``Settings``) and the defaults behind them are in ``split_settings`` (re-exported here);
+the measurements behind the defaults are in ``benchmarks/results/bab.md``.
 """
 
 from __future__ import annotations
@@ -40,44 +41,17 @@ from .boxes import midpoint_children, position, relative_widths, splittable, sta
 from .engine import Search
 from .lagrange import tune_multipliers
 from .leaf import leaf_mip
+from .split_settings import (  # re-exported: the knobs lived here
+    ABOVE,
+    AUTO_SWITCH_NODES,
+    BELOW,
+    BRANCHING,
+    BRANCHING_ALIASES,
+    GAIN_FLOOR,
+    LEAF_AFTER_NODES,
+    Settings,
+)
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
-
-#: Statuses of a search stopped by a caller's threshold (beyond reluopt.result's).
-ABOVE = "above"   # a point with value >= stop_above was found
-BELOW = "below"   # the certified bound fell below stop_below
-
-BRANCHING = ("auto", "trial", "fsb", "lambda", "gradient", "widest")
-BRANCHING_ALIASES = {"smear": "lambda"}
-
-#: ``branching="auto"`` with one objective row starts with fsb and switches to trial after this
-#: many nodes: fsb's cheap scores are faster on easy boxes but can stall.
-AUTO_SWITCH_NODES = 2000
-
-#: Without constraints, leaf MIPs start only after this many nodes: CROWN splitting closes most
-#: gaps sooner and cheaper.
-LEAF_AFTER_NODES = 2000
-
-#: Split gains (fsb/trial) below this fraction of the node's gap count as none (off: see
-#: benchmarks/results/bab.md).
-GAIN_FLOOR = 0.0
-
-
-@dataclass
-class Settings:
-    """The knobs of input splitting (see ``methods.bab.bab_maximize_min`` for their meaning)."""
-
-    abs_gap: float
-    rel_gap: float
-    stop_above: float | None = None
-    stop_below: float | None = None
-    batch_size: int = 128
-    branching: str = "auto"
-    grad_steps: int = 3
-    mult_steps: int = 3
-    region_steps: int = 5
-    min_width: float = 1e-7
-    leaf_mip: bool = True
-    leaf_unstable: int = 12
 
 
 @dataclass
@@ -273,7 +247,7 @@ class InputSplit:
 
     # ------------------------------------------------------------------ Strategy
     def threshold(self) -> float:
-        """Nodes whose bound is at most this are not needed."""
+        """Nodes whose bound is at most this are not needed. See `Strategy.threshold`."""
         t = -math.inf
         if self.anytime.value is not None:
             t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
@@ -286,14 +260,28 @@ class InputSplit:
         return t
 
     def converged(self, bound: float) -> bool:
-        """Is the gap between the incumbent and ``bound`` within the tolerances?"""
+        """Is the gap between the incumbent and ``bound`` within the tolerances?
+
+        Parameters
+        ----------
+        bound : float
+            A certified bound (max form).
+
+        Returns
+        -------
+        bool
+            False while there is no incumbent.
+        """
         if self.anytime.value is None:
             return False
         g = bound - self.value
         return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
 
     def stop_status(self, bound: float) -> str | None:
-        """``above``/``below`` when a caller's threshold is reached, ``optimal`` on a closed gap."""
+        """``above``/``below`` when a caller's threshold is reached, ``optimal`` on a closed gap.
+
+        See `Strategy.stop_status`.
+        """
         if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
             return ABOVE
         if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
@@ -303,7 +291,10 @@ class InputSplit:
         return None
 
     def exhausted_status(self, bound: float) -> str:
-        """No open node: infeasible, optimal, or feasible when frozen leaves keep the gap open."""
+        """No open node: infeasible, optimal, or feasible when frozen leaves keep the gap open.
+
+        See `Strategy.exhausted_status`.
+        """
         if bound == -math.inf:
             return INFEASIBLE
         if self.anytime.value is not None and self.converged(bound):
@@ -311,7 +302,7 @@ class InputSplit:
         return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
 
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
-        """Nodes per batch: about ``batch_size`` children bounded per batched pass."""
+        """Nodes per batch: about ``batch_size`` children bounded per batched pass. See `Strategy.batch_size`."""
         assert self.search is not None
         if self.search.nodes >= self.switch_at:
             self.branching, self.switch_at = "trial", math.inf
@@ -326,15 +317,26 @@ class InputSplit:
         return k
 
     def on_bound(self, bound: float) -> None:
-        """Record the certified bound in the tracker (user sense)."""
+        """Record the certified bound in the tracker (user sense). See `Strategy.on_bound`."""
         self.anytime.improve_bound(self.sign * bound, "bab")
 
     def progress_info(self) -> dict:
-        """The incumbent (max form) for progress reports."""
+        """The incumbent (max form) for progress reports. See `Strategy.progress_info`."""
         return {"incumbent": None if self.anytime.value is None else self.value}
 
     def roots(self, search: Search) -> list[Node]:
-        """Bound the root box; returns the root node (or nothing if it is settled at once)."""
+        """Bound the root box, to start the search.
+
+        Parameters
+        ----------
+        search : Search
+            The search that will run this strategy.
+
+        Returns
+        -------
+        list of Node
+            The root node, or nothing if the box is settled at once.
+        """
         self.search = search
         lo, hi = self.root_lo[None].copy(), self.root_hi[None].copy()
         bounded = self._bound(lo, hi, None, None)
@@ -342,7 +344,10 @@ class InputSplit:
         return self._children(lo, hi, None, bounded)
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
-        """Split each node (by the branching rule), bound the children, hand off or freeze leaves."""
+        """Split each node (by the branching rule), bound the children, hand off or freeze leaves.
+
+        See `Strategy.expand`.
+        """
         boxes = [n for n in nodes if isinstance(n, BoxNode)]
         lo = np.array([n.lo for n in boxes])
         hi = np.array([n.hi for n in boxes])

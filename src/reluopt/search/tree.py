@@ -99,7 +99,13 @@ class Frontier:
         return [heapq.heappop(self._heap)[2] for _ in range(min(k, len(self._heap)))]
 
     def top(self) -> float:
-        """The largest bound of an open node (``-inf`` when none is open)."""
+        """The largest bound of an open node, the next one best-first order would pop.
+
+        Returns
+        -------
+        float
+            ``-inf`` when no node is open.
+        """
         return -self._heap[0][0] if self._heap else -math.inf
 
     def retire(self, bound: float, reason: str) -> None:
@@ -134,5 +140,11 @@ class Frontier:
         return n
 
     def bound(self) -> float:
-        """Certified upper bound of the whole search: open and retired nodes alike."""
+        """Certified upper bound of the whole search: open and retired nodes alike.
+
+        Returns
+        -------
+        float
+            The max of ``top()`` and every retired bound.
+        """
         return max(self.top(), *self.retired.values())

@@ -42,14 +42,36 @@ class Disjunct:
     lines: tuple[int, ...] = ()
 
     def margins(self, y: np.ndarray) -> np.ndarray:
-        """Per-point min margin ``min_j (e_j - C_j y)`` for y of shape (n, m); +inf if no atom."""
+        """Per point, the smallest margin ``min_j (e_j - C_j y)``: how far the conjunction is from failing.
+
+        Parameters
+        ----------
+        y : np.ndarray, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray, shape (n,)
+            >= 0 where every atom holds (up to strictness); +inf for a disjunct without atoms.
+        """
         y = np.atleast_2d(y)
         if self.C.shape[0] == 0:
             return np.full(y.shape[0], np.inf)
         return np.min(self.e[None, :] - y @ self.C.T, axis=1)
 
     def holds(self, y: np.ndarray) -> np.ndarray:
-        """Exact VNN-LIB semantics per point: every atom satisfied (no tolerance)."""
+        """Whether each point satisfies every atom, with exact VNN-LIB semantics (no tolerance).
+
+        Parameters
+        ----------
+        y : np.ndarray, shape (n, m) or (m,)
+            Network outputs, one row per point.
+
+        Returns
+        -------
+        np.ndarray of bool, shape (n,)
+            Strict atoms need a positive margin, the others a non-negative one.
+        """
         y = np.atleast_2d(y)
         if self.C.shape[0] == 0:
             return np.ones(y.shape[0], dtype=bool)

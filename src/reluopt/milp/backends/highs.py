@@ -1,18 +1,15 @@
 """HiGHS back-end (always installed): a MilpModel passed in one call, solved with a time
 limit, gaps, a MIP start, stop and progress callbacks (``HighsBackend``, ``HighsInstance``).
 
-Also the HiGHS fast paths' tools: ``new_highs`` (a silent instance following reluopt's
-process-wide thread policy) and ``run_ok`` (one status-checked ``run()``), used directly by
-the region LPs and OBBT, which re-solve one instance thousands of times.
+Also the HiGHS fast paths' tools, used directly by the region LPs and OBBT, which re-solve one
+instance thousands of times: ``to_highs``, ``set_run_time_limit``, ``subscribe_stop``, and
+(re-exported from ``highs_policy``, where the thread policy and the silenced banner live)
+``new_highs`` and ``run_ok``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,137 +19,21 @@ import numpy as np
 
 from ..formulation import MilpModel
 from .base import ERROR, ImprovementCallback, ProgressCallback, SolveOutput, StopCallback, finite_or_inf
+from .highs_policy import (  # re-exported: the fast paths import them from here
+    DEFAULT_THREADS,
+    TRUSTED_MODEL_STATUSES,
+    CheckedHighs,
+    _abandoned,
+    _silenced_stdout_fd,
+    new_highs,
+    run_ok,
+)
+
+__all__ = ["DEFAULT_THREADS", "STOP_GRACE", "TRUSTED_MODEL_STATUSES", "CheckedHighs", "HighsBackend", "HighsInstance",
+           "_silenced_stdout_fd", "model_status", "new_highs", "run_ok", "set_run_time_limit", "solve_highs",
+           "subscribe_stop", "to_highs"]
 
 _INF = highspy.kHighsInf
-_first_instance = True
-
-
-@contextlib.contextmanager
-def _silenced_stdout_fd():
-    """Send file descriptor 1 to /dev/null (C-level prints), restoring it afterwards."""
-    fd = 1                      # the C library writes to descriptor 1, whatever sys.stdout is
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    try:
-        saved = os.dup(fd)
-    except OSError:             # no descriptor 1 at all: nothing can be printed there
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None).fflush(None)
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
-
-
-#: Threads every Highs instance of reluopt uses unless a caller sets the option itself.
-DEFAULT_THREADS = 1
-
-#: Thread count of HiGHS's process-wide task scheduler as reluopt last set it (None: not yet).
-_scheduler_threads: int | None = None
-#: Runs abandoned after a stop request (see ``_run_watched``) that may still be stopping.
-_abandoned: list[threading.Thread] = []
-
-
-def _use_scheduler(threads: int) -> None:
-    """Make HiGHS's global scheduler match ``threads``.
-
-    HiGHS starts one task scheduler per process, sized by the first ``run()``; a later run
-    asking for another thread count fails with ``kError`` and leaves no solution. That
-    error once passed as a bound of 0, so every run goes through here: the scheduler is
-    reset whenever the requested count changes, whatever ran before in the process.
-    """
-    global _scheduler_threads
-    if _scheduler_threads != threads:
-        while _abandoned:   # never reset the scheduler under a run that is still stopping
-            _abandoned.pop().join()
-        highspy.Highs.resetGlobalScheduler(True)
-        _scheduler_threads = threads
-
-
-class CheckedHighs(highspy.Highs):
-    """A Highs instance whose ``run()`` follows reluopt's thread policy.
-
-    The caller still checks the returned status (see ``run_ok``); a scheduler clash left by
-    code outside reluopt (a user's own Highs in the same process) is repaired by one retry.
-    """
-
-    def run(self):  # noqa: D102 - same contract as highspy.Highs.run
-        """See `highspy.Highs.run`."""
-        global _scheduler_threads
-        threads = int(self.getOptionValue("threads")[1])  # (status, value)
-        _use_scheduler(threads)
-        status = super().run()
-        if status == highspy.HighsStatus.kError and self.getModelStatus() == highspy.HighsModelStatus.kNotset:
-            _scheduler_threads = None
-            _use_scheduler(threads)
-            status = super().run()
-        return status
-
-
-def new_highs(threads: int = DEFAULT_THREADS) -> highspy.Highs:
-    """A silent Highs instance following reluopt's thread policy (``threads`` per run).
-
-    highspy 1.16 prints its banner to stdout when the process's first instance is
-    constructed, before ``output_flag`` can be set; that line would corrupt ``--json -``
-    output, so the first construction runs with stdout silenced.
-
-    Parameters
-    ----------
-    threads : int, optional
-
-    Returns
-    -------
-    CheckedHighs
-    """
-    global _first_instance
-    if _first_instance:
-        _first_instance = False
-        with _silenced_stdout_fd():
-            h = CheckedHighs()
-    else:
-        h = CheckedHighs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", int(threads))
-    return h
-
-
-#: Model statuses after which HiGHS's reported solution and bounds mean what they say.
-TRUSTED_MODEL_STATUSES = frozenset({
-    highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
-    highspy.HighsModelStatus.kUnboundedOrInfeasible, highspy.HighsModelStatus.kUnbounded,
-    highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
-    highspy.HighsModelStatus.kHighsInterrupt, highspy.HighsModelStatus.kIterationLimit,  # type: ignore[attr-defined]  # not in the stubs
-    highspy.HighsModelStatus.kSolutionLimit,
-    highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kObjectiveTarget,
-})
-
-
-def run_ok(h: highspy.Highs) -> tuple[bool, str]:
-    """Run ``h`` and say whether its outcome can be trusted: ``(ok, message)``.
-
-    Not ok when ``run()`` returns ``kError`` or the model status is an error or unknown
-    (solve, presolve or postsolve error, not set, ...). Callers turn a failed run into an
-    error or an open node, never into a bound.
-
-    Parameters
-    ----------
-    h : highspy.Highs
-
-    Returns
-    -------
-    tuple of (bool, str)
-    """
-    run_status = h.run()
-    model_status = h.getModelStatus()
-    if run_status == highspy.HighsStatus.kError or model_status not in TRUSTED_MODEL_STATUSES:
-        return False, f"HiGHS run returned {run_status.name} with model status {h.modelStatusToString(model_status)!r}"
-    return True, ""
 
 
 def to_highs(model: MilpModel, relax: bool = False, threads: int = DEFAULT_THREADS) -> highspy.Highs:
@@ -268,17 +149,37 @@ def _run_watched(h: highspy.Highs, should_stop: Callable[[], bool], gate: _Gate)
 
 
 def model_status(h: highspy.Highs) -> str:
-    """The model status of ``h``'s last run as one of the back-ends' status names."""
+    """Name the model status of ``h``'s last run in the back-ends' common words (``SolveOutput.status``).
+
+    Parameters
+    ----------
+    h : highspy.Highs
+        An instance that has run.
+
+    Returns
+    -------
+    str
+        ``optimal``, ``infeasible``, ``time_limit``, ...; HiGHS's own name for any other status.
+    """
     status = h.getModelStatus()
     return _STATUS.get(status, str(status).split(".")[-1])
 
 
 def set_run_time_limit(h: highspy.Highs, seconds: float | None, mip: bool) -> None:
-    """Let the next ``run()`` of ``h`` take at most ``seconds`` (None or inf: no limit).
+    """Let the next ``run()`` of ``h`` take at most ``seconds``, on whichever clock HiGHS uses.
 
     HiGHS measures an LP's limit on the instance's run clock, which keeps counting over the
     runs of one instance (so the limit is placed after the time already run), a MIP's limit
     on the clock of its own run.
+
+    Parameters
+    ----------
+    h : highspy.Highs
+        The instance.
+    seconds : float or None
+        The limit (at least 1 ms); None or inf for no limit.
+    mip : bool
+        Whether the next run solves a MIP (its own clock) or an LP (the instance's clock).
     """
     if seconds is None or not math.isfinite(seconds):
         h.setOptionValue("time_limit", _INF)
@@ -288,9 +189,23 @@ def set_run_time_limit(h: highspy.Highs, seconds: float | None, mip: bool) -> No
 
 
 def subscribe_stop(h: highspy.Highs, should_stop: StopCallback) -> Callable[[object], None]:
-    """Poll ``should_stop()`` in every simplex, IPM and MIP interrupt callback of ``h`` for
-    all its later runs (for a reused instance whose runs go through ``run_ok``); returns
-    the subscribed function."""
+    """Make every later run of ``h`` stop when ``should_stop()`` turns true, for a reused instance.
+
+    ``should_stop()`` is polled in every simplex, IPM and MIP interrupt callback of ``h``; the
+    runs go through ``run_ok``, which trusts an interrupted status.
+
+    Parameters
+    ----------
+    h : highspy.Highs
+        An instance re-solved many times.
+    should_stop : callable
+        ``() -> bool``.
+
+    Returns
+    -------
+    callable
+        The subscribed function (``poll(event)``).
+    """
 
     def poll(event) -> None:
         if should_stop():
