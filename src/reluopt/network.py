@@ -153,7 +153,7 @@ class Network:
             if not layer.act.hidden:
                 raise ModelError(
                     f"layer {i}: hidden layers must be {' or '.join(activations.hidden_names())}; fold affine "
-                    "hidden layers into the next layer (Network.simplify does this)"
+                    "hidden layers into the next layer"
                 )
         object.__setattr__(self, "layers", tuple(checked))
         if self.input_names is not None and len(self.input_names) != self.input_dim:

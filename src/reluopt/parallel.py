@@ -14,6 +14,7 @@ shut down on exit, a Client or executor you passed in is left running.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -239,26 +240,40 @@ def chunk(items: Sequence[Any], n_chunks: int) -> list[list[Any]]:
 
 
 # ----------------------------------------------------------------------------- BLAS threads
-def single_threaded_blas():
-    """Context limiting BLAS to one thread while a local search runs.
+def blas_threads(n: int | None) -> contextlib.AbstractContextManager:
+    """Context limiting BLAS to ``n`` threads (None: leave it alone).
 
-    The searches multiply small batches (64 starts x a few hundred neurons); a threaded
-    BLAS gains nothing there, and on a loaded machine its spinning threads made each
-    product 30-40x slower (profile in benchmarks/PROFILE_local_search.md). Uses
-    threadpoolctl when installed (it comes with scikit-learn), else does nothing.
+    Searches multiply small batches (64 starts x a few hundred neurons, a few boxes x a
+    hidden layer); a threaded BLAS gains nothing there, and on a loaded machine its spinning
+    threads made each product 30-40x slower (profile in benchmarks/PROFILE_local_search.md).
+    Uses threadpoolctl when installed (it comes with scikit-learn), else does nothing.
+
+    Parameters
+    ----------
+    n : int or None
 
     Returns
     -------
     contextlib.AbstractContextManager
-        A ``threadpoolctl`` limit, or a no-op context without threadpoolctl.
+        A ``threadpoolctl`` limit, or a no-op context.
     """
+    if n is None:
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
-        from contextlib import nullcontext
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """``blas_threads(1)``: the setting of every local search and branch and bound.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+    """
+    return blas_threads(1)
 
 
 def one_blas_thread(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ProblemError, UnsupportedError
+from ..methods.region import pattern_keys as phase_keys
 from ..network import Network
 
 #: Relative tolerance for "a vertex lies on a line".
@@ -267,13 +268,9 @@ def pattern_keys(net: Network, x: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Array of ``numpy.void`` keys, one per row.
+        One bytes key per row (``methods.region.pattern_keys``).
     """
-    bits: list[np.ndarray] = []
-    for layer, ph in zip(net.hidden_layers, net.phase_pattern(x), strict=True):
-        bits.extend(ph == j for j in range(1, len(layer.act.kinks) + 1))
-    packed = np.packbits(np.concatenate(bits, axis=1), axis=1)
-    return packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    return np.array(phase_keys(net.phase_pattern(np.atleast_2d(x))))
 
 
 def chao1(counts: np.ndarray, n: int) -> float:

@@ -18,7 +18,7 @@ Worth it for small latent dimensions: the number of binaries is the number of ne
 sign is not fixed over the latent box, which grows with the box and the latent dimension.
 
 Soundness: the reported ``x`` is re-evaluated by a forward pass (``Anytime.offer``); the lower
-bound is SCIP's dual bound widened downward by ``BOUND_TOL * (1 + |bound|)`` for its
+bound is SCIP's dual bound widened downward by ``milp.backends.base.widen`` for its
 feasibility tolerances, and never below 0; ``optimal`` is claimed only when the forward-pass
 value meets that bound within the gap tolerances.
 """
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..certificate import certified_method
 from ..errors import ProblemError
+from ..milp.backends.base import SOLVER_MARGIN, widen
 from ..milp.backends.scip import TRUSTED_SCIP_STATUSES, import_scip, scip_model
 from ..milp.formulation import MilpModel, add_output_constraints, build_network_model
 from ..parallel import one_blas_thread
@@ -43,8 +44,6 @@ from .surfing import least_squares_objective
 LSQ_ABS_GAP = 1e-8
 LSQ_REL_GAP = 1e-6
 
-#: Relative widening of SCIP's dual bound (its feasibility tolerance is 1e-6 by default).
-BOUND_TOL = 1e-6
 
 
 #: What needs SCIP, for the message when it is missing.
@@ -251,8 +250,8 @@ def solve_miqp(problem: Problem, *, time_limit: float | None = 60.0, seed: int =
         return run.result(SOLVER_ERROR, **stats)
     dual = float(scip.getDualbound())
     if math.isfinite(dual) and abs(dual) < 1e20:
-        run.improve_bound(max(0.0, dual - BOUND_TOL * (1.0 + abs(dual))), "miqp")
+        run.improve_bound(max(0.0, widen(dual, "min")), "miqp")
     run.report(nodes=stats["nodes"])
-    if run.converged(max(abs_gap, 2 * BOUND_TOL), rel_gap + 2 * BOUND_TOL):
+    if run.converged(max(abs_gap, 2 * SOLVER_MARGIN), rel_gap + 2 * SOLVER_MARGIN):
         return run.result(OPTIMAL, **stats)
     return run.result(TIME_LIMIT, **stats)

@@ -47,7 +47,7 @@ from .lower import local_ascent, sample_lower
 from .upper import interval_jacobian_bound, product_bound
 
 #: lower and upper closer than ``PROVED_REL_GAP * |upper| + PROVED_ABS_GAP`` count as the exact
-#: value. The absolute part matches the MIP's solver margin (``mip.SOLVER_MARGIN``), below which
+#: value. The absolute part matches the MIP's solver margin (``milp.backends.base.SOLVER_MARGIN``), below which
 #: a MIP bound cannot separate values; without it a constant-zero network is never "proven".
 PROVED_REL_GAP = 1e-5
 PROVED_ABS_GAP = 2e-6

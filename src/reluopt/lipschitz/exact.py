@@ -117,7 +117,8 @@ def run_exact(search: Search, bounds: LayerBounds, uppers: list[float], *, reali
         The certified upper bound (max over rows).
     """
     from ..milp.backends import get_backend
-    from .mip import build_lipschitz_model, mip_start, solve_l2_scip, widen
+    from ..milp.backends.base import widen
+    from .mip import build_lipschitz_model, mip_start, solve_l2_scip
 
     target = search.target
     net, dom = target.network, target.domain

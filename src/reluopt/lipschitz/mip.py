@@ -25,10 +25,6 @@ from ..network import Network
 from ..problem import Domain
 from .upper import gradient_intervals
 
-#: The solver's objective bound is trusted up to its feasibility tolerances; widen it by this
-#: relative amount (plus the same absolute amount) before reporting it as a certified upper.
-SOLVER_MARGIN = 1e-6
-
 
 def _empty_model(network: Network, bounds: LayerBounds) -> MilpModel:
     return MilpModel(
@@ -274,22 +270,6 @@ def _add_norm_objective(model: MilpModel, g, g_lo, g_hi, q: float) -> tuple:
     raise UnsupportedError("the linear MIP handles q = 1 or inf; use the MIQCQP for the l2 norm")
 
 
-def widen(bound: float | None) -> float:
-    """A solver's bound made safe: widened by ``SOLVER_MARGIN`` (relative and absolute).
-
-    Parameters
-    ----------
-    bound : float or None
-        The solver's bound.
-
-    Returns
-    -------
-    float
-        The widened bound (inf when there is none).
-    """
-    if bound is None or not math.isfinite(bound):
-        return math.inf
-    return bound + SOLVER_MARGIN * (abs(bound) + 1.0)
 
 
 def solve_l2_scip(model: MilpModel, g_cols: np.ndarray, g_lo, g_hi, time_limit: float | None):

@@ -22,6 +22,7 @@ import numpy as np
 from ..certificate import certified_method
 from ..errors import ProblemError
 from ..network import Network
+from ..parallel import blas_threads
 from ..problem import Domain, MaxMin, OutputConstraints, Problem
 from ..result import (
     ABS_GAP,
@@ -35,7 +36,7 @@ from ..result import (
     Result,
     interruptible,
 )
-from ..search import ABOVE, BELOW, BRANCHING, InputSplit, Limits, Search, Settings, blas_threads
+from ..search import ABOVE, BELOW, BRANCHING, InputSplit, Limits, Search, Settings
 from ..tracker import Anytime
 from .region import RegionLP
 

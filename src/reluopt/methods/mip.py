@@ -8,7 +8,7 @@ the caller passes as ``incumbent``, such as a heuristic's best).
 
 Soundness: every solver solution is mapped back to its input ``x`` and re-evaluated by a
 forward pass before it counts (``Anytime.offer``); the reported value is the network's own.
-The bound is HiGHS's dual bound widened by ``BOUND_TOL * (1 + |bound|)`` for the solver's
+The bound is HiGHS's dual bound widened by ``SOLVER_MARGIN * (1 + |bound|)`` for the solver's
 feasibility tolerances; ``optimal`` is claimed only when the forward-pass value meets that
 bound within the gap tolerances.
 """
@@ -23,6 +23,7 @@ from ..bounds import BOUND_METHODS, LayerBounds, compute_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
+from ..milp.backends.base import SOLVER_MARGIN, widen
 from ..milp.formulation import build_problem_model
 from ..problem import Problem
 from ..result import (
@@ -39,8 +40,6 @@ from ..result import (
 )
 from ..tracker import Anytime
 
-#: Relative widening of the solver's dual bound (HiGHS primal/dual feasibility tolerances ~1e-7).
-BOUND_TOL = 1e-6
 
 def problem_bounds(problem: Problem, bounds: str | LayerBounds = "crown", *, time_limit: float | None = None,
                    executor=None) -> LayerBounds:
@@ -245,7 +244,7 @@ def solve_mip(
             anytime.improve_bound(sign * widen(out.bound), "mip")
         elif out.status == "optimal" and out.objective is not None:
             anytime.improve_bound(sign * widen(out.objective), "mip")
-        if anytime.converged(max(abs_gap, 2 * BOUND_TOL), rel_gap + 2 * BOUND_TOL):
+        if anytime.converged(max(abs_gap, 2 * SOLVER_MARGIN), rel_gap + 2 * SOLVER_MARGIN):
             return anytime.result(OPTIMAL, **stats)
         if anytime.interrupted or out.status == "interrupted":
             return anytime.result(INTERRUPTED, **stats)
@@ -256,17 +255,3 @@ def solve_mip(
 SOLVERS = BACKENDS
 
 
-def widen(bound: float) -> float:
-    """A solver's (max-sense) dual bound, widened upward for its feasibility tolerances.
-
-    Parameters
-    ----------
-    bound : float
-        The solver's dual bound.
-
-    Returns
-    -------
-    float
-        ``bound + BOUND_TOL * (1 + |bound|)``.
-    """
-    return bound + BOUND_TOL * (1.0 + abs(bound))

@@ -4,10 +4,9 @@
 (``disjuncts``) and the Lipschitz search (``lipschitz.bab``).
 """
 
-from .boxes import blas_threads
 from .engine import Limits, Search, Strategy
 from .input_split import ABOVE, BELOW, BRANCHING, InputSplit, Settings
 from .tree import Frontier, Node
 
 __all__ = ["ABOVE", "BELOW", "BRANCHING", "Frontier", "InputSplit", "Limits", "Node", "Search", "Settings",
-           "Strategy", "blas_threads"]
+           "Strategy"]

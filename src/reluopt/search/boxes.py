@@ -7,8 +7,7 @@ they are stored rounded outward to float32 (half the memory on deep frontiers, s
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -163,32 +162,3 @@ def position(lo: np.ndarray, hi: np.ndarray, A: np.ndarray | None,
     mag = np.abs(lo) @ np.abs(A).T + np.abs(hi) @ np.abs(A).T
     low, high = outward(low, high, mag)
     return np.any(low > b, axis=1), np.all(high <= b, axis=1)
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit BLAS to ``n`` threads for the block (threadpoolctl, when installed).
-
-    The matrices of a search are small: one BLAS thread is fastest, and fair on a shared
-    machine. ``None`` leaves the setting alone.
-
-    Parameters
-    ----------
-    n : int or None
-        Threads for the block.
-
-    Yields
-    ------
-    None
-        Inside the block the limit holds; it is restored afterwards.
-    """
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield

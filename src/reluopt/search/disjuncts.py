@@ -25,7 +25,8 @@ import numpy as np
 from ..bounds.crown import backsubstitute
 from ..bounds.node import best_output_bounds, node_bounds
 from ..network import Network
-from .boxes import blas_threads, midpoint_children, stack_prior, stored_prior, tie_break
+from ..parallel import blas_threads
+from .boxes import midpoint_children, stack_prior, stored_prior, tie_break
 from .engine import Limits, Search
 from .tree import FROZEN, Node
 

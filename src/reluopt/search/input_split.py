@@ -131,7 +131,7 @@ class InputSplit:
             if branching == "fsb":
                 self.switch_at = AUTO_SWITCH_NODES
         self.branching = branching
-        # a leaf MIP's bound carries a margin of LEAF_MIP_MARGIN (1 + |bound|); hand nodes off
+        # a leaf MIP's bound carries the solver margin (milp.backends.base.widen); hand nodes off
         # only when the stopping rule can absorb it (else boxes shrink until CROWN is exact)
         self.handoff_fits = settings.stop_below is not None or max(settings.abs_gap, settings.rel_gap) >= 1e-5
         self.leaf_problem = None if self.s != 1 else Problem(

@@ -3,7 +3,7 @@
 When a node has few unstable neurons left, splitting its box further would chase a constraint
 boundary or a flat optimum for many levels; the MIP on the node's own neuron bounds settles it
 in one solve. Only a run that ends in a trusted status counts: the MIP's bound is then widened
-by ``LEAF_MIP_MARGIN`` for the solver's tolerances, and anything else leaves the node open.
+by ``milp.backends.base.widen`` for the solver's tolerances, and anything else leaves the node open.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ import numpy as np
 
 from ..bounds import compute_bounds
 from ..milp.backends import get_backend
+from ..milp.backends.base import widen
 from ..milp.formulation import build_problem_model
 from ..problem import Domain, Problem
 from .tree import Prior
-
-#: Relative margin added to a leaf MIP's bound for HiGHS's feasibility tolerances.
-LEAF_MIP_MARGIN = 1e-6
 
 #: The longest a single leaf MIP may run (seconds): the search keeps the rest of the budget.
 LEAF_MIP_MAX_SECONDS = 5.0
@@ -99,6 +97,4 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         return LeafOutcome(-math.inf, True, point)
     if out.bound is None or not math.isfinite(out.bound):
         return LeafOutcome(None, False, point)
-    # HiGHS works to tolerances of about 1e-6: widen its bound accordingly
-    bound = float(out.bound)
-    return LeafOutcome(bound + LEAF_MIP_MARGIN * (1.0 + abs(bound)), out.status == "optimal", point)
+    return LeafOutcome(widen(float(out.bound)), out.status == "optimal", point)

@@ -21,6 +21,32 @@ if TYPE_CHECKING:
     from ..formulation import MilpModel
 
 #: Status of a solver run whose outcome cannot be trusted; it never yields a bound.
+#: A solver's dual bound holds only up to its feasibility tolerances (about 1e-6): every bound
+#: taken from a solver is moved outward by this much, relative to ``1 + |bound|`` (``widen``).
+SOLVER_MARGIN = 1e-6
+
+
+def widen(bound: float | None, sense: str = "max") -> float:
+    """A solver's dual bound made safe for its tolerances: moved outward by ``SOLVER_MARGIN``.
+
+    Parameters
+    ----------
+    bound : float or None
+        The solver's dual bound (an upper bound for ``sense='max'``, a lower one for ``'min'``).
+    sense : {'max', 'min'}
+
+    Returns
+    -------
+    float
+        ``bound +- SOLVER_MARGIN * (1 + |bound|)``; no bound or a non-finite one gives no
+        information (``+inf`` for max, ``-inf`` for min).
+    """
+    if bound is None or not math.isfinite(bound):
+        return math.inf if sense == "max" else -math.inf
+    step = SOLVER_MARGIN * (1.0 + abs(bound))
+    return bound + step if sense == "max" else bound - step
+
+
 ERROR = "error"
 
 #: Statuses a back-end reports (besides ``error``); each maps the solver's own statuses onto these.
