@@ -202,7 +202,7 @@ def _complementarity(model: MilpModel, formulation: str) -> tuple[MilpModel, np.
     A = model.A.tocsc()
     drop_rows: list[np.ndarray] = []
     z_relu: list[np.ndarray] = []
-    new = []     # (h column, layer, neuron, L) per unstable ReLU neuron
+    new: list[tuple[int, int, int, float]] = []     # (h column, layer, neuron, L) per unstable ReLU neuron
     for l, layer in enumerate(net.hidden_layers):
         zc = model.z_cols[l]
         if type(layer.act) is not ReLU or not (zc >= 0).any():

@@ -118,7 +118,7 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
     for mask, sense, rhs, tag in ((eq, "=", rlo, "eq"), (up, "<", rhi, "le"), (dn, ">", rlo, "ge")):
         if mask.any():
             model.addMConstr(A[mask], v, sense, rhs[mask], name=f"{name}.{tag}")
-    for k, (h, s) in enumerate(emb.sos1):
+    for h, s in emb.sos1:
         model.addSOS(gp.GRB.SOS_TYPE1, [cols[h], cols[s]], [1.0, 2.0])
     for k, (z, value, c) in enumerate(emb.indicators):
         model.addGenConstrIndicator(cols[z], bool(value), cols[c], gp.GRB.LESS_EQUAL, 0.0, name=f"{name}.ind{k}")

@@ -10,6 +10,8 @@ Pyomo has no solver-neutral indicator constraint, so ``'indicator'`` is refused 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import ProblemError, SolverError
@@ -138,6 +140,10 @@ class NetworkBlockData(BlockData):
         return self.network
 
 
+#: The block class (``m.nn = NetworkBlock()``), made by Pyomo's ``declare_custom_block``.
+NetworkBlock: Any = globals()["NetworkBlock"]
+
+
 def add_network_block(block, network, x, y=None, *, name: str = "nn", bounds: str = "crown",
                       formulation: str = "bigm", bound_options: dict | None = None) -> PyomoNetwork:
     """Add a `NetworkBlock` called ``name`` to ``block`` (a model or block) holding ``y = network(x)``.
@@ -158,6 +164,6 @@ def add_network_block(block, network, x, y=None, *, name: str = "nn", bounds: st
     """
     if block.component(name) is not None:
         raise ProblemError(f"the Pyomo block already has a component called {name!r}; pass another name")
-    blk = NetworkBlock()        # noqa: F821 - made by declare_custom_block
+    blk = NetworkBlock()
     block.add_component(name, blk)
     return blk.build(network, x, y, bounds=bounds, formulation=formulation, bound_options=bound_options)
