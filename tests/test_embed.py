@@ -330,3 +330,31 @@ def test_pyomo_refuses_indicator(net):
         m.nn.build(net, m.x, formulation="indicator")
     nn = m.nn.build(net, m.x)
     assert m.nn.network is nn and len(m.nn.outputs) == 1
+
+
+# ----------------------------------------------------------------------------- the example
+def test_embed_reformer_example_matches_a_grid(capsys):
+    """examples/embed/embed_reformer.py: its optimum against a dense grid over the nine steam levels."""
+    import re
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "examples" / "embed"))
+    try:
+        import embed_reformer
+    finally:
+        sys.path.pop(0)
+    assert embed_reformer.main() == 0
+    out = capsys.readouterr().out
+    value = float(re.search(r"objective (-?\d+\.\d+)", out).group(1))
+    net = embed_reformer.reluopt.load(embed_reformer.NET)
+    bypass = np.linspace(0.1, 0.8, 20001)
+    best = -np.inf
+    for k in range(9):
+        steam = 0.8 + embed_reformer.STEP * k
+        Y = net.forward(np.stack([bypass, np.full_like(bypass, steam)], axis=1))
+        v = Y[:, 0] - embed_reformer.STEAM_COST * steam - embed_reformer.BYPASS_COST * bypass
+        best = max(best, float(np.max(np.where(Y[:, 1] <= 0.34, v, -np.inf))))
+    assert value >= best - 1e-5              # no grid point beats the certified optimum
+    assert value == pytest.approx(best, abs=1e-4)
