@@ -305,6 +305,10 @@ def test_shape_mismatch_and_bad_network(net, tmp_path):
         formulate(net, LB, UB, bounds="exact")
     with pytest.raises(ProblemError, match="not a column"):
         add_network_constr(h, net, [0, 99])
+    other = highspy.Highs()
+    foreign = other.addVariables(2, lb=-1, ub=1)
+    with pytest.raises(ProblemError, match="another HiGHS model"):
+        add_network_constr(h, net, foreign)
 
 
 def test_get_error_before_a_solve(net):
@@ -321,7 +325,7 @@ def test_get_error_before_a_solve(net):
 
 def test_pyomo_refuses_indicator(net):
     pyo = pytest.importorskip("pyomo.environ")
-    from reluopt.embed.pyomo import NetworkBlock
+    from reluopt.embed.pyomo import NetworkBlock, add_network_block
 
     m = pyo.ConcreteModel()
     m.x = pyo.Var(range(2), bounds=(-1, 1))
@@ -330,6 +334,11 @@ def test_pyomo_refuses_indicator(net):
         m.nn.build(net, m.x, formulation="indicator")
     nn = m.nn.build(net, m.x)
     assert m.nn.network is nn and len(m.nn.outputs) == 1
+    other = pyo.ConcreteModel()
+    other.x = pyo.Var(range(2), bounds=(-1, 1))
+    with pytest.raises(ProblemError, match="another Pyomo model"):
+        add_network_block(m, net, other.x, name="nn2")
+    assert m.component("nn2") is None
 
 
 # ----------------------------------------------------------------------------- the example

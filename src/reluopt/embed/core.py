@@ -47,7 +47,11 @@ class Embedding:
     formulation : str
         One of `FORMULATIONS`.
     stats : dict
-        Binaries, stable and unstable neurons, the largest big-M constant, bound method, sizes.
+        ``binaries``, ``hidden_neurons``, ``stable_neurons``, ``unstable_neurons``,
+        ``largest_big_m`` (the largest big-M constant of the big-M form; the sos1 and indicator
+        forms bound their variables by it instead), ``bounds`` (method), ``formulation``,
+        ``sos1``, ``indicators``, ``columns``, ``rows`` and ``scaling_issue`` (None, or why the
+        solver's tolerances may not make its answer exact; also warned about).
     """
 
     model: MilpModel

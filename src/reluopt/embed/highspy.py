@@ -47,6 +47,12 @@ def _columns(h: highspy.Highs, variables, what: str) -> list[int]:
     n = h.getNumCol()
     for v in sequence(variables, what):
         if isinstance(v, highspy.highs.highs_var):
+            try:
+                same = v.highs == h
+            except ReferenceError:      # its model is gone
+                same = False
+            if not same:
+                raise ProblemError(f"{what} variable {v!r} belongs to another HiGHS model than the one given")
             j = int(v.index)
         elif isinstance(v, (int, np.integer)):
             j = int(v)

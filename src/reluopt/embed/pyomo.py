@@ -94,6 +94,9 @@ class NetworkBlockData(BlockData):
                                "(solvers with SOS1) or 'bigm'")
         net = as_network(network)
         xs = _variables(x, "input")
+        for v in xs:
+            if v.model() is not self.model():
+                raise ProblemError(f"input variable {v.name} belongs to another Pyomo model than this block")
         check_count("input", len(xs), net.input_dim, net)
         ys = None if y is None else _variables(y, "output")
         if ys is not None:
@@ -166,4 +169,8 @@ def add_network_block(block, network, x, y=None, *, name: str = "nn", bounds: st
         raise ProblemError(f"the Pyomo block already has a component called {name!r}; pass another name")
     blk = NetworkBlock()
     block.add_component(name, blk)
-    return blk.build(network, x, y, bounds=bounds, formulation=formulation, bound_options=bound_options)
+    try:
+        return blk.build(network, x, y, bounds=bounds, formulation=formulation, bound_options=bound_options)
+    except BaseException:
+        block.del_component(name)     # leave the user's model as it was
+        raise
