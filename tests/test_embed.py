@@ -367,3 +367,10 @@ def test_embed_reformer_example_matches_a_grid(capsys):
         best = max(best, float(np.max(np.where(Y[:, 1] <= 0.34, v, -np.inf))))
     assert value >= best - 1e-5              # no grid point beats the certified optimum
     assert value == pytest.approx(best, abs=1e-4)
+
+
+def test_badly_scaled_network_is_warned_about():
+    big = random_network([2, 4, 1], seed=1, scale=1e8)
+    with pytest.warns(UserWarning, match="may not be exact"):
+        emb = formulate(big, LB, UB)
+    assert emb.stats["scaling_issue"]
