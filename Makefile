@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[dev,sklearn,torch,plot,dask,scip]"
+	$(PIP) install --quiet -e ".[dev,sklearn,torch,plot,dask,scip,pyomo]"
 	touch $(STAMP)
 
 install: $(STAMP)
