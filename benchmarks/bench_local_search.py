@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from reluopt import Network, Problem  # noqa: E402
 from reluopt.methods import get_method  # noqa: E402
-from reluopt.methods.domain import sample_domain  # noqa: E402
 from reluopt.methods.passes import backward, directional, forward_masks, ratio_test  # noqa: E402
+from reluopt.methods.points import sample_domain  # noqa: E402
 from reluopt.methods.region import RegionLP, phase_patterns  # noqa: E402
 from reluopt.parallel import single_threaded_blas  # noqa: E402
 

@@ -47,7 +47,7 @@ def test_inversion_methods_live_in_the_inversion_package():
 def test_moved_helpers_and_cli_imports():
     from reluopt.cli import EXIT_OK, EXIT_USAGE, SUBCOMMANDS, build_parser
     from reluopt.cli.common import EXIT_OK as common_ok
-    from reluopt.methods.domain import as_incumbent, check_domain, project, sample_domain, unit_design
+    from reluopt.methods.points import as_incumbent, check_domain, project, sample_domain, unit_design
     from reluopt.parallel import one_blas_thread, single_threaded_blas
 
     assert EXIT_OK == common_ok == 0 and EXIT_USAGE == 2

@@ -12,7 +12,7 @@ from bruteforce import enumerate_regions, region_optimum
 from conftest import random_network
 from reluopt import Network, Problem, ProblemError
 from reluopt.errors import EmptyInputSet
-from reluopt.methods.domain import check_domain, project, sample_domain
+from reluopt.methods.points import check_domain, project, sample_domain
 from reluopt.methods.region import RegionLP, pattern_keys, phase_patterns
 
 
@@ -167,7 +167,7 @@ def brute_optimum(problem: Problem) -> float:
 
 
 def test_latin_hypercube_has_one_point_per_stratum():
-    from reluopt.methods.domain import unit_design
+    from reluopt.methods.points import unit_design
 
     U = unit_design(3, 50, np.random.default_rng(0), "lhs", seed=4)
     assert U.shape == (50, 3)

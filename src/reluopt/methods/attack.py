@@ -26,7 +26,7 @@ from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .domain import as_incumbent, project
+from .points import as_incumbent, project
 
 #: Time limit when none is given (seconds).
 DEFAULT_TIME_LIMIT = 10.0

@@ -45,8 +45,8 @@ from ..parallel import single_threaded_blas
 from ..problem import FEASIBILITY_TOL, Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .domain import as_incumbent, box_scale, check_domain, project, sample_domain
 from .passes import backward, directional, forward_masks, ratio_test
+from .points import as_incumbent, box_scale, check_domain, project, sample_domain
 from .region import DEFAULT_TIME_LIMIT, RegionLP
 from .walk import Stall, walk
 

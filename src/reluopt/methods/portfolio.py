@@ -37,7 +37,7 @@ from ..result import (
     check_time_limit,
     interruptible,
 )
-from .domain import as_incumbent, check_domain
+from .points import as_incumbent, check_domain
 from .region import DEFAULT_TIME_LIMIT
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..milp.backends.highs import model_status, new_highs, run_ok, subscribe_stop
 from ..network import Network
 from ..problem import Problem
-from .domain import add_dense_rows, highs_inf
+from .points import add_dense_rows, highs_inf
 
 #: Default time limit (seconds) of every local-search heuristic when none is given.
 DEFAULT_TIME_LIMIT = 10.0

@@ -42,7 +42,7 @@ from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .domain import as_incumbent, check_domain, project, to_domain, unit_design
+from .points import as_incumbent, check_domain, project, to_domain, unit_design
 from .portfolio import solve_auto
 from .region import DEFAULT_TIME_LIMIT, RegionLP, pattern_keys, phase_patterns
 from .walk import Stall

@@ -39,7 +39,7 @@ from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .domain import as_incumbent, box_scale, check_domain, project, sample_domain
+from .points import as_incumbent, box_scale, check_domain, project, sample_domain
 from .region import DEFAULT_TIME_LIMIT, RegionLP, pattern_keys, phase_patterns
 
 #: Default ``stall_walks``: walks in a row without a new incumbent before ``walk`` stops.
