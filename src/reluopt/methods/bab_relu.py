@@ -20,7 +20,18 @@ import numpy as np
 from ..certificate import certified_method
 from ..errors import ProblemError
 from ..problem import Problem
-from ..result import ABS_GAP, FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL, REL_GAP, STATUSES, TIME_LIMIT, Result, interruptible
+from ..result import (
+    ABS_GAP,
+    FEASIBLE,
+    INFEASIBLE,
+    NO_SOLUTION,
+    OPTIMAL,
+    REL_GAP,
+    STATUSES,
+    TIME_LIMIT,
+    Result,
+    interruptible,
+)
 from ..search import Limits, Search, blas_threads
 from ..search.relu_split import ReluSettings, ReluSplit
 from ..tracker import Anytime

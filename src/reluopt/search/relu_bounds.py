@@ -73,7 +73,7 @@ def split_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, splits: list[np.n
     """
     lowers: list[np.ndarray] = []
     uppers: list[np.ndarray] = []
-    lines = []
+    lines: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     empty = np.zeros(lo.shape[0], dtype=bool)
     h_lo, h_hi = lo, hi
     for k, layer in enumerate(net.hidden_layers):
@@ -160,7 +160,7 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta):
     out = net.layers[K]
     lam = spec @ out.W
     const = spec @ out.b
-    saved = [()] * K
+    saved: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(spec, spec, spec)] * K   # filled top-down
     for j in range(K - 1, -1, -1):
         a_lo0, a_up, b_up, free, sgn = fixed[j]
         a_lo = np.where(free, alpha[j], a_lo0)
