@@ -53,7 +53,32 @@ BRANCHING = ("fsb", "babsr")
 
 @dataclass
 class ReluSettings:
-    """The knobs of ReLU splitting (see ``methods.bab_relu.run_relu_split``)."""
+    """The knobs of ReLU splitting.
+
+    Parameters
+    ----------
+    abs_gap, rel_gap : float
+        Stop when the incumbent is within these of the certified bound.
+    stop_above, stop_below : float or None
+        Stop at a point with value >= ``stop_above`` or a bound < ``stop_below`` (max form).
+    batch_size : int
+        Nodes popped per expansion (each gives two children, bounded together).
+    branching : str
+        ``fsb`` (filtered) or ``babsr`` (scores only); see the module docstring.
+    fsb_k : int
+        Candidates per score that ``fsb`` bounds cheaply.
+    steps, root_steps : int
+        Projected Adam steps on ``alpha, beta`` per child and at the root.
+    lr : float
+        Step size of those steps.
+    root_alpha : bool
+        alpha-CROWN for the root's neuron bounds (every node inherits them).
+    grad_steps : int
+        Sign-gradient steps from the best candidate points of each batch.
+    leaf_mip : bool
+        Hand nodes with at most ``leaf_unstable`` unstable neurons to the MIP (one row only).
+    leaf_unstable : int
+    """
 
     abs_gap: float
     rel_gap: float
@@ -157,7 +182,7 @@ class ReluSplit:
 
     # ------------------------------------------------------------------ Strategy
     def threshold(self) -> float:
-        """Nodes whose bound is at most this are not needed."""
+        """Nodes whose bound is at most this are not needed. See `Strategy.threshold`."""
         t = -math.inf
         if self.anytime.value is not None:
             t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
@@ -168,14 +193,24 @@ class ReluSplit:
         return t
 
     def converged(self, bound: float) -> bool:
-        """Is the gap between the incumbent and ``bound`` within the tolerances?"""
+        """Is the gap between the incumbent and ``bound`` within the tolerances?
+
+        Parameters
+        ----------
+        bound : float
+            A certified bound (max form).
+
+        Returns
+        -------
+        bool
+        """
         if self.anytime.value is None:
             return False
         g = bound - self.value
         return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
 
     def stop_status(self, bound: float) -> str | None:
-        """``above``/``below`` when a caller's threshold is reached, ``optimal`` on a closed gap."""
+        """``above``/``below`` at a caller's threshold, ``optimal`` on a closed gap. See `Strategy.stop_status`."""
         if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
             return ABOVE
         if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
@@ -185,7 +220,7 @@ class ReluSplit:
         return None
 
     def exhausted_status(self, bound: float) -> str:
-        """No open node: infeasible, optimal, or feasible when frozen leaves keep the gap open."""
+        """No open node: infeasible, optimal or feasible. See `Strategy.exhausted_status`."""
         if bound == -math.inf:
             return INFEASIBLE
         if self.anytime.value is not None and self.converged(bound):
@@ -193,23 +228,34 @@ class ReluSplit:
         return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
 
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
-        """Nodes popped per expansion (two children each)."""
+        """Nodes popped per expansion (two children each). See `Strategy.batch_size`."""
         k = max(1, min(open_nodes, self.cfg.batch_size))
         if math.isfinite(nodes_left):
             k = max(1, min(k, int(nodes_left) // 2))
         return k
 
     def on_bound(self, bound: float) -> None:
-        """Record the certified bound in the tracker (user sense)."""
+        """Record the certified bound in the tracker (user sense). See `Strategy.on_bound`."""
         self.anytime.improve_bound(self.sign * bound, "bab-relu")
 
     def progress_info(self) -> dict:
-        """The incumbent (max form) for progress reports."""
+        """The incumbent (max form) for progress reports. See `Strategy.progress_info`."""
         return {"incumbent": None if self.anytime.value is None else self.value}
 
     # ------------------------------------------------------------------ tree
     def roots(self, search: Search) -> list[Node]:
-        """Bound the root (alpha-CROWN neuron bounds, optimised slopes); returns it if still open."""
+        """Bound the root (alpha-CROWN neuron bounds, optimised slopes).
+
+        Parameters
+        ----------
+        search : Search
+            The run (its limits and node count).
+
+        Returns
+        -------
+        list of Node
+            The root if it is still open (else it has been retired or closed).
+        """
         self.search = search
         t0 = time.perf_counter()
         splits = [np.zeros((1, n), dtype=np.int8) for n in self.net.hidden_sizes]
@@ -228,7 +274,8 @@ class ReluSplit:
         return self._children(splits, lowers, uppers, empty, bd, np.min(bd.upper, axis=1), [0])
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
-        """Split one unstable neuron per node, bound both children in one batch, hand off leaves."""
+        """Split one unstable neuron per node, bound both children in one batch, hand off leaves.
+        See `Strategy.expand`."""
         parents = [n for n in nodes if isinstance(n, ReluNode)]
         t0 = time.perf_counter()
         layer, neuron = self._branch(parents)
