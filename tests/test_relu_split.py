@@ -201,3 +201,37 @@ def test_bab_relu_limits_are_anytime_and_sound():
     assert math.isfinite(res.bound)
     babsr = reluopt.solve(_problem(net), "bab-relu", time_limit=5, branching="babsr")
     assert babsr.bound >= truth.value - SLACK * (1 + abs(truth.value))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_node_bound_is_never_below_the_lp_of_the_node(seed):
+    # the LP of the node (triangle relaxation on its neuron bounds, split neurons exact with their
+    # constraint) is the sound fallback: by weak duality every beta-CROWN bound lies above it
+    from reluopt.milp.backends import get_backend
+    from reluopt.milp.formulation import build_problem_model
+    from reluopt.search.leaf import _inactive_rows
+
+    net = random_network([3, 10, 10, 1], seed=seed)
+    rng = np.random.default_rng(seed)
+    lo, hi = -np.ones((1, 3)), np.ones((1, 3))
+    root = crown_bounds(net, lo[0], hi[0])
+    phases = net.preactivations(rng.uniform(-1, 1, size=(1, 3)))     # a point in the sub-domain
+    splits = []
+    for L, U, g in zip(root.lower, root.upper, phases, strict=True):
+        pick = ((L < 0) & (U > 0)) & (rng.random(L.shape) < 0.4)
+        splits.append(np.where(pick, np.where(g >= 0, 1, -1), 0).astype(np.int8))
+    lowers, uppers, empty = split_bounds(net, lo, hi, splits, (root.lower, root.upper))
+    assert not empty[0]
+    node = crown_bounds(net, lo[0], hi[0])
+    node.lower, node.upper = lowers, uppers
+    model = build_problem_model(_problem(net), node).relaxed()
+    _inactive_rows(model, net, [S[0] < 0 for S in splits])
+    out = get_backend("highs").solve(model, time_limit=30)
+    assert out.status == "optimal"
+    lp = float(out.bound)
+    C = np.ones((1, 1))
+    plain = lagrangian_bounds(net, lo, hi, lowers, uppers, splits, C, np.zeros(1), steps=0).upper[0, 0]
+    tuned = lagrangian_bounds(net, lo, hi, lowers, uppers, splits, C, np.zeros(1), steps=100).upper[0, 0]
+    tol = 1e-6 * (1 + abs(lp))
+    assert plain >= lp - tol and tuned >= lp - tol
+    assert tuned <= plain
