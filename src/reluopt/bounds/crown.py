@@ -46,7 +46,8 @@ def _gemm(a: np.ndarray, W: np.ndarray) -> np.ndarray:
     return (a.reshape(B * s, n) @ W).reshape(B, s, W.shape[1])
 
 
-def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs: bool = False):
+def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs: bool = False,
+                   g_terms=None):
     """Push ``spec @ g_k`` back to a linear function of ``x`` through the relaxation lines: the
     one CROWN kernel (crown_bounds, alpha-CROWN, OBBT and the node bounds of branch and bound).
 
@@ -67,6 +68,10 @@ def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs
         (``LayerBounds.relaxation_lines``).
     keep_signs : bool
         Also return where the upper lines were used (for subgradients).
+    g_terms : list or None
+        Per hidden layer ``j < k``, None or coefficients (broadcastable to (B, s, n_j)) of
+        ``g_j`` added to the linear function (beta-CROWN's Lagrangian terms of split
+        constraints): the result then bounds ``spec @ g_k + sum_j g_terms[j] . g_j``.
 
     Returns
     -------
@@ -88,6 +93,8 @@ def backsubstitute(network: Network, k: int, spec: np.ndarray, lines, keep_signs
         # pos * a_up + neg * a_lo with fewer passes over the (B, s, n) stack (the hot loop)
         lam_g = lam * a_lo[:, None, :]
         lam_g += pos * (a_up - a_lo)[:, None, :]
+        if g_terms is not None and g_terms[j] is not None:
+            lam_g = lam_g + g_terms[j]
         shift = np.einsum("bsn,bn->bs", pos, b_up)
         if np.any(b_lo):            # only clipped ReLUs have lower lines with an offset
             shift += np.einsum("bsn,bn->bs", lam - pos, b_lo)

@@ -20,6 +20,7 @@ from ..result import Result
 METHODS: dict[str, str] = {
     "mip": "mip:solve_mip",
     "bab": "bab:solve_bab",
+    "bab-relu": "bab_relu:solve_bab_relu",
     "sampling": "sampling:solve_sampling",
     "sampling-mip": "sampling:solve_sampling_mip",
     "sampling+mip": "sampling:solve_sampling_then_mip",

@@ -50,7 +50,8 @@ class LeafOutcome:
 
 
 def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
-             abs_gap: float, rel_gap: float, should_stop: Callable[[], bool] | None) -> LeafOutcome | None:
+             abs_gap: float, rel_gap: float, should_stop: Callable[[], bool] | None,
+             inactive: list[np.ndarray] | None = None) -> LeafOutcome | None:
     """The big-M MIP of ``problem`` (one objective row, max form) restricted to ``[lo, hi]``.
 
     Parameters
@@ -68,6 +69,10 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         The search's gap tolerances (the MIP works to half of them).
     should_stop : callable or None
         Polled by the solver (Ctrl-C).
+    inactive : list of ndarray or None
+        Per hidden layer, a mask of neurons fixed inactive by a ReLU split: their ``g <= 0``
+        becomes a row (the model has no column for a stably inactive neuron, so the bounds
+        alone would drop it; active splits hold through ``h = g >= L >= 0``).
 
     Returns
     -------
@@ -86,6 +91,8 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
             bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
             bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
     model = build_problem_model(sub, bounds)
+    if inactive is not None:
+        _inactive_rows(model, problem.network, inactive)
     issue = model.scaling_issue()
     if issue is not None:
         return LeafOutcome(None, False, refused=f"badly scaled: {issue}")
@@ -98,3 +105,17 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
     if out.bound is None or not math.isfinite(out.bound):
         return LeafOutcome(None, False, point)
     return LeafOutcome(widen(float(out.bound)), out.status == "optimal", point)
+
+
+def _inactive_rows(model, network, inactive: list[np.ndarray]) -> None:
+    """Add ``W_i . h_prev + b_i <= 0`` for the masked neurons of each hidden layer."""
+    for j, mask in enumerate(inactive):
+        idx = np.nonzero(mask)[0]
+        if idx.size == 0:
+            continue
+        layer = network.layers[j]
+        cols = model.x_cols if j == 0 else model.h_cols[j - 1]
+        keep = cols >= 0          # stably inactive inputs of this layer are 0: no column
+        rows = np.zeros((idx.size, model.n_cols))
+        rows[:, cols[keep]] = layer.W[idx][:, keep]
+        model.add_rows(rows, np.full(idx.size, -np.inf), -layer.b[idx])

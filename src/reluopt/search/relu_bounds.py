@@ -1,0 +1,281 @@
+"""Node bounds for ReLU-split branch and bound: CROWN with split phases, then beta-CROWN.
+
+A node is the root box with some hidden ReLUs fixed to a phase (``splits[j][b, i]``: +1 active,
+``g >= 0``; -1 inactive, ``g <= 0``; 0 free). Its sub-domain is the set of box points whose
+pre-activations satisfy every split. The bound of ``max C_r . y + e_r`` over it comes in two
+steps, batched over nodes (and rows) through the one CROWN kernel (``bounds.crown``):
+
+* **neuron bounds** (``split_bounds``): interval bounds, intersected with the parent's (valid on
+  a larger sub-domain), clamped by the splits (``L := max(L, 0)`` active, ``U := min(U, 0)``
+  inactive), then CROWN on each node's unstable neurons from the layer after the shallowest new
+  split. A clamped neuron's relaxation is its phase's exact line (``h = g`` or ``h = 0``). Every
+  bound holds for every point of the node's sub-domain; ``L > U`` therefore proves it empty.
+* **objective bound** (``lagrangian_bounds``): for ``beta >= 0`` per split neuron and lower
+  slopes ``alpha`` in [0, 1] for the unstable ones, the kernel bounds
+  ``C_r . y + e_r + sum_ji beta_ji s_ji g_ji`` over the relaxed network on the box.
+
+Soundness, for ANY ``beta >= 0`` and ``alpha`` in [0, 1] (the optimiser's state is irrelevant):
+let ``x`` be in the node's sub-domain. (1) Each neuron bound holds at ``x`` (above), so the true
+``(g(x), h(x))`` satisfy every relaxation line: the chord above ``relu`` on ``[L, U]``, the line
+``alpha g <= relu(g)`` for any ``alpha`` in [0, 1], the exact ``h = 0`` of an inactive split, and
+for an active split ``h <= g`` and ``h >= alpha g`` (``h = g >= 0`` there; ``alpha = 1`` is exact,
+a smaller one helps where the relaxation lets ``g`` go negative).
+(2) ``s_ji g_ji(x) >= 0`` for every split neuron, hence ``beta_ji s_ji g_ji(x) >= 0`` and
+``f_r(x) <= f_r(x) + sum beta s g(x)``. (3) The kernel's back-substitution, with the upper line
+where a coefficient is positive and the lower line where it is negative, bounds that sum at
+every point satisfying the lines, and its maximum over the box bounds it at ``x``; the result is
+rounded outward. So ``max_{sub-domain} f_r <= bound_r``. The optimiser (projected Adam on the
+bound, gradients by the envelope rule at the bound's maximiser) only picks ``alpha, beta``; the
+reported number is recomputed by the kernel for the chosen ones (``_sound``), and clipping
+keeps them in range. An empty sub-domain makes the statement vacuous, so it is fine too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bounds.core import outward
+from ..bounds.crown import backsubstitute, concretise_upper, relaxation
+from ..bounds.ibp import activate_interval, affine_interval
+from ..bounds.node import _tighten
+from ..network import Network
+
+
+def split_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, splits: list[np.ndarray], prior=None,
+                 start: int = 1, slopes=None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Pre-activation bounds of every hidden layer on each node's sub-domain.
+
+    Parameters
+    ----------
+    net : Network
+        A ReLU network.
+    lo, hi : ndarray, shape (B, d)
+        The box of each node.
+    splits : list of ndarray
+        Per hidden layer, (B, n_j) int8: +1 active, -1 inactive, 0 free.
+    prior : tuple of lists or None
+        ``(lowers, uppers)`` (B, n_j) valid on each node's sub-domain (the parent's bounds).
+    start : int
+        CROWN is run on the layers from ``start`` on (the earlier ones keep prior and intervals:
+        their bounds do not depend on splits at or after ``start - 1``).
+    slopes : list of ndarray or None
+        Lower slopes per hidden layer (B, n_j) for the intermediate CROWN passes (e.g. the
+        parent's optimised ones); None: ``split_lines``' defaults.
+
+    Returns
+    -------
+    lowers, uppers : list of ndarray
+        Per hidden layer (B, n_j), the splits applied (``L <= U`` enforced on empty nodes).
+    empty : ndarray of bool, shape (B,)
+        Nodes proven to hold no point (some ``L > U``).
+    """
+    lowers: list[np.ndarray] = []
+    uppers: list[np.ndarray] = []
+    lines: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    empty = np.zeros(lo.shape[0], dtype=bool)
+    h_lo, h_hi = lo, hi
+    for k, layer in enumerate(net.hidden_layers):
+        L, U = affine_interval(layer, h_lo, h_hi)
+        if prior is not None:
+            L = np.maximum(L, prior[0][k])
+            U = np.minimum(U, prior[1][k])
+        S = splits[k]
+        L = np.where(S > 0, np.maximum(L, 0.0), L)
+        U = np.where(S < 0, np.minimum(U, 0.0), U)
+        if k >= max(start, 1):
+            _tighten(net, k, layer, L, U, lo, hi, lines)
+        empty |= np.any(L > U, axis=1)
+        L = np.minimum(L, U)
+        lowers.append(L)
+        uppers.append(U)
+        lines.append(split_lines(layer, L, U, S, slopes[k] if slopes is not None else None))
+        h_lo, h_hi = activate_interval(layer, L, U)
+    return lowers, uppers, empty
+
+
+def split_lines(layer, L: np.ndarray, U: np.ndarray, S: np.ndarray, alpha=None):
+    """The relaxation lines of a layer on a node: CROWN's, except that an active split neuron's
+    lower line is ``alpha g`` (``alpha`` in [0, 1], valid as ``g >= 0`` on the sub-domain; by
+    default 0, like an unstable neuron with ``U <= -L``): its upper line ``h <= g`` stays exact.
+
+    Parameters
+    ----------
+    layer : Layer
+    L, U : ndarray, shape (B, n)
+        Neuron bounds with the splits applied.
+    S : ndarray, shape (B, n)
+        The splits (+1 active, -1 inactive, 0 free).
+    alpha : ndarray or None
+        Lower slopes of free and active-split neurons (None: CROWN's adaptive choice, 0 on
+        active splits).
+
+    Returns
+    -------
+    tuple
+        ``(a_lo, b_lo, a_up, b_up)``, each (B, n).
+    """
+    a_lo, b_lo, a_up, b_up = relaxation(layer, L, U, alpha)
+    a_act = 0.0 if alpha is None else np.clip(alpha, 0.0, 1.0)
+    return np.where(S > 0, a_act, a_lo), b_lo, a_up, b_up
+
+
+@dataclass
+class Bounded:
+    """The objective bounds of a batch of nodes (``lagrangian_bounds``).
+
+    Parameters
+    ----------
+    upper : ndarray, shape (B, s)
+        Certified upper bound per node and objective row.
+    x_star : ndarray, shape (B, s, d)
+        Box points maximising each row's linear bound (candidates for the incumbent).
+    alpha, beta : list of ndarray
+        Per hidden layer (B, s, n_j): the slopes and multipliers used (warm starts).
+    lam_h : list of ndarray
+        Per hidden layer (B, s, n_j): the coefficients of ``h_j`` in the back-substitution of
+        each row (branching scores).
+    """
+
+    upper: np.ndarray
+    x_star: np.ndarray
+    alpha: list[np.ndarray]
+    beta: list[np.ndarray]
+    lam_h: list[np.ndarray]
+
+
+def _rep(a: np.ndarray, s: int) -> np.ndarray:
+    return np.repeat(a, s, axis=0)
+
+
+def _value_grad(net, lo, hi, spec, fixed, alpha, beta):
+    """Unrounded bounds of the rows ``spec`` (N, m) and their gradients in ``alpha, beta``.
+
+    ``fixed[j] = (a_lo0, a_up, b_up, free, sgn)`` (each (N, n_j)). At the box corner ``x*``
+    maximising the linear bound, the bound is the relaxed network's value there, so its
+    derivative is ``lam_ji g_ji(x*)`` in a used lower slope and ``s_ji g_ji(x*)`` in ``beta_ji``.
+    """
+    K = net.depth
+    out = net.layers[K]
+    lam = spec @ out.W
+    const = spec @ out.b
+    saved: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(spec, spec, spec)] * K   # filled top-down
+    for j in range(K - 1, -1, -1):
+        a_lo0, a_up, b_up, free, sgn = fixed[j]
+        a_lo = np.where(free, alpha[j], a_lo0)
+        pos = lam > 0
+        lam_g = np.where(pos, lam * a_up, lam * a_lo) + beta[j] * sgn
+        const = const + np.einsum("nk,nk->n", np.where(pos, lam, 0.0), b_up) + lam_g @ net.layers[j].b
+        saved[j] = (lam, pos, a_lo)
+        lam = lam_g @ net.layers[j].W
+    x_star = np.where(lam >= 0, hi, lo)
+    value = np.einsum("nd,nd->n", lam, x_star) + const
+    ga, gb, lam_h = [], [], []
+    h = x_star
+    for j in range(K):
+        a_lo0, a_up, b_up, free, sgn = fixed[j]
+        lam_j, pos, a_lo = saved[j]
+        g = h @ net.layers[j].W.T + net.layers[j].b
+        ga.append(np.where(~pos & free, lam_j * g, 0.0))
+        gb.append(sgn * g)
+        lam_h.append(lam_j)
+        h = np.where(pos, a_up * g + b_up, a_lo * g)
+    return value, ga, gb, x_star, lam_h
+
+
+def _sound(net, lo, hi, lowers, uppers, spec, e, alpha, beta, sgn):
+    """Outward-rounded bounds of ``spec_n . y + e_n + sum beta s g`` (the kernel; any params)."""
+    lines = [split_lines(layer, L, U, sg, a)
+             for layer, L, U, a, sg in zip(net.hidden_layers, lowers, uppers, alpha, sgn, strict=True)]
+    terms = [(b * s)[:, None, :] for b, s in zip(beta, sgn, strict=True)]
+    lam, const, mag, _ = backsubstitute(net, net.depth, spec[:, None, :], lines, g_terms=terms)
+    value, x_star, magnitude = concretise_upper(lam, const, mag, lo, hi)
+    _, upper = outward(value[:, 0] + e, value[:, 0] + e, magnitude[:, 0] + np.abs(e))
+    # never looser than the interval bounds of the rows (the Lagrangian terms are >= 0 there)
+    y_lo, y_hi = affine_interval(net.layers[-1], *activate_interval(net.hidden_layers[-1], lowers[-1], uppers[-1]))
+    ibp = np.einsum("nm,nm->n", np.maximum(spec, 0), y_hi) + np.einsum("nm,nm->n", np.minimum(spec, 0), y_lo) + e
+    mag_ibp = np.einsum("nm,nm->n", np.abs(spec), np.maximum(np.abs(y_lo), np.abs(y_hi))) + np.abs(e)
+    _, ibp = outward(ibp, ibp, mag_ibp)
+    return np.minimum(upper, ibp), x_star[:, 0, :]
+
+
+def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
+                      e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1) -> Bounded:
+    """Certified bounds of ``C_r . y + e_r`` on each node's sub-domain, by beta-CROWN.
+
+    Parameters
+    ----------
+    net : Network
+    lo, hi : ndarray, shape (B, d)
+        The nodes' boxes.
+    lowers, uppers : list of ndarray
+        ``split_bounds`` of the nodes (splits applied).
+    splits : list of ndarray
+        Per hidden layer (B, n_j) in {-1, 0, +1}.
+    C, e : ndarray, shapes (s, m) and (s,)
+        The objective rows.
+    alpha, beta : list of ndarray or None
+        Warm starts per hidden layer (B, s, n_j); None: CROWN's adaptive slopes and zero.
+    steps : int
+        Projected Adam steps (0: the warm start as it is).
+    lr : float
+        Step of ``alpha``; ``beta``'s is ``lr`` times the magnitude of its neuron's coefficient.
+
+    Returns
+    -------
+    Bounded
+        Valid for any optimiser state: see the module docstring.
+    """
+    B, d = lo.shape
+    s = C.shape[0]
+    N = B * s
+    spec = np.tile(C, (B, 1))
+    er = np.tile(e, B)
+    lo_n, hi_n = _rep(lo, s), _rep(hi, s)
+    Ls = [_rep(L, s) for L in lowers]
+    Us = [_rep(U, s) for U in uppers]
+    fixed, a, bt = [], [], []
+    for j, layer in enumerate(net.hidden_layers):
+        sgn = _rep(splits[j], s).astype(np.float64)
+        a_lo0, _, a_up, b_up = split_lines(layer, Ls[j], Us[j], sgn)
+        free = ((Ls[j] < 0) & (Us[j] > 0)) | (sgn > 0)      # active splits: h >= alpha g too
+        fixed.append((a_lo0, a_up, b_up, free, sgn))
+        a.append(a_lo0.copy() if alpha is None else np.clip(alpha[j].reshape(N, -1).astype(np.float64), 0, 1))
+        b0 = np.zeros_like(a_lo0) if beta is None else beta[j].reshape(N, -1).astype(np.float64)
+        bt.append(np.where(sgn != 0, np.maximum(b0, 0.0), 0.0))
+    best_a = [x.copy() for x in a]
+    best_b = [x.copy() for x in bt]
+    best = np.full(N, np.inf)
+    m1 = [np.zeros_like(x) for x in a + bt]
+    m2 = [np.zeros_like(x) for x in a + bt]
+    scale: list[np.ndarray] = []
+    lam_h: list[np.ndarray] = []
+    for it in range(steps + 1):
+        value, ga, gb, _, lh = _value_grad(net, lo_n, hi_n, spec, fixed, a, bt)
+        better = value < best
+        if it == 0 or np.any(better):
+            best = np.where(better, value, best)
+            for j in range(len(a)):
+                best_a[j] = np.where(better[:, None], a[j], best_a[j])
+                best_b[j] = np.where(better[:, None], bt[j], best_b[j])
+        if it == 0:
+            lam_h = lh
+            scale = [np.abs(x) + 1e-3 * (np.max(np.abs(x), axis=1, keepdims=True) + 1e-12) for x in lh]
+        if it == steps:
+            break
+        params, grads = a + bt, ga + gb
+        for q in range(len(params)):
+            m1[q] = 0.9 * m1[q] + 0.1 * grads[q]
+            m2[q] = 0.999 * m2[q] + 0.001 * grads[q] ** 2
+            step = lr * (m1[q] / (1 - 0.9 ** (it + 1))) / (np.sqrt(m2[q] / (1 - 0.999 ** (it + 1))) + 1e-12)
+            if q >= len(a):
+                step = step * scale[q - len(a)]
+            params[q] = params[q] - step
+        a = [np.clip(x, 0.0, 1.0) for x in params[:len(a)]]
+        bt = [np.where(f[4] != 0, np.maximum(x, 0.0), 0.0) for x, f in zip(params[len(a):], fixed, strict=True)]
+    upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, best_a, best_b, [f[4] for f in fixed])
+    if steps > 0:
+        _, _, _, _, lam_h = _value_grad(net, lo_n, hi_n, spec, fixed, best_a, best_b)
+    return Bounded(upper.reshape(B, s), x_star.reshape(B, s, d), [x.reshape(B, s, -1) for x in best_a],
+                   [x.reshape(B, s, -1) for x in best_b], [x.reshape(B, s, -1) for x in lam_h])

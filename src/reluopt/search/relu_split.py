@@ -1,0 +1,409 @@
+"""ReLU-split branch and bound for ``max min_r (C_r . y(x) + e_r)`` over a box: ``bab-relu``.
+
+Where input splitting (``input_split``) halves the box, this strategy keeps the box and fixes
+one unstable ReLU per split to its active (``g >= 0``) or inactive (``g <= 0``) phase, as
+beta-CROWN, MN-BaB and VeriNet do; it scales with the number of unstable neurons rather than
+with the input dimension.
+
+* **bounding** (``relu_bounds``): the children of a batch of nodes are bounded together:
+  neuron bounds from the parent's, clamped by the splits and recomputed by CROWN below the new
+  split, then the objective rows by beta-CROWN (lower slopes ``alpha`` and split multipliers
+  ``beta`` optimised a few projected steps, warm-started from the parent). Every bound is
+  valid whatever the optimiser's state (proof in ``relu_bounds``). The root's neuron bounds
+  come from alpha-CROWN.
+* **branching** (``BRANCHING``): ``babsr`` scores each unstable neuron by the intercept its
+  upper line adds to the node's bound (the estimated improvement of splitting it, from the
+  back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
+  score and of ``|coefficient| min(U, -L)``, bounds their children cheaply (parent's neuron
+  bounds, warm slopes, no optimisation) and keeps the split whose worse child is lowest.
+* **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
+  from the best of them, all forward-checked by the run's ``Anytime``.
+* **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
+  own neuron bounds (``leaf``; the splits fix those neurons' phases), counted only on a
+  trusted status; a node with none left and no MIP is frozen (its bound stays in the answer).
+
+This version takes no input constraints ``A x <= b`` and no output constraints (a clear
+``ProblemError``; use ``bab`` or ``mip``), and plain ReLU hidden layers only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..activations.relu import ReLU
+from ..bounds.alpha import alpha_crown_bounds
+from ..bounds.crown import crown_bounds
+from ..errors import ProblemError
+from ..problem import Objective, Problem
+from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL
+from ..tracker import Anytime
+from .boxes import stack_prior, stored_prior
+from .engine import Search
+from .input_split import ABOVE, BELOW
+from .leaf import leaf_mip
+from .relu_bounds import Bounded, lagrangian_bounds, split_bounds
+from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
+
+BRANCHING = ("fsb", "babsr")
+
+
+@dataclass
+class ReluSettings:
+    """The knobs of ReLU splitting.
+
+    Parameters
+    ----------
+    abs_gap, rel_gap : float
+        Stop when the incumbent is within these of the certified bound.
+    stop_above, stop_below : float or None
+        Stop at a point with value >= ``stop_above`` or a bound < ``stop_below`` (max form).
+    batch_size : int
+        Nodes popped per expansion (each gives two children, bounded together).
+    branching : str
+        ``fsb`` (filtered) or ``babsr`` (scores only); see the module docstring.
+    fsb_k : int
+        Candidates per score that ``fsb`` bounds cheaply.
+    steps, root_steps : int
+        Projected Adam steps on ``alpha, beta`` per child and at the root.
+    lr : float
+        Step size of those steps.
+    root_alpha : bool
+        alpha-CROWN for the root's neuron bounds (every node inherits them).
+    grad_steps : int
+        Sign-gradient steps from the best candidate points of each batch.
+    leaf_mip : bool
+        Hand nodes with at most ``leaf_unstable`` unstable neurons to the MIP (one row only).
+    leaf_unstable : int
+    """
+
+    abs_gap: float
+    rel_gap: float
+    stop_above: float | None = None
+    stop_below: float | None = None
+    batch_size: int = 32
+    branching: str = "fsb"
+    fsb_k: int = 3
+    steps: int = 5
+    root_steps: int = 40
+    lr: float = 0.1
+    root_alpha: bool = True
+    grad_steps: int = 3
+    leaf_mip: bool = True
+    leaf_unstable: int = 12
+
+
+@dataclass
+class ReluNode(Node):
+    """The root box with some ReLUs fixed to a phase, and what its children inherit.
+
+    Parameters
+    ----------
+    splits : list of ndarray
+        Per hidden layer (n_j,) int8: +1 active, -1 inactive, 0 free.
+    alpha, beta : list of ndarray
+        Per hidden layer (s, n_j) float32: the node's slopes and multipliers (warm starts).
+    lam : list of ndarray
+        Per hidden layer (n_j,): coefficients of ``h_j`` in the node's tightest row bound.
+    unstable : int
+        Unstable (free) neurons left.
+    """
+
+    splits: list[np.ndarray] = field(default_factory=list)
+    alpha: list[np.ndarray] = field(default_factory=list)
+    beta: list[np.ndarray] = field(default_factory=list)
+    lam: list[np.ndarray] = field(default_factory=list)
+    unstable: int = 0
+
+
+def _stack(nodes: list[ReluNode], name: str) -> list[np.ndarray]:
+    return [np.array([getattr(n, name)[j] for n in nodes]) for j in range(len(nodes[0].splits))]
+
+
+class ReluSplit:
+    """Best-first branch and bound over ReLU phases (a ``Strategy`` for ``Search``).
+
+    Parameters
+    ----------
+    problem : Problem
+        Bounded box, objective rows (``problem.rows()``), no constraints, ReLU hidden layers.
+    anytime : Anytime
+        The run's tracker: incumbent (user sense), certified bound, history, progress.
+    settings : ReluSettings
+    seed : int
+    """
+
+    def __init__(self, problem: Problem, anytime: Anytime, settings: ReluSettings, seed: int = 0) -> None:
+        if problem.domain.A is not None or problem.constraints is not None:
+            raise ProblemError("bab-relu takes no input constraints A x <= b or output constraints in this "
+                               "version; use method='bab' or 'mip'")
+        if not all(isinstance(layer.act, ReLU) for layer in problem.network.hidden_layers):
+            raise ProblemError("bab-relu needs plain ReLU hidden layers; use method='bab' or 'mip'")
+        if settings.branching not in BRANCHING:
+            raise ProblemError(f"unknown branching rule {settings.branching!r}; choose from {', '.join(BRANCHING)}")
+        self.problem, self.anytime, self.cfg = problem, anytime, settings
+        self.net = problem.network
+        self.sign = problem.objective.sign
+        self.C, self.e = problem.rows()
+        self.s = self.C.shape[0]
+        self.lo, self.hi = problem.domain.lb[None].copy(), problem.domain.ub[None].copy()
+        self.rng = np.random.default_rng(seed)
+        self.handoff_fits = settings.stop_below is not None or max(settings.abs_gap, settings.rel_gap) >= 1e-5
+        self.leaf_problem = None if self.s != 1 else Problem(
+            self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"))
+        self.search: Search | None = None
+        self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_branching": 0.0,
+                            "seconds_primal": 0.0, "branching": settings.branching}
+
+    # ------------------------------------------------------------------ incumbent
+    @property
+    def value(self) -> float:
+        """The incumbent's value in max form (``-inf`` without one)."""
+        return -math.inf if self.anytime.value is None else self.sign * self.anytime.value
+
+    def _primal(self, X: np.ndarray) -> None:
+        """Offer candidate points, then sign-gradient steps from the best eight of them."""
+        t0 = time.perf_counter()
+        X = np.clip(X, self.lo[0], self.hi[0])
+        self.anytime.offer(X, "bab-relu:candidate")
+        if self.cfg.grad_steps > 0:
+            f = np.min(self.net.forward(X) @ self.C.T + self.e, axis=1)
+            Xg = X[np.argsort(-f)[:8]]
+            step = 0.1 * (self.hi[0] - self.lo[0])
+            for _ in range(self.cfg.grad_steps):
+                j = np.argmin(self.net.forward(Xg) @ self.C.T + self.e, axis=1)
+                Xg = np.clip(Xg + step * np.sign(self.net.gradient(Xg, self.C[j])), self.lo[0], self.hi[0])
+                self.anytime.offer(Xg, "bab-relu:gradient")
+                step = 0.5 * step
+        self.stats["seconds_primal"] += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ Strategy
+    def threshold(self) -> float:
+        """Nodes whose bound is at most this are not needed. See `Strategy.threshold`."""
+        t = -math.inf
+        if self.anytime.value is not None:
+            t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
+        if self.cfg.stop_below is not None:
+            t = max(t, self.cfg.stop_below)
+            if self.cfg.stop_above is not None:
+                t = max(t, min(self.cfg.stop_above, self.cfg.stop_below))
+        return t
+
+    def converged(self, bound: float) -> bool:
+        """Is the gap between the incumbent and ``bound`` within the tolerances?
+
+        Parameters
+        ----------
+        bound : float
+            A certified bound (max form).
+
+        Returns
+        -------
+        bool
+        """
+        if self.anytime.value is None:
+            return False
+        g = bound - self.value
+        return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
+
+    def stop_status(self, bound: float) -> str | None:
+        """``above``/``below`` at a caller's threshold, ``optimal`` on a closed gap. See `Strategy.stop_status`."""
+        if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
+            return ABOVE
+        if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
+            return BELOW
+        if self.search is not None and self.search.frontier and self.converged(bound):
+            return OPTIMAL
+        return None
+
+    def exhausted_status(self, bound: float) -> str:
+        """No open node: infeasible, optimal or feasible. See `Strategy.exhausted_status`."""
+        if bound == -math.inf:
+            return INFEASIBLE
+        if self.anytime.value is not None and self.converged(bound):
+            return OPTIMAL
+        return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
+
+    def batch_size(self, open_nodes: int, nodes_left: float) -> int:
+        """Nodes popped per expansion (two children each). See `Strategy.batch_size`."""
+        k = max(1, min(open_nodes, self.cfg.batch_size))
+        if math.isfinite(nodes_left):
+            k = max(1, min(k, int(nodes_left) // 2))
+        return k
+
+    def on_bound(self, bound: float) -> None:
+        """Record the certified bound in the tracker (user sense). See `Strategy.on_bound`."""
+        self.anytime.improve_bound(self.sign * bound, "bab-relu")
+
+    def progress_info(self) -> dict:
+        """The incumbent (max form) for progress reports. See `Strategy.progress_info`."""
+        return {"incumbent": None if self.anytime.value is None else self.value}
+
+    # ------------------------------------------------------------------ tree
+    def roots(self, search: Search) -> list[Node]:
+        """Bound the root (alpha-CROWN neuron bounds, optimised slopes).
+
+        Parameters
+        ----------
+        search : Search
+            The run (its limits and node count).
+
+        Returns
+        -------
+        list of Node
+            The root if it is still open (else it has been retired or closed).
+        """
+        self.search = search
+        t0 = time.perf_counter()
+        splits = [np.zeros((1, n), dtype=np.int8) for n in self.net.hidden_sizes]
+        initial = crown_bounds(self.net, self.lo[0], self.hi[0])
+        if self.cfg.root_alpha:
+            initial = alpha_crown_bounds(self.net, self.lo[0], self.hi[0], initial,
+                                         deadline=min(search.limits.deadline, time.perf_counter() + 30.0))
+        lowers, uppers, empty = split_bounds(self.net, self.lo, self.hi, splits, (initial.lower, initial.upper))
+        bd = lagrangian_bounds(self.net, self.lo, self.hi, lowers, uppers, splits, self.C, self.e,
+                               steps=self.cfg.root_steps, lr=self.cfg.lr)
+        self.stats["seconds_bounding"] += time.perf_counter() - t0
+        search.nodes = 1
+        X = np.concatenate([bd.x_star[0], 0.5 * (self.lo + self.hi),
+                            self.rng.uniform(self.lo, self.hi, (32, self.lo.shape[1]))])
+        self._primal(X)
+        return self._children(splits, lowers, uppers, empty, bd, np.min(bd.upper, axis=1), [0])
+
+    def expand(self, nodes: list[Node], search: Search) -> list[Node]:
+        """Split one unstable neuron per node, bound both children in one batch, hand off leaves.
+        See `Strategy.expand`."""
+        parents = [n for n in nodes if isinstance(n, ReluNode)]
+        t0 = time.perf_counter()
+        layer, neuron = self._branch(parents)
+        self.stats["seconds_branching"] += time.perf_counter() - t0
+        K = len(parents)
+        kids = [n for n in parents for _ in range(2)]
+        phase = np.tile(np.array([1, -1], dtype=np.int8), K)
+        splits = self._child_splits(_stack(parents, "splits"), np.repeat(layer, 2), np.repeat(neuron, 2), phase)
+        t0 = time.perf_counter()
+        lo, hi = np.repeat(self.lo, 2 * K, axis=0), np.repeat(self.hi, 2 * K, axis=0)
+        lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids), start=int(layer.min()) + 1)
+        bd = lagrangian_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
+                               _stack(kids, "alpha"), _stack(kids, "beta"), steps=self.cfg.steps, lr=self.cfg.lr)
+        self.stats["seconds_bounding"] += time.perf_counter() - t0
+        search.nodes += 2 * K
+        # a child's maximum is at most its parent's
+        ub = np.minimum(np.min(bd.upper, axis=1), [n.bound for n in kids])
+        self._primal(bd.x_star.reshape(-1, lo.shape[1]))
+        return self._children(splits, lowers, uppers, empty, bd, ub, [n.depth + 1 for n in kids])
+
+    @staticmethod
+    def _child_splits(splits, layer, neuron, phase) -> list[np.ndarray]:
+        out = [np.repeat(S, 2, axis=0) for S in splits]
+        for j, S in enumerate(out):
+            rows = np.nonzero(layer == j)[0]
+            S[rows, neuron[rows]] = phase[rows]
+        return out
+
+    def _children(self, splits, lowers, uppers, empty, bd: Bounded, ub, depths) -> list[Node]:
+        assert self.search is not None
+        frontier = self.search.frontier
+        unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(lowers, uppers, strict=True))
+        best_row = np.argmin(bd.upper, axis=1)
+        out: list[Node] = []
+        for i in range(len(depths)):
+            if empty[i]:
+                frontier.retire(-math.inf, EMPTY)
+                continue
+            self.stats["max_depth"] = max(self.stats["max_depth"], depths[i])
+            r = best_row[i]
+            node = ReluNode(self.lo[0], self.hi[0], float(ub[i]), stored_prior(lowers, uppers, i), depths[i],
+                            [S[i].copy() for S in splits], [a[i].astype(np.float32) for a in bd.alpha],
+                            [b[i].astype(np.float32) for b in bd.beta],
+                            [lh[i, r].astype(np.float32) for lh in bd.lam_h], int(unstable[i]))
+            if node.bound <= self.threshold():
+                frontier.retire(node.bound, PRUNED)
+            elif node.unstable <= self.cfg.leaf_unstable and self._try_leaf(node):
+                continue
+            elif node.unstable == 0:
+                frontier.retire(node.bound, FROZEN)
+            else:
+                out.append(node)
+        return out
+
+    def _try_leaf(self, node: ReluNode) -> bool:
+        """The MIP on the node's neuron bounds (its splits fix those phases); True if it closed
+        the node (its bound then counts in the certified bound)."""
+        assert self.search is not None
+        if not (self.cfg.leaf_mip and self.leaf_problem is not None and self.handoff_fits):
+            return False
+        got = leaf_mip(self.leaf_problem, self.lo[0], self.hi[0], node.prior, deadline=self.search.limits.deadline,
+                       abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop,
+                       inactive=[S < 0 for S in node.splits])
+        if got is None:
+            return False
+        if got.refused is not None:        # the solver's answer would not be a certificate
+            self.cfg.leaf_mip = False
+            self.stats["leaf_mip_off"] = got.refused
+            return False
+        if got.point is not None:
+            self.anytime.offer(got.point[None, :], "bab-relu:leaf-mip")
+        if got.bound is None:
+            return False
+        self.stats["leaf_mip"] += 1
+        node.bound = min(node.bound, got.bound)
+        if not got.closed:
+            return False
+        self.search.frontier.retire(node.bound, CLOSED)
+        return True
+
+    # ------------------------------------------------------------------ branching
+    def _scores(self, nodes: list[ReluNode]):
+        """Per hidden layer (K, n_j): the intercept score (BaBSR) and the magnitude score, -inf
+        on neurons that cannot be split."""
+        assert nodes[0].prior is not None
+        lowers = [np.array([n.prior[0][j] for n in nodes], dtype=np.float64)  # type: ignore[index]
+                  for j in range(len(nodes[0].splits))]
+        uppers = [np.array([n.prior[1][j] for n in nodes], dtype=np.float64)  # type: ignore[index]
+                  for j in range(len(nodes[0].splits))]
+        lams = _stack(nodes, "lam")
+        sc1, sc2 = [], []
+        for L, U, lam in zip(lowers, uppers, lams, strict=True):
+            ok = (L < 0) & (U > 0)
+            width = np.where(ok, U - L, 1.0)
+            inter = np.maximum(lam, 0) * U * (-L) / width
+            mag = np.abs(lam) * np.minimum(U, -L)
+            sc1.append(np.where(ok, inter + 1e-6 * mag, -np.inf))
+            sc2.append(np.where(ok, mag, -np.inf))
+        return sc1, sc2
+
+    def _branch(self, nodes: list[ReluNode]) -> tuple[np.ndarray, np.ndarray]:
+        """The (layer, neuron) to split per node, by ``babsr`` or ``fsb``."""
+        sc1, sc2 = self._scores(nodes)
+        sizes = np.cumsum([0, *self.net.hidden_sizes])
+        flat1, flat2 = np.concatenate(sc1, axis=1), np.concatenate(sc2, axis=1)
+
+        def locate(flat_idx):
+            layer = np.searchsorted(sizes, flat_idx, side="right") - 1
+            return layer, flat_idx - sizes[layer]
+
+        if self.cfg.branching == "babsr" or self.cfg.fsb_k <= 1:
+            return locate(np.argmax(flat1, axis=1))
+        k = min(self.cfg.fsb_k, flat1.shape[1])
+        cand = np.concatenate([np.argsort(-flat1, axis=1)[:, :k], np.argsort(-flat2, axis=1)[:, :k]], axis=1)
+        K, c = cand.shape
+        valid = np.isfinite(np.take_along_axis(flat1, cand, axis=1))
+        layer, neuron = locate(cand.reshape(-1))
+        kids = [n for n in nodes for _ in range(2 * c)]
+        phase = np.tile(np.array([1, -1], dtype=np.int8), K * c)
+        splits = self._child_splits([np.repeat(S, c, axis=0) for S in _stack(nodes, "splits")],
+                                    np.repeat(layer, 2), np.repeat(neuron, 2), phase)
+        lo, hi = np.repeat(self.lo, 2 * K * c, axis=0), np.repeat(self.hi, 2 * K * c, axis=0)
+        lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids), start=len(splits))
+        bd = lagrangian_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
+                               _stack(kids, "alpha"), _stack(kids, "beta"), steps=0)
+        child = np.where(empty, -np.inf, np.min(bd.upper, axis=1)).reshape(K, c, 2)
+        worst = np.where(valid, np.max(child, axis=2), np.inf)
+        best = np.where(valid & np.isfinite(child[:, :, 0]) & np.isfinite(child[:, :, 1]), np.min(child, axis=2), 0.0)
+        pick = np.argmin(worst + 1e-9 * best, axis=1)      # the lowest worse child; ties: lower better child
+        chosen = cand[np.arange(K), pick]
+        return locate(chosen)
