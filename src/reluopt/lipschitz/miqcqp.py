@@ -18,8 +18,9 @@ quadratic; ``||v||_2^2 <= 1`` is a convex one. Two formulations of the same valu
 
 Both fix the neurons that are stable under the neuron bounds (sound), declare the same
 variable bounds, break the symmetry ``v -> -v`` by ``u_0 >= 0`` (``u = C J v``: flipping ``v``
-keeps the objective) and cap the objective by the square of a certified upper bound. Solved by SCIP (pyscipopt) or Gurobi (NonConvex=2). A dual bound counts only
-after a status whose bound the solver guarantees, widened by ``widen``.
+keeps the objective) and cap the objective by the square of a certified upper bound. Solved
+by SCIP (pyscipopt) or Gurobi (NonConvex=2). A dual bound counts only after a status whose
+bound the solver guarantees, widened by ``widen``.
 """
 
 from __future__ import annotations
