@@ -42,6 +42,10 @@ FORMULATIONS = ("linearised", "paper")
 def direction_intervals(network: Network, bounds: LayerBounds):
     """Interval bounds of the directional derivatives ``d_l`` for every unit direction ``v``.
 
+    Two sound bounds, the tighter kept per neuron: intervals of ``d`` propagated from
+    ``|d_1,i| <= ||W_1[i]||_2``, and ``|d_l,i| <= ||M_l[i]||_2`` with ``M_l`` the entrywise
+    magnitudes of an interval Jacobian ``J_l`` (``d_l = J_l v``) propagated forward.
+
     Parameters
     ----------
     network : Network
@@ -57,19 +61,33 @@ def direction_intervals(network: Network, bounds: LayerBounds):
     W = network.layers[0].W
     r = np.linalg.norm(W, axis=1) * (1 + 1e-9) + 1e-15
     lo, hi = -r, r.copy()
+    J_lo, J_hi = W.copy(), W.copy()
     out = []
     for l, layer in enumerate(network.hidden_layers):
         out.append((lo, hi))
         s_lo, s_hi = layer.act.slope_bounds(bounds.lower[l][0], bounds.upper[l][0])
-        cands = np.stack([s_lo * lo, s_lo * hi, s_hi * lo, s_hi * hi])
-        e_lo, e_hi = cands.min(axis=0), cands.max(axis=0)
         Wn = network.layers[l + 1].W
-        mid, rad = 0.5 * (e_lo + e_hi), 0.5 * (e_hi - e_lo)
-        pad = REL_MARGIN * (np.abs(Wn) @ np.maximum(np.abs(e_lo), np.abs(e_hi))) + 1e-15
-        centre, spread = Wn @ mid, np.abs(Wn) @ rad
-        lo, hi = centre - spread - pad, centre + spread + pad
+        lo, hi = _affine_interval(Wn, *_scaled(s_lo, s_hi, lo, hi))
+        E_lo, E_hi = _scaled(s_lo[:, None], s_hi[:, None], J_lo, J_hi)
+        J_lo, J_hi = _affine_interval(Wn, E_lo, E_hi)
+        rad = np.linalg.norm(np.maximum(np.abs(J_lo), np.abs(J_hi)), axis=1) * (1 + 1e-9) + 1e-15
+        lo, hi = np.maximum(lo, -rad), np.minimum(hi, rad)
     out.append((lo, hi))
     return out
+
+
+def _scaled(s_lo, s_hi, lo, hi):
+    """The interval of ``s * y`` for ``s`` in ``[s_lo, s_hi]`` and ``y`` in ``[lo, hi]``."""
+    cands = np.stack(np.broadcast_arrays(s_lo * lo, s_lo * hi, s_hi * lo, s_hi * hi))
+    return cands.min(axis=0), cands.max(axis=0)
+
+
+def _affine_interval(W: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """The interval of ``W y`` for ``y`` in ``[lo, hi]``, padded outward for rounding."""
+    mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    pad = REL_MARGIN * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi))) + 1e-15
+    centre, spread = W @ mid, np.abs(W) @ rad
+    return centre - spread - pad, centre + spread + pad
 
 
 class _Scip:
