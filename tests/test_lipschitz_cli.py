@@ -89,7 +89,7 @@ def test_help_explains_every_option(capsys):
     "argv, message",
     [
         (["--norm", "3"], "norm must be 1, 2 or inf"),
-        (["--norm", "2"], "vector case"),
+        (["--norm", "1"], "vector case"),
         (["--box=-inf,1"], "finite"),
         (["--box=-1,1,2"], "--box"),
         (["--method", "newton"], "unknown Lipschitz method"),

@@ -20,7 +20,8 @@ p in {1, 2, inf}: the largest dual norm ||grad f(x)||_q (q = inf, 2, 1) over the
 regions of the network that meet the box. The lower bound is the gradient norm at a witness
 point x strictly inside its region (re-checked by a forward pass); the upper bound is
 certified. With neither --output nor --objective and several outputs, the vector case for
-p = inf: the largest l1 norm of a Jacobian row.
+p = inf (the largest l1 norm of a Jacobian row) or p = 2 (the largest spectral norm of the
+Jacobian, l2 -> l2).
 
 methods:
   auto       sample, then branch and bound (<= 8 inputs) or the exact MIP/MIQCQP (default)
@@ -29,7 +30,8 @@ methods:
   bab        branch and bound over the input box with CROWN and interval Jacobians (any norm)
   mip        exact MIP for p = 1 or inf (HiGHS; --solver gurobi if licensed)
   mip-upper  the MIP without the realisability constraints: an upper bound only
-  miqcqp     exact for p = 2, a nonconvex MIQCQP (SCIP: pip install reluopt[scip]; or --solver gurobi)
+  miqcqp     exact for p = 2, a nonconvex MIQCQP (SCIP: pip install reluopt[scip]; or --solver gurobi);
+             --formulation paper: the activation regions as the paper's quadratic constraints
 """
 
 EPILOG = """\
@@ -37,6 +39,7 @@ examples:
   reluopt lipschitz net.onnx --box=-1,1 --norm inf --output 0 --method mip --time-limit 30
   reluopt lipschitz net.onnx --box box.json --objective "y[3] - y[5]" --norm 1 --json out.json
   reluopt lipschitz net.npz --box 0:1,0:1 --objective c.json --norm 2 --method miqcqp
+  reluopt lipschitz net.npz --box=-1,1 --norm 2 --method miqcqp --formulation paper   # l2 -> l2, all outputs
 
 exit codes: 0 proven (lower and upper meet), 1 gap left (time limit, bounds-only method),
 2 bad input (model, box, norm, objective, missing solver), 130 interrupted.
@@ -75,6 +78,9 @@ def register(subparsers) -> None:
     p.add_argument("--solver", default="highs", metavar="NAME",
                    help="solver of the exact models: highs (default; the l2 MIQCQP then uses SCIP) or "
                    "gurobi (needs a licence for models over 2000 variables or constraints)")
+    p.add_argument("--formulation", default="linearised", metavar="NAME",
+                   help="the l2 MIQCQP's activation regions: linearised rows (default) or the paper's "
+                   "quadratic constraints (Sbihi, Couellan and Jan)")
     p.add_argument("--polytope", metavar="FILE", help="extra input constraints A x <= b as JSON "
                    "{\"A\": [[...], ...], \"b\": [...]}")
     p.add_argument("--samples", type=int, default=20000, metavar="N",
@@ -154,7 +160,8 @@ def run(args) -> int:
     try:
         r = lipschitz(net, (lb, ub), norm=args.norm, method=args.method, output=args.output, c=c,
                       time_limit=args.time_limit, seed=args.seed, samples=args.samples, bounds=args.bounds,
-                      solver=args.solver, threads=args.threads, A=A, b=b, progress=line)
+                      solver=args.solver, threads=args.threads, A=A, b=b, progress=line,
+                      formulation=args.formulation)
     finally:
         line.close()
     if args.json:

@@ -15,7 +15,11 @@
   unstable neurons): a certified upper bound only. On random 2-16-16-2 nets it was 40-200 %
   above the exact value in every case measured (benchmarks/bench_lipschitz.py).
 - ``miqcqp``: p = 2, a nonconvex quadratic objective, solved by SCIP (``scip`` extra) or
-  Gurobi (``solver='gurobi'``, NonConvex=2).
+  Gurobi (``solver='gurobi'``, NonConvex=2). With several rows (all outputs, or a matrix
+  ``c``) the l2 -> l2 constant, the largest spectral norm of ``C J(x)``: the MIQCQP of
+  Sbihi, Couellan and Jan over the pattern and a unit direction (``miqcqp.py``), with the
+  activation region linearised (``formulation="linearised"``, default) or as the paper's
+  quadratic constraints (``formulation="paper"``, also for one row).
 - ``bab``: branch and bound over the input box with CROWN bounds and interval Jacobians on
   each sub-box, pattern enumeration on boxes with few unstable neurons and region LPs on
   tiny ones; certified and fast for low input dimension, any norm.
@@ -44,7 +48,8 @@ from ..result import check_time_limit, jsonable
 from .common import Target, parse_norm, pattern_of, require_binary_slopes
 from .exact import Search
 from .lower import local_ascent, sample_lower
-from .upper import interval_jacobian_bound, product_bound
+from .miqcqp import FORMULATIONS
+from .upper import interval_jacobian_bound, product_bound, spectral_interval_bound, spectral_product_bound
 
 #: lower and upper closer than ``PROVED_REL_GAP * |upper| + PROVED_ABS_GAP`` count as the exact
 #: value. The absolute part matches the MIP's solver margin (``milp.backends.base.SOLVER_MARGIN``), below which
@@ -57,7 +62,7 @@ SOLVERS = ("highs", "gurobi")
 
 #: ``auto`` uses input-space branch and bound up to this input dimension, the MIP above it.
 BAB_MAX_DIM = 8
-__all__ = ["METHODS", "SOLVERS", "LipschitzResult", "lipschitz", "lipschitz_constant"]
+__all__ = ["FORMULATIONS", "METHODS", "SOLVERS", "LipschitzResult", "lipschitz", "lipschitz_constant"]
 
 
 @dataclass
@@ -197,10 +202,10 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
         rows = np.eye(1)
         labels = ("y[0]",)
     else:
-        if p != np.inf:
+        if p == 1.0:
             raise ProblemError(
-                "the vector case (all outputs at once) is defined for the inf norm; "
-                "for p = 1 or 2 give one output (output=K, --output K) or an objective (c=..., --objective)"
+                "the vector case (all outputs at once) is defined for the inf and 2 norms; "
+                "for p = 1 give one output (output=K, --output K) or an objective (c=..., --objective)"
             )
         rows = np.eye(m)
         labels = tuple(f"y[{k}]" for k in range(m))
@@ -210,11 +215,12 @@ def _target(net_or_problem, box, norm, output, c, domain_A=None, domain_b=None) 
 def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", output: int | None = None,
               c=None, time_limit: float | None = 60.0, seed: int = 0, samples: int = 20000,
               bounds: LayerBounds | str | None = None, solver: str = "highs", threads: int = 1,
-              A=None, b=None, progress=None) -> LipschitzResult:
+              A=None, b=None, progress=None, formulation: str = "linearised") -> LipschitzResult:
     """Certified bounds on the local Lipschitz constant of ``c . y`` over a box.
 
-    With neither ``output`` nor ``c`` and several outputs, the vector case ``max_k ||J_k||_1``
-    (p = inf) is computed.
+    With neither ``output`` nor ``c`` and several outputs (or a matrix ``c`` of several rows),
+    the constant of the vector map: ``max_k ||J_k||_1`` for p = inf, the largest spectral norm
+    of ``C J`` for p = 2 (l2 -> l2).
 
     Parameters
     ----------
@@ -229,7 +235,7 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
     output : int, optional
         Bound the constant of this output only.
     c : array_like, optional
-        Bound the constant of ``c . y``.
+        Bound the constant of ``c . y`` (a matrix: of ``x -> c y``, see above).
     time_limit : float or None, optional
         Seconds for the whole call.
     seed : int, optional
@@ -248,6 +254,9 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         Extra input constraints ``A x <= b``.
     progress : callable, optional
         Called with a dict (elapsed, method, incumbent, bound, gap, phase) as bounds improve.
+    formulation : {"linearised", "paper"}, optional
+        The l2 MIQCQP's model of the activation regions (`FORMULATIONS`, see ``miqcqp.py``):
+        linear rows (default), or the paper's quadratic constraints.
 
     Returns
     -------
@@ -265,12 +274,16 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         raise ProblemError(f"unknown Lipschitz method {method!r}; choose from {', '.join(METHODS)}")
     if solver not in SOLVERS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(SOLVERS)}")
+    if formulation not in FORMULATIONS:
+        raise ProblemError(f"unknown formulation {formulation!r}; choose from {', '.join(FORMULATIONS)}")
     limit = check_time_limit(time_limit)   # a bad limit fails before any work
     target = _target(net_or_problem, box, norm, output, c, A, b)
     net = target.network
     p_name = {1.0: "1", 2.0: "2", math.inf: "inf"}[target.p]
     if method == "miqcqp" and target.p != 2.0:
         raise ProblemError("the MIQCQP method is for norm=2; use 'mip' for norm 1 or inf")
+    if formulation == "paper" and target.p != 2.0:
+        raise ProblemError("the paper's quadratic formulation is the l2 MIQCQP: use it with norm=2")
     if method in ("mip", "mip-upper") and target.p == 2.0:
         raise ProblemError("the linear MIP handles norm 1 or inf; use method='miqcqp' for norm 2")
     if method == "miqcqp" or (method == "auto" and target.p == 2.0 and target.domain.dim > BAB_MAX_DIM):
@@ -280,12 +293,17 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
     search.stats.update({"rows": list(target.labels), "bounds": layer_bounds.method})
     from .exact import run_exact
 
-    # cheap upper bounds, per row
-    uppers = [min(product_bound(net, r, target.q), interval_jacobian_bound(net, r, target.q, layer_bounds))
-              for r in target.rows]
-    search.stats["product_bound"] = max(product_bound(net, r, target.q) for r in target.rows)
-    search.stats["interval_bound"] = max(interval_jacobian_bound(net, r, target.q, layer_bounds)
-                                         for r in target.rows)
+    # cheap upper bounds, per row (one for the whole matrix in the spectral case)
+    if target.spectral:
+        prod, ival = spectral_product_bound(net, target.rows), spectral_interval_bound(net, target.rows, layer_bounds)
+        uppers = [min(prod, ival)]
+        search.stats.update(product_bound=prod, interval_bound=ival)
+    else:
+        uppers = [min(product_bound(net, r, target.q), interval_jacobian_bound(net, r, target.q, layer_bounds))
+                  for r in target.rows]
+        search.stats["product_bound"] = max(product_bound(net, r, target.q) for r in target.rows)
+        search.stats["interval_bound"] = max(interval_jacobian_bound(net, r, target.q, layer_bounds)
+                                             for r in target.rows)
     search.upper = max(uppers)
     search.record("bounds")
 
@@ -309,7 +327,12 @@ def lipschitz(net_or_problem, box=None, *, norm="inf", method: str = "auto", out
         search.upper = min(search.upper, bab_upper)
         search.stats["nodes"] = nodes
         search.record("bab")
-    if method in ("mip", "mip-upper", "miqcqp"):
+    if method == "miqcqp" and (target.spectral or formulation == "paper"):
+        from .miqcqp import run_spectral
+
+        search.upper = min(search.upper, run_spectral(search, layer_bounds, max(uppers), formulation=formulation,
+                                                      solver=solver, threads=threads))
+    elif method in ("mip", "mip-upper", "miqcqp"):
         exact_upper = run_exact(search, layer_bounds, uppers, realisable=method != "mip-upper",
                                 solver=solver, threads=threads)
         search.upper = min(search.upper, exact_upper)

@@ -33,7 +33,7 @@ REALISE_WIDTH = 1e-3
 REALISE_MAX_LPS = 64
 
 
-def enumerated_upper(network, rows: np.ndarray, L_list, U_list, q: float) -> float:
+def enumerated_upper(network, rows: np.ndarray, L_list, U_list, q: float, spectral: bool = False) -> float:
     """Largest gradient norm over every pattern consistent with one box's neuron bounds.
 
     Stable neurons are fixed, unstable ones go both ways: a sound upper bound for the box.
@@ -48,17 +48,19 @@ def enumerated_upper(network, rows: np.ndarray, L_list, U_list, q: float) -> flo
         Pre-activation bounds of the box, per hidden layer.
     q : float
         The gradient's norm.
+    spectral : bool, optional
+        Measure the spectral norm of the rows' Jacobian instead (the l2 -> l2 constant).
 
     Returns
     -------
     float
         The bound, rounded up.
     """
-    _, norms = enumerate_patterns(network, rows, L_list, U_list, q)
+    _, norms = enumerate_patterns(network, rows, L_list, U_list, q, spectral)
     return float(np.max(norms)) * (1 + 1e-9) + 1e-15
 
 
-def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float):
+def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float, spectral: bool = False):
     """Every pattern consistent with one box's neuron bounds, and its largest gradient norm.
 
     Parameters
@@ -71,6 +73,8 @@ def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float):
         Pre-activation bounds of the box, per hidden layer.
     q : float
         The gradient's norm.
+    spectral : bool, optional
+        Measure the spectral norm of the rows' Jacobian instead (the l2 -> l2 constant).
 
     Returns
     -------
@@ -90,11 +94,15 @@ def enumerate_patterns(network, rows: np.ndarray, L_list, U_list, q: float):
         used += n_u
         slopes.append(S)
     norms = np.zeros(bits.shape[0])
+    grads = []
     for c in rows:
         lam = np.broadcast_to(network.layers[-1].W.T @ c, (bits.shape[0], network.layers[-1].n_in))
         for l in range(network.depth - 1, -1, -1):
             lam = (lam * slopes[l]) @ network.layers[l].W
+        grads.append(lam)
         norms = np.maximum(norms, np.linalg.norm(lam, ord=q, axis=1))
+    if spectral:
+        norms = np.linalg.norm(np.stack(grads, axis=1), ord=2, axis=(1, 2))
     return slopes, norms
 
 
@@ -128,7 +136,7 @@ def realised_max(target: Target, lb: np.ndarray, ub: np.ndarray, L_list, U_list,
         beat the lower bound); None when more than ``max_lps`` LPs would be needed or a check fails.
     """
     net = target.network
-    slopes, norms = enumerate_patterns(net, target.rows, L_list, U_list, target.q)
+    slopes, norms = enumerate_patterns(net, target.rows, L_list, U_list, target.q, target.spectral)
     dom = Domain(lb, ub, target.domain.A, target.domain.b)
     for j in np.argsort(-norms)[:max_lps]:
         if norms[j] * (1 + 1e-9) + 1e-15 <= floor:
@@ -165,14 +173,15 @@ class _LipschitzSplit:
         """Bound boxes; settled ones (within the gap, or resolved exactly) are retired."""
         assert self.search is not None
         b = compute_bounds(self.net, lbs, ubs, "crown")
-        upper = batched_jacobian_upper(self.net, self.target.rows, b, self.target.q)
+        upper = batched_jacobian_upper(self.net, self.target.rows, b, self.target.q, self.target.spectral)
         resolved = np.zeros(len(upper), dtype=bool)
         if not self.net.has_clipped:   # enumeration assumes plain ReLU slopes (0 or 1)
             n_unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(b.lower, b.upper, strict=True))
             narrow = np.all((ubs - lbs) <= REALISE_WIDTH * self.width0, axis=1)
             for i in np.nonzero(n_unstable <= ENUMERATE_MAX)[0]:
                 L_i, U_i = [L[i] for L in b.lower], [U[i] for U in b.upper]
-                upper[i] = min(upper[i], enumerated_upper(self.net, self.target.rows, L_i, U_i, self.target.q))
+                upper[i] = min(upper[i], enumerated_upper(self.net, self.target.rows, L_i, U_i, self.target.q,
+                                                          self.target.spectral))
                 if narrow[i] and not self._settled(upper[i:i + 1])[0]:
                     got = realised_max(self.target, lbs[i], ubs[i], L_i, U_i, self.lower)
                     if got is not None:

@@ -91,8 +91,10 @@ class Target:
     problem's ``MaxMin`` objective, over the problem's input domain.
 
     The same problem type that optimisation and verification use (a network, a domain, rows
-    of the outputs); the constant of several rows (the vector case, p = q = inf) is the
-    largest of the rows' constants.
+    of the outputs). With several rows ``C`` the constant is that of the vector map
+    ``x -> C y(x)``: for p = inf the largest of the rows' l1 gradient norms (the inf -> inf
+    operator norm), for p = 2 the largest spectral norm of ``C J(x)`` (l2 -> l2, `spectral`);
+    for p = 1 the largest of the rows' constants.
 
     Parameters
     ----------
@@ -125,7 +127,13 @@ class Target:
 
     @property
     def q(self) -> float:
+        """The dual norm of ``p``, in which a row's gradient is measured."""
         return dual_norm(self.p)
+
+    @property
+    def spectral(self) -> bool:
+        """The l2 -> l2 constant of several rows: the largest spectral norm of ``C J(x)``."""
+        return self.p == 2.0 and self.problem.rows()[0].shape[0] > 1
 
     def gradients(self, x: np.ndarray) -> np.ndarray:
         """Gradients of every row at some points.
@@ -143,7 +151,10 @@ class Target:
         return np.stack([self.network.gradient(x, c) for c in self.rows])
 
     def norms(self, x: np.ndarray) -> np.ndarray:
-        """Largest gradient norm over the rows at each point (a lower bound where the point is interior).
+        """The constant's local value at each point (a lower bound where the point is interior).
+
+        The largest gradient norm over the rows, or, when `spectral`, the spectral norm of
+        the rows' Jacobian ``C J(x)``.
 
         Parameters
         ----------
@@ -156,6 +167,8 @@ class Target:
             Shape (n,).
         """
         g = self.gradients(np.atleast_2d(x))
+        if self.spectral:
+            return np.linalg.norm(np.transpose(g, (1, 0, 2)), ord=2, axis=(1, 2))
         return np.max(np.linalg.norm(g, ord=self.q, axis=2), axis=0)
 
 

@@ -8,6 +8,11 @@ norm of the input gradient is the objective, with binaries choosing signs. With
 the domain, so only patterns realised by some input count (exact under general position);
 with ``realisable=False`` any combination of the unstable neurons counts, the upper-bound
 model of the paper. Stable neurons are fixed either way (their bounds are sound).
+
+This is the linearised model: the activation regions and the products ``z * lambda`` are
+big-M / McCormick rows, only the l2 objective is quadratic. The paper writes the regions as
+quadratic constraints; that formulation, and the l2 -> l2 constant of several outputs, are in
+``miqcqp.py``.
 """
 
 from __future__ import annotations

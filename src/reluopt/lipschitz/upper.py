@@ -5,6 +5,8 @@
 - ``interval_jacobian_bound``: back-propagate ``c`` through the layers with interval
   arithmetic, each activation slope in {0}, {1} or [0, 1] by the neuron bounds (stable
   neurons fixed). Sound for every pattern consistent with the bounds.
+- ``spectral_product_bound`` and ``spectral_interval_bound``: the same two for the l2 -> l2
+  constant of several rows ``C`` (the spectral norm of ``C J``).
 """
 
 from __future__ import annotations
@@ -136,10 +138,65 @@ def interval_jacobian_bound(network: Network, c: np.ndarray, q: float, bounds: L
     return float(np.linalg.norm(np.maximum(np.abs(lo), np.abs(hi)), ord=q)) * (1 + 1e-9)
 
 
-def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBounds, q: float) -> np.ndarray:
+def spectral_product_bound(network: Network, rows: np.ndarray) -> float:
+    """The product of spectral norms: an upper bound on ``max_x ||C J(x)||_2``.
+
+    Every activation matrix is a 0/1 diagonal (spectral norm <= 1), so
+    ``||C W_out D W ... D W_1||_2 <= ||C W_out||_2 prod ||W_l||_2``.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    rows : numpy.ndarray
+        The output rows ``C``, shape (k, m).
+
+    Returns
+    -------
+    float
+        The bound, rounded up.
+    """
+    total = float(np.linalg.norm(np.atleast_2d(rows) @ network.layers[-1].W, ord=2))
+    for layer in network.hidden_layers:
+        total *= float(np.linalg.norm(layer.W, ord=2))
+    return total * (1 + 1e-9)
+
+
+def spectral_interval_bound(network: Network, rows: np.ndarray, bounds: LayerBounds) -> float:
+    """The interval-Jacobian bound on ``max_x ||C J(x)||_2`` over one box.
+
+    Each row's interval gradient bounds the entries of ``C J``; the spectral norm is
+    monotone on nonnegative matrices, so ``||C J||_2 <= || |C J| ||_2 <= ||M||_2`` with ``M``
+    the entrywise largest magnitudes.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    rows : numpy.ndarray
+        The output rows ``C``, shape (k, m).
+    bounds : LayerBounds
+        Neuron bounds of the box.
+
+    Returns
+    -------
+    float
+        The bound, rounded up.
+    """
+    mags = []
+    for c in np.atleast_2d(rows):
+        _, (lo, hi) = gradient_intervals(network, c, bounds)
+        mags.append(np.maximum(np.abs(lo), np.abs(hi)))
+    M = np.stack(mags)
+    return min(float(np.linalg.norm(M, ord=2)), float(np.linalg.norm(M))) * (1 + 1e-9)
+
+
+def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBounds, q: float,
+                           spectral: bool = False) -> np.ndarray:
     """Interval-Jacobian upper bound of ``max_k ||grad (rows_k . y)||_q`` for every box at once.
 
-    The batched form of `interval_jacobian_bound`.
+    The batched form of `interval_jacobian_bound` (of `spectral_interval_bound` when
+    ``spectral``).
 
     Parameters
     ----------
@@ -151,6 +208,8 @@ def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBoun
         Neuron bounds of B boxes.
     q : float
         The gradient's norm.
+    spectral : bool, optional
+        Bound the spectral norm of the rows' Jacobian instead (the l2 -> l2 constant).
 
     Returns
     -------
@@ -159,6 +218,7 @@ def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBoun
     """
     B = bounds.batch
     best = np.zeros(B)
+    mags = []
     slopes = []
     for l, layer in enumerate(network.hidden_layers):
         slopes.append(layer.act.slope_bounds(bounds.lower[l], bounds.upper[l]))
@@ -176,6 +236,10 @@ def batched_jacobian_upper(network: Network, rows: np.ndarray, bounds: LayerBoun
             spread = rad @ np.abs(W)
             pad = REL_MARGIN * (np.maximum(np.abs(mu_lo), np.abs(mu_hi)) @ np.abs(W)) + 1e-15
             lo, hi = centre - spread - pad, centre + spread + pad
-        norm = np.linalg.norm(np.maximum(np.abs(lo), np.abs(hi)), ord=q, axis=1)
+        mags.append(np.maximum(np.abs(lo), np.abs(hi)))
+        norm = np.linalg.norm(mags[-1], ord=q, axis=1)
         best = np.maximum(best, norm * (1 + 1e-9))
+    if spectral:
+        M = np.stack(mags, axis=1)      # (B, k, d)
+        return np.minimum(np.linalg.norm(M, ord=2, axis=(1, 2)), np.linalg.norm(M, axis=(1, 2))) * (1 + 1e-9)
     return best
