@@ -89,7 +89,8 @@ def run(args) -> int:
     saved = []
     t0 = time.perf_counter()
     for i, seed in enumerate(seeds):
-        order = random_order(np.random.default_rng([seed, 2]), EXACT_CALLS, EXTRA_CALLS, (0, args.extras))
+        base = EXACT_CALLS if not args.base else tuple(args.base.split(","))
+        order = random_order(np.random.default_rng([seed, 2]), base, EXTRA_CALLS, (0, args.extras))
         rep = run_case(seed, order=order, size=args.size, time_limit=args.time_limit,
                        heuristic_time=args.heuristic_time)
         truths["feasible" if rep["truth"]["feasible"] else "infeasible"] += 1
@@ -212,6 +213,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heuristic-time", type=float, default=0.3, help="per heuristic call")
     ap.add_argument("--size", default="bench", choices=["tiny", "test", "bench"], help="hidden-neuron budget")
     ap.add_argument("--extras", type=int, default=4, help="at most this many extra calls per problem")
+    ap.add_argument("--base", default="", help="comma-separated calls run on every problem instead of the "
+                    "exact ones (e.g. bab-relu,bab to test one method against the brute force)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--minimize", action="store_true", help="find the shortest reproducing orders")
     ap.add_argument("--replay", type=Path, help="rerun a case of a saved JSON")

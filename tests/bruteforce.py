@@ -539,11 +539,13 @@ CALLS = {
     "sampling-mip": ("sampling-mip", {}),
     "ppga-lr": ("ppga-lr", {}),
     "walk": ("walk", {}),
+    "bab-relu": ("bab-relu", {}),
+    "pgd": ("pgd", {}),
 }
 EXACT_CALLS = ("bab", "mip", "auto", "mip-scip")
 EXTRA_CALLS = ("mip-t2", "auto-mip", "bab-noleaf", "mip-obbt", "mip-ibp", "mip-rescale", "bab+inc", "mip+inc",
-               "sampling", "sampling-mip", "ppga-lr", "walk")
-HEURISTICS = ("sampling", "sampling-mip", "ppga-lr", "walk")
+               "sampling", "sampling-mip", "ppga-lr", "walk", "bab-relu", "pgd")
+HEURISTICS = ("sampling", "sampling-mip", "ppga-lr", "walk", "pgd")
 OUTCOMES = ("optimal", "infeasible", "time_limit", "node_limit", "feasible", "no_solution", "interrupted",
             "refused", "cert_error", "crash")
 
