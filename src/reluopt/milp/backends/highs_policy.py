@@ -9,11 +9,13 @@ The back-end (``highs``) and the fast paths (region LPs, OBBT) share these.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
 import sys
 import threading
+import time
 
 import highspy
 
@@ -50,6 +52,18 @@ DEFAULT_THREADS = 1
 _scheduler_threads: int | None = None
 #: Runs abandoned after a stop request (see ``_run_watched``) that may still be stopping.
 _abandoned: list[threading.Thread] = []
+
+#: At interpreter exit, how long to wait for abandoned runs to reach their next stop poll: a
+#: process that exits while HiGHS still runs in a daemon thread can abort in C++ teardown
+#: ("terminate called without an active exception") instead of exiting with its own code.
+EXIT_GRACE = 10.0
+
+
+@atexit.register
+def _join_abandoned() -> None:
+    deadline = time.monotonic() + EXIT_GRACE
+    while _abandoned and time.monotonic() < deadline:
+        _abandoned.pop().join(max(deadline - time.monotonic(), 0.0))
 
 
 def _use_scheduler(threads: int) -> None:
