@@ -10,7 +10,8 @@ into which one network is put by each tool's own call:
   ``OmltBlock``, appsi HiGHS), ``highsml`` (highs-ml's ``add_predictor_constr`` on the network
   as ONNX; it takes single-output networks only, so a two-output network enters as one
   single-output copy per output, which is what its user has to do);
-- SCIP: ``reluopt-scip`` against ``scipml`` (PySCIPOpt-ML on the network as a torch module);
+- SCIP: ``reluopt-scip`` (big-M) and ``reluopt-scip-sos1`` (``formulation="sos1"``) against
+  ``scipml`` (PySCIPOpt-ML on the network as a torch module, its default SOS1 formulation);
 - Gurobi: ``reluopt-gurobi`` against ``gurobiml`` (gurobi-machinelearning on the torch module),
   under whatever licence is installed (a refusal is recorded as such).
 
@@ -20,9 +21,10 @@ minus operating costs, an integer steam level, N2 <= 0.34) and ``random`` (a see
 10-100-100-1 network, maximised with a linear side constraint on the inputs).
 
 Each (tool, instance) runs ``--repeats`` times in this process; the table shows medians of
-build seconds (model and embedding, including a Pyomo model's translation to the solver) and
-of solve seconds, the status counts, the gap at the limit (relative, |bound - incumbent| /
-max(1, |incumbent|)), and every incumbent is re-checked by reluopt's forward pass at the
+build seconds (model and embedding, including a Pyomo model's translation to the solver), of
+solve seconds and of incumbent, verified value and bound (over the repeats that have one),
+the status counts, the gap at the limit (relative, |bound - incumbent| / max(1, |incumbent|)),
+and every incumbent is re-checked by reluopt's forward pass at the
 tool's input values (``verified``: the objective recomputed; rows violated by more than 1e-5
 are flagged). The ratio compares reluopt with each peer on the same solver: the peer's
 median total seconds over reluopt's when both prove optimality, else the distance of the
@@ -57,13 +59,14 @@ from reluopt.network import Network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
-TOOLS = ("reluopt", "reluopt-pyomo", "omlt-bigm", "omlt-partition", "highsml", "reluopt-scip", "scipml",
-         "reluopt-gurobi", "gurobiml")
-PEERS = {"reluopt": ("reluopt-pyomo", "omlt-bigm", "omlt-partition", "highsml"), "reluopt-scip": ("scipml",),
+TOOLS = ("reluopt", "reluopt-pyomo", "omlt-bigm", "omlt-partition", "highsml", "reluopt-scip", "reluopt-scip-sos1",
+         "scipml", "reluopt-gurobi", "gurobiml")
+PEERS = {"reluopt": ("reluopt-pyomo", "omlt-bigm", "omlt-partition", "highsml"),
+         "reluopt-scip": ("reluopt-scip-sos1", "scipml"),
          "reluopt-gurobi": ("gurobiml",)}
 SOLVER = {"reluopt": "HiGHS", "reluopt-pyomo": "HiGHS", "omlt-bigm": "HiGHS", "omlt-partition": "HiGHS",
-          "highsml": "HiGHS", "reluopt-scip": "SCIP", "scipml": "SCIP", "reluopt-gurobi": "Gurobi",
-          "gurobiml": "Gurobi"}
+          "highsml": "HiGHS", "reluopt-scip": "SCIP", "reluopt-scip-sos1": "SCIP", "scipml": "SCIP",
+          "reluopt-gurobi": "Gurobi", "gurobiml": "Gurobi"}
 ROW_TOL = 1e-5
 
 
@@ -317,10 +320,11 @@ def _scip_run(inst: Instance, time_limit: float, embed) -> dict:
             "binaries": sum(1 for v in m.getVars() if v.vtype() == "BINARY")}
 
 
-def run_reluopt_scip(inst: Instance, time_limit: float) -> dict:
+def run_reluopt_scip(inst: Instance, time_limit: float, formulation: str = "bigm") -> dict:
     from reluopt.embed.pyscipopt import add_network_constr
 
-    return _scip_run(inst, time_limit, lambda m, x: add_network_constr(m, inst.net, x).output_vars)
+    return _scip_run(inst, time_limit,
+                     lambda m, x: add_network_constr(m, inst.net, x, formulation=formulation).output_vars)
 
 
 def _torch(net: Network):
@@ -403,7 +407,8 @@ def run_gurobiml(inst: Instance, time_limit: float) -> dict:
 
 RUNNERS = {"reluopt": run_reluopt, "reluopt-pyomo": run_reluopt_pyomo,
            "omlt-bigm": lambda i, t: _omlt(i, t, False), "omlt-partition": lambda i, t: _omlt(i, t, True),
-           "highsml": run_highsml, "reluopt-scip": run_reluopt_scip, "scipml": run_scipml,
+           "highsml": run_highsml, "reluopt-scip": run_reluopt_scip,
+           "reluopt-scip-sos1": lambda i, t: run_reluopt_scip(i, t, "sos1"), "scipml": run_scipml,
            "reluopt-gurobi": run_reluopt_gurobi, "gurobiml": run_gurobiml}
 
 
@@ -437,9 +442,10 @@ def summary(recs: list[dict]) -> dict:
         med = lambda key: statistics.median(r[key] for r in ok)  # noqa: E731
         out.update(build_s=med("build_s"), solve_s=med("solve_s"), total_s=med("build_s") + med("solve_s"),
                    gap=statistics.median(gap(r) for r in ok), binaries=ok[-1].get("binaries"))
-        last = ok[-1]
-        out.update(incumbent=last.get("incumbent"), bound=last.get("bound"), verified=last.get("verified"),
-                   violation=max((r.get("violation", 0.0) for r in ok), default=0.0))
+        pick = lambda key: [r[key] for r in ok if r.get(key) is not None]  # noqa: E731
+        out.update({key: statistics.median(pick(key)) if pick(key) else None
+                    for key in ("incumbent", "verified", "bound")})
+        out["violation"] = max((r.get("violation", 0.0) for r in ok), default=0.0)
     return out
 
 
