@@ -473,6 +473,12 @@ def add_bound_gaps(inst: Instance, raw: dict, by_tool: dict) -> float | None:
     if not found:
         return None
     best = max(found) if inst.sense == "max" else min(found)
+    for tool, recs in raw.items():        # a sound bound is never beaten by a verified incumbent
+        for r in recs:
+            b = r.get("bound")
+            if b is not None and (b < best if inst.sense == "max" else b > best) and \
+                    abs(b - best) > 1e-6 * max(1.0, abs(best)):
+                print(f"UNSOUND {inst.name} {tool}: bound {b} beaten by a verified incumbent {best}", flush=True)
     for tool, s in by_tool.items():
         bounds = [r["bound"] for r in raw[tool] if r.get("bound") is not None]
         if bounds:
