@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from reluopt import Problem
-from reluopt.io import load_npz
+from reluopt.io import load_model, load_npz
 from reluopt.methods.mip import solve_mip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +147,82 @@ def test_solve_peaks_script_proves_the_full_box_minimum_by_bab(capsys):
     assert f"{path.stem}" in out and "bab optimal" in out
     value = float(out.split(" min ")[1].split()[0])
     assert value <= load_npz(path).meta["grid_min"] + 1e-4  # printed with 4 decimals
+
+
+# ----------------------------------------------------------------------------- examples/embed
+EMBED = ROOT / "examples" / "embed"
+
+
+def embed_example(name: str):
+    """Import ``examples/embed/<name>.py`` as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"embed_example_{name}", EMBED / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_networks_example_beats_a_grid_of_both_surrogates(capsys):
+    """examples/embed/two_networks.py: min max(net1, net2) + cost against a 301 x 301 grid."""
+    ex = embed_example("two_networks")
+    assert ex.main() == 0
+    assert "status Optimal" in capsys.readouterr().out
+    r = ex.solve()
+    f = lambda X: np.maximum(*(net.forward(X)[:, 0] for net in r["nets"])) + ex.COST * X[:, 0]  # noqa: E731
+    x = np.asarray(r["x"])
+    assert np.all(x >= np.array(ex.LB) - TOL) and np.all(x <= np.array(ex.UB) + TOL)
+    assert r["value"] == pytest.approx(f(x[None, :])[0], abs=1e-6)       # the forward pass agrees
+    assert max(r["errors"]) < 1e-6
+    best = f(grid(ex.LB, ex.UB, 301)).min()
+    assert r["bound"] <= best + 1e-9                                      # a true bound
+    assert r["value"] <= best + 1e-4 * abs(best) + 1e-9                   # optimal within HiGHS's gap
+
+
+def test_adversarial_mnist_example_checked_by_onnxruntime(shared_data, capsys):
+    """examples/embed/adversarial_mnist.py: the image found is within the budget, and onnxruntime
+    (not reluopt) gives it the margin the MIP reports; random images in the budget do no better."""
+    ort = pytest.importorskip("onnxruntime")
+    ex = embed_example("adversarial_mnist")
+    assert ex.main([]) == 0
+    assert "adversarial example found" in capsys.readouterr().out
+    net = ex.reluopt.load(ex.NET)
+    x0, right = ex.mnist_image(14)
+    session = ort.InferenceSession(str(ex.NET))
+    logits = lambda X: session.run(None, {session.get_inputs()[0].name: np.atleast_2d(X).astype(np.float32)})[0]  # noqa: E731
+    assert int(np.argmax(logits(x0))) == right == 1
+    wrong, eps, pixel = 8, 2.0, 0.03
+    r = ex.attack(net, x0, right, wrong, eps, pixel, time_limit=60)
+    assert r["status"] == "Optimal" and r["error"] < 1e-6
+    x = r["x"]
+    assert np.abs(x - x0).sum() <= eps + 1e-6 and np.abs(x - x0).max() <= pixel + 1e-7
+    assert np.all(x >= -1e-9) and np.all(x <= 1 + 1e-9)
+    y = logits(x)[0]
+    assert y[wrong] - y[right] == pytest.approx(r["margin"], rel=1e-4, abs=1e-2)   # float32 session
+    assert r["margin"] > 0 and int(np.argmax(y)) == wrong
+    assert r["bound"] >= r["margin"] - 1e-6
+    rng = np.random.default_rng(0)                       # no sampled image in the budget beats the bound
+    d = rng.uniform(-pixel, pixel, (200, x0.size)) * (rng.random((200, x0.size)) < eps / (pixel * x0.size) * 2)
+    d *= np.minimum(1.0, eps / np.maximum(np.abs(d).sum(axis=1, keepdims=True), 1e-12))
+    Y = logits(np.clip(x0 + d, 0, 1))
+    assert np.max(Y[:, wrong] - Y[:, right]) <= r["bound"] + 1e-2
+
+
+def test_peak2d_gurobi_example_against_a_grid(capsys):
+    """examples/embed/peak2d_gurobi.py: the optimum of the trained network against a 401 x 401 grid."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gurobipy")
+    ex = embed_example("peak2d_gurobi")
+    assert ex.main([]) == 0
+    assert "reluopt   optimal" in capsys.readouterr().out
+    ex.torch.set_num_threads(1)
+    model = ex.train()
+    r = ex.optimise(model, ex.add_network_constr, time_limit=60, mip_gap=0.0)
+    assert r["status"] == ex.GRB.OPTIMAL and r["error"] < 1e-6
+    net = load_model(model)
+    assert r["y"] == pytest.approx(net.forward(r["x"])[0], abs=1e-6)
+    G = grid([-2, -2], [2, 2], 401)
+    with ex.torch.no_grad():
+        g = model(ex.torch.tensor(G, dtype=ex.torch.float32)).numpy()[:, 0]   # torch, not reluopt
+    assert r["bound"] <= g.min() + 1e-4                  # float32 torch vs float64 model
+    assert r["y"] <= g.min() + 1e-4 * abs(g.min()) + 1e-4

@@ -46,7 +46,7 @@ def test_readme_has_python_blocks():
 def test_python_block_runs(line, code, monkeypatch):
     if "../shared/data" in code and not SHARED_DATA.is_dir():
         pytest.skip(f"README line {line} reads {SHARED_DATA}, which is absent")
-    for module in ("torch", "sklearn"):
+    for module in ("torch", "sklearn", "pyscipopt", "gurobipy", "pyomo"):
         if re.search(rf"^\s*(import|from) {module}\b", code, re.MULTILINE):
             pytest.importorskip(module)
     monkeypatch.chdir(ROOT)
