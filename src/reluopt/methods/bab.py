@@ -14,8 +14,11 @@ trusted status, and a box that reaches ``min_width`` undecided keeps its bound i
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -110,22 +113,60 @@ def run_input_split(problem: Problem, anytime: Anytime, *, time_limit: float | N
     BabOutcome
         In max form.
     """
-    valid = set(Settings.__dataclass_fields__) - {"abs_gap", "rel_gap", "stop_above", "stop_below"}
+    return run_strategy(problem, anytime, "bab", Settings,
+                        lambda settings: InputSplit(problem, anytime, settings, seed, region_lp=RegionLP),
+                        time_limit=time_limit, node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap,
+                        stop_above=stop_above, stop_below=stop_below, progress=progress, threads=threads,
+                        should_stop=should_stop, **options)
+
+
+def run_strategy(problem: Problem, anytime: Anytime, name: str, settings_type: type,
+                 make_strategy: Callable[[Any], Any], *, time_limit: float | None, node_limit: int | None,
+                 abs_gap: float, rel_gap: float, stop_above: float | None, stop_below: float | None, progress,
+                 threads: int | None, should_stop, **options) -> BabOutcome:
+    """Run a branch-and-bound strategy on the search engine and report it as a ``BabOutcome``.
+
+    Shared by ``bab`` (input splitting) and ``bab-relu`` (ReLU splitting): option checking,
+    limits, BLAS threads and the outcome's statistics are the same for every strategy.
+
+    Parameters
+    ----------
+    problem : Problem
+    anytime : Anytime
+        The run's tracker (the strategy offers points and bounds to it).
+    name : str
+        The method's name, for error messages.
+    settings_type : type
+        The strategy's settings dataclass (with ``abs_gap``, ``rel_gap``, ``stop_above``,
+        ``stop_below`` fields); ``options`` fill its other fields.
+    make_strategy : callable
+        ``make_strategy(settings)`` returns the strategy (with ``roots(search)`` and ``stats``).
+    time_limit, node_limit, abs_gap, rel_gap, stop_above, stop_below, progress, threads, should_stop
+        As in ``run_input_split``.
+    **options
+        Settings fields.
+
+    Returns
+    -------
+    BabOutcome
+        In max form.
+    """
+    fixed = {"abs_gap", "rel_gap", "stop_above", "stop_below"}
+    valid = {f.name for f in dataclasses.fields(settings_type)} - fixed
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ProblemError(f"unknown bab option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-    settings = Settings(abs_gap=float(abs_gap), rel_gap=float(rel_gap), stop_above=stop_above,
-                        stop_below=stop_below, **options)
-    strategy = InputSplit(problem, anytime, settings, seed, region_lp=RegionLP)
+        raise ProblemError(f"unknown {name} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    strategy = make_strategy(settings_type(abs_gap=float(abs_gap), rel_gap=float(rel_gap), stop_above=stop_above,
+                                           stop_below=stop_below, **options))
     search = Search(Limits.of(time_limit, node_limit, should_stop), progress)
     with blas_threads(threads):
         status = search.run(strategy, strategy.roots(search))
-    sign = problem.objective.sign
-    stats = {**strategy.stats, "pruned": search.frontier.counts["pruned"],
-             "infeasible": search.frontier.counts["infeasible"], "frozen": search.frontier.counts["frozen"],
-             "batches": search.batches, "open_nodes": len(search.frontier), "seconds": search.elapsed,
+    counts = search.frontier.counts
+    stats = {**strategy.stats, "pruned": counts["pruned"], "infeasible": counts["infeasible"],
+             "frozen": counts["frozen"], "closed": counts["closed"], "batches": search.batches,
+             "open_nodes": len(search.frontier), "seconds": search.elapsed,
              "nodes_per_s": search.nodes / max(search.elapsed, 1e-9)}
-    value = None if anytime.value is None else sign * anytime.value
+    value = None if anytime.value is None else problem.objective.sign * anytime.value
     return BabOutcome(anytime.x, value, search.bound(), status, search.nodes, list(anytime.history), stats)
 
 
@@ -257,15 +298,45 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
     -------
     Result
     """
+    return solve_by_search(problem, "bab", run_input_split, time_limit=time_limit, seed=seed, progress=progress,
+                           incumbent=incumbent, node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap, **options)
+
+
+def solve_by_search(problem: Problem, name: str, runner: Callable[..., BabOutcome], *, time_limit: float | None,
+                    seed: int, progress, incumbent, node_limit: int | None, abs_gap: float, rel_gap: float,
+                    **options) -> Result:
+    """A ``Result`` from a branch-and-bound runner (``run_input_split``, ``run_relu_split``).
+
+    The parts every search method shares: the bounded-box and objective checks, the tracker
+    with node counts in its progress reports, the warm start, Ctrl-C, and the final status
+    (never ``optimal`` without a point, never ``infeasible`` with one).
+
+    Parameters
+    ----------
+    problem : Problem
+    name : str
+        The method's name (in the Result and its messages).
+    runner : callable
+        ``runner(problem, anytime, time_limit=, node_limit=, abs_gap=, rel_gap=, progress=, seed=,
+        should_stop=, **options)`` returning a ``BabOutcome``.
+    time_limit, seed, progress, incumbent, node_limit, abs_gap, rel_gap
+        As in ``solve_bab``.
+    **options
+        Passed to ``runner``.
+
+    Returns
+    -------
+    Result
+    """
     dom = problem.domain
-    dom.require_bounded("bab")
-    problem.rows()      # a clear error for an objective bab cannot take
+    dom.require_bounded(name)
+    problem.rows()      # a clear error for an objective a search cannot take
     counts: dict = {}      # latest node counts, added to every progress report
 
     def report(info):
         progress({**info, **counts})
 
-    anytime = Anytime(problem, "bab", time_limit, None if progress is None else report)
+    anytime = Anytime(problem, name, time_limit, None if progress is None else report)
     if incumbent is not None:
         x0 = np.asarray(incumbent, dtype=np.float64).reshape(1, -1)
         if x0.shape[1] != dom.dim:
@@ -277,11 +348,10 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
         anytime.report()
 
     with interruptible(anytime):
-        out = run_input_split(
-            problem, anytime,
-            time_limit=None if math.isinf(anytime.time_limit) else max(anytime.remaining, 1e-3),
-            node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap, progress=on_progress, seed=seed,
-            should_stop=lambda: anytime.interrupted, **options)
+        out = runner(problem, anytime,
+                     time_limit=None if math.isinf(anytime.time_limit) else max(anytime.remaining, 1e-3),
+                     node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap, progress=on_progress, seed=seed,
+                     should_stop=lambda: anytime.interrupted, **options)
     status = out.status if out.status in STATUSES else TIME_LIMIT
     if status == OPTIMAL and anytime.x is None:
         status = NO_SOLUTION

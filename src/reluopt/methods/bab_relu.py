@@ -13,30 +13,16 @@ keeps its bound in the answer.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from ..certificate import certified_method
-from ..errors import ProblemError
-from ..parallel import blas_threads
 from ..problem import Problem
 from ..result import (
     ABS_GAP,
-    FEASIBLE,
-    INFEASIBLE,
-    NO_SOLUTION,
-    OPTIMAL,
     REL_GAP,
-    STATUSES,
-    TIME_LIMIT,
     Result,
-    interruptible,
 )
-from ..search import Limits, Search
 from ..search.relu_split import ReluSettings, ReluSplit
 from ..tracker import Anytime
-from .bab import BabOutcome
+from .bab import BabOutcome, run_strategy, solve_by_search
 
 __all__ = ["run_relu_split", "solve_bab_relu"]
 
@@ -76,24 +62,11 @@ def run_relu_split(problem: Problem, anytime: Anytime, *, time_limit: float | No
     BabOutcome
         In max form.
     """
-    valid = set(ReluSettings.__dataclass_fields__) - {"abs_gap", "rel_gap", "stop_above", "stop_below"}
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise ProblemError(f"unknown bab-relu option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-    settings = ReluSettings(abs_gap=float(abs_gap), rel_gap=float(rel_gap), stop_above=stop_above,
-                            stop_below=stop_below, **options)
-    strategy = ReluSplit(problem, anytime, settings, seed)
-    search = Search(Limits.of(time_limit, node_limit, should_stop), progress)
-    with blas_threads(threads):
-        status = search.run(strategy, strategy.roots(search))
-    sign = problem.objective.sign
-    stats = {**strategy.stats, "pruned": search.frontier.counts["pruned"],
-             "infeasible": search.frontier.counts["infeasible"], "frozen": search.frontier.counts["frozen"],
-             "closed": search.frontier.counts["closed"], "batches": search.batches,
-             "open_nodes": len(search.frontier), "seconds": search.elapsed,
-             "nodes_per_s": search.nodes / max(search.elapsed, 1e-9)}
-    value = None if anytime.value is None else sign * anytime.value
-    return BabOutcome(anytime.x, value, search.bound(), status, search.nodes, list(anytime.history), stats)
+    return run_strategy(problem, anytime, "bab-relu", ReluSettings,
+                        lambda settings: ReluSplit(problem, anytime, settings, seed),
+                        time_limit=time_limit, node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap,
+                        stop_above=stop_above, stop_below=stop_below, progress=progress, threads=threads,
+                        should_stop=should_stop, **options)
 
 
 @certified_method
@@ -120,34 +93,6 @@ def solve_bab_relu(problem: Problem, *, time_limit: float | None = None, seed: i
     -------
     Result
     """
-    dom = problem.domain
-    dom.require_bounded("bab-relu")
-    problem.rows()      # a clear error for an objective it cannot take
-    counts: dict = {}
-
-    def report(info):
-        progress({**info, **counts})
-
-    anytime = Anytime(problem, "bab-relu", time_limit, None if progress is None else report)
-    if incumbent is not None:
-        x0 = np.asarray(incumbent, dtype=np.float64).reshape(1, -1)
-        if x0.shape[1] != dom.dim:
-            raise ProblemError(f"incumbent has {x0.shape[1]} entries but the network has {dom.dim} inputs")
-        anytime.offer(x0, "incumbent")
-
-    def on_progress(info):
-        counts.update(nodes=info["nodes"], open=info["open"], nodes_per_s=info["nodes_per_s"])
-        anytime.report()
-
-    with interruptible(anytime):
-        out = run_relu_split(
-            problem, anytime,
-            time_limit=None if math.isinf(anytime.time_limit) else max(anytime.remaining, 1e-3),
-            node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap, progress=on_progress, seed=seed,
-            should_stop=lambda: anytime.interrupted, **options)
-    status = out.status if out.status in STATUSES else TIME_LIMIT
-    if status == OPTIMAL and anytime.x is None:
-        status = NO_SOLUTION
-    if status == INFEASIBLE and anytime.x is not None:   # never claim infeasible with a point
-        status = FEASIBLE
-    return anytime.result(status, nodes=out.nodes, **out.stats)
+    return solve_by_search(problem, "bab-relu", run_relu_split, time_limit=time_limit, seed=seed,
+                           progress=progress, incumbent=incumbent, node_limit=node_limit, abs_gap=abs_gap,
+                           rel_gap=rel_gap, **options)
