@@ -6,7 +6,8 @@ Lipschitz search (``lipschitz.bab``).
 """
 
 from .engine import Limits, Search, Strategy
-from .input_split import ABOVE, BELOW, BRANCHING, InputSplit, Settings
+from .input_split import InputSplit
+from .split_settings import ABOVE, BELOW, BRANCHING, Settings
 from .tree import Frontier, Node
 
 __all__ = ["ABOVE", "BELOW", "BRANCHING", "Frontier", "InputSplit", "Limits", "Node", "Search", "Settings",

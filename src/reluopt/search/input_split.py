@@ -35,16 +35,14 @@ from ..bounds.crown import backsubstitute
 from ..bounds.node import best_output_bounds, node_bounds
 from ..errors import ProblemError, SolverError
 from ..problem import FEASIBILITY_TOL, Objective, Problem
-from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL
 from ..tracker import Anytime
 from .boxes import midpoint_children, position, relative_widths, splittable, stack_prior, stored_prior, tie_break
 from .engine import Search
+from .gap import GapStrategy
 from .lagrange import tune_multipliers
 from .leaf import leaf_mip
 from .split_settings import (  # re-exported: the knobs lived here
-    ABOVE,
     AUTO_SWITCH_NODES,
-    BELOW,
     BRANCHING,
     BRANCHING_ALIASES,
     GAIN_FLOOR,
@@ -86,7 +84,7 @@ class _Bounded:
                         self.nb.select(idx), None if self.mult is None else self.mult[idx])  # type: ignore[attr-defined]
 
 
-class InputSplit:
+class InputSplit(GapStrategy):
     """Best-first input splitting on a problem with objective rows (a ``Strategy``).
 
     Parameters
@@ -110,6 +108,7 @@ class InputSplit:
         self.region_lp = region_lp
         self.net = problem.network
         self.sign = problem.objective.sign
+        self.source = "bab"
         self.C, self.e = problem.rows()
         self.s = self.C.shape[0]
         cons = problem.constraints
@@ -152,11 +151,6 @@ class InputSplit:
                             "branching": branching}
 
     # ------------------------------------------------------------------ incumbent
-    @property
-    def value(self) -> float:
-        """The incumbent's value in max form (``-inf`` without one)."""
-        return -math.inf if self.anytime.value is None else self.sign * self.anytime.value
-
     def _offer(self, X: np.ndarray, source: str) -> None:
         if self.anytime.offer(X, source):
             self._improved = True
@@ -246,61 +240,6 @@ class InputSplit:
         return lam[:, 0, :]
 
     # ------------------------------------------------------------------ Strategy
-    def threshold(self) -> float:
-        """Nodes whose bound is at most this are not needed. See `Strategy.threshold`."""
-        t = -math.inf
-        if self.anytime.value is not None:
-            t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
-        if self.cfg.stop_below is not None:
-            t = max(t, self.cfg.stop_below)
-            if self.cfg.stop_above is not None:
-                # a node that cannot reach stop_above cannot give a counterexample; keep it
-                # only when the caller also wants a proof of its bound
-                t = max(t, min(self.cfg.stop_above, self.cfg.stop_below))
-        return t
-
-    def converged(self, bound: float) -> bool:
-        """Is the gap between the incumbent and ``bound`` within the tolerances?
-
-        Parameters
-        ----------
-        bound : float
-            A certified bound (max form).
-
-        Returns
-        -------
-        bool
-            False while there is no incumbent.
-        """
-        if self.anytime.value is None:
-            return False
-        g = bound - self.value
-        return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
-
-    def stop_status(self, bound: float) -> str | None:
-        """``above``/``below`` when a caller's threshold is reached, ``optimal`` on a closed gap.
-
-        See `Strategy.stop_status`.
-        """
-        if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
-            return ABOVE
-        if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
-            return BELOW
-        if self.search is not None and self.search.frontier and self.converged(bound):
-            return OPTIMAL
-        return None
-
-    def exhausted_status(self, bound: float) -> str:
-        """No open node: infeasible, optimal, or feasible when frozen leaves keep the gap open.
-
-        See `Strategy.exhausted_status`.
-        """
-        if bound == -math.inf:
-            return INFEASIBLE
-        if self.anytime.value is not None and self.converged(bound):
-            return OPTIMAL
-        return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
-
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
         """Nodes per batch: about ``batch_size`` children bounded per batched pass. See `Strategy.batch_size`."""
         assert self.search is not None
@@ -315,14 +254,6 @@ class InputSplit:
         if math.isfinite(nodes_left):
             k = max(1, min(k, int(nodes_left) // per_node))
         return k
-
-    def on_bound(self, bound: float) -> None:
-        """Record the certified bound in the tracker (user sense). See `Strategy.on_bound`."""
-        self.anytime.improve_bound(self.sign * bound, "bab")
-
-    def progress_info(self) -> dict:
-        """The incumbent (max form) for progress reports. See `Strategy.progress_info`."""
-        return {"incumbent": None if self.anytime.value is None else self.value}
 
     def roots(self, search: Search) -> list[Node]:
         """Bound the root box, to start the search.

@@ -39,11 +39,10 @@ from ..bounds.alpha import alpha_crown_bounds
 from ..bounds.crown import crown_bounds
 from ..errors import ProblemError
 from ..problem import Objective, Problem
-from ..result import FEASIBLE, INFEASIBLE, NO_SOLUTION, OPTIMAL
 from ..tracker import Anytime
 from .boxes import stack_prior, stored_prior
 from .engine import Search
-from .input_split import ABOVE, BELOW
+from .gap import GapStrategy
 from .leaf import leaf_mip
 from .relu_bounds import Bounded, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
@@ -123,7 +122,7 @@ def _stack(nodes: list[ReluNode], name: str) -> list[np.ndarray]:
     return [np.array([getattr(n, name)[j] for n in nodes]) for j in range(len(nodes[0].splits))]
 
 
-class ReluSplit:
+class ReluSplit(GapStrategy):
     """Best-first branch and bound over ReLU phases (a ``Strategy`` for ``Search``).
 
     Parameters
@@ -147,6 +146,7 @@ class ReluSplit:
         self.problem, self.anytime, self.cfg = problem, anytime, settings
         self.net = problem.network
         self.sign = problem.objective.sign
+        self.source = "bab-relu"
         self.C, self.e = problem.rows()
         self.s = self.C.shape[0]
         self.lo, self.hi = problem.domain.lb[None].copy(), problem.domain.ub[None].copy()
@@ -159,11 +159,6 @@ class ReluSplit:
                             "seconds_primal": 0.0, "branching": settings.branching}
 
     # ------------------------------------------------------------------ incumbent
-    @property
-    def value(self) -> float:
-        """The incumbent's value in max form (``-inf`` without one)."""
-        return -math.inf if self.anytime.value is None else self.sign * self.anytime.value
-
     def _primal(self, X: np.ndarray) -> None:
         """Offer candidate points, then sign-gradient steps from the best eight of them."""
         t0 = time.perf_counter()
@@ -181,66 +176,12 @@ class ReluSplit:
         self.stats["seconds_primal"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ Strategy
-    def threshold(self) -> float:
-        """Nodes whose bound is at most this are not needed. See `Strategy.threshold`."""
-        t = -math.inf
-        if self.anytime.value is not None:
-            t = self.value + max(self.cfg.abs_gap, self.cfg.rel_gap * abs(self.value))
-        if self.cfg.stop_below is not None:
-            t = max(t, self.cfg.stop_below)
-            if self.cfg.stop_above is not None:
-                t = max(t, min(self.cfg.stop_above, self.cfg.stop_below))
-        return t
-
-    def converged(self, bound: float) -> bool:
-        """Is the gap between the incumbent and ``bound`` within the tolerances?
-
-        Parameters
-        ----------
-        bound : float
-            A certified bound (max form).
-
-        Returns
-        -------
-        bool
-        """
-        if self.anytime.value is None:
-            return False
-        g = bound - self.value
-        return g <= self.cfg.abs_gap or g <= self.cfg.rel_gap * max(abs(self.value), 1e-10)
-
-    def stop_status(self, bound: float) -> str | None:
-        """``above``/``below`` at a caller's threshold, ``optimal`` on a closed gap. See `Strategy.stop_status`."""
-        if self.cfg.stop_above is not None and self.anytime.value is not None and self.value >= self.cfg.stop_above:
-            return ABOVE
-        if self.cfg.stop_below is not None and bound < self.cfg.stop_below:
-            return BELOW
-        if self.search is not None and self.search.frontier and self.converged(bound):
-            return OPTIMAL
-        return None
-
-    def exhausted_status(self, bound: float) -> str:
-        """No open node: infeasible, optimal or feasible. See `Strategy.exhausted_status`."""
-        if bound == -math.inf:
-            return INFEASIBLE
-        if self.anytime.value is not None and self.converged(bound):
-            return OPTIMAL
-        return FEASIBLE if self.anytime.value is not None else NO_SOLUTION
-
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
         """Nodes popped per expansion (two children each). See `Strategy.batch_size`."""
         k = max(1, min(open_nodes, self.cfg.batch_size))
         if math.isfinite(nodes_left):
             k = max(1, min(k, int(nodes_left) // 2))
         return k
-
-    def on_bound(self, bound: float) -> None:
-        """Record the certified bound in the tracker (user sense). See `Strategy.on_bound`."""
-        self.anytime.improve_bound(self.sign * bound, "bab-relu")
-
-    def progress_info(self) -> dict:
-        """The incumbent (max form) for progress reports. See `Strategy.progress_info`."""
-        return {"incumbent": None if self.anytime.value is None else self.value}
 
     # ------------------------------------------------------------------ tree
     def roots(self, search: Search) -> list[Node]:
