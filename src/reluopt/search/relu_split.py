@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..activations.relu import ReLU
-from ..bounds.alpha import alpha_crown_bounds
-from ..bounds.crown import crown_bounds
+from ..bounds import compute_bounds
 from ..errors import ProblemError
 from ..problem import Objective, Problem
 from ..tracker import Anytime
@@ -200,10 +199,11 @@ class ReluSplit(GapStrategy):
         self.search = search
         t0 = time.perf_counter()
         splits = [np.zeros((1, n), dtype=np.int8) for n in self.net.hidden_sizes]
-        initial = crown_bounds(self.net, self.lo[0], self.hi[0])
+        initial = compute_bounds(self.net, self.lo[0], self.hi[0], "crown")
         if self.cfg.root_alpha:
-            initial = alpha_crown_bounds(self.net, self.lo[0], self.hi[0], initial,
-                                         deadline=min(search.limits.deadline, time.perf_counter() + 30.0))
+            budget = min(search.limits.deadline, time.perf_counter() + 30.0) - time.perf_counter()
+            initial = compute_bounds(self.net, self.lo[0], self.hi[0], "alpha-crown", initial=initial,
+                                     time_limit=max(budget, 1e-3))
         lowers, uppers, empty = split_bounds(self.net, self.lo, self.hi, splits, (initial.lower, initial.upper))
         bd = lagrangian_bounds(self.net, self.lo, self.hi, lowers, uppers, splits, self.C, self.e,
                                steps=self.cfg.root_steps, lr=self.cfg.lr)
