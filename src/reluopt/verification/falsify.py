@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ProblemError
 from ..network import Network
 from ..objectives import MaxMin
 from ..problem import Domain, Problem
@@ -254,8 +255,11 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
         now = time.perf_counter()
         if now >= deadline:
             return
-        res = solve_pgd(margin_problem(network, p.lb, p.ub, p.dj), time_limit=(deadline - now) / (len(pairs) - k),
-                        seed=int(rng.integers(2**31)), incumbent=p.best_x, restarts=48, steps=80,
-                        samples=samples, stop_above=0.0, batches=1)
+        try:
+            res = solve_pgd(margin_problem(network, p.lb, p.ub, p.dj), time_limit=(deadline - now) / (len(pairs) - k),
+                            seed=int(rng.integers(2**31)), incumbent=p.best_x, restarts=48, steps=80,
+                            samples=samples, stop_above=0.0, batches=1)
+        except ProblemError:      # e.g. a box whose interval bounds overflow: no attack, no claim
+            continue
         if res.x is not None:
             confirm(network, p, res.x[None, :], "falsification")
