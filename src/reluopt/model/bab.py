@@ -128,10 +128,11 @@ class ModelSplit(GapStrategy):
         ModelNode or None
         """
         model, tr = self.model, self.tracker
-        tr.offer(0.5 * (lo + hi), "bab: centre")
         col_lb, col_ub = model.bounds()
         col_lb[model.var_cols], col_ub[model.var_cols] = lo, hi
         mm = formulate_model(model, bounds=self.bounds, col_lb=col_lb, col_ub=col_ub)
+        if np.all(np.isfinite(lo) & np.isfinite(hi)):
+            tr.offer(0.5 * (lo + hi), "bab: centre")
         bound = min(parent, objective_box_bound(model, mm))
         out = self.backend.solve(mm.milp, relax=True, time_limit=max(min(tr.remaining, 60.0), 0.01))
         if out.status == "infeasible":
@@ -238,7 +239,8 @@ def solve_model_bab(model: Model, *, time_limit: float | None = None, seed: int 
     Raises
     ------
     ProblemError
-        More than ``BAB_MAX_DIM`` continuous variables feed networks, or one of them is unbounded.
+        More than ``BAB_MAX_DIM`` continuous variables feed networks, or a variable feeding one is
+        unbounded (``formulation.feed_box`` names it).
     """
     tracker = ModelTracker(model, "bab", time_limit, progress)
     feeding = network_variables(model)
@@ -246,12 +248,6 @@ def solve_model_bab(model: Model, *, time_limit: float | None = None, seed: int 
     if continuous.sum() > BAB_MAX_DIM:
         raise ProblemError(f"method 'bab' splits the continuous variables that feed networks, and this model has "
                            f"{int(continuous.sum())} (at most {BAB_MAX_DIM}); use method 'mip' or 'auto'")
-    unbounded = feeding & ~(np.isfinite(tracker.lb) & np.isfinite(tracker.ub))
-    if unbounded.any():
-        from .formulation import column_labels
-
-        names = [column_labels(model)[int(c)] for c in model.var_cols[unbounded]]
-        raise ProblemError(f"method 'bab' needs finite bounds on the variables that feed networks: {', '.join(names)}")
     strategy = ModelSplit(model, tracker, bounds, solver, abs_gap, rel_gap)
     with interruptible(tracker):
         search = Search(Limits.of(time_limit, node_limit, lambda: tracker.interrupted), progress)

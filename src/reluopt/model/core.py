@@ -196,10 +196,7 @@ class Model:
         text : str
             E.g. ``'2*units + 0.5*x[1] - y1[0] <= 3'``.
         """
-        try:
-            a, e, equal = parse_model_constraint(text, self.names, self.n_cols)
-        except ProblemError as exc:
-            raise ProblemError(f"constraint {text!r}: {exc}") from None
+        a, e, equal = parse_model_constraint(text, self.names, self.n_cols)   # errors quote the text
         if not np.isfinite(e):
             raise ProblemError(f"constraint {text!r} has a non-finite right-hand side")
         self.constraints.append((a, float(e), text))
