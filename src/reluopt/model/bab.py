@@ -151,7 +151,12 @@ class ModelSplit(GapStrategy):
         return node
 
     def search_frontier(self):
-        """The running search's frontier (``Search.run`` sets ``self.search`` first)."""
+        """The running search's frontier, where closed nodes leave their bounds.
+
+        Returns
+        -------
+        Frontier
+        """
         assert self.search is not None
         return self.search.frontier
 
@@ -253,7 +258,7 @@ def solve_model_bab(model: Model, *, time_limit: float | None = None, seed: int 
         search = Search(Limits.of(time_limit, node_limit, lambda: tracker.interrupted), progress)
         strategy.search = search
         root = strategy.bound(tracker.lb.copy(), tracker.ub.copy(), math.inf, 0)
-        roots = [] if root is None else [root]
+        roots: list[Node] = [] if root is None else [root]
         if root is None:
             search.frontier.retire(-math.inf, EMPTY)
         status = search.run(strategy, roots)

@@ -129,7 +129,9 @@ class ModelTracker(Tracker):
         ModelResult
         """
         model = self.model
-        x, value, values, outputs, violation = self.x, self.value, {}, {}, None
+        x, value, violation = self.x, self.value, None
+        values: dict = {}
+        outputs: dict = {}
         if x is not None:
             vals, viol, v = model.evaluate(x)
             value, violation = float(vals[0]), float(viol[0])
