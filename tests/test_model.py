@@ -157,3 +157,25 @@ def test_mip_on_other_solvers(solver):
     if res.status == "solver_error":
         pytest.skip(res.stats.get("solver_message", "solver error"))
     assert res.status == "optimal" and res.value == pytest.approx(truth, abs=TOL)
+
+
+def test_lp_obbt_bounds_use_the_linear_constraints():
+    """With lp-obbt the input boxes shrink to what the constraints allow; the optimum is the same."""
+    model, truth = shared_inputs(1)
+    model.add_constraint("x[0] <= 0.2")
+    plain = model.solve("mip")
+    tight = model.solve("mip", bounds="lp-obbt")
+    assert tight.status == plain.status == "optimal"
+    assert tight.value == pytest.approx(plain.value, abs=TOL)
+    assert tight.stats["stable_neurons"] >= plain.stats["stable_neurons"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_tiny_time_limit_still_returns_a_checked_result(method):
+    model, truth = shared_inputs(0)
+    res = model.solve(method, time_limit=1e-3)
+    assert res.status in ("optimal", "time_limit", "feasible")
+    if res.bound is not None:
+        assert res.bound >= truth - 1e-6
+    if res.x is not None:
+        assert res.violation <= 1e-6 and res.value <= truth + 1e-6

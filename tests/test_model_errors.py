@@ -75,3 +75,13 @@ def test_other_bad_input():
         empty = small()
         empty.maximize("x[0]")
         empty.solve("mip")
+
+
+def test_a_misspelled_option_is_named():
+    m = small()
+    m.add_network(random_network([2, 4, 1]), "x", name="y")
+    m.maximize("y[0]")
+    with pytest.raises(ProblemError, match="did you mean 'abs_gap'"):
+        m.solve("mip", abs_gap_=1e-3)
+    with pytest.raises(ProblemError, match="no option 'threads'"):
+        m.solve("bab", threads=2)

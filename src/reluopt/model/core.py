@@ -364,14 +364,18 @@ class Model:
             ``values`` (every variable), ``outputs`` (every network's, by forward passes),
             ``violation``, ``value``, ``bound``, ``status``.
         """
+        from ..certificate import check_option_names, option_names
+
         if method in ("mip", "auto"):
             from .mip import solve_model_mip
 
+            check_option_names(method, options, option_names(solve_model_mip) or ())
             return solve_model_mip(self, method=method, solver=solver, time_limit=time_limit, bounds=bounds,
                                    seed=seed, progress=progress, **options)
         if method == "bab":
             from .bab import solve_model_bab
 
+            check_option_names(method, options, option_names(solve_model_bab) or ())
             if solver != "highs":
                 options["solver"] = solver
             return solve_model_bab(self, time_limit=time_limit, bounds=bounds, seed=seed, progress=progress,
