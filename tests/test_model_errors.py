@@ -85,3 +85,13 @@ def test_a_misspelled_option_is_named():
         m.solve("mip", abs_gap_=1e-3)
     with pytest.raises(ProblemError, match="no option 'threads'"):
         m.solve("bab", threads=2)
+
+
+def test_an_unbounded_objective_is_an_error():
+    m = small()
+    m.add_var("slack", 0.0)                       # free above, and rewarded
+    m.add_network(random_network([2, 4, 1]), "x", name="y")
+    m.maximize("y[0] + slack")
+    for method in ("mip", "bab"):
+        with pytest.raises(ProblemError, match="unbounded"):
+            m.solve(method)

@@ -137,6 +137,9 @@ class ModelSplit(GapStrategy):
         out = self.backend.solve(mm.milp, relax=True, time_limit=max(min(tr.remaining, 60.0), 0.01))
         if out.status == "infeasible":
             return None
+        if out.status in ("unbounded", "infeasible_or_unbounded") and depth == 0:
+            raise ProblemError(f"the LP relaxation of the model is {out.status.replace('_', ' ')}: give every "
+                               "variable in the objective finite bounds")
         u = None
         if out.status != ERROR and out.status == "optimal" and out.objective is not None and out.values is not None:
             bound = min(bound, widen(out.objective))

@@ -147,6 +147,9 @@ def solve_model_mip(model: Model, *, method: str = "mip", time_limit: float | No
     tracker = ModelTracker(model, method, time_limit, progress)
     stats: dict = {}
     with interruptible(tracker):
+        if bound_options is None and bounds in ("alpha-crown", "lp-obbt", "mip-obbt") and \
+                math.isfinite(tracker.remaining):      # the costly bounds get half the budget
+            bound_options = {"time_limit": 0.5 * tracker.remaining / max(len(model.feeds), 1)}
         mm = formulate_model(model, bounds=bounds, bound_options=bound_options)
         stats.update({k: v for k, v in mm.stats.items() if k != "scaling_issue"})
         stats["bounds_seconds"] = tracker.elapsed
@@ -186,9 +189,11 @@ def solve_model_mip(model: Model, *, method: str = "mip", time_limit: float | No
                 return tracker.result(INFEASIBLE, **stats)
             stats["warning"] = "solver reported infeasible although a feasible point is known"
             return tracker.result(TIME_LIMIT, **stats)
-        if out.status in ("unbounded", "infeasible_or_unbounded") and tracker.x is None:
-            raise ProblemError(f"the solver reports the model {out.status.replace('_', ' ')}: give every "
-                               "variable in the objective finite bounds")
+        if out.status in ("unbounded", "infeasible_or_unbounded"):
+            # with a feasible point known, the model is unbounded
+            what = "unbounded" if tracker.x is not None else out.status.replace("_", " ")
+            raise ProblemError(f"the solver reports the model {what}: give every variable in the objective "
+                               "finite bounds")
         if out.bound is not None:
             tracker.improve_bound(sign * widen(out.bound), "mip")
         elif out.status == "optimal" and out.objective is not None:
