@@ -3,6 +3,8 @@
 The text forms that objectives (``'2*y[0] - y[1] + 0.1*x[3]'``) and constraints (``'y[0] >= 0.5'``)
 take on the command line and in ``Problem.build``: a small recursive-descent reader that accepts only
 linear expressions and reports the column where reading failed, and the inverse, ``format_linear``.
+The same reader reads a general model's expressions over its own names (``reluopt.Model``:
+``'2*units + 0.5*x[1] - y1[0] <= 3'``, ``parse_model_expression`` / ``parse_model_constraint``).
 """
 
 from __future__ import annotations
