@@ -19,6 +19,7 @@ from .errors import (
 )
 from .lipschitz import lipschitz_constant
 from .methods import available_methods, solve
+from .model import Model, ModelResult
 from .network import Layer, Network
 from .problem import Domain, LeastSquares, Objective, OutputConstraints, Problem
 from .result import Result
@@ -67,7 +68,7 @@ def load(source, *, trust_pickle: bool = False, **kwargs) -> Network:
 
 
 __all__ = [
-    "Domain", "Layer", "LayerBounds", "LeastSquares", "ModelError", "Network", "Objective",
+    "Domain", "Layer", "LayerBounds", "LeastSquares", "Model", "ModelError", "ModelResult", "Network", "Objective",
     "OutputConstraints",
     "ParseError", "Problem", "ProblemError", "ReluoptError", "Result", "SolverError",
     "UnsupportedError", "__version__", "available_methods", "compute_bounds", "lipschitz", "lipschitz_constant", "load",

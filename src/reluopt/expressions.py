@@ -3,6 +3,8 @@
 The text forms that objectives (``'2*y[0] - y[1] + 0.1*x[3]'``) and constraints (``'y[0] >= 0.5'``)
 take on the command line and in ``Problem.build``: a small recursive-descent reader that accepts only
 linear expressions and reports the column where reading failed, and the inverse, ``format_linear``.
+The same reader reads a general model's expressions over its own names (``reluopt.Model``:
+``'2*units + 0.5*x[1] - y1[0] <= 3'``, ``parse_model_expression`` / ``parse_model_constraint``).
 """
 
 from __future__ import annotations
@@ -312,28 +314,122 @@ def parse_constraint(text: str, n_inputs: int, n_outputs: int, *, input_names=No
     ParseError
         Not one non-strict comparison of two linear sides naming a variable.
     """
-    text = str(text)
+    diff, _ = _compare(str(text), lambda part, offset: _Reader(part, n_inputs, n_outputs, input_names,
+                                                               output_names, str(text), offset), False)
+    if diff.constant:
+        raise ParseError(f"constraint {text!r} does not involve any output y[i] or input x[i]")
+    return diff.y, diff.x, -diff.const
+
+
+def _compare(text: str, reader, allow_equal: bool) -> tuple[LinearExpr, bool]:
+    """``lhs - rhs`` (negated for ``>=``) of a constraint ``LHS op RHS`` and whether op is ``==``."""
     ops = list(re.finditer(r"<=|>=|=<|=>|==|<|>|=", text))
-    form = "must have the form 'LHS <= RHS' or 'LHS >= RHS'"
+    form = ("must have the form 'LHS <= RHS', 'LHS >= RHS' or 'LHS == RHS'" if allow_equal
+            else "must have the form 'LHS <= RHS' or 'LHS >= RHS'")
     if not ops:
         raise ParseError(f"constraint {text!r} {form}")
     if len(ops) > 1:
         raise ParseError(f"cannot read {text!r} at column {ops[1].start() + 1}: one comparison per constraint "
                          "(give '0 <= x[0] <= 1' as two constraints)")
     op = ops[0]
-    if op.group() not in ("<=", ">=", "=<", "=>"):
+    allowed = ("<=", ">=", "=<", "=>") + (("==",) if allow_equal else ())
+    if op.group() not in allowed:
         raise ParseError(f"constraint {text!r} {form} (strict '<', '>' and '=' are not supported)")
     sides = []
     for part, offset in ((text[:op.start()], 0), (text[op.end():], op.end())):
         if not part.strip():
             raise ParseError(f"constraint {text!r} {form}: the {'left' if offset == 0 else 'right'} side is empty")
-        sides.append(_Reader(part, n_inputs, n_outputs, input_names, output_names, text, offset).read())
+        sides.append(reader(part, offset).read())
     diff = sides[0]._combine(sides[1], -1.0)     # lhs - rhs <= 0
     if op.group() in (">=", "=>"):
         diff = diff.scaled(-1.0)
+    return diff, op.group() == "=="
+
+
+class _ModelReader(_Reader):
+    """The reader over a general model's named variables (``units``, ``x[1]``, ``y1[0]``).
+
+    ``names`` maps each name to ``(first column, size, scalar)``; the expression's ``x`` holds
+    the coefficients of the model's columns and ``y`` is empty. An unknown name or an index out
+    of range is a ``ProblemError`` naming it and its column in the text.
+    """
+
+    def __init__(self, text: str, names: dict, n_cols: int, full: str | None = None, offset: int = 0) -> None:
+        self.names = names
+        super().__init__(text, n_cols, 0, full=full, offset=offset)
+
+    def _variable(self, word: str, pos: int) -> LinearExpr:
+        if word not in self.names:
+            known = ", ".join(sorted(self.names)) or "none yet"
+            self.fail(pos, f"unknown variable {word!r} (the model's variables and network outputs: {known})",
+                      ProblemError)
+        start, size, scalar = self.names[word]
+        if self.is_op("["):
+            self.take()
+            kind, text, ipos = self.take()
+            if kind != "num" or not text.isdigit():
+                self.fail(ipos, f"the index of {word}[...] must be a whole number")
+            if not self.is_op("]"):
+                self.fail(self.peek()[2], "missing ']'")
+            self.take()
+            k = int(text)
+            if scalar or not 0 <= k < size:
+                what = "a scalar: write it without an index" if scalar else f"has {size} entries (0..{size - 1})"
+                self.fail(pos, f"{word}[{k}] does not exist: {word} is {what}" if scalar else
+                          f"{word}[{k}] does not exist: {word} {what}", ProblemError)
+        elif size == 1:
+            k = 0
+        else:
+            self.fail(pos, f"{word} is a vector of {size} entries: write {word}[i]", ProblemError)
+        e = self._const(0.0)
+        e.x[start + k] = 1.0
+        return e
+
+
+def parse_model_expression(text: str, names: dict, n_cols: int) -> LinearExpr:
+    """Read a linear expression over a general model's named variables, e.g. ``'2*units - y1[0]'``.
+
+    Parameters
+    ----------
+    text : str
+        The expression.
+    names : dict
+        ``name -> (first column, size, scalar)`` of every variable and network output.
+    n_cols : int
+        The model's column count.
+
+    Returns
+    -------
+    LinearExpr
+        ``x`` holds the column coefficients, ``const`` the constant.
+    """
+    if not str(text).strip():
+        raise ParseError("empty expression")
+    return _ModelReader(str(text), names, n_cols).read()
+
+
+def parse_model_constraint(text: str, names: dict, n_cols: int) -> tuple[np.ndarray, float, bool]:
+    """Read ``'2*units + 0.5*x[1] - y1[0] <= 3'`` (``<=``, ``>=`` or ``==``) over a model's names.
+
+    Parameters
+    ----------
+    text : str
+        The constraint.
+    names : dict
+        ``name -> (first column, size, scalar)``.
+    n_cols : int
+        The model's column count.
+
+    Returns
+    -------
+    tuple
+        ``(a, e, equal)``: ``a . v <= e``, or ``a . v == e`` when ``equal``.
+    """
+    text = str(text)
+    diff, equal = _compare(text, lambda part, offset: _ModelReader(part, names, n_cols, text, offset), True)
     if diff.constant:
-        raise ParseError(f"constraint {text!r} does not involve any output y[i] or input x[i]")
-    return diff.y, diff.x, -diff.const
+        raise ParseError(f"constraint {text!r} does not involve any variable")
+    return diff.x, -diff.const, equal
 
 
 def parse_output_constraint(text: str, n_outputs: int) -> tuple[np.ndarray, float]:
