@@ -1,6 +1,20 @@
-"""Surfing vs direct Adam vs random restarts, at equal gradient budgets, on digits decoders.
+"""Surfing vs direct Adam vs random restarts, at equal gradient budgets.
 
-    .venv/bin/python benchmarks/bench_surfing.py [--latents 2,4,8] [--targets 100] [--quick]
+    .venv/bin/python benchmarks/bench_surfing.py [--latents 2,5,8,10,20] [--targets 100]
+    .venv/bin/python benchmarks/bench_surfing.py --setup digits [--latents 2,4,8] [--quick]
+
+``--setup paper`` (the default): the paper's experiment (Song, Fan and Lafferty 2019, section 5)
+on the shipped MNIST VAE decoders ``examples/surfing/checkpoints/latent<d>`` (d = 2, 5, 8, 10,
+20; 15 checkpoints from initialisation to epoch 6). Targets ``y = G_T(x*)`` with ``x*`` drawn from
+the prior N(0, I); one run per target from a N(0, I) start, latents unconstrained; all methods
+get the same gradient budget per target: Surfing ``15 s + 5 s`` steps (``s`` per checkpoint,
+``5 s`` polish on G_T, annealed to lr/100), ``direct`` one run of that length on G_T (annealed
+tail), ``restarts`` fresh runs on G_T each to convergence (``inversion.restarts``) until the
+budget is spent. Success: ``||x - x*|| / ||x*|| < 0.01``; ``basin``: within 1e-3 after a common
+1000-step annealed polish from the returned point. Compressed sensing rows (``--ms``) use a
+Gaussian A of m rows. Writes benchmarks/out/surfing_paper.{json,md}.
+
+``--setup digits``: the earlier digits-autoencoder study below.
 
 In-range targets ``y = G_T(x*)`` (global minimum 0 at ``x*``), x* uniform in the latent box.
 A run succeeds when its objective is below 1e-6 or ||x - x*|| < 1e-3.
@@ -42,7 +56,8 @@ SUCCESS_VALUE, SUCCESS_DISTANCE = 1e-6, 1e-3
 
 def checkpoints_for(latent: int, train: bool) -> Path | None:
     shipped = ROOT / "examples" / "surfing" / "checkpoints" / f"latent{latent}"
-    if (shipped / "index.json").exists():
+    box = shipped / "latent_box.json"
+    if (shipped / "index.json").exists() and "model" not in json.loads(box.read_text()):   # a digits decoder
         return shipped
     folder = OUT / "surfing_checkpoints" / f"latent{latent}"
     if not (folder / "index.json").exists():
@@ -70,9 +85,12 @@ def success(results, x_star) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--latents", default="2,4,8")
+    ap.add_argument("--setup", choices=("paper", "digits"), default="paper")
+    ap.add_argument("--latents", default=None, help="default 2,5,8,10,20 (paper) or 2,4,8 (digits)")
+    ap.add_argument("--steps", default="5,15,50,150,400", help="paper: Adam steps per checkpoint (polish = 5x)")
+    ap.add_argument("--lr", type=float, default=0.05, help="paper: Adam's step size")
     ap.add_argument("--budgets", default="5,10,25,50", help="Adam steps per checkpoint (polish = 4x)")
-    ap.add_argument("--ms", default="32,16,8", help="measurements for compressed sensing")
+    ap.add_argument("--ms", default=None, help="measurements for compressed sensing (digits: 32,16,8; paper: 50)")
     ap.add_argument("--cs-budget", type=int, default=25, help="steps per checkpoint for compressed sensing")
     ap.add_argument("--targets", type=int, default=100)
     ap.add_argument("--starts", type=int, default=4)
@@ -84,6 +102,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="latent 4, 20 targets, budgets 10,25, m=16")
     ap.add_argument("--replot", action="store_true", help="redraw the plots from benchmarks/out/surfing.json")
     args = ap.parse_args()
+    if args.setup == "paper":
+        paper(args)
+        return
+    args.latents = args.latents or "2,4,8"
     if args.replot:
         saved = json.loads((OUT / "surfing.json").read_text())
         plot(saved["rows"], {int(k): v for k, v in saved.get("paths", {}).items()})
@@ -91,6 +113,7 @@ def main() -> None:
     if args.quick:
         args.latents, args.budgets, args.ms, args.targets, args.exact_targets = "4", "10,25", "16", 20, 1
         args.ablation_budgets = "10"
+    args.ms = args.ms or "32,16,8"
     t_start = time.perf_counter()
     rows, ablation, exact, paths, info = [], [], [], {}, {}
     for latent in map(int, args.latents.split(",")):
@@ -169,6 +192,76 @@ def main() -> None:
     print(md)
     plot(rows, paths)
     print(f"\ntotal {time.perf_counter() - t_start:.0f}s; plots in {OUT}/surfing_*.png")
+
+
+def paper(args) -> None:
+    """The paper's comparison on the shipped MNIST VAE decoders (see the module docstring)."""
+    import os
+
+    from reluopt.inversion.comparison import compare_paper_setup
+
+    latents = list(map(int, (args.latents or "2,5,8,10,20").split(",")))
+    steps = list(map(int, args.steps.split(",")))
+    ms = [int(m) for m in (args.ms or "50").split(",") if m]
+    if args.quick:
+        latents, steps, ms, args.targets = [5], [5, 50], [], 20
+    t_start = time.perf_counter()
+    rows, info = [], {}
+    for latent in latents:
+        folder = ROOT / "examples" / "surfing" / "checkpoints" / f"latent{latent}"
+        nets = load_checkpoints(folder)
+        box_info = json.loads((folder / "latent_box.json").read_text())
+        epochs = json.loads((folder / "index.json").read_text()).get("epochs")
+        info[latent] = {"folder": str(folder.relative_to(ROOT)), "checkpoints": len(nets), "epochs": epochs,
+                        "network": nets[-1].describe(), "data": box_info.get("data"),
+                        "val_mse": box_info.get("val_mse")}
+        print(f"latent {latent}: {len(nets)} checkpoints, {nets[-1].describe()}", file=sys.stderr, flush=True)
+        rng = np.random.default_rng([args.seed, latent, 2019])   # not the methods' start stream (seed)
+        x_star = rng.normal(size=(args.targets, latent))
+        cases = [(None, s) for s in steps]
+        for m in ms:
+            cases.append((rng.normal(size=(m, nets[-1].output_dim)) / np.sqrt(m), 50))
+        for A, s in cases:
+            t0 = time.perf_counter()
+            res = compare_paper_setup(nets, x_star, A=A, steps_per_checkpoint=s, polish_steps=5 * s, lr=args.lr,
+                                      anneal=0.01, seed=args.seed)
+            seconds = time.perf_counter() - t0
+            m = nets[-1].output_dim if A is None else A.shape[0]
+            for name, v in res.items():
+                rows.append({"latent": latent, "m": m, "steps_per_checkpoint": s, "budget": v["budget"],
+                             "method": name, "success": v["success"], "basin": v["basin"],
+                             "median_value": v["median_value"], "median_rel_error": v["median_rel_error"],
+                             "median_restarts": v.get("median_restarts"), "seconds_all_methods": seconds})
+            print(f"  m={m} s={s} budget {res['surfing']['budget']}: "
+                  + ", ".join(f"{k} {v['success']:.0%}/{v['basin']:.0%}" for k, v in res.items())
+                  + f" ({seconds:.0f}s)", file=sys.stderr, flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    payload = {"targets": args.targets, "lr": args.lr, "checkpoints": info, "rows": rows,
+               "seconds": time.perf_counter() - t_start, "load": os.getloadavg()}
+    (OUT / "surfing_paper.json").write_text(json.dumps(payload, indent=1))
+    md = paper_markdown(payload)
+    (OUT / "surfing_paper.md").write_text(md)
+    print(md)
+    print(f"total {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+
+
+def paper_markdown(p) -> str:
+    lines = []
+    for latent, info in p["checkpoints"].items():
+        lines += [f"**latent {latent}** ({info['network']}, {info['checkpoints']} checkpoints, epochs "
+                  f"{info['epochs'][0]:g}..{info['epochs'][-1]:g}; held-out MSE {info['val_mse']:.4f}). "
+                  f"{p['targets']} targets, one run each.", "",
+                  "| m | steps/ckpt | budget | method | success | basin | median objective | "
+                  "median rel. error | median runs |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in p["rows"]:
+            if str(r["latent"]) != str(latent):
+                continue
+            runs = "" if r["median_restarts"] is None else f"{r['median_restarts']:g}"
+            lines.append(f"| {r['m']} | {r['steps_per_checkpoint']} | {r['budget']} | {r['method']} | "
+                         f"{r['success']:.0%} | {r['basin']:.0%} | {r['median_value']:.2e} | "
+                         f"{r['median_rel_error']:.2e} | {runs} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def exact_rows(nets, box, latent, args) -> list[dict]:
