@@ -6,9 +6,11 @@ margin >= 0 is a counterexample (``sat``); a certified upper bound < 0 on every 
 the property (``unsat``); anything else is ``unknown``. Cheap steps run first because most
 instances are decided by them: CROWN bounds per atom (with alpha-CROWN on the MIP path),
 then falsification (random sampling, then batched sign-gradient ascent on the margin, see
-``falsify``). The remaining pairs go to the exact method (``exact``): input-space branch
-and bound (``methods.bab.bab_maximize_min``) in low dimension, otherwise the big-M MIP with
-an epigraph variable ``t <= margin_j`` solved by a MILP back-end (HiGHS by default).
+``falsify``). The remaining pairs go to the exact method (``exact``), chosen by the splitting
+rule shared with ``auto`` (``methods.portfolio.exact_method``): input-space branch and bound
+up to ``BAB_MAX_DIM`` inputs, ReLU-split branch and bound (``bab-relu``) above that on
+plain-ReLU networks, otherwise the big-M MIP with an epigraph variable ``t <= margin_j``
+solved by a MILP back-end (HiGHS by default).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from ..bounds import LayerBounds, compute_bounds, linear_output_bounds
 from ..errors import CertificateError, ProblemError
 from ..methods.portfolio import VERIFY_BAB_MAX_DIM as BAB_MAX_DIM
+from ..methods.portfolio import exact_method, relu_split_fits
 from ..milp.backends import BACKENDS, get_backend
 from ..network import Network
 from ..result import check_time_limit
@@ -34,14 +37,14 @@ from .property import Property
 STATUSES = ("sat", "unsat", "unknown")
 
 #: ``exact`` choices of ``verify``.
-EXACT_METHODS = ("auto", "bab", "mip", "none")
+EXACT_METHODS = ("auto", "bab", "bab-relu", "mip", "none")
 
 #: Falsification gets at most this fraction of the timeout (and FALSIFY_MAX seconds): the
 #: exact methods search for counterexamples too, with a proof of the rest.
 FALSIFY_FRACTION = 0.2
 FALSIFY_MAX = 10.0
 
-#: On the MIP path (more than ``BAB_MAX_DIM`` inputs), alpha-CROWN gets at most this fraction
+#: Above ``BAB_MAX_DIM`` inputs (ReLU splitting or the MIP), alpha-CROWN gets at most this fraction
 #: of the timeout: it tightens the hidden layers' bounds of each box (shared by the MIPs) and
 #: then each open pair's output bound.
 ALPHA_FRACTION = 0.1
@@ -99,9 +102,11 @@ def verify(
     progress : callable, optional
         Called with dicts in ``ProgressLine``'s keys: ``phase``, ``incumbent`` (best margin
         found), ``bound`` (certified upper bound of every pair's margin), ``pairs_open``.
-    exact : {'auto', 'bab', 'mip', 'none'}, default 'auto'
-        The complete method for pairs the fast paths leave open: ``auto`` picks branch and
-        bound up to ``BAB_MAX_DIM`` inputs, else the MIP; ``none`` stops after the fast paths.
+    exact : {'auto', 'bab', 'bab-relu', 'mip', 'none'}, default 'auto'
+        The complete method for pairs the fast paths leave open: ``auto`` follows the
+        splitting rule (``methods.portfolio.exact_method``: input splitting up to
+        ``BAB_MAX_DIM`` inputs, then ReLU splitting on plain-ReLU networks, else the MIP);
+        ``none`` stops after the fast paths.
     falsify : bool, default True
         Run the sampling and gradient attack (False exercises the exact methods).
     solver : str, default 'highs'
@@ -116,7 +121,8 @@ def verify(
     Raises
     ------
     ProblemError
-        A property that does not fit the network, a bad ``timeout``, ``exact`` or ``solver``.
+        A property that does not fit the network, a bad ``timeout``, ``exact`` or ``solver``,
+        or ``exact='bab-relu'`` on a network whose hidden layers are not all plain ReLU.
     SolverError
         ``solver`` is not installed.
     """
@@ -128,8 +134,11 @@ def verify(
     if solver not in BACKENDS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(BACKENDS)}")
     prop = prop.check(network)
-    use_mip = exact == "mip" or (exact == "auto" and network.input_dim > BAB_MAX_DIM)
-    backend = get_backend(solver) if use_mip else None
+    if exact == "bab-relu" and not relu_split_fits(network):
+        raise ProblemError("exact='bab-relu' needs plain ReLU hidden layers; use exact='bab' or 'mip'")
+    kind = (exact_method(network.input_dim, True, relu_split_fits(network), verification=True)
+            if exact == "auto" else exact)
+    backend = get_backend(solver) if kind == "mip" else None
     rng = np.random.default_rng(seed)
     pairs = [Pair(b, k, box.lb, box.ub, dj)
              for b, box in enumerate(prop.boxes) for k, dj in enumerate(box.disjuncts)]
@@ -171,7 +180,7 @@ def verify(
         if all(p.closed_by for p in pairs):
             phase(None)
             return finish("unsat", "crown")
-        if exact in ("auto", "mip") and network.input_dim > BAB_MAX_DIM:
+        if kind in ("bab-relu", "mip") and network.input_dim > BAB_MAX_DIM:
             phase("alpha-crown")
             _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
             if all(p.closed_by for p in pairs):
@@ -185,7 +194,7 @@ def verify(
         phase(None)
         if exact != "none":
             phase("exact")
-            run_exact(network, pairs, crown, backend, deadline, seed, report, stats)
+            run_exact(network, pairs, crown, backend, deadline, seed, report, stats, relu=kind == "bab-relu")
             phase(None)
     except Found as found:
         phase(None)

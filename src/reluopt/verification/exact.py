@@ -1,9 +1,11 @@
 """The exact phase of ``verify``: complete methods on the pairs the fast paths leave open.
 
-Two methods, chosen by ``verify``: input-space branch and bound (``methods.bab``), per pair
-and, for boxes with several open disjuncts, one shared splitting tree (``search.disjuncts``); or
-the big-M MIP with an epigraph column ``t <= e_j - C_j y``, solved by any MILP back-end of
-``milp.backends`` (HiGHS by default). Both stop at the threshold 0 either way: a
+Three methods, chosen by ``verify`` (the splitting rule, ``methods.portfolio.exact_method``):
+input-space branch and bound (``methods.bab``), per pair and, for boxes with several open
+disjuncts, one shared splitting tree (``search.disjuncts``); ReLU-split branch and bound
+(``methods.bab_relu``) per pair; or the big-M MIP with an epigraph column
+``t <= e_j - C_j y``, solved by any MILP back-end of ``milp.backends`` (HiGHS by default).
+Each stops at the threshold 0 either way: a
 counterexample (confirmed by a forward pass) or a certified bound below 0 (the pair is
 closed). A solver run that fails proves nothing: the pair stays open.
 """
@@ -19,6 +21,7 @@ import scipy.sparse as sp
 
 from ..bounds import LayerBounds
 from ..methods.bab import run_input_split
+from ..methods.bab_relu import run_relu_split
 from ..milp.backends import ERROR, Backend
 from ..network import Network
 from ..tracker import Anytime
@@ -38,7 +41,7 @@ Report = Callable[..., None]
 
 
 def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], backend: Backend | None,
-              deadline: float, seed: int, report: Report, stats: dict) -> None:
+              deadline: float, seed: int, report: Report, stats: dict, relu: bool = False) -> None:
     """Run the complete method on the open pairs until all are closed or time is up.
 
     Branch and bound (``backend`` None): round 0 runs it per pair (most promising margin
@@ -46,8 +49,10 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     the only one has a single atom; then each box with pairs still open gets one shared
     splitting tree (``search.disjuncts``: plain CROWN bounds, but one tree for all disjuncts, and
     on single-atom disjuncts often faster than the Lagrangian bound); then per-pair rounds
-    share what is left (closest to a proof first). Each run starts from scratch. MIP
-    (``backend`` given): per-pair rounds.
+    share what is left (closest to a proof first). Each run starts from scratch. ReLU
+    splitting (``relu``): per-pair rounds, the pair closest to a proof first, each with the
+    time left divided by the pairs left, so the time the easy pairs do not use goes to the
+    hardest. MIP (``backend`` given): per-pair rounds.
 
     Parameters
     ----------
@@ -66,14 +71,16 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
         ``report(phase, **extra)`` progress.
     stats : dict
         Gets ``exact_method`` and one ``exact_runs`` entry per run.
+    relu : bool, default False
+        Branch and bound splits ReLU phases (``bab-relu``) instead of the input box.
 
     Raises
     ------
     Found
         A counterexample was confirmed.
     """
-    bab = backend is None
-    name = "bab" if bab else "mip"
+    bab = backend is None and not relu
+    name = "mip" if backend is not None else "bab-relu" if relu else "bab"
     stats["exact_method"] = name
     runs = stats.setdefault("exact_runs", [])
     for rnd in range(1000):
@@ -85,7 +92,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
             todo = [p for p in pairs if not p.closed_by]
             if not todo:
                 return
-        if rnd == 0:
+        if rnd == 0 and not relu:
             todo.sort(key=lambda p: -p.best_margin)
         else:
             todo.sort(key=lambda p: p.upper)
@@ -102,7 +109,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
             report(label, box=p.box, disjunct=p.index, time_limit=share)
             t0 = time.perf_counter()
             if backend is None:
-                outcome = run_bab(network, p, share, seed, _bab_progress(report, label, p))
+                outcome = run_bab(network, p, share, seed, _bab_progress(report, label, p), relu=relu)
             else:
                 outcome = run_mip(network, p, crown[p.box], share, backend)
             runs.append({"box": p.box, "disjunct": p.index, "method": name, "round": rnd,
@@ -176,7 +183,7 @@ def _bab_progress(report: Report, label: str, p: Pair) -> Callable[[dict], None]
 
 
 def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
-            progress: Callable[[dict], None] | None = None) -> str:
+            progress: Callable[[dict], None] | None = None, relu: bool = False) -> str:
     """Branch and bound on ``max min_j (e_j - C_j y)`` over the pair's box.
 
     No gap tolerance: only the threshold 0 decides (a gap straddling 0 proves nothing), and
@@ -192,6 +199,8 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     seed : int
     progress : callable, optional
         Receives branch and bound's progress dicts.
+    relu : bool, default False
+        Split ReLU phases (``bab-relu``) instead of the input box (``bab``).
 
     Returns
     -------
@@ -203,19 +212,21 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     Found
         Branch and bound's point is a counterexample.
     """
+    name = "bab-relu" if relu else "bab"
     problem = margin_problem(network, p.lb, p.ub, p.dj)
-    anytime = Anytime(problem, "bab")
+    anytime = Anytime(problem, name)
     if p.best_x is not None:
         anytime.offer(p.best_x[None, :], "incumbent")
-    out = run_input_split(problem, anytime, time_limit=time_limit, stop_above=0.0, stop_below=0.0,
-                          abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed)
+    search = run_relu_split if relu else run_input_split
+    out = search(problem, anytime, time_limit=time_limit, stop_above=0.0, stop_below=0.0,
+                 abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed)
     if out.x is not None:
-        confirm(network, p, np.asarray(out.x, dtype=np.float64), "bab")
+        confirm(network, p, np.asarray(out.x, dtype=np.float64), name)
     bound = out.bound
     if bound is not None and math.isfinite(bound):
         p.upper = min(p.upper, float(bound))
         if bound < 0:
-            p.closed_by = "bab"
+            p.closed_by = name
             return "unsat"
     return str(out.status)
 
