@@ -21,9 +21,11 @@ import scipy.sparse as sp
 
 from ..bounds import LayerBounds
 from ..methods.bab import run_input_split
-from ..methods.bab_relu import run_relu_split
 from ..milp.backends import ERROR, Backend
 from ..network import Network
+from ..parallel import blas_threads
+from ..result import INTERRUPTED, TIME_LIMIT
+from ..search import Limits, Search
 from ..tracker import Anytime
 from .falsify import Pair, confirm, confirm_many, margin_problem
 
@@ -35,6 +37,13 @@ MIP_UNSAT_TOL = 1e-6
 #: With several open pairs, the first round of exact runs gives each this fraction of a
 #: fair share of the time (see ``run_exact``).
 FIRST_ROUND_FRACTION = 0.5
+
+#: ReLU splitting works on all open pairs in turn, each resuming its own tree, for slices of
+#: the time left divided by ``SLICES_PER_PAIR`` times the open pairs (at least
+#: ``MIN_SLICE`` seconds): no tree is restarted, so the time the easy pairs do not need goes
+#: to the hardest, and a pair with a counterexample is not kept waiting behind the others.
+SLICES_PER_PAIR = 4
+MIN_SLICE = 1.0
 
 #: ``report(phase, **extra)``: progress of the verification (see ``verify``).
 Report = Callable[..., None]
@@ -50,9 +59,8 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     splitting tree (``search.disjuncts``: plain CROWN bounds, but one tree for all disjuncts, and
     on single-atom disjuncts often faster than the Lagrangian bound); then per-pair rounds
     share what is left (closest to a proof first). Each run starts from scratch. ReLU
-    splitting (``relu``): per-pair rounds, the pair closest to a proof first, each with the
-    time left divided by the pairs left, so the time the easy pairs do not use goes to the
-    hardest. MIP (``backend`` given): per-pair rounds.
+    splitting (``relu``): ``relu_rounds``, one resumed tree per pair. MIP (``backend``
+    given): per-pair rounds.
 
     Parameters
     ----------
@@ -83,6 +91,9 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     name = "mip" if backend is not None else "bab-relu" if relu else "bab"
     stats["exact_method"] = name
     runs = stats.setdefault("exact_runs", [])
+    if relu and backend is None:
+        relu_rounds(network, pairs, deadline, seed, report, runs)
+        return
     for rnd in range(1000):
         todo = [p for p in pairs if not p.closed_by]
         if not todo:
@@ -92,7 +103,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
             todo = [p for p in pairs if not p.closed_by]
             if not todo:
                 return
-        if rnd == 0 and not relu:
+        if rnd == 0:
             todo.sort(key=lambda p: -p.best_margin)
         else:
             todo.sort(key=lambda p: p.upper)
@@ -109,11 +120,120 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
             report(label, box=p.box, disjunct=p.index, time_limit=share)
             t0 = time.perf_counter()
             if backend is None:
-                outcome = run_bab(network, p, share, seed, _bab_progress(report, label, p), relu=relu)
+                outcome = run_bab(network, p, share, seed, _bab_progress(report, label, p))
             else:
                 outcome = run_mip(network, p, crown[p.box], share, backend)
             runs.append({"box": p.box, "disjunct": p.index, "method": name, "round": rnd,
                          "seconds": time.perf_counter() - t0, "outcome": outcome})
+
+
+class ReluTree:
+    """One pair's ReLU-split tree (``search.relu_split``), resumable: each ``run`` goes on from
+    the frontier the last one left.
+
+    Parameters
+    ----------
+    network : Network
+    p : Pair
+        Its margin problem is searched, its best point is the first incumbent.
+    seed : int
+    """
+
+    def __init__(self, network: Network, p: Pair, seed: int) -> None:
+        from ..search.relu_split import ReluSettings, ReluSplit
+
+        problem = margin_problem(network, p.lb, p.ub, p.dj)
+        self.anytime = Anytime(problem, "bab-relu")
+        if p.best_x is not None:
+            self.anytime.offer(p.best_x[None, :], "incumbent")
+        settings = ReluSettings(abs_gap=0.0, rel_gap=0.0, stop_above=0.0, stop_below=0.0)
+        self.strategy = ReluSplit(problem, self.anytime, settings, seed)
+        self.search: Search | None = None
+
+    def run(self, time_limit: float, progress: Callable[[dict], None] | None = None) -> tuple[str, float, int]:
+        """Search for ``time_limit`` more seconds (or until the pair is decided).
+
+        Parameters
+        ----------
+        time_limit : float
+            Seconds.
+        progress : callable, optional
+            Receives the search's progress dicts.
+
+        Returns
+        -------
+        tuple
+            The search's status, its certified bound of the margin, and its nodes so far.
+        """
+        deadline = time.perf_counter() + time_limit
+        with blas_threads(1):
+            if self.search is None:
+                self.search = Search(Limits(deadline), progress)
+                status = self.search.run(self.strategy, self.strategy.roots(self.search))
+            else:
+                self.search.limits.deadline, self.search.progress = deadline, progress
+                status = self.search.run(self.strategy, [])
+        return status, self.search.bound(), self.search.nodes
+
+
+def relu_rounds(network: Network, pairs: list[Pair], deadline: float, seed: int, report: Report,
+                runs: list) -> None:
+    """ReLU splitting on the open pairs in turn, each resuming its own tree (``ReluTree``).
+
+    Each pass visits the open pairs closest to a proof first (smallest certified bound); each
+    visit gets the time left divided by ``SLICES_PER_PAIR`` times the open pairs (at least
+    ``MIN_SLICE``). A pair closes when its bound drops below 0; a point with margin >= 0 is
+    confirmed by a forward pass and ends the search.
+
+    Parameters
+    ----------
+    network : Network
+    pairs : list of Pair
+        All pairs; the open ones are worked on, updated in place.
+    deadline : float
+        ``time.perf_counter()`` value to stop at.
+    seed : int
+    report : callable
+        ``report(phase, **extra)`` progress.
+    runs : list
+        Gets one entry per visit.
+
+    Raises
+    ------
+    Found
+        A counterexample was confirmed.
+    """
+    trees: dict[int, ReluTree] = {}
+    spent: set[int] = set()     # searched to the end without a proof (e.g. frozen nodes): no use going on
+    for rnd in range(100000):
+        todo = sorted((p for p in pairs if not p.closed_by and id(p) not in spent), key=lambda p: p.upper)
+        if not todo:
+            return
+        for k, p in enumerate(todo):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0.05:
+                return
+            n_open = sum(1 for q in pairs if not q.closed_by and id(q) not in spent)
+            share = min(remaining, max(MIN_SLICE, remaining / (SLICES_PER_PAIR * n_open)))
+            label = f"bab-relu pair {k + 1}/{len(todo)}" + (f" pass {rnd + 1}" if rnd else "")
+            report(label, box=p.box, disjunct=p.index, time_limit=share)
+            t0 = time.perf_counter()
+            tree = trees.get(id(p))
+            if tree is None:
+                tree = trees[id(p)] = ReluTree(network, p, seed)
+            status, bound, nodes = tree.run(share, _bab_progress(report, label, p))
+            if tree.anytime.x is not None:
+                confirm(network, p, np.asarray(tree.anytime.x, dtype=np.float64)[None, :], "bab-relu")
+            if math.isfinite(bound):
+                p.upper = min(p.upper, float(bound))
+                if bound < 0:
+                    p.closed_by = "bab-relu"
+                    status = "unsat"
+            if p.closed_by or status not in (TIME_LIMIT, INTERRUPTED):
+                trees.pop(id(p), None)      # decided, or nothing left to search: free the tree
+                spent.add(id(p))
+            runs.append({"box": p.box, "disjunct": p.index, "method": "bab-relu", "round": rnd, "nodes": nodes,
+                         "seconds": time.perf_counter() - t0, "outcome": status})
 
 
 def split_boxes(network: Network, pairs: list[Pair], deadline: float, report: Report, runs: list) -> None:
@@ -183,7 +303,7 @@ def _bab_progress(report: Report, label: str, p: Pair) -> Callable[[dict], None]
 
 
 def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
-            progress: Callable[[dict], None] | None = None, relu: bool = False) -> str:
+            progress: Callable[[dict], None] | None = None) -> str:
     """Branch and bound on ``max min_j (e_j - C_j y)`` over the pair's box.
 
     No gap tolerance: only the threshold 0 decides (a gap straddling 0 proves nothing), and
@@ -199,9 +319,6 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     seed : int
     progress : callable, optional
         Receives branch and bound's progress dicts.
-    relu : bool, default False
-        Split ReLU phases (``bab-relu``) instead of the input box (``bab``).
-
     Returns
     -------
     str
@@ -212,21 +329,19 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     Found
         Branch and bound's point is a counterexample.
     """
-    name = "bab-relu" if relu else "bab"
     problem = margin_problem(network, p.lb, p.ub, p.dj)
-    anytime = Anytime(problem, name)
+    anytime = Anytime(problem, "bab")
     if p.best_x is not None:
         anytime.offer(p.best_x[None, :], "incumbent")
-    search = run_relu_split if relu else run_input_split
-    out = search(problem, anytime, time_limit=time_limit, stop_above=0.0, stop_below=0.0,
-                 abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed)
+    out = run_input_split(problem, anytime, time_limit=time_limit, stop_above=0.0, stop_below=0.0,
+                          abs_gap=0.0, rel_gap=0.0, progress=progress, seed=seed)
     if out.x is not None:
-        confirm(network, p, np.asarray(out.x, dtype=np.float64), name)
+        confirm(network, p, np.asarray(out.x, dtype=np.float64), "bab")
     bound = out.bound
     if bound is not None and math.isfinite(bound):
         p.upper = min(p.upper, float(bound))
         if bound < 0:
-            p.closed_by = name
+            p.closed_by = "bab"
             return "unsat"
     return str(out.status)
 
