@@ -134,6 +134,7 @@ def verify(
     if solver not in BACKENDS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(BACKENDS)}")
     prop = prop.check(network)
+    alpha: set[int] = set()
     if exact == "bab-relu" and not relu_split_fits(network):
         raise ProblemError("exact='bab-relu' needs plain ReLU hidden layers; use exact='bab' or 'mip'")
     kind = (exact_method(network.input_dim, True, relu_split_fits(network), verification=True)
@@ -182,7 +183,7 @@ def verify(
             return finish("unsat", "crown")
         if kind in ("bab-relu", "mip") and network.input_dim > BAB_MAX_DIM:
             phase("alpha-crown")
-            _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
+            alpha = _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
             if all(p.closed_by for p in pairs):
                 phase(None)
                 return finish("unsat", "+".join(sorted({p.closed_by for p in pairs})))
@@ -194,7 +195,8 @@ def verify(
         phase(None)
         if exact != "none":
             phase("exact")
-            run_exact(network, pairs, crown, backend, deadline, seed, report, stats, relu=kind == "bab-relu")
+            run_exact(network, pairs, crown, backend, deadline, seed, report, stats, relu=kind == "bab-relu",
+                      alpha=alpha)
             phase(None)
     except Found as found:
         phase(None)
@@ -235,23 +237,26 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
     return out
 
 
-def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> None:
+def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> set[int]:
     """Tighter hidden-layer bounds per box with open pairs (they replace ``crown[box]`` for the
-    MIPs), then optimised output bounds per open pair; closes pairs certainly below 0."""
+    exact phase), then optimised output bounds per open pair; closes pairs certainly below 0.
+    Returns the boxes whose ``crown`` entry now holds alpha-CROWN bounds."""
     from ..bounds.alpha import optimise_rows
 
+    done: set[int] = set()
     for b in sorted({p.box for p in pairs if not p.closed_by}):
         if time.perf_counter() > deadline:
-            return
+            return done
         g = [p for p in pairs if p.box == b and not p.closed_by]
         bounds = compute_bounds(network, g[0].lb, g[0].ub, "alpha-crown", initial=crown[b],
                                 time_limit=max(deadline - time.perf_counter(), 1e-3))
         crown[b] = bounds
+        done.add(b)
         lowers = [L[0] for L in bounds.lower]
         uppers = [U[0] for U in bounds.upper]
         for p in g:
             if time.perf_counter() > deadline:
-                return
+                return done
             if p.dj.C.shape[0] == 0:
                 continue
             up = optimise_rows(network, network.depth, -p.dj.C, lowers, uppers, p.lb, p.ub,
@@ -259,6 +264,7 @@ def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBoun
             p.upper = min(p.upper, float(np.min(p.dj.e + up)))
             if p.upper < 0:
                 p.closed_by = "alpha-crown"
+    return done
 
 
 def _check_verdict(status: str, pairs: list[Pair], network: Network, x) -> None:

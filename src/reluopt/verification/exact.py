@@ -50,7 +50,8 @@ Report = Callable[..., None]
 
 
 def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], backend: Backend | None,
-              deadline: float, seed: int, report: Report, stats: dict, relu: bool = False) -> None:
+              deadline: float, seed: int, report: Report, stats: dict, relu: bool = False,
+              alpha: set[int] | None = None) -> None:
     """Run the complete method on the open pairs until all are closed or time is up.
 
     Branch and bound (``backend`` None): round 0 runs it per pair (most promising margin
@@ -81,6 +82,9 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
         Gets ``exact_method`` and one ``exact_runs`` entry per run.
     relu : bool, default False
         Branch and bound splits ReLU phases (``bab-relu``) instead of the input box.
+    alpha : set of int, optional
+        Boxes whose ``crown`` entry holds alpha-CROWN bounds: their ReLU-split trees start
+        from them instead of computing their own.
 
     Raises
     ------
@@ -92,7 +96,7 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     stats["exact_method"] = name
     runs = stats.setdefault("exact_runs", [])
     if relu and backend is None:
-        relu_rounds(network, pairs, deadline, seed, report, runs)
+        relu_rounds(network, pairs, deadline, seed, report, runs, {b: crown[b] for b in alpha or ()})
         return
     for rnd in range(1000):
         todo = [p for p in pairs if not p.closed_by]
@@ -137,9 +141,12 @@ class ReluTree:
     p : Pair
         Its margin problem is searched, its best point is the first incumbent.
     seed : int
+    root_bounds : LayerBounds or None
+        Neuron bounds valid on the pair's box (``verify``'s alpha-CROWN); None: the tree's
+        root computes its own.
     """
 
-    def __init__(self, network: Network, p: Pair, seed: int) -> None:
+    def __init__(self, network: Network, p: Pair, seed: int, root_bounds: LayerBounds | None = None) -> None:
         from ..search.relu_split import ReluSettings, ReluSplit
 
         problem = margin_problem(network, p.lb, p.ub, p.dj)
@@ -147,7 +154,7 @@ class ReluTree:
         if p.best_x is not None:
             self.anytime.offer(p.best_x[None, :], "incumbent")
         settings = ReluSettings(abs_gap=0.0, rel_gap=0.0, stop_above=0.0, stop_below=0.0)
-        self.strategy = ReluSplit(problem, self.anytime, settings, seed)
+        self.strategy = ReluSplit(problem, self.anytime, settings, seed, root_bounds=root_bounds)
         self.search: Search | None = None
 
     def run(self, time_limit: float, progress: Callable[[dict], None] | None = None) -> tuple[str, float, int]:
@@ -177,7 +184,7 @@ class ReluTree:
 
 
 def relu_rounds(network: Network, pairs: list[Pair], deadline: float, seed: int, report: Report,
-                runs: list) -> None:
+                runs: list, root_bounds: dict[int, LayerBounds] | None = None) -> None:
     """ReLU splitting on the open pairs in turn, each resuming its own tree (``ReluTree``).
 
     Each pass visits the open pairs closest to a proof first (smallest certified bound); each
@@ -197,6 +204,8 @@ def relu_rounds(network: Network, pairs: list[Pair], deadline: float, seed: int,
         ``report(phase, **extra)`` progress.
     runs : list
         Gets one entry per visit.
+    root_bounds : dict, optional
+        Box index -> neuron bounds valid on it (alpha-CROWN), shared by the trees of its pairs.
 
     Raises
     ------
@@ -220,7 +229,7 @@ def relu_rounds(network: Network, pairs: list[Pair], deadline: float, seed: int,
             t0 = time.perf_counter()
             tree = trees.get(id(p))
             if tree is None:
-                tree = trees[id(p)] = ReluTree(network, p, seed)
+                tree = trees[id(p)] = ReluTree(network, p, seed, (root_bounds or {}).get(p.box))
             status, bound, nodes = tree.run(share, _bab_progress(report, label, p))
             if tree.anytime.x is not None:
                 confirm(network, p, np.asarray(tree.anytime.x, dtype=np.float64)[None, :], "bab-relu")
