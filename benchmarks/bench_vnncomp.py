@@ -92,7 +92,7 @@ def main(argv=None) -> int:
                     help="only the instances of acasxu/expected_subset.csv")
     ap.add_argument("--only", default=None,
                     help="substring filter on 'onnx vnnlib' (e.g. '1_1_batch' or 'prop_3.')")
-    ap.add_argument("--exact", default="auto", choices=("auto", "bab", "mip", "none"))
+    ap.add_argument("--exact", default="auto", choices=("auto", "bab", "bab-relu", "mip", "none"))
     ap.add_argument("--tag", default="", help="suffix of the output file name")
     args = ap.parse_args(argv)
 

@@ -94,10 +94,15 @@ def test_auto_with_the_real_mip(tiny_net):
 def test_choose_exact():
     small = Problem.build(random_network([3, 4, 1]), 0, 1, maximize=0)
     eight = Problem.build(random_network([8, 4, 1]), 0, 1, maximize=0)
-    big = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0)
+    # above BAB_MAX_DIM a problem ReLU splitting does not take (here an output constraint)
+    big = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0, constraints=["y[0] <= 1"])
     unbounded = Problem.build(random_network([3, 4, 1]), 0, np.inf, maximize=0)
     assert choose_exact(small) == choose_exact(eight) == "bab"
     assert choose_exact(big) == choose_exact(unbounded) == "mip"
+    # a plain box problem: input splitting up to SPLIT_MAX_DIM (16) inputs, then ReLU splitting
+    nine = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0)
+    wide = Problem.build(random_network([17, 4, 1]), 0, 1, maximize=0)
+    assert (choose_exact(nine), choose_exact(wide)) == ("bab", "bab-relu")
 
 
 def test_bad_inputs(tiny_net):

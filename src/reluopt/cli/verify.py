@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--timeout-scale", type=float, default=1.0,
                    help="multiply each instance's timeout (e.g. 0.25 for a quick pass)")
     p.add_argument("--limit", type=int, default=None, help="run only the first N instances")
-    p.add_argument("--exact", choices=("auto", "bab", "mip", "none"), default="auto",
+    p.add_argument("--exact", choices=("auto", "bab", "bab-relu", "mip", "none"), default="auto",
                    help="complete method for what the fast paths leave open (default auto)")
     p.add_argument("--solver", default="highs", choices=BACKENDS,
                    help="MILP solver of the exact MIP (default highs; scip and gurobi need their extras)")

@@ -2,11 +2,12 @@
 
 The heuristic phase (default: PPGA-LR then sampling LP, sharing ``heuristic_fraction`` =
 25% of the budget, at most ``BAB_HEURISTIC_SECONDS`` before branch and bound; each heuristic
-starts from the best point so far) finds a good point fast. The exact phase gets the rest:
-branch and bound (``bab``) when the input has at most ``BAB_MAX_DIM`` = 8 dimensions and
-the box is bounded (input splitting is effective in low dimension), else the big-M MIP
-(``mip``), with ``incumbent=x`` as the MIP start / initial
-incumbent. Progress reports of every phase use the portfolio's clock and carry ``phase``.
+starts from the best point so far) finds a good point fast. The exact phase gets the rest,
+by the splitting rule (``exact_method``): on a bounded box, input splitting (``bab``) up to
+``SPLIT_MAX_DIM`` inputs and ReLU splitting (``bab-relu``) above for plain problems (ReLU
+network, linear or ``MaxMin`` objective, no constraints); for the others input splitting up
+to ``BAB_MAX_DIM`` inputs and the big-M MIP (``mip``) above; ``incumbent=x`` is the warm
+start. Progress reports of every phase use the portfolio's clock and carry ``phase``.
 The merged history says which method found each improvement (``source`` column: the
 phase's method name, e.g. ``ppga-lr``, ``mip``, with the phase's own detail after a colon).
 The final status is the exact phase's (``optimal`` only if it proved it); if no exact
@@ -45,17 +46,82 @@ def _label(phase: str, source: str) -> str:
     return source if source.startswith(phase) else f"{phase}:{source}"
 
 
-#: Largest input dimension for which ``auto`` picks branch and bound over the MIP. Input
+#: The splitting rule of ``auto`` and ``verify`` (``exact_method``, stated once here), on a
+#: bounded box. A *plain* problem (plain ReLU hidden layers, a linear or ``MaxMin`` objective,
+#: no input or output constraints; every VNN-LIB pair is one) gets input splitting (``bab``) up
+#: to ``SPLIT_MAX_DIM`` inputs and ReLU splitting (``bab-relu``) above. Any other problem gets
+#: input splitting up to ``BAB_MAX_DIM`` inputs and the big-M MIP (``mip``) above. Input
 #: splitting halves one input per branch, so the boxes it needs grow exponentially with the
-#: dimension, while the MIP's size does not depend on it.
+#: dimension; ReLU splitting grows with the unstable neurons instead, and the MIP's size
+#: depends on neither. Measured at equal time on width-100 nets (benchmarks/results/vnncomp.md):
+#: input splitting's bound is the tightest at 10 inputs, the two tie at 16, ReLU splitting
+#: wins from 30, and the MIP is the loosest throughout.
+SPLIT_MAX_DIM = 16
+
+#: ``auto``'s input-splitting limit on problems ReLU splitting does not take (constraints, other
+#: activations); above it, the MIP.
 BAB_MAX_DIM = 8
 
-#: The same choice (input-space branch and bound up to this many inputs, else the big-M
-#: MIP) in ``reluopt.verification``, defined here so the two limits sit side by side. It is
-#: larger than ``BAB_MAX_DIM`` because verification decides only the sign of the margin, not
+#: ``verify``'s input-splitting limit, whatever the activations (above it: ReLU splitting on
+#: plain-ReLU networks, else the MIP). Verification decides only the sign of the margin, not
 #: the optimum to a gap: a box closes as soon as its bound is below 0 and the first
-#: counterexample ends the search, so splitting pays off in more dimensions.
-VERIFY_BAB_MAX_DIM = 16
+#: counterexample ends the search, so splitting pays off in more dimensions than the MIP.
+VERIFY_BAB_MAX_DIM = SPLIT_MAX_DIM
+
+
+def relu_split_fits(network, problem: Problem | None = None) -> bool:
+    """Whether ReLU splitting (``bab-relu``) can take the network (and the problem's form).
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    problem : Problem, optional
+        Also checked: no input constraints ``A x <= b``, no output constraints, and a linear
+        or ``MaxMin`` objective.
+
+    Returns
+    -------
+    bool
+        True when every hidden layer is a plain ReLU (and the problem fits).
+    """
+    from ..activations.relu import ReLU
+    from ..objectives import MaxMin, Objective
+
+    if not network.hidden_layers or not all(type(layer.act) is ReLU for layer in network.hidden_layers):
+        return False
+    if problem is None:
+        return True
+    return (problem.domain.A is None and problem.constraints is None
+            and isinstance(problem.objective, Objective | MaxMin))
+
+
+def exact_method(dim: int, bounded: bool, relu_fits: bool, *, verification: bool = False) -> str:
+    """The splitting rule: which exact method ``auto`` and ``verify`` use.
+
+    Parameters
+    ----------
+    dim : int
+        Input dimension.
+    bounded : bool
+        Whether the input box is bounded (branch and bound needs it).
+    relu_fits : bool
+        ``relu_split_fits`` of the network and problem (a plain problem).
+    verification : bool, default False
+        ``verify``'s rule: input splitting up to ``VERIFY_BAB_MAX_DIM`` inputs whatever the
+        activations.
+
+    Returns
+    -------
+    str
+        ``"bab"`` (input splitting), ``"bab-relu"`` (ReLU splitting) or ``"mip"``.
+    """
+    if not bounded:
+        return "mip"
+    if dim <= (VERIFY_BAB_MAX_DIM if verification else SPLIT_MAX_DIM if relu_fits else BAB_MAX_DIM):
+        return "bab"
+    return "bab-relu" if relu_fits else "mip"
+
 
 #: Before branch and bound the heuristic phase takes at most this many seconds: bab finds
 #: good points itself (box centres, bound maximisers, gradient steps, region LPs), and on the
@@ -70,7 +136,7 @@ BAB_PROBE_SECONDS = 2.0
 
 
 def choose_exact(problem: Problem) -> str:
-    """The exact method for ``problem``: ``bab`` in low dimension on a bounded box, else ``mip``.
+    """The exact method for ``problem`` by the splitting rule (``exact_method``).
 
     Parameters
     ----------
@@ -80,9 +146,10 @@ def choose_exact(problem: Problem) -> str:
     Returns
     -------
     str
-        ``"bab"`` or ``"mip"``.
+        ``"bab"``, ``"bab-relu"`` or ``"mip"``.
     """
-    return "bab" if problem.domain.dim <= BAB_MAX_DIM and problem.domain.bounded else "mip"
+    return exact_method(problem.domain.dim, problem.domain.bounded,
+                        relu_split_fits(problem.network, problem))
 
 
 def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):

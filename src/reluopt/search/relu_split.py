@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..activations.relu import ReLU
-from ..bounds import compute_bounds
+from ..bounds import LayerBounds, compute_bounds
 from ..errors import ProblemError
 from ..problem import Objective, Problem
 from ..tracker import Anytime
@@ -132,9 +132,13 @@ class ReluSplit(GapStrategy):
         The run's tracker: incumbent (user sense), certified bound, history, progress.
     settings : ReluSettings
     seed : int
+    root_bounds : LayerBounds or None
+        Neuron bounds already valid on the box (e.g. the caller's alpha-CROWN): the root uses
+        them instead of computing CROWN and alpha-CROWN again.
     """
 
-    def __init__(self, problem: Problem, anytime: Anytime, settings: ReluSettings, seed: int = 0) -> None:
+    def __init__(self, problem: Problem, anytime: Anytime, settings: ReluSettings, seed: int = 0,
+                 root_bounds: LayerBounds | None = None) -> None:
         if problem.domain.A is not None or problem.constraints is not None:
             raise ProblemError("bab-relu takes no input constraints A x <= b or output constraints in this "
                                "version; use method='bab' or 'mip'")
@@ -154,6 +158,7 @@ class ReluSplit(GapStrategy):
         self.leaf_problem = None if self.s != 1 else Problem(
             self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"))
         self.search: Search | None = None
+        self.root_bounds = root_bounds
         self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_branching": 0.0,
                             "seconds_primal": 0.0, "branching": settings.branching}
 
@@ -199,8 +204,9 @@ class ReluSplit(GapStrategy):
         self.search = search
         t0 = time.perf_counter()
         splits = [np.zeros((1, n), dtype=np.int8) for n in self.net.hidden_sizes]
-        initial = compute_bounds(self.net, self.lo[0], self.hi[0], "crown")
-        if self.cfg.root_alpha:
+        initial = (self.root_bounds if self.root_bounds is not None
+                   else compute_bounds(self.net, self.lo[0], self.hi[0], "crown"))
+        if self.cfg.root_alpha and self.root_bounds is None:
             budget = min(search.limits.deadline, time.perf_counter() + 30.0) - time.perf_counter()
             initial = compute_bounds(self.net, self.lo[0], self.hi[0], "alpha-crown", initial=initial,
                                      time_limit=max(budget, 1e-3))

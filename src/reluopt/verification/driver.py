@@ -6,9 +6,11 @@ margin >= 0 is a counterexample (``sat``); a certified upper bound < 0 on every 
 the property (``unsat``); anything else is ``unknown``. Cheap steps run first because most
 instances are decided by them: CROWN bounds per atom (with alpha-CROWN on the MIP path),
 then falsification (random sampling, then batched sign-gradient ascent on the margin, see
-``falsify``). The remaining pairs go to the exact method (``exact``): input-space branch
-and bound (``methods.bab.bab_maximize_min``) in low dimension, otherwise the big-M MIP with
-an epigraph variable ``t <= margin_j`` solved by a MILP back-end (HiGHS by default).
+``falsify``). The remaining pairs go to the exact method (``exact``), chosen by the splitting
+rule shared with ``auto`` (``methods.portfolio.exact_method``): input-space branch and bound
+up to ``BAB_MAX_DIM`` inputs, ReLU-split branch and bound (``bab-relu``) above that on
+plain-ReLU networks, otherwise the big-M MIP with an epigraph variable ``t <= margin_j``
+solved by a MILP back-end (HiGHS by default).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from ..bounds import LayerBounds, compute_bounds, linear_output_bounds
 from ..errors import CertificateError, ProblemError
 from ..methods.portfolio import VERIFY_BAB_MAX_DIM as BAB_MAX_DIM
+from ..methods.portfolio import exact_method, relu_split_fits
 from ..milp.backends import BACKENDS, get_backend
 from ..network import Network
 from ..result import check_time_limit
@@ -34,14 +37,14 @@ from .property import Property
 STATUSES = ("sat", "unsat", "unknown")
 
 #: ``exact`` choices of ``verify``.
-EXACT_METHODS = ("auto", "bab", "mip", "none")
+EXACT_METHODS = ("auto", "bab", "bab-relu", "mip", "none")
 
 #: Falsification gets at most this fraction of the timeout (and FALSIFY_MAX seconds): the
 #: exact methods search for counterexamples too, with a proof of the rest.
 FALSIFY_FRACTION = 0.2
 FALSIFY_MAX = 10.0
 
-#: On the MIP path (more than ``BAB_MAX_DIM`` inputs), alpha-CROWN gets at most this fraction
+#: Above ``BAB_MAX_DIM`` inputs (ReLU splitting or the MIP), alpha-CROWN gets at most this fraction
 #: of the timeout: it tightens the hidden layers' bounds of each box (shared by the MIPs) and
 #: then each open pair's output bound.
 ALPHA_FRACTION = 0.1
@@ -99,9 +102,11 @@ def verify(
     progress : callable, optional
         Called with dicts in ``ProgressLine``'s keys: ``phase``, ``incumbent`` (best margin
         found), ``bound`` (certified upper bound of every pair's margin), ``pairs_open``.
-    exact : {'auto', 'bab', 'mip', 'none'}, default 'auto'
-        The complete method for pairs the fast paths leave open: ``auto`` picks branch and
-        bound up to ``BAB_MAX_DIM`` inputs, else the MIP; ``none`` stops after the fast paths.
+    exact : {'auto', 'bab', 'bab-relu', 'mip', 'none'}, default 'auto'
+        The complete method for pairs the fast paths leave open: ``auto`` follows the
+        splitting rule (``methods.portfolio.exact_method``: input splitting up to
+        ``BAB_MAX_DIM`` inputs, then ReLU splitting on plain-ReLU networks, else the MIP);
+        ``none`` stops after the fast paths.
     falsify : bool, default True
         Run the sampling and gradient attack (False exercises the exact methods).
     solver : str, default 'highs'
@@ -116,7 +121,8 @@ def verify(
     Raises
     ------
     ProblemError
-        A property that does not fit the network, a bad ``timeout``, ``exact`` or ``solver``.
+        A property that does not fit the network, a bad ``timeout``, ``exact`` or ``solver``,
+        or ``exact='bab-relu'`` on a network whose hidden layers are not all plain ReLU.
     SolverError
         ``solver`` is not installed.
     """
@@ -128,8 +134,12 @@ def verify(
     if solver not in BACKENDS:
         raise ProblemError(f"unknown MIP solver {solver!r}; choose from {', '.join(BACKENDS)}")
     prop = prop.check(network)
-    use_mip = exact == "mip" or (exact == "auto" and network.input_dim > BAB_MAX_DIM)
-    backend = get_backend(solver) if use_mip else None
+    alpha: set[int] = set()
+    if exact == "bab-relu" and not relu_split_fits(network):
+        raise ProblemError("exact='bab-relu' needs plain ReLU hidden layers; use exact='bab' or 'mip'")
+    kind = (exact_method(network.input_dim, True, relu_split_fits(network), verification=True)
+            if exact == "auto" else exact)
+    backend = get_backend(solver) if kind == "mip" else None
     rng = np.random.default_rng(seed)
     pairs = [Pair(b, k, box.lb, box.ub, dj)
              for b, box in enumerate(prop.boxes) for k, dj in enumerate(box.disjuncts)]
@@ -171,9 +181,9 @@ def verify(
         if all(p.closed_by for p in pairs):
             phase(None)
             return finish("unsat", "crown")
-        if exact in ("auto", "mip") and network.input_dim > BAB_MAX_DIM:
+        if kind in ("bab-relu", "mip") and network.input_dim > BAB_MAX_DIM:
             phase("alpha-crown")
-            _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
+            alpha = _alpha_crown(network, pairs, crown, min(deadline, time.perf_counter() + ALPHA_FRACTION * timeout))
             if all(p.closed_by for p in pairs):
                 phase(None)
                 return finish("unsat", "+".join(sorted({p.closed_by for p in pairs})))
@@ -185,7 +195,8 @@ def verify(
         phase(None)
         if exact != "none":
             phase("exact")
-            run_exact(network, pairs, crown, backend, deadline, seed, report, stats)
+            run_exact(network, pairs, crown, backend, deadline, seed, report, stats, relu=kind == "bab-relu",
+                      alpha=alpha)
             phase(None)
     except Found as found:
         phase(None)
@@ -226,23 +237,26 @@ def _crown(network: Network, pairs: list[Pair], prop: Property) -> dict[int, Lay
     return out
 
 
-def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> None:
+def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], deadline: float) -> set[int]:
     """Tighter hidden-layer bounds per box with open pairs (they replace ``crown[box]`` for the
-    MIPs), then optimised output bounds per open pair; closes pairs certainly below 0."""
+    exact phase), then optimised output bounds per open pair; closes pairs certainly below 0.
+    Returns the boxes whose ``crown`` entry now holds alpha-CROWN bounds."""
     from ..bounds.alpha import optimise_rows
 
+    done: set[int] = set()
     for b in sorted({p.box for p in pairs if not p.closed_by}):
         if time.perf_counter() > deadline:
-            return
+            return done
         g = [p for p in pairs if p.box == b and not p.closed_by]
         bounds = compute_bounds(network, g[0].lb, g[0].ub, "alpha-crown", initial=crown[b],
                                 time_limit=max(deadline - time.perf_counter(), 1e-3))
         crown[b] = bounds
+        done.add(b)
         lowers = [L[0] for L in bounds.lower]
         uppers = [U[0] for U in bounds.upper]
         for p in g:
             if time.perf_counter() > deadline:
-                return
+                return done
             if p.dj.C.shape[0] == 0:
                 continue
             up = optimise_rows(network, network.depth, -p.dj.C, lowers, uppers, p.lb, p.ub,
@@ -250,6 +264,7 @@ def _alpha_crown(network: Network, pairs: list[Pair], crown: dict[int, LayerBoun
             p.upper = min(p.upper, float(np.min(p.dj.e + up)))
             if p.upper < 0:
                 p.closed_by = "alpha-crown"
+    return done
 
 
 def _check_verdict(status: str, pairs: list[Pair], network: Network, x) -> None:

@@ -1,9 +1,11 @@
 """The exact phase of ``verify``: complete methods on the pairs the fast paths leave open.
 
-Two methods, chosen by ``verify``: input-space branch and bound (``methods.bab``), per pair
-and, for boxes with several open disjuncts, one shared splitting tree (``search.disjuncts``); or
-the big-M MIP with an epigraph column ``t <= e_j - C_j y``, solved by any MILP back-end of
-``milp.backends`` (HiGHS by default). Both stop at the threshold 0 either way: a
+Three methods, chosen by ``verify`` (the splitting rule, ``methods.portfolio.exact_method``):
+input-space branch and bound (``methods.bab``), per pair and, for boxes with several open
+disjuncts, one shared splitting tree (``search.disjuncts``); ReLU-split branch and bound
+(``methods.bab_relu``) per pair; or the big-M MIP with an epigraph column
+``t <= e_j - C_j y``, solved by any MILP back-end of ``milp.backends`` (HiGHS by default).
+Each stops at the threshold 0 either way: a
 counterexample (confirmed by a forward pass) or a certified bound below 0 (the pair is
 closed). A solver run that fails proves nothing: the pair stays open.
 """
@@ -21,6 +23,9 @@ from ..bounds import LayerBounds
 from ..methods.bab import run_input_split
 from ..milp.backends import ERROR, Backend
 from ..network import Network
+from ..parallel import blas_threads
+from ..result import INTERRUPTED, TIME_LIMIT
+from ..search import Limits, Search
 from ..tracker import Anytime
 from .falsify import Pair, confirm, confirm_many, margin_problem
 
@@ -33,12 +38,20 @@ MIP_UNSAT_TOL = 1e-6
 #: fair share of the time (see ``run_exact``).
 FIRST_ROUND_FRACTION = 0.5
 
+#: ReLU splitting works on all open pairs in turn, each resuming its own tree, for slices of
+#: the time left divided by ``SLICES_PER_PAIR`` times the open pairs (at least
+#: ``MIN_SLICE`` seconds): no tree is restarted, so the time the easy pairs do not need goes
+#: to the hardest, and a pair with a counterexample is not kept waiting behind the others.
+SLICES_PER_PAIR = 4
+MIN_SLICE = 1.0
+
 #: ``report(phase, **extra)``: progress of the verification (see ``verify``).
 Report = Callable[..., None]
 
 
 def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds], backend: Backend | None,
-              deadline: float, seed: int, report: Report, stats: dict) -> None:
+              deadline: float, seed: int, report: Report, stats: dict, relu: bool = False,
+              alpha: set[int] | None = None) -> None:
     """Run the complete method on the open pairs until all are closed or time is up.
 
     Branch and bound (``backend`` None): round 0 runs it per pair (most promising margin
@@ -46,8 +59,9 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
     the only one has a single atom; then each box with pairs still open gets one shared
     splitting tree (``search.disjuncts``: plain CROWN bounds, but one tree for all disjuncts, and
     on single-atom disjuncts often faster than the Lagrangian bound); then per-pair rounds
-    share what is left (closest to a proof first). Each run starts from scratch. MIP
-    (``backend`` given): per-pair rounds.
+    share what is left (closest to a proof first). Each run starts from scratch. ReLU
+    splitting (``relu``): ``relu_rounds``, one resumed tree per pair. MIP (``backend``
+    given): per-pair rounds.
 
     Parameters
     ----------
@@ -66,16 +80,24 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
         ``report(phase, **extra)`` progress.
     stats : dict
         Gets ``exact_method`` and one ``exact_runs`` entry per run.
+    relu : bool, default False
+        Branch and bound splits ReLU phases (``bab-relu``) instead of the input box.
+    alpha : set of int, optional
+        Boxes whose ``crown`` entry holds alpha-CROWN bounds: their ReLU-split trees start
+        from them instead of computing their own.
 
     Raises
     ------
     Found
         A counterexample was confirmed.
     """
-    bab = backend is None
-    name = "bab" if bab else "mip"
+    bab = backend is None and not relu
+    name = "mip" if backend is not None else "bab-relu" if relu else "bab"
     stats["exact_method"] = name
     runs = stats.setdefault("exact_runs", [])
+    if relu and backend is None:
+        relu_rounds(network, pairs, deadline, seed, report, runs, {b: crown[b] for b in alpha or ()})
+        return
     for rnd in range(1000):
         todo = [p for p in pairs if not p.closed_by]
         if not todo:
@@ -107,6 +129,120 @@ def run_exact(network: Network, pairs: list[Pair], crown: dict[int, LayerBounds]
                 outcome = run_mip(network, p, crown[p.box], share, backend)
             runs.append({"box": p.box, "disjunct": p.index, "method": name, "round": rnd,
                          "seconds": time.perf_counter() - t0, "outcome": outcome})
+
+
+class ReluTree:
+    """One pair's ReLU-split tree (``search.relu_split``), resumable: each ``run`` goes on from
+    the frontier the last one left.
+
+    Parameters
+    ----------
+    network : Network
+    p : Pair
+        Its margin problem is searched, its best point is the first incumbent.
+    seed : int
+    root_bounds : LayerBounds or None
+        Neuron bounds valid on the pair's box (``verify``'s alpha-CROWN); None: the tree's
+        root computes its own.
+    """
+
+    def __init__(self, network: Network, p: Pair, seed: int, root_bounds: LayerBounds | None = None) -> None:
+        from ..search.relu_split import ReluSettings, ReluSplit
+
+        problem = margin_problem(network, p.lb, p.ub, p.dj)
+        self.anytime = Anytime(problem, "bab-relu")
+        if p.best_x is not None:
+            self.anytime.offer(p.best_x[None, :], "incumbent")
+        settings = ReluSettings(abs_gap=0.0, rel_gap=0.0, stop_above=0.0, stop_below=0.0)
+        self.strategy = ReluSplit(problem, self.anytime, settings, seed, root_bounds=root_bounds)
+        self.search: Search | None = None
+
+    def run(self, time_limit: float, progress: Callable[[dict], None] | None = None) -> tuple[str, float, int]:
+        """Search for ``time_limit`` more seconds (or until the pair is decided).
+
+        Parameters
+        ----------
+        time_limit : float
+            Seconds.
+        progress : callable, optional
+            Receives the search's progress dicts.
+
+        Returns
+        -------
+        tuple
+            The search's status, its certified bound of the margin, and its nodes so far.
+        """
+        deadline = time.perf_counter() + time_limit
+        with blas_threads(1):
+            if self.search is None:
+                self.search = Search(Limits(deadline), progress)
+                status = self.search.run(self.strategy, self.strategy.roots(self.search))
+            else:
+                self.search.limits.deadline, self.search.progress = deadline, progress
+                status = self.search.run(self.strategy, [])
+        return status, self.search.bound(), self.search.nodes
+
+
+def relu_rounds(network: Network, pairs: list[Pair], deadline: float, seed: int, report: Report,
+                runs: list, root_bounds: dict[int, LayerBounds] | None = None) -> None:
+    """ReLU splitting on the open pairs in turn, each resuming its own tree (``ReluTree``).
+
+    Each pass visits the open pairs closest to a proof first (smallest certified bound); each
+    visit gets the time left divided by ``SLICES_PER_PAIR`` times the open pairs (at least
+    ``MIN_SLICE``). A pair closes when its bound drops below 0; a point with margin >= 0 is
+    confirmed by a forward pass and ends the search.
+
+    Parameters
+    ----------
+    network : Network
+    pairs : list of Pair
+        All pairs; the open ones are worked on, updated in place.
+    deadline : float
+        ``time.perf_counter()`` value to stop at.
+    seed : int
+    report : callable
+        ``report(phase, **extra)`` progress.
+    runs : list
+        Gets one entry per visit.
+    root_bounds : dict, optional
+        Box index -> neuron bounds valid on it (alpha-CROWN), shared by the trees of its pairs.
+
+    Raises
+    ------
+    Found
+        A counterexample was confirmed.
+    """
+    trees: dict[int, ReluTree] = {}
+    spent: set[int] = set()     # searched to the end without a proof (e.g. frozen nodes): no use going on
+    for rnd in range(100000):
+        todo = sorted((p for p in pairs if not p.closed_by and id(p) not in spent), key=lambda p: p.upper)
+        if not todo:
+            return
+        for k, p in enumerate(todo):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0.05:
+                return
+            n_open = sum(1 for q in pairs if not q.closed_by and id(q) not in spent)
+            share = min(remaining, max(MIN_SLICE, remaining / (SLICES_PER_PAIR * n_open)))
+            label = f"bab-relu pair {k + 1}/{len(todo)}" + (f" pass {rnd + 1}" if rnd else "")
+            report(label, box=p.box, disjunct=p.index, time_limit=share)
+            t0 = time.perf_counter()
+            tree = trees.get(id(p))
+            if tree is None:
+                tree = trees[id(p)] = ReluTree(network, p, seed, (root_bounds or {}).get(p.box))
+            status, bound, nodes = tree.run(share, _bab_progress(report, label, p))
+            if tree.anytime.x is not None:
+                confirm(network, p, np.asarray(tree.anytime.x, dtype=np.float64)[None, :], "bab-relu")
+            if math.isfinite(bound):
+                p.upper = min(p.upper, float(bound))
+                if bound < 0:
+                    p.closed_by = "bab-relu"
+                    status = "unsat"
+            if p.closed_by or status not in (TIME_LIMIT, INTERRUPTED):
+                trees.pop(id(p), None)      # decided, or nothing left to search: free the tree
+                spent.add(id(p))
+            runs.append({"box": p.box, "disjunct": p.index, "method": "bab-relu", "round": rnd, "nodes": nodes,
+                         "seconds": time.perf_counter() - t0, "outcome": status})
 
 
 def split_boxes(network: Network, pairs: list[Pair], deadline: float, report: Report, runs: list) -> None:
@@ -192,7 +328,6 @@ def run_bab(network: Network, p: Pair, time_limit: float, seed: int,
     seed : int
     progress : callable, optional
         Receives branch and bound's progress dicts.
-
     Returns
     -------
     str
