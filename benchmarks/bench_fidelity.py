@@ -25,6 +25,7 @@ the table shows the median over ``--repeats`` method seeds (0, 1, 2, ...).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -55,6 +56,15 @@ PAIRS = [
 NETS = {"10-500": (10, 1, 500), "100-100x100": (100, 2, 100), "1000-100": (1000, 1, 100)}
 
 
+def net_shape(name: str) -> tuple[int, int, int]:
+    """``"100-100x100"`` -> (inputs 100, depth 2, width 100): any shape of the Relax-and-Walk grid."""
+    n_in, _, hidden = name.partition("-")
+    widths = hidden.split("x")
+    if not n_in.isdigit() or not widths or len(set(widths)) != 1 or not widths[0].isdigit():
+        raise SystemExit(f"--nets: {name!r} is not a shape like 10-500 or 100-100x100")
+    return int(n_in), len(widths), int(widths[0])
+
+
 def run(problem: Problem, method: str, options: dict, budget: float, seed: int) -> dict:
     t0 = time.perf_counter()
     r = solve(problem, method, time_limit=budget, seed=seed, **options)
@@ -79,17 +89,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per run")
     ap.add_argument("--repeats", type=int, default=3, help="method seeds per instance (median)")
-    ap.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, from {', '.join(NETS)}")
-    ap.add_argument("--net-seed", type=int, default=50)
+    ap.add_argument("--nets", default=",".join(NETS),
+                    help="comma-separated shapes 'inputs-width[xwidth...]' of the Relax-and-Walk grid")
+    ap.add_argument("--net-seeds", default="50", help="comma-separated torch seeds of the nets")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fidelity.md"))
     a = ap.parse_args(argv)
     started = time.perf_counter()
     names = [n.strip() for n in a.nets.split(",") if n.strip()]
     rows: list[tuple] = []
-    for name in names:
-        n_in, depth, width = NETS[name]
-        problem = Problem.build(torch_net(a.net_seed, n_in, depth, width), 0.0, 1.0, maximize=0)
-        inst = f"s{a.net_seed}-{name}"
+    net_seeds = [int(s) for s in a.net_seeds.split(",") if s.strip()]
+    for net_seed, name in [(s, n) for s in net_seeds for n in names]:
+        n_in, depth, width = net_shape(name)
+        problem = Problem.build(torch_net(net_seed, n_in, depth, width), 0.0, 1.0, maximize=0)
+        inst = f"s{net_seed}-{name}"
         for comp, pl, (pm, po), rl, (rm, ro), keys in PAIRS:
             res = {}
             for side, (m, o) in (("paper", (pm, po)), ("reluopt", (rm, ro))):
@@ -110,10 +122,12 @@ def main(argv=None) -> int:
     lines = [
         "# Papers' rules vs reluopt's variants (issue 16, heuristics)",
         "",
-        f"`python benchmarks/bench_fidelity.py --budget {a.budget:g} --repeats {a.repeats} --nets {','.join(names)}`;"
+        f"`python benchmarks/bench_fidelity.py --budget {a.budget:g} --repeats {a.repeats} --nets {','.join(names)}"
+        f" --net-seeds {a.net_seeds}`;"
         f" {a.budget:g} s per run, median objective (maximise, higher is better) over method seeds"
-        f" 0..{a.repeats - 1}; torch default-initialised nets (seed {a.net_seed}) over [0, 1]^n."
-        f" Total {total:.0f} s on a shared 2-core machine (timings are noisy).",
+        f" 0..{a.repeats - 1}; torch default-initialised nets (seeds {a.net_seeds}) over [0, 1]^n."
+        f" Total {total:.0f} s on a shared 2-core machine (timings are noisy); load average at the end"
+        f" {os.getloadavg()[0]:.1f}.",
         "",
         "`reluopt vs paper`: (reluopt - paper) / |paper|, positive when reluopt's variant is better."
         " Stats columns are medians, `paper / reluopt`. `freed_binaries`: mean free binaries per"
