@@ -141,19 +141,23 @@ def main(argv=None) -> int:
     lines += ["", f"bab-relu at a fixed node budget, medians over {args.repeats} runs (peak = {peak:.1f} GFLOP/s, "
               "the best float64 figure above):", "",
               "| case | tree | nodes | s | nodes/s | GEMM MFLOP/node | achieved GFLOP/s | % of peak | "
-              "limit nodes/s | bounding / branching / primal s | new/old time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "limit nodes/s | bounding / branching / primal s | new/old time |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in args.cases.split(","):
         for name, _ in trees:
             rs = runs[(case, name)]
             sec = statistics.median(x["seconds"] for x in rs)
             nodes = statistics.median(x["nodes"] for x in rs)
             fl = statistics.median(x["flops"] for x in rs)
-            split = "/".join(f"{statistics.median(x[k] or 0 for x in rs):.1f}" for k in ("bounding", "branching", "primal"))
+            split = "/".join(f"{statistics.median(x[k] or 0 for x in rs):.1f}"
+                             for k in ("bounding", "branching", "primal"))
             ratio = ""
             if args.old and name == "new":
                 ratio = f"{sec / statistics.median(x['seconds'] for x in runs[(case, 'old')]):.2f}"
-            lines.append(f"| {case} | {name} | {nodes:.0f} | {sec:.2f} | {nodes / sec:.0f} | {fl / nodes / 1e6:.2f} | "
-                         f"{fl / sec / 1e9:.2f} | {100 * fl / sec / 1e9 / peak:.0f}% | {peak * 1e9 / (fl / nodes):.0f} | "
+            lines.append(f"| {case} | {name} | {nodes:.0f} | {sec:.2f} | {nodes / sec:.0f} | "
+                         f"{fl / nodes / 1e6:.2f} | "
+                         f"{fl / sec / 1e9:.2f} | {100 * fl / sec / 1e9 / peak:.0f}% | "
+                         f"{peak * 1e9 / (fl / nodes):.0f} | "
                          f"{split} | {ratio} |")
     lines += ["", f"run {start}, `python benchmarks/bench_relu_gemm.py --repeats {args.repeats} --nodes {args.nodes}"
               + (" --old OLD" if args.old else "") + f"`, load average {load0:.2f} at the start, "

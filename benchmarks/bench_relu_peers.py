@@ -150,8 +150,9 @@ def main(argv=None) -> int:
             nodes = [x["nodes"] for x in recs if x.get("nodes") is not None]
             statuses = ",".join(x.get("status", "?") + (f" ({x['error'][:60]})" if x.get("error") else "")
                                 for x in recs)
-            lines.append(f"| 10-{'-'.join(['100'] * depth)}-1 s{args.seed} | {tool} | {statuses} | {fmt(med[tool])} | "
-                         f"{fmt(inc)} | {fmt(ratio)} | {secs:.1f} | {fmt(statistics.median(nodes)) if nodes else '-'} |")
+            lines.append(f"| 10-{'-'.join(['100'] * depth)}-1 s{args.seed} | {tool} | {statuses} | "
+                         f"{fmt(med[tool])} | {fmt(inc)} | {fmt(ratio)} | {secs:.1f} | "
+                         f"{fmt(statistics.median(nodes)) if nodes else '-'} |")
         lines.append(f"| | best verified point | | | {fmt(best)} | | | |")
     lines += ["", f"run {start}, `python benchmarks/bench_relu_peers.py --time-limit {args.time_limit:g} "
               f"--repeats {args.repeats} --depths {args.depths} --tools {args.tools}`, load average "

@@ -171,7 +171,9 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True):
         lam = lam_g @ net.layers[j].W
     x_star = np.where(lam >= 0, hi, lo)
     value = np.einsum("nd,nd->n", lam, x_star) + const
-    ga, gb, lam_h = [], [], []
+    ga: list[np.ndarray] = []
+    gb: list[np.ndarray] = []
+    lam_h: list[np.ndarray] = []
     if not grads:
         return value, ga, gb, x_star, lam_h
     h = x_star
@@ -249,6 +251,61 @@ def estimate_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
     spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
     value = _value_grad(net, _rep(lo, s), _rep(hi, s), spec, fixed, a, bt, grads=False)[0]
     return (value + np.tile(e, lo.shape[0])).reshape(lo.shape[0], s)
+
+
+def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
+                    e: np.ndarray, alpha, beta, layer: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+    """``estimate_bounds`` of both children of each (parent, candidate neuron), built from the
+    parents' lines: a child's lines are its parent's except at the split neuron (active:
+    ``h = g`` above, a free slope below; inactive: ``h = 0``), so the relaxation is computed
+    once per parent rather than once per child. A branching score, not a bound.
+
+    Parameters
+    ----------
+    net : Network
+    lo, hi : ndarray, shape (K, d)
+        The parents' boxes.
+    lowers, uppers, splits : list of ndarray
+        The parents' neuron bounds and splits, per hidden layer (K, n_j).
+    C, e : ndarray, shapes (s, m) and (s,)
+    alpha, beta : list of ndarray
+        The parents' slopes and multipliers, per hidden layer (K, s, n_j).
+    layer, neuron : ndarray of int, shape (K, c)
+        The candidate neurons of each parent (unstable ones).
+
+    Returns
+    -------
+    ndarray, shape (K, c, 2)
+        The smallest row estimate of the active (0) and inactive (1) child.
+    """
+    K, c = layer.shape
+    s = C.shape[0]
+    spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
+    reps = 2 * c                                      # each parent row becomes 2c child rows
+    rows = np.arange(K * reps * s).reshape(K, c, 2, s)
+    pos = np.broadcast_to(np.array([1.0, -1.0])[None, None, :, None], rows.shape)
+    lay = np.broadcast_to(layer[:, :, None, None], rows.shape)
+    neu = np.broadcast_to(neuron[:, :, None, None], rows.shape)
+
+    def grow(x):      # (K s, n) -> (K 2c s, n): rows ordered (parent, candidate, phase, row)
+        return np.repeat(x.reshape(K, 1, s, -1), reps, axis=1).reshape(K * reps * s, -1)
+    child_fixed, child_a, child_b = [], [], []
+    for j, (a_lo0, a_up, b_up, free, sgn) in enumerate(fixed):
+        parts = [grow(x) for x in (a_lo0, a_up, b_up, free, sgn)]
+        hit = lay == j
+        r, n, p = rows[hit], neu[hit], pos[hit]
+        parts[0][r, n] = 0.0
+        parts[1][r, n] = np.where(p > 0, 1.0, 0.0)
+        parts[2][r, n] = 0.0
+        parts[3][r, n] = p > 0
+        parts[4][r, n] = p
+        child_fixed.append(tuple(parts))
+        child_a.append(grow(a[j]))
+        child_b.append(grow(bt[j]))
+    lo_n = np.repeat(lo, reps * s, axis=0)
+    hi_n = np.repeat(hi, reps * s, axis=0)
+    value = _value_grad(net, lo_n, hi_n, np.tile(C, (K * reps, 1)), child_fixed, child_a, child_b, grads=False)[0]
+    return np.min((value + np.tile(e, K * reps)).reshape(K, c, 2, s), axis=3)
 
 
 def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,

@@ -43,7 +43,7 @@ from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
 from .leaf import leaf_mip
-from .relu_bounds import Bounded, estimate_bounds, lagrangian_bounds, split_bounds
+from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
 BRANCHING = ("fsb", "babsr")
@@ -334,22 +334,14 @@ class ReluSplit(GapStrategy):
         K, c = cand.shape
         valid = np.isfinite(np.take_along_axis(flat1, cand, axis=1))
         layer, neuron = locate(cand.reshape(-1))
-        phase = np.tile(np.array([1, -1], dtype=np.int8), K * c)
-        splits = self._child_splits([np.repeat(S, c, axis=0) for S in _stack(nodes, "splits")],
-                                    np.repeat(layer, 2), np.repeat(neuron, 2), phase)
-        lo, hi = np.repeat(self.lo, 2 * K * c, axis=0), np.repeat(self.hi, 2 * K * c, axis=0)
         # a score, not a bound: the parents' neuron bounds with the split neuron clamped
         # (no re-propagation), the parents' slopes and multipliers, no rounding
         prior = stack_prior(nodes)
         assert prior is not None
-
-        def rep(arrays):
-            return [np.repeat(x, 2 * c, axis=0) for x in arrays]
-        lowers = [np.where(S > 0, np.maximum(L, 0.0), L) for S, L in zip(splits, rep(prior[0]), strict=True)]
-        uppers = [np.where(S < 0, np.minimum(U, 0.0), U) for S, U in zip(splits, rep(prior[1]), strict=True)]
-        est = estimate_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
-                              rep(_stack(nodes, "alpha")), rep(_stack(nodes, "beta")))
-        child = np.min(est, axis=1).reshape(K, c, 2)
+        lo, hi = np.repeat(self.lo, K, axis=0), np.repeat(self.hi, K, axis=0)
+        child = estimate_splits(self.net, lo, hi, prior[0], prior[1], _stack(nodes, "splits"), self.C, self.e,
+                                _stack(nodes, "alpha"), _stack(nodes, "beta"), layer.reshape(K, c),
+                                neuron.reshape(K, c))
         worst = np.where(valid, np.max(child, axis=2), np.inf)
         best = np.where(valid & np.isfinite(child[:, :, 0]) & np.isfinite(child[:, :, 1]), np.min(child, axis=2), 0.0)
         pick = np.argmin(worst + 1e-9 * best, axis=1)      # the lowest worse child; ties: lower better child
