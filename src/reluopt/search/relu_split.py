@@ -14,8 +14,9 @@ with the input dimension.
 * **branching** (``BRANCHING``): ``babsr`` scores each unstable neuron by the intercept its
   upper line adds to the node's bound (the estimated improvement of splitting it, from the
   back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
-  score and of ``|coefficient| min(U, -L)``, bounds their children cheaply (parent's neuron
-  bounds, warm slopes, no optimisation) and keeps the split whose worse child is lowest.
+  score and of ``|coefficient| min(U, -L)``, scores their children cheaply (``estimate_splits``:
+  the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
+  ranking, never a bound) and keeps the split whose worse child is lowest.
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
   from the best of them, all forward-checked by the run's ``Anytime``.
 * **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
