@@ -235,3 +235,106 @@ def test_node_bound_is_never_below_the_lp_of_the_node(seed):
     tol = 1e-6 * (1 + abs(lp))
     assert plain >= lp - tol and tuned >= lp - tol
     assert tuned <= plain
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fsb_estimate_is_the_unrounded_beta_crown_value(seed):
+    # estimate_bounds (the FSB score) is lagrangian_bounds' steps=0 value before rounding and the
+    # interval cut: never below the certified bound, and equal to it up to the margin when uncut
+    from reluopt.search.relu_bounds import estimate_bounds
+
+    net = random_network([3, 10, 10, 2], seed=seed)
+    rng = np.random.default_rng(seed)
+    B = 6
+    lo, hi = -np.ones((B, 3)), np.ones((B, 3))
+    splits = [(rng.integers(-1, 2, size=(B, 10)) * (rng.random((B, 10)) < 0.3)).astype(np.int8) for _ in range(2)]
+    lowers, uppers, _ = split_bounds(net, lo, hi, splits)
+    C, e = rng.normal(size=(2, 2)), rng.normal(size=2)
+    alpha = [rng.uniform(0, 1, size=(B, 2, 10)) for _ in range(2)]
+    beta = [np.abs(rng.normal(size=(B, 2, 10))) for _ in range(2)]
+    est = estimate_bounds(net, lo, hi, lowers, uppers, splits, C, e, alpha, beta)
+    bd = lagrangian_bounds(net, lo, hi, lowers, uppers, splits, C, e, alpha, beta, steps=0)
+    tol = 1e-7 * (1 + np.abs(est))
+    assert est.shape == (B, 2)
+    assert np.all(bd.upper <= est + tol)
+    # CROWN's own slopes, no multipliers: the interval cut rarely applies, the values agree
+    est0 = estimate_bounds(net, lo, hi, lowers, uppers, splits, C, e)
+    bd0 = lagrangian_bounds(net, lo, hi, lowers, uppers, splits, C, e, steps=0)
+    assert np.all(bd0.upper <= est0 + tol)
+    assert np.mean(np.abs(bd0.upper - est0) <= tol) >= 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_concretise_without_points_matches_the_maximisers(seed):
+    from reluopt.bounds.crown import concretise_upper
+
+    rng = np.random.default_rng(seed)
+    lam = rng.normal(size=(4, 5, 7)) * 10.0 ** rng.integers(-3, 4, size=(4, 5, 7))
+    const, mag = rng.normal(size=(4, 5)), np.abs(rng.normal(size=(4, 5)))
+    lo = rng.normal(size=(4, 7))
+    hi = lo + np.abs(rng.normal(size=(4, 7)))
+    v1, x1, m1 = concretise_upper(lam, const, mag, lo, hi)
+    v2, x2, m2 = concretise_upper(lam, const, mag, lo, hi, points=False)
+    assert x2 is None and x1.shape == (4, 5, 7)
+    np.testing.assert_allclose(v2, v1, rtol=0, atol=1e-12 * float(np.max(m1)))
+    np.testing.assert_allclose(m2, m1, rtol=1e-12)
+    # and neither is below the brute-force maximum over the box corners' mixes
+    X = lo[:, None, :] + rng.random((4, 200, 7)) * (hi - lo)[:, None, :]
+    vals = np.einsum("bsd,bnd->bsn", lam, X) + const[:, :, None]
+    assert np.all(v2[:, :, None] >= vals - 1e-9 * m2[:, :, None])
+
+
+def test_relu_relaxation_matches_its_definition():
+    from reluopt.activations.relu import ReLU
+
+    rng = np.random.default_rng(3)
+    L = rng.normal(size=(30, 20))
+    U = L + np.abs(rng.normal(size=(30, 20))) * (rng.random((30, 20)) < 0.8)
+    L[0, :3], U[0, :3] = [0.0, -1.0, -1.0], [1.0, 0.0, 1.0]        # kink on a bound, U = -L
+    for alpha in (None, rng.uniform(-0.5, 1.5, size=L.shape)):
+        a_lo, b_lo, a_up, b_up = ReLU().relaxation(L, U, alpha)
+        for i, j in np.ndindex(L.shape):
+            lo_, up_ = L[i, j], U[i, j]
+            if lo_ >= 0:
+                want = (1.0, 0.0, 1.0, 0.0)
+            elif up_ <= 0:
+                want = (0.0, 0.0, 0.0, 0.0)
+            else:
+                s = up_ / (up_ - lo_)
+                a = float(up_ > -lo_) if alpha is None else min(max(alpha[i, j], 0.0), 1.0)
+                want = (a, 0.0, s, -s * lo_)
+            assert (a_lo[i, j], b_lo[i, j], a_up[i, j], b_up[i, j]) == pytest.approx(want, abs=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fsb_children_from_the_parents_lines_equal_the_childrens_own(seed):
+    # estimate_splits patches the parents' lines at the split neuron; bounding the children's
+    # clamped neuron bounds from scratch (estimate_bounds, the new split's multiplier 0) must
+    # give the same scores
+    from reluopt.search.relu_bounds import estimate_bounds, estimate_splits
+
+    net = random_network([3, 10, 10, 1], seed=seed)
+    rng = np.random.default_rng(seed)
+    K, c = 3, 4
+    lo, hi = -np.ones((K, 3)), np.ones((K, 3))
+    splits = [(rng.integers(-1, 2, size=(K, 10)) * (rng.random((K, 10)) < 0.2)).astype(np.int8) for _ in range(2)]
+    lowers, uppers, _ = split_bounds(net, lo, hi, splits)
+    C, e = np.ones((1, 1)), np.zeros(1)
+    alpha = [rng.uniform(0, 1, size=(K, 1, 10)) for _ in range(2)]
+    beta = [np.abs(rng.normal(size=(K, 1, 10))) for _ in range(2)]
+    layer, neuron = np.zeros((K, c), dtype=int), np.zeros((K, c), dtype=int)
+    for k in range(K):
+        free = [(j, i) for j in range(2) for i in range(10) if lowers[j][k, i] < 0 < uppers[j][k, i]]
+        pick = rng.choice(len(free), size=c, replace=len(free) < c)
+        layer[k], neuron[k] = zip(*[free[p] for p in pick], strict=True)
+    got = estimate_splits(net, lo, hi, lowers, uppers, splits, C, e, alpha, beta, layer, neuron)
+    for k in range(K):
+        for q in range(c):
+            for ph, sign in enumerate((1, -1)):
+                S = [x[k:k + 1].copy() for x in splits]
+                S[layer[k, q]][0, neuron[k, q]] = sign
+                Lc = [np.where(Sj > 0, np.maximum(x[k:k + 1], 0), x[k:k + 1]) for Sj, x in zip(S, lowers, strict=True)]
+                Uc = [np.where(Sj < 0, np.minimum(x[k:k + 1], 0), x[k:k + 1]) for Sj, x in zip(S, uppers, strict=True)]
+                want = estimate_bounds(net, lo[:1], hi[:1], Lc, Uc, S, C, e, [a[k:k + 1] for a in alpha],
+                                       [b[k:k + 1] * (splits[j][k:k + 1, None, :] != 0) for j, b in enumerate(beta)])
+                assert got[k, q, ph] == pytest.approx(want[0, 0], rel=1e-12, abs=1e-12)

@@ -65,24 +65,22 @@ class ReLU(Activation):
         return (L < 0) & (U > 0)
 
     def relaxation(self, L, U, alpha=None):
-        # unstable (L < 0 < U): the chord above, a g (a in [0, 1]) below
-        a_up = np.zeros_like(L)
-        b_up = np.zeros_like(L)
-        a_lo = np.zeros_like(L)
-        b_lo = np.zeros_like(L)
+        # unstable (L < 0 < U): the chord above, a g (a in [0, 1]) below; whole-array
+        # expressions (no boolean indexing): this runs once per layer for every batch of nodes
+        L = np.asarray(L, dtype=np.float64)
+        U = np.asarray(U, dtype=np.float64)
         active = L >= 0
         unstable = (L < 0) & (U > 0)
-        a_up[active] = 1.0
-        a_lo[active] = 1.0
-        Lu, Uu = L[unstable], U[unstable]
-        slope = Uu / (Uu - Lu)
-        a_up[unstable] = slope
-        b_up[unstable] = -slope * Lu
+        width = np.where(unstable, U - L, 1.0)
+        slope = np.where(unstable, U, 0.0) / width
+        a_up = np.where(active, 1.0, slope)
+        b_up = -slope * np.where(unstable, L, 0.0)
         if alpha is None:
-            a_lo[unstable] = (Uu > -Lu).astype(np.float64)
+            lower = (U > -L).astype(np.float64)
         else:
-            a_lo[unstable] = np.clip(alpha[unstable], 0.0, 1.0)
-        return a_lo, b_lo, a_up, b_up
+            lower = np.clip(np.broadcast_to(alpha, L.shape), 0.0, 1.0)
+        a_lo = np.where(active, 1.0, np.where(unstable, lower, 0.0))
+        return a_lo, np.zeros_like(L), a_up, b_up + 0.0
 
     def lower_slope_range(self, L, U):
         return (L < 0) & (U > 0), np.zeros(np.shape(L)), np.ones(np.shape(L))

@@ -72,7 +72,7 @@ def _sound_upper(network, k, spec, lowers, uppers, alphas, lo, hi):
              for layer, L, U, a in zip(network.layers[:k], lw, up, alphas, strict=True)]
     lam, const, mag, _ = backsubstitute(network, k, spec[:, None, :], lines)
     value, _, magnitude = concretise_upper(lam, const, mag, np.broadcast_to(lo, (s, lo.size)),
-                                           np.broadcast_to(hi, (s, hi.size)))
+                                           np.broadcast_to(hi, (s, hi.size)), points=False)
     _, upper = outward(value, value, magnitude)
     return upper[:, 0]
 

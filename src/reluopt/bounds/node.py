@@ -49,7 +49,7 @@ def _tighten(network: Network, k: int, layer, L: np.ndarray, U: np.ndarray, lo, 
     spec = np.zeros((B, n_max, n))
     np.put_along_axis(spec, idx[:, :, None], valid[:, :, None].astype(np.float64), axis=2)
     lam, const, mag, _ = backsubstitute(network, k, np.concatenate([spec, -spec], axis=1), lines)
-    value, _, magnitude = concretise_upper(lam, const, mag, lo, hi)
+    value, _, magnitude = concretise_upper(lam, const, mag, lo, hi, points=False)
     low, up = outward(-value[:, n_max:], value[:, :n_max],
                       np.maximum(magnitude[:, :n_max], magnitude[:, n_max:]))
     low = np.where(valid, low, -np.inf)

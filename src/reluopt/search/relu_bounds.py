@@ -149,7 +149,7 @@ def _rep(a: np.ndarray, s: int) -> np.ndarray:
     return np.repeat(a, s, axis=0)
 
 
-def _value_grad(net, lo, hi, spec, fixed, alpha, beta):
+def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True):
     """Unrounded bounds of the rows ``spec`` (N, m) and their gradients in ``alpha, beta``.
 
     ``fixed[j] = (a_lo0, a_up, b_up, free, sgn)`` (each (N, n_j)). At the box corner ``x*``
@@ -171,7 +171,11 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta):
         lam = lam_g @ net.layers[j].W
     x_star = np.where(lam >= 0, hi, lo)
     value = np.einsum("nd,nd->n", lam, x_star) + const
-    ga, gb, lam_h = [], [], []
+    ga: list[np.ndarray] = []
+    gb: list[np.ndarray] = []
+    lam_h: list[np.ndarray] = []
+    if not grads:
+        return value, ga, gb, x_star, lam_h
     h = x_star
     for j in range(K):
         a_lo0, a_up, b_up, free, sgn = fixed[j]
@@ -184,11 +188,14 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta):
     return value, ga, gb, x_star, lam_h
 
 
-def _sound(net, lo, hi, lowers, uppers, spec, e, alpha, beta, sgn):
-    """Outward-rounded bounds of ``spec_n . y + e_n + sum beta s g`` (the kernel; any params)."""
-    lines = [split_lines(layer, L, U, sg, a)
-             for layer, L, U, a, sg in zip(net.hidden_layers, lowers, uppers, alpha, sgn, strict=True)]
-    terms = [(b * s)[:, None, :] for b, s in zip(beta, sgn, strict=True)]
+def _sound(net, lo, hi, lowers, uppers, spec, e, fixed, alpha, beta):
+    """Outward-rounded bounds of ``spec_n . y + e_n + sum beta s g`` (the kernel; any params).
+
+    The lines are ``split_lines``' for the slopes ``alpha`` (clipped to [0, 1]), built from the
+    parts in ``fixed`` that do not depend on them."""
+    lines = [(np.where(free, np.clip(a, 0.0, 1.0), a_lo0), np.zeros_like(a_lo0), a_up, b_up)
+             for (a_lo0, a_up, b_up, free, _), a in zip(fixed, alpha, strict=True)]
+    terms = [(b * f[4])[:, None, :] for b, f in zip(beta, fixed, strict=True)]
     lam, const, mag, _ = backsubstitute(net, net.depth, spec[:, None, :], lines, g_terms=terms)
     value, x_star, magnitude = concretise_upper(lam, const, mag, lo, hi)
     _, upper = outward(value[:, 0] + e, value[:, 0] + e, magnitude[:, 0] + np.abs(e))
@@ -198,6 +205,107 @@ def _sound(net, lo, hi, lowers, uppers, spec, e, alpha, beta, sgn):
     mag_ibp = np.einsum("nm,nm->n", np.abs(spec), np.maximum(np.abs(y_lo), np.abs(y_hi))) + np.abs(e)
     _, ibp = outward(ibp, ibp, mag_ibp)
     return np.minimum(upper, ibp), x_star[:, 0, :]
+
+
+def _setup(net, lo, lowers, uppers, splits, C, alpha, beta):
+    """The rows of every node (``N = B s`` of them), the slope-independent parts of the lines
+    and the clipped warm starts, for ``lagrangian_bounds`` and ``estimate_bounds``."""
+    B = lo.shape[0]
+    s = C.shape[0]
+    N = B * s
+    fixed, a, bt = [], [], []
+    for j, layer in enumerate(net.hidden_layers):
+        L, U = _rep(lowers[j], s), _rep(uppers[j], s)
+        sgn = _rep(splits[j], s).astype(np.float64)
+        a_lo0, _, a_up, b_up = split_lines(layer, L, U, sgn)
+        free = ((L < 0) & (U > 0)) | (sgn > 0)      # active splits: h >= alpha g too
+        fixed.append((a_lo0, a_up, b_up, free, sgn))
+        a.append(a_lo0.copy() if alpha is None else np.clip(alpha[j].reshape(N, -1).astype(np.float64), 0, 1))
+        b0 = np.zeros_like(a_lo0) if beta is None else beta[j].reshape(N, -1).astype(np.float64)
+        bt.append(np.where(sgn != 0, np.maximum(b0, 0.0), 0.0))
+    return np.tile(C, (B, 1)), fixed, a, bt
+
+
+def estimate_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
+                    e: np.ndarray, alpha=None, beta=None) -> np.ndarray:
+    """The beta-CROWN value of each node's rows at the given slopes, unrounded: a branching
+    score (FSB), not a bound (``lagrangian_bounds`` certifies).
+
+    Parameters
+    ----------
+    net : Network
+    lo, hi : ndarray, shape (B, d)
+    lowers, uppers, splits : list of ndarray
+        As in ``lagrangian_bounds``.
+    C, e : ndarray, shapes (s, m) and (s,)
+    alpha, beta : list of ndarray or None
+        Per hidden layer (B, s, n_j), as in ``lagrangian_bounds``.
+
+    Returns
+    -------
+    ndarray, shape (B, s)
+        Equal to ``lagrangian_bounds(..., steps=0).upper`` up to round-off when that is not
+        cut by the interval bound.
+    """
+    s = C.shape[0]
+    spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
+    value = _value_grad(net, _rep(lo, s), _rep(hi, s), spec, fixed, a, bt, grads=False)[0]
+    return (value + np.tile(e, lo.shape[0])).reshape(lo.shape[0], s)
+
+
+def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
+                    e: np.ndarray, alpha, beta, layer: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+    """``estimate_bounds`` of both children of each (parent, candidate neuron), built from the
+    parents' lines: a child's lines are its parent's except at the split neuron (active:
+    ``h = g`` above, a free slope below; inactive: ``h = 0``), so the relaxation is computed
+    once per parent rather than once per child. A branching score, not a bound.
+
+    Parameters
+    ----------
+    net : Network
+    lo, hi : ndarray, shape (K, d)
+        The parents' boxes.
+    lowers, uppers, splits : list of ndarray
+        The parents' neuron bounds and splits, per hidden layer (K, n_j).
+    C, e : ndarray, shapes (s, m) and (s,)
+    alpha, beta : list of ndarray
+        The parents' slopes and multipliers, per hidden layer (K, s, n_j).
+    layer, neuron : ndarray of int, shape (K, c)
+        The candidate neurons of each parent (unstable ones).
+
+    Returns
+    -------
+    ndarray, shape (K, c, 2)
+        The smallest row estimate of the active (0) and inactive (1) child.
+    """
+    K, c = layer.shape
+    s = C.shape[0]
+    spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
+    reps = 2 * c                                      # each parent row becomes 2c child rows
+    rows = np.arange(K * reps * s).reshape(K, c, 2, s)
+    pos = np.broadcast_to(np.array([1.0, -1.0])[None, None, :, None], rows.shape)
+    lay = np.broadcast_to(layer[:, :, None, None], rows.shape)
+    neu = np.broadcast_to(neuron[:, :, None, None], rows.shape)
+
+    def grow(x):      # (K s, n) -> (K 2c s, n): rows ordered (parent, candidate, phase, row)
+        return np.repeat(x.reshape(K, 1, s, -1), reps, axis=1).reshape(K * reps * s, -1)
+    child_fixed, child_a, child_b = [], [], []
+    for j, (a_lo0, a_up, b_up, free, sgn) in enumerate(fixed):
+        parts = [grow(x) for x in (a_lo0, a_up, b_up, free, sgn)]
+        hit = lay == j
+        r, n, p = rows[hit], neu[hit], pos[hit]
+        parts[0][r, n] = 0.0
+        parts[1][r, n] = np.where(p > 0, 1.0, 0.0)
+        parts[2][r, n] = 0.0
+        parts[3][r, n] = p > 0
+        parts[4][r, n] = p
+        child_fixed.append(tuple(parts))
+        child_a.append(grow(a[j]))
+        child_b.append(grow(bt[j]))
+    lo_n = np.repeat(lo, reps * s, axis=0)
+    hi_n = np.repeat(hi, reps * s, axis=0)
+    value = _value_grad(net, lo_n, hi_n, np.tile(C, (K * reps, 1)), child_fixed, child_a, child_b, grads=False)[0]
+    return np.min((value + np.tile(e, K * reps)).reshape(K, c, 2, s), axis=3)
 
 
 def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
@@ -229,21 +337,10 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
     """
     B, d = lo.shape
     s = C.shape[0]
-    N = B * s
-    spec = np.tile(C, (B, 1))
     er = np.tile(e, B)
     lo_n, hi_n = _rep(lo, s), _rep(hi, s)
-    Ls = [_rep(L, s) for L in lowers]
-    Us = [_rep(U, s) for U in uppers]
-    fixed, a, bt = [], [], []
-    for j, layer in enumerate(net.hidden_layers):
-        sgn = _rep(splits[j], s).astype(np.float64)
-        a_lo0, _, a_up, b_up = split_lines(layer, Ls[j], Us[j], sgn)
-        free = ((Ls[j] < 0) & (Us[j] > 0)) | (sgn > 0)      # active splits: h >= alpha g too
-        fixed.append((a_lo0, a_up, b_up, free, sgn))
-        a.append(a_lo0.copy() if alpha is None else np.clip(alpha[j].reshape(N, -1).astype(np.float64), 0, 1))
-        b0 = np.zeros_like(a_lo0) if beta is None else beta[j].reshape(N, -1).astype(np.float64)
-        bt.append(np.where(sgn != 0, np.maximum(b0, 0.0), 0.0))
+    spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
+    N = spec.shape[0]
     best_a = [x.copy() for x in a]
     best_b = [x.copy() for x in bt]
     best = np.full(N, np.inf)
@@ -274,7 +371,9 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
             params[q] = params[q] - step
         a = [np.clip(x, 0.0, 1.0) for x in params[:len(a)]]
         bt = [np.where(f[4] != 0, np.maximum(x, 0.0), 0.0) for x, f in zip(params[len(a):], fixed, strict=True)]
-    upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, best_a, best_b, [f[4] for f in fixed])
+    Ls = [_rep(L, s) for L in lowers]
+    Us = [_rep(U, s) for U in uppers]
+    upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, fixed, best_a, best_b)
     if steps > 0:
         _, _, _, _, lam_h = _value_grad(net, lo_n, hi_n, spec, fixed, best_a, best_b)
     return Bounded(upper.reshape(B, s), x_star.reshape(B, s, d), [x.reshape(B, s, -1) for x in best_a],

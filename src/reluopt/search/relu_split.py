@@ -14,8 +14,9 @@ with the input dimension.
 * **branching** (``BRANCHING``): ``babsr`` scores each unstable neuron by the intercept its
   upper line adds to the node's bound (the estimated improvement of splitting it, from the
   back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
-  score and of ``|coefficient| min(U, -L)``, bounds their children cheaply (parent's neuron
-  bounds, warm slopes, no optimisation) and keeps the split whose worse child is lowest.
+  score and of ``|coefficient| min(U, -L)``, scores their children cheaply (``estimate_splits``:
+  the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
+  ranking, never a bound) and keeps the split whose worse child is lowest.
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
   from the best of them, all forward-checked by the run's ``Anytime``.
 * **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
@@ -43,7 +44,7 @@ from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
 from .leaf import leaf_mip
-from .relu_bounds import Bounded, lagrangian_bounds, split_bounds
+from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
 BRANCHING = ("fsb", "babsr")
@@ -340,15 +341,14 @@ class ReluSplit(GapStrategy):
         K, c = cand.shape
         valid = np.isfinite(np.take_along_axis(flat1, cand, axis=1))
         layer, neuron = locate(cand.reshape(-1))
-        kids = [n for n in nodes for _ in range(2 * c)]
-        phase = np.tile(np.array([1, -1], dtype=np.int8), K * c)
-        splits = self._child_splits([np.repeat(S, c, axis=0) for S in _stack(nodes, "splits")],
-                                    np.repeat(layer, 2), np.repeat(neuron, 2), phase)
-        lo, hi = np.repeat(self.lo, 2 * K * c, axis=0), np.repeat(self.hi, 2 * K * c, axis=0)
-        lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids), start=len(splits))
-        bd = lagrangian_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
-                               _stack(kids, "alpha"), _stack(kids, "beta"), steps=0)
-        child = np.where(empty, -np.inf, np.min(bd.upper, axis=1)).reshape(K, c, 2)
+        # a score, not a bound: the parents' neuron bounds with the split neuron clamped
+        # (no re-propagation), the parents' slopes and multipliers, no rounding
+        prior = stack_prior(nodes)
+        assert prior is not None
+        lo, hi = np.repeat(self.lo, K, axis=0), np.repeat(self.hi, K, axis=0)
+        child = estimate_splits(self.net, lo, hi, prior[0], prior[1], _stack(nodes, "splits"), self.C, self.e,
+                                _stack(nodes, "alpha"), _stack(nodes, "beta"), layer.reshape(K, c),
+                                neuron.reshape(K, c))
         worst = np.where(valid, np.max(child, axis=2), np.inf)
         best = np.where(valid & np.isfinite(child[:, :, 0]) & np.isfinite(child[:, :, 1]), np.min(child, axis=2), 0.0)
         pick = np.argmin(worst + 1e-9 * best, axis=1)      # the lowest worse child; ties: lower better child
