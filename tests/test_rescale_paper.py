@@ -21,6 +21,12 @@ from test_clipped import clipped_network
 from test_rescale import _wide_net
 
 
+def _differential_scale(seed: int) -> str:
+    from bruteforce import random_case
+
+    return random_case(seed, "test").tags["scale"]
+
+
 @pytest.mark.parametrize("make", [_wide_net, lambda seed: clipped_network([3, 8, 8, 2], seed, 0.7)])
 def test_paper_rule_same_function_normalised_ranges_sound_bounds(make):
     net = make(4)
@@ -101,3 +107,15 @@ def test_cli_takes_rule_names():
     assert parse_options(["rescale=True"]) == {"rescale": True}
     with pytest.raises(ParseError, match="rescale must be True or False or one of pow2-unstable, paper"):
         parse_options(["rescale=pow3"])
+
+
+@pytest.mark.parametrize("seed", [s for s in range(60) if _differential_scale(s) in ("rescaled", "wild")][:8])
+def test_paper_rule_on_badly_scaled_differential_cases(seed, monkeypatch):
+    """The differential harness's badly scaled nets (weights spanning 1e-3..1e3), boxes, polytopes
+    and output constraints: the paper's rule still gives certificates the brute force accepts."""
+    import bruteforce
+
+    monkeypatch.setitem(bruteforce.CALLS, "mip-rescale-paper", ("mip", {"rescale": "paper"}))
+    rep = bruteforce.run_case(seed, order=["mip-rescale-paper", "mip-rescale"], size="test", time_limit=3.0)
+    bad = [k for k in rep["kinds"] if k in ("unsound", "status", "truth", "crash", "cert_error")]
+    assert not bad, "\n" + bruteforce.report_text(rep)
