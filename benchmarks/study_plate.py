@@ -22,6 +22,7 @@ function on [-3, 3]^2, 2000 samples, minimised), diabetes (scikit-learn, max pre
     .venv/bin/python benchmarks/study_plate.py --quick               # 3 nets, 3 s limit
     .venv/bin/python benchmarks/study_plate.py --solver gurobi ...   # same, on Gurobi
     .venv/bin/python benchmarks/study_plate.py --from-json           # redo the tables only
+    .venv/bin/python benchmarks/study_plate.py --variability reformer:2:dropout,peaks:2:l1 --seeds 0,1,2,3,4
 
 Writes benchmarks/out/plate[-<solver>].{json,md}.
 """
@@ -115,13 +116,16 @@ def bound_stats(net, b, problem, backend) -> dict:
             "lp_status": lp.status, "lp_bound": lp.bound if lp.status == "optimal" else None}
 
 
-def solve_once(problem, b, rule, presolve, backend, args) -> dict:
+def solve_once(problem, b, rule, presolve, backend, args, seed: int = 0) -> dict:
     model = build_problem_model(problem, b, rescale=rule)
     inst = backend.build(model, threads=1)
-    if not presolve:
-        if args.solver == "highs":
+    if args.solver == "highs":
+        inst.highs.setOptionValue("random_seed", seed)
+        if not presolve:
             inst.highs.setOptionValue("presolve", "off")
-        else:
+    else:
+        inst.gurobi.Params.Seed = seed
+        if not presolve:
             inst.gurobi.Params.Presolve = 0
     t0, c0 = time.perf_counter(), time.process_time()
     out = inst.solve(time_limit=args.time_limit, mip_rel_gap=1e-4, mip_abs_gap=1e-6)
@@ -140,14 +144,47 @@ def solve_once(problem, b, rule, presolve, backend, args) -> dict:
     return rec
 
 
-def study_one(data, depth, setup, args, backend) -> dict:
+def trained(data, depth, setup, args):
+    """The net of one case (seeded, one thread: the same net on every run), its box and problem."""
     X, Y, make_problem = dataset(data)
-    t0 = time.perf_counter()
     model = train_mlp(X, Y, hidden=[args.width] * depth, epochs=args.epochs, lr=3e-3, batch_size=64, seed=0,
                       threads=1, **SETUPS[setup])
-    net = model.network
     lb, ub = X.min(axis=0), X.max(axis=0)
-    problem = make_problem(net, lb, ub)
+    return model.network, lb, ub, make_problem(model.network, lb, ub)
+
+
+def variability(args, backend) -> None:
+    """The solver's own performance variability against the rescaling rules' effect: OBBT
+    bounds, each rule, under several solver seeds (same model, same net)."""
+    nets = [(c.split(":")[0], int(c.split(":")[1]), c.split(":")[2]) for c in args.variability.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    lines = ["| net | rule | CPU s median [min, max] over seeds | solved | nodes median |", "|---|---|---|---|---|"]
+    start, load0 = time.perf_counter(), os.getloadavg()[0]
+    for data, depth, setup in nets:
+        net, lb, ub, problem = trained(data, depth, setup, args)
+        b = compute_bounds(net, lb, ub, "lp-obbt")
+        runs: dict = {r: [] for r in RULES}
+        rng = np.random.default_rng(zlib.crc32(f"{data}{depth}{setup}v".encode()))
+        for seed in seeds:
+            for k in rng.permutation(len(RULES)):
+                runs[RULES[k]].append(solve_once(problem, b, RULES[k], True, backend, args, seed))
+        for r, rs in runs.items():
+            cpu = [x["cpu"] for x in rs]
+            ok = sum(x["status"] == "optimal" for x in rs)
+            lines.append(f"| {data} d{depth} {setup} | {r} | {np.median(cpu):.2f} [{min(cpu):.2f}, {max(cpu):.2f}] | "
+                         f"{ok}/{len(rs)} | {np.median([x['nodes'] for x in rs]):.0f} |")
+        print(lines[-3:], flush=True)
+    doc = (f"# Solver-seed variability vs rescaling rule ({args.solver} 1 thread, OBBT bounds, limit "
+           f"{args.time_limit:g} s wall, seeds {args.seeds}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load "
+           f"{load0:.1f} -> {os.getloadavg()[0]:.1f}; {time.perf_counter() - start:.0f} s)\n\n"
+           "A run stopped at the limit counts as the CPU it used.\n\n" + "\n".join(lines) + "\n")
+    (OUT / f"plate-variability-{args.solver}.md").write_text(doc)
+    print(doc)
+
+
+def study_one(data, depth, setup, args, backend) -> dict:
+    t0 = time.perf_counter()
+    net, lb, ub, problem = trained(data, depth, setup, args)
     row: dict = {"data": data, "depth": depth, "setup": setup, "train_s": time.perf_counter() - t0}
     bounds, row["bound_s"], row["bstats"] = {}, {}, {}
     for name, method in (("ibp", "ibp"), ("crown", "crown"), ("obbt", "lp-obbt")):
@@ -279,8 +316,14 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=None, help="start no new net after this many seconds")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--from-json", action="store_true")
+    p.add_argument("--variability", default=None,
+                   help="instead: solver-seed variability on these nets, e.g. reformer:2:plain,peaks:2:l1")
+    p.add_argument("--seeds", default="0,1,2,3,4")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.variability:
+        variability(args, get_backend(args.solver))
+        return
     if args.from_json:
         tag = "" if args.solver == "highs" else "-" + args.solver
         saved = json.loads((OUT / f"plate{tag}.json").read_text())
