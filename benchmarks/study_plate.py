@@ -193,11 +193,12 @@ def study_one(data, depth, setup, args, backend) -> dict:
         row["bound_s"][name] = time.process_time() - t   # CPU seconds (the machine is shared)
         row["bstats"][name] = bound_stats(net, bounds[name], problem, backend)
     rng = np.random.default_rng(zlib.crc32(f"{data}{depth}{setup}".encode()))
-    runs: dict = {vname(v): [] for v in VARIANTS}
+    chosen = [v for v in VARIANTS if args.variants is None or vname(v) in args.variants.split(",")]
+    runs: dict = {vname(v): [] for v in chosen}
     for _ in range(args.repeats):
-        for k in rng.permutation(len(VARIANTS)):
-            b, r, pre = VARIANTS[k]
-            prev = runs[vname(VARIANTS[k])]
+        for k in rng.permutation(len(chosen)):
+            b, r, pre = chosen[k]
+            prev = runs[vname(chosen[k])]
             if prev and prev[-1]["status"] != "optimal":
                 continue   # hit the limit (or failed): PAR1 is the limit, not re-run
             prev.append(solve_once(problem, bounds[b], r, pre, backend, args))
@@ -230,7 +231,7 @@ def root_gap(lp, opt, best) -> str:
 
 def tables(rows, meta) -> str:
     limit = meta["args"]["time_limit"]
-    names = [vname(v) for v in VARIANTS]
+    names = [n for n in (vname(v) for v in VARIANTS) if n in rows[0]["runs"]]
     head = ["net"] + names
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -242,26 +243,26 @@ def tables(rows, meta) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     per_net = "\n".join(lines)
 
-    # speed-ups: median over nets of t(base)/t(variant), PAR1 medians over repeats
-    def sp(base, sel, key="cpu"):
-        out = []
-        for n in names:
-            ratios = [par1(r["runs"][base], limit, key) / max(par1(r["runs"][n], limit, key), 1e-3) for r in sel]
-            solved = sum(all(x["status"] == "optimal" for x in r["runs"][n]) for r in sel)
-            out.append((n, float(np.median(ratios)) if ratios else float("nan"), solved, len(sel)))
-        return out
+    # speed-ups: per net t(base) / t(variant) in CPU seconds (median over repeats), over the nets
+    # where base or variant finished (both stopped at the limit says nothing about either)
+    def solved(r, n):
+        return all(x["status"] == "optimal" for x in r["runs"][n])
 
-    nontriv = [r for r in rows if par1(r["runs"]["ibp"], limit) >= 0.5]
-    sp_lines = ["| variant | vs IA, all nets | vs IA, nets with IA >= 0.5 s | same, wall-clock | vs CROWN, all nets | "
-                "vs IA, OBBT time incl., nets with IA >= 0.5 s | solved |", "|---|---|---|---|---|---|---|"]
-    a, h, w, c = sp("ibp", rows), sp("ibp", nontriv), sp("ibp", nontriv, "seconds"), sp("crown", rows)
-    for (n, ra, s, k), (_, rh, _, kh), (_, rw, _, _), (_, rc, _, _) in zip(a, h, w, c, strict=True):
-        incl = []
-        for r in nontriv:
-            extra = r["bound_s"]["obbt"] if n.startswith("obbt") else 0.0
-            incl.append(par1(r["runs"]["ibp"], limit) / max(par1(r["runs"][n], limit) + extra, 1e-3))
-        ri = float(np.median(incl)) if incl else float("nan")
-        sp_lines.append(f"| {n} | {ra:.2f}x | {rh:.2f}x (n={kh}) | {rw:.2f}x | {rc:.2f}x | {ri:.2f}x | {s}/{k} |")
+    def sp(base, n, extra=False):
+        sel = [r for r in rows if solved(r, base) or solved(r, n)]
+        pre = [r["bound_s"]["obbt"] if extra and n.startswith("obbt") else 0.0 for r in sel]
+        ratios = [par1(r["runs"][base], limit) / max(par1(r["runs"][n], limit) + p, 1e-3)
+                  for r, p in zip(sel, pre, strict=True)]
+        if not ratios:
+            return "n/a"
+        ge = sum(x > 1.5 for x in ratios)
+        le = sum(x < 1 / 1.5 for x in ratios)
+        return f"{np.median(ratios):.2f}x ({len(sel)}; {ge} / {le})"
+
+    sp_lines = ["| variant | vs IA | vs IA, OBBT time included | vs CROWN | solved |", "|---|---|---|---|---|"]
+    for n in names:
+        sp_lines.append(f"| {n} | {sp('ibp', n)} | {sp('ibp', n, True)} | {sp('crown', n)} | "
+                        f"{sum(solved(r, n) for r in rows)}/{len(rows)} |")
     speed = "\n".join(sp_lines)
 
     bl = ["| net | stable % IA / CROWN / OBBT | sum U-L unstable IA / CROWN / OBBT | log10 big-M spread IA / OBBT | "
@@ -281,8 +282,9 @@ def tables(rows, meta) -> str:
     agree = max((r["optimum_spread"] or 0.0) / max(1.0, abs(r["optimum"] or 0.0)) for r in rows)
     checks = [x["check_error"] for r in rows for rs in r["runs"].values() for x in rs
               if x.get("check_error") is not None]
-    return ("## Speed-ups (median over nets of per-net ratios t(base) / t(variant); CPU seconds of the solve, "
-            "median over repeats; a run stopped at the limit counts as the CPU it used; wall-clock column: PAR1)\n\n"
+    return ("## Speed-ups: median over nets of t(base) / t(variant), CPU seconds of the solve (median over "
+            "repeats; a run stopped at the limit counts as the CPU it used, a lower bound), over the nets where "
+            "base or variant finished; in brackets: those nets; how many with ratio > 1.5 / < 1/1.5\n\n"
             f"{speed}\n\n"
             f"## Bounds and the root LP (OBBT s: CPU; nodes: '+' = stopped at the limit)\n\n{bstat}\n\n"
             f"## MIP CPU seconds per net (median over repeats; '>=x (lim)': stopped at the wall-clock limit "
@@ -292,7 +294,7 @@ def tables(rows, meta) -> str:
 
 
 def write(rows, meta) -> None:
-    tag = "" if meta["args"]["solver"] == "highs" else "-" + meta["args"]["solver"]
+    tag = ("" if meta["args"]["solver"] == "highs" else "-" + meta["args"]["solver"]) + meta["args"].get("tag", "")
     (OUT / f"plate{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     a = meta["args"]
     doc = (f"# Plate et al. in its own setup ({len(rows)} nets, {a['solver']} 1 thread, limit {a['time_limit']:g} s, "
@@ -319,13 +321,15 @@ def main(argv=None):
     p.add_argument("--variability", default=None,
                    help="instead: solver-seed variability on these nets, e.g. reformer:2:plain,peaks:2:l1")
     p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--variants", default=None, help="a subset of the variants, e.g. ibp,obbt,obbt+paper,crown")
+    p.add_argument("--tag", default="", help="suffix of the output files")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.variability:
         variability(args, get_backend(args.solver))
         return
     if args.from_json:
-        tag = "" if args.solver == "highs" else "-" + args.solver
+        tag = ("" if args.solver == "highs" else "-" + args.solver) + args.tag
         saved = json.loads((OUT / f"plate{tag}.json").read_text())
         write(saved["rows"], saved["meta"])
         return
