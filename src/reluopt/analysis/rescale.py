@@ -18,6 +18,11 @@ floating point, so the rescaled bounds are exactly the scaled bounds and weights
 precision. A clipped-ReLU layer has one cap ``tau`` for all its neurons
 (``clip(s g, 0, s tau) = s clip(g, 0, tau)``), so it gets one factor for the whole layer
 and its cap is scaled with it (``Activation.uniform_scale`` and ``Activation.scaled``).
+
+That is the rule ``"pow2-unstable"``. The rule ``"paper"`` (``paper_scale_factors``) is the one
+ALGORITHMS.md section 3 states for Plate et al.: every hidden neuron, stable or not, scaled by
+the exact factor ``1 / (U - L)``. ``rescale=`` of ``build_problem_model`` and ``solve_mip``
+takes either name (True means ``"pow2-unstable"``); benchmarks/study_plate.py compares them.
 """
 
 from __future__ import annotations
@@ -25,11 +30,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..bounds import LayerBounds
-from ..milp.rescale import MAX_EXP, TINY_RANGE, apply_factors, rescale, rescale_bounds, scale_factors
+from ..milp.rescale import (
+    MAX_EXP,
+    RESCALE_RULES,
+    TINY_RANGE,
+    apply_factors,
+    paper_scale_factors,
+    rescale,
+    rescale_bounds,
+    rescale_rule,
+    scale_factors,
+)
 from ..network import Network
 
-__all__ = ["MAX_EXP", "TINY_RANGE", "apply_factors", "bigm_spread", "matrix_spread", "rescale", "rescale_bounds",
-           "scale_factors"]
+__all__ = ["MAX_EXP", "RESCALE_RULES", "TINY_RANGE", "apply_factors", "bigm_spread", "matrix_spread",
+           "paper_scale_factors", "rescale", "rescale_bounds", "rescale_rule", "scale_factors"]
 
 
 def bigm_spread(network: Network, bounds: LayerBounds, i: int = 0) -> dict:

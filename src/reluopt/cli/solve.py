@@ -202,6 +202,11 @@ def _check_option(item: str, key: str, value) -> None:
         return
     if kind == "bool":
         ok, what = isinstance(value, bool), "True or False"
+        if key == "rescale":   # a flag or a rule's name
+            from ..milp.rescale import RESCALE_RULES
+
+            ok = ok or value in RESCALE_RULES
+            what += f" or one of {', '.join(RESCALE_RULES)}"
     else:
         number = isinstance(value, int) if kind == "int" else isinstance(value, int | float) and math.isfinite(value)
         ok = number and not isinstance(value, bool) and (lo is None or value >= lo) and (hi is None or value <= hi)

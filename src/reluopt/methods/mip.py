@@ -25,6 +25,7 @@ from ..errors import ProblemError, SolverError
 from ..milp.backends import BACKENDS, ERROR, get_backend
 from ..milp.backends.base import SOLVER_MARGIN, widen
 from ..milp.formulation import build_problem_model
+from ..milp.rescale import rescale_rule
 from ..problem import Problem
 from ..result import (
     ABS_GAP,
@@ -117,7 +118,7 @@ def solve_mip(
     progress=None,
     incumbent=None,
     bounds: str | LayerBounds = "crown",
-    rescale: bool = False,
+    rescale: bool | str = False,
     threads: int = 1,
     start_samples: int = 256,
     abs_gap: float = ABS_GAP,
@@ -144,8 +145,10 @@ def solve_mip(
     bounds : str or LayerBounds, optional
         ``"crown"`` (default), ``"ibp"`` (the peers' choice, for comparison), ``"lp-obbt"`` or
         ``"mip-obbt"`` (tighter, costlier), or LayerBounds.
-    rescale : bool, optional
-        Build the model of the rescaled network (same function, better-conditioned big-M).
+    rescale : bool or str, optional
+        Build the model of the rescaled network (same function, better-conditioned big-M):
+        True or ``"pow2-unstable"`` (unstable neurons, powers of two), or ``"paper"`` (every
+        neuron by ``1 / (U - L)``, Plate et al. as in ALGORITHMS.md section 3).
     threads : int, optional
         Solver threads.
     start_samples : int, optional
@@ -164,6 +167,7 @@ def solve_mip(
         The certified result (status, incumbent, bound, statistics).
     """
     backend = get_backend(solver)   # an unknown name or a missing extra fails before any work
+    rescale_rule(rescale)           # so does an unknown rescaling rule
     anytime = Anytime(problem, "mip", time_limit, progress)
     sign = 1.0 if problem.sense == "max" else -1.0
     stats: dict = {}

@@ -440,20 +440,22 @@ def add_output_constraints(model: MilpModel, problem: Problem) -> None:
     model.add_rows(rows, -np.inf, problem.constraints.e)
 
 
-def build_problem_model(problem: Problem, bounds: LayerBounds, rescale: bool = False) -> MilpModel:
+def build_problem_model(problem: Problem, bounds: LayerBounds, rescale: bool | str = False) -> MilpModel:
     """The whole problem as ``max``: network, domain, output constraints and objective.
 
-    ``rescale=True`` builds the model of the rescaled network (``reluopt.analysis.rescale``:
-    each hidden neuron's bound range normalised by a power of two). It computes the same
-    function, so ``x`` and ``y`` columns mean the same; only ``h`` columns are scaled, and
-    ``model.network`` / ``model.bounds`` are the rescaled ones (MIP starts stay consistent).
+    ``rescale`` builds the model of the rescaled network (``reluopt.analysis.rescale``): True or
+    ``"pow2-unstable"`` normalises each unstable neuron's bound range by a power of two,
+    ``"paper"`` every neuron's by ``1 / (U - L)``. It computes the same function, so ``x`` and
+    ``y`` columns mean the same; only ``h`` columns are scaled, and ``model.network`` /
+    ``model.bounds`` are the rescaled ones (MIP starts stay consistent).
 
     Parameters
     ----------
     problem : Problem
     bounds : LayerBounds, optional
         Of one box (default: CROWN on the domain).
-    rescale : bool, optional
+    rescale : bool or str, optional
+        False, True or a name in ``milp.rescale.RESCALE_RULES``.
 
     Returns
     -------
@@ -464,15 +466,16 @@ def build_problem_model(problem: Problem, bounds: LayerBounds, rescale: bool = F
                            "reluopt.compute_bounds(network, lb, ub, 'crown')")
     if bounds.batch != 1:
         raise ProblemError("build_problem_model needs bounds of exactly one box")
-    network = problem.network
-    if rescale:
-        from .rescale import rescale as _rescale
-        from .rescale import rescale_bounds
+    from .rescale import rescale as _rescale
+    from .rescale import rescale_bounds, rescale_rule
 
-        network, factors = _rescale(network, bounds)
+    network, rule = problem.network, rescale_rule(rescale)
+    if rule is not None:
+        network, factors = _rescale(network, bounds, rule=rule)
         bounds = rescale_bounds(bounds, factors)
     model = build_network_model(network, problem.domain, bounds)
-    model.stats["rescaled"] = bool(rescale)
+    model.stats["rescaled"] = rule is not None
+    model.stats["rescale"] = rule or "none"
     add_output_constraints(model, problem)
     c, d = problem.max_form()
     model.set_objective_on_outputs(c, d)
