@@ -242,7 +242,8 @@ def main(argv=None) -> int:
             "only reluopt": len(rel_any - ref_any),
             "median s ref": statistics.median(ref_t) if ref_t else float("nan"),
             "median s reluopt": statistics.median(rel_t) if rel_t else float("nan"),
-            "median ratio reluopt/ref (both found)": statistics.median(b / a for a, b in both) if both else float("nan"),
+            "median ratio reluopt/ref (both found)":
+                statistics.median(b / a for a, b in both) if both else float("nan"),
             "ort ok": f"{sum(r['ref_ort'] == 'True' for r in rows) + sum(r['reluopt_ort'] == 'True' for r in rows)}"
                       f"/{len(ref_t) + len(rel_t)}",
         })

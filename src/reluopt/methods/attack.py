@@ -149,7 +149,8 @@ def checkpoints(steps: int) -> set[int]:
     p = [0.0, 0.22]
     while p[-1] < 1.0:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return {math.ceil(f * steps) for f in p[1:] if 0 < math.ceil(f * steps) < steps}
+    marks = (math.ceil(f * steps - 1e-9) for f in p[1:])
+    return {k for k in marks if 0 < k < steps}
 
 
 def ascend(value_grad: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], X: np.ndarray,

@@ -302,8 +302,10 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
             X = np.vstack([keep, lb + rng.random((restarts - keep.shape[0], lb.size)) * width])
             V = network.forward(X) @ C.T + e
             tau = tau_scale * float(np.std(V)) + 1e-12
-        best, values = ascend(lambda Z, t=tau: margin_gradient(network, Z, C, e, groups, t), X, proj, width,
-                              steps=steps, step=0.25, rng=rng, after_round=after_round)
+        def value_grad(Z: np.ndarray, t: float = tau) -> tuple[np.ndarray, np.ndarray]:
+            return margin_gradient(network, Z, C, e, groups, t)
+
+        best, values = ascend(value_grad, X, proj, width, steps=steps, step=0.25, rng=rng, after_round=after_round)
 
 
 def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
