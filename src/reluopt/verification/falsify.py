@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from ..errors import ProblemError
 from ..network import Network
 from ..objectives import MaxMin
+from ..parallel import one_blas_thread
 from ..problem import Domain, Problem
 from .property import Disjunct
 
@@ -273,17 +274,19 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     Found
         A counterexample was confirmed.
     """
-    from ..methods.attack import ascend, attack_starts, margin_gradient
+    from ..methods.attack import ascend, attack_starts, margin_gradient, margin_loss
 
     lb, ub = group[0].lb, group[0].ub
     C, e, groups = box_rows(group)
     problem = margin_problem(network, lb, ub, group[0].dj)
-    known = [p.best_x for p in group if p.best_x is not None]
-    X = attack_starts(problem, restarts, samples, rng, None, (C, e, groups))
-    if known:
-        X = np.vstack([np.array(known), X])[:restarts]
-    confirm_many(network, group, X, "falsification")
     width = ub - lb
+    known = [p.best_x for p in group if p.best_x is not None]
+    S = lb + rng.random((samples, lb.size)) * width       # checked before any bound is computed
+    confirm_many(network, group, S, "falsification")
+    best_s = S[np.argsort(-margin_loss(network.forward(S) @ C.T + e, groups)[0])[: max(restarts // 2, 1)]]
+    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups))
+    X = np.vstack(known + [X[: restarts - restarts // 2], best_s])[:restarts]
+    confirm_many(network, group, X, "falsification")
 
     def proj(Z: np.ndarray) -> np.ndarray:
         return np.clip(Z, lb, ub)
@@ -308,6 +311,7 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
         best, values = ascend(value_grad, X, proj, width, steps=steps, step=0.25, rng=rng, after_round=after_round)
 
 
+@one_blas_thread
 def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
             mip_seconds: float = 0.0, backend: str = "highs") -> None:
     """The margin attack (``attack_box``) on each box's open pairs together, then optionally a MIP.
