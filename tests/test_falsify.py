@@ -151,3 +151,13 @@ def test_mip_attack_finds_a_counterexample_the_solver_proves_exists():
     x = info.value.x
     assert info.value.method == "mip-attack" and p.dj.holds(net.forward(x[None, :]))[0]
     assert np.all(LB <= x) and np.all(x <= UB)
+
+
+def test_auto_runs_pgd_first_above_the_bab_dimension_only():
+    big = Problem.build(random_network([10, 12, 1], seed=2), -1, 1, maximize=0)
+    r = reluopt.solve(big, "auto", time_limit=4, heuristic_fraction=0.5)
+    assert [ph["method"] for ph in r.stats["phases"]][:3] == ["pgd", "ppga-lr", "sampling"]
+    assert r.value == pytest.approx(big.objective_values(r.x)[0], abs=1e-12)
+    small = Problem.build(random_network([2, 12, 1], seed=2), -1, 1, maximize=0)
+    r = reluopt.solve(small, "auto", time_limit=4, exact="mip", heuristic_fraction=0.5)
+    assert "pgd" not in [ph["method"] for ph in r.stats["phases"]]

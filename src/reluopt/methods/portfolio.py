@@ -45,6 +45,11 @@ def _label(phase: str, source: str) -> str:
     return source if source.startswith(phase) else f"{phase}:{source}"
 
 
+#: The heuristic phase of ``auto``. Above ``BAB_MAX_DIM`` inputs ``pgd`` (APGD on the
+#: objective's margin) runs first: on MNIST-FC margins its point was better than PPGA-LR's
+#: (benchmarks/results/falsify.md).
+DEFAULT_HEURISTICS = ("ppga-lr", "sampling")
+
 #: Largest input dimension for which ``auto`` picks branch and bound over the MIP. Input
 #: splitting halves one input per branch, so the boxes it needs grow exponentially with the
 #: dimension, while the MIP's size does not depend on it.
@@ -122,7 +127,7 @@ def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
 
 @certified_method
 def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
-               heuristic_fraction: float | None = None, heuristics=("ppga-lr", "sampling"),
+               heuristic_fraction: float | None = None, heuristics=None,
                exact: str | None = None, incumbent=None, **options) -> Result:
     """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
 
@@ -142,7 +147,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
         bound first runs alone for ``BAB_PROBE_NODES`` nodes, and a problem it closes there gets
         no heuristic phase.
     heuristics : sequence of str or str, optional
-        Heuristic methods, run in turn (a comma-separated string works too).
+        Heuristic methods, run in turn (a comma-separated string works too); default
+        ``DEFAULT_HEURISTICS``, with ``pgd`` first above ``BAB_MAX_DIM`` inputs.
     exact : str, optional
         The exact method (default `choose_exact`).
     incumbent : array_like, optional
@@ -163,6 +169,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     heuristic_fraction = 0.25 if heuristic_fraction is None else heuristic_fraction
     if not 0 <= heuristic_fraction <= 1:
         raise ProblemError(f"heuristic_fraction must be in [0, 1], got {heuristic_fraction}")
+    if heuristics is None:
+        heuristics = ("pgd", *DEFAULT_HEURISTICS) if problem.domain.dim > BAB_MAX_DIM else DEFAULT_HEURISTICS
     heuristics = [h.strip() for h in (heuristics.split(",") if isinstance(heuristics, str) else heuristics)
                   if h.strip()]
     exact_name = exact or choose_exact(problem)
