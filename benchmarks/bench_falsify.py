@@ -107,12 +107,12 @@ def reference_attack(net, prop, seed: int, restarts: int = 10, steps: int = 100)
 
 
 # ----------------------------------------------------------------- reluopt's falsifier
-def reluopt_attack(net, prop, seed: int, budget: float = 10.0):
+def reluopt_attack(net, prop, seed: int, budget: float = 10.0, mip_seconds: float = 0.0):
     """``falsify`` as ``verify`` calls it; returns (x, seconds) of the confirmed counterexample or None."""
     t0 = time.perf_counter()
     pairs = [Pair(b, k, box.lb, box.ub, dj) for b, box in enumerate(prop.boxes) for k, dj in enumerate(box.disjuncts)]
     try:
-        falsify(net, pairs, np.random.default_rng(seed), t0 + budget)
+        falsify(net, pairs, np.random.default_rng(seed), t0 + budget, mip_seconds=mip_seconds)
     except Found as found:
         return found.x, time.perf_counter() - t0
     return None
@@ -188,7 +188,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=("acasxu", "mnistfc", "deep", "all"), default="all")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--budget", type=float, default=10.0)
+    ap.add_argument("--budget", type=float, default=10.0, help="seconds of reluopt's falsify")
+    ap.add_argument("--mip-seconds", type=float, default=0.0, help="falsify's MIP attack per pair (0: none)")
     ap.add_argument("--only", default=None)
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,10 @@ def main(argv=None) -> int:
             prop = prop.check(net)
             for seed in args.seeds:
                 row = {"instance": name, "seed": seed}
-                runs = [("ref", reference_attack), ("reluopt", reluopt_attack)]
+                def ours(net, prop, seed):
+                    return reluopt_attack(net, prop, seed, args.budget, args.mip_seconds)
+
+                runs = [("ref", reference_attack), ("reluopt", ours)]
                 if seed % 2:            # alternate which runs first
                     runs.reverse()
                 for tag, fn in runs:
@@ -221,7 +225,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"[{suite}] {name} seed {seed}: ref {row['ref_s'] or '-'} ({row['ref_ort'] or '-'}) "
                       f"reluopt {row['reluopt_s'] or '-'} ({row['reluopt_ort'] or '-'})", flush=True)
-        with (OUT / f"falsify_{suite}.csv").open("w", newline="") as fh:
+        with (OUT / f"falsify_{suite}{'_mip' if args.mip_seconds else ''}.csv").open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)

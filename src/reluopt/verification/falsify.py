@@ -27,6 +27,11 @@ from ..problem import Domain, Problem
 from .property import Disjunct
 
 
+#: The MIP attack's model keeps only points whose margin is above ``-MIP_CUTOFF * (1 + scale)``
+#: (scale: the output bounds' and right-hand sides' magnitude), so the solver prunes the rest.
+MIP_CUTOFF = 1e-6
+
+
 @dataclass
 class Pair:
     """One (input box, output disjunct) pair of a property and what is known about it.
@@ -318,7 +323,8 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
 
     Each box gets an equal share of the time left; the attack stops at the first point where
     some disjunct's margins are all >= 0, which ``confirm`` checks exactly. With
-    ``mip_seconds > 0`` each pair still open then gets a short MIP attack (``mip_attack``).
+    ``mip_seconds > 0`` the pairs then get a short MIP attack each (``mip_attack``), the one
+with the largest margin found first.
 
     Parameters
     ----------
@@ -352,8 +358,8 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
             attack_box(network, group, rng, now + (deadline - now) / (len(boxes) - k), samples=samples)
         except ProblemError:      # e.g. a box whose interval bounds overflow: no attack, no claim
             continue
-    if mip_seconds > 0:
-        for p in pairs:
+    if mip_seconds > 0:       # the pairs closest to a counterexample first
+        for p in sorted(pairs, key=lambda q: -q.best_margin):
             left = deadline - time.perf_counter()
             if left <= 0:
                 return
@@ -361,7 +367,7 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
 
 
 def mip_attack(network: Network, pair: Pair, time_limit: float, backend="highs") -> str:
-    """A short MIP on the pair's margin (``max t``, ``t <= e_j - C_j y``), started at its best point.
+    """A short MIP on the pair's margin (``max t``, ``t <= e_j - C_j y``, ``t`` cut off just below 0).
 
     An attack, not a proof: it never changes ``pair.upper`` or closes the pair. Every
     incumbent the solver reports, and its final point, count only through ``confirm`` (a
@@ -402,15 +408,16 @@ def mip_attack(network: Network, pair: Pair, time_limit: float, backend="highs")
     if model.scaling_issue() is not None:
         return "skipped"
     lo, hi = bounds.out_lower[0], bounds.out_upper[0]
-    t_lo = float(np.min(e - np.where(C > 0, C * hi, C * lo).sum(axis=1)))
+    scale = float(np.max(np.abs(hi)) + np.max(np.abs(lo)) + np.max(np.abs(e), initial=0.0))
     t_hi = float(np.min(e - np.where(C > 0, C * lo, C * hi).sum(axis=1)))
+    t_lo = -MIP_CUTOFF * (1.0 + scale)   # only near-counterexamples are feasible: a search, not an optimum
     t_col = model.add_columns([t_lo], [max(t_hi, t_lo)], cost=[1.0])[0]
     rows = sp.lil_matrix((C.shape[0], model.n_cols))
     rows[:, t_col] = 1.0
     rows[:, model.y_cols] = C
     model.add_rows(rows.tocsr(), -np.inf, e)
     start = None
-    if pair.best_x is not None and np.isfinite(pair.best_margin):
+    if pair.best_x is not None and pair.best_margin >= t_lo:     # else not a point of this model
         start = model.point_to_columns(pair.best_x)
         start[t_col] = min(max(pair.best_margin, t_lo), max(t_hi, t_lo))
     found: list[np.ndarray] = []
