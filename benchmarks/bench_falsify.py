@@ -164,7 +164,7 @@ def robustness_vnnlib(x: np.ndarray, label: int, eps: float, n_out: int = 10) ->
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
     lo, hi = np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1)
     for i in range(x.size):
-        lines += [f"(assert (>= X_{i} {lo[i]!r}))", f"(assert (<= X_{i} {hi[i]!r}))"]
+        lines += [f"(assert (>= X_{i} {float(lo[i])!r}))", f"(assert (<= X_{i} {float(hi[i])!r}))"]
     lines.append("(assert (or " + " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label) + "))")
     return "\n".join(lines)
 

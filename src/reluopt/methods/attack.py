@@ -29,7 +29,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import linprog
 
 from ..bounds import compute_bounds, linear_output_bounds
 from ..certificate import certified_method
@@ -39,7 +38,8 @@ from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from .points import as_incumbent, project
+from ..milp.backends.highs import model_status, new_highs, run_ok
+from .points import add_dense_rows, as_incumbent, highs_inf, project
 
 #: Time limit when none is given (seconds).
 DEFAULT_TIME_LIMIT = 10.0
@@ -156,7 +156,7 @@ def checkpoints(steps: int) -> set[int]:
 def ascend(value_grad: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], X: np.ndarray,
            proj: Callable[[np.ndarray], np.ndarray], width: np.ndarray, *, steps: int, step: float,
            rng: np.random.Generator, noise: float = 0.0,
-           after_round: Callable[[np.ndarray], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           after_round: Callable[[np.ndarray, np.ndarray], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """APGD ascent of every row of ``X`` (see the module docstring), vectorised over the rows.
 
     Parameters
@@ -179,7 +179,8 @@ def ascend(value_grad: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], X:
         Standard deviation of Gaussian noise added to each step (fraction of the width),
         decaying linearly to 0.
     after_round : callable, optional
-        Called with the new points after each round; returning True stops the ascent.
+        Called with the new points and their losses after each round; returning True stops
+        the ascent.
 
     Returns
     -------
@@ -209,7 +210,7 @@ def ascend(value_grad: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], X:
         up = vn > best_v
         best_x[up], best_v[up] = Xn[up], vn[up]
         prev, X, v, g = X, Xn, vn, gn
-        if after_round is not None and after_round(Xn):
+        if after_round is not None and after_round(Xn, vn):
             break
         if it + 1 in marks:
             stall = (wins < RHO * (it + 1 - last_mark)) | ((eta == eta_at_mark)[:, 0] & (best_v <= best_at_mark))
@@ -241,17 +242,14 @@ def maximin_point(lam: np.ndarray, const: np.ndarray, lb: np.ndarray, ub: np.nda
     R, d = lam.shape
     if R == 1:
         return np.where(lam[0] > 0, ub, lb)
-    cost = np.zeros(d + 1)
-    cost[-1] = -1.0                       # maximise t
-    A = np.hstack([-lam, np.ones((R, 1))])  # t - lam_r x <= const_r
-    bnds = list(zip(lb, ub, strict=True)) + [(None, None)]
-    try:
-        res = linprog(cost, A_ub=A, b_ub=const, bounds=bnds, method="highs")
-    except ValueError:
+    h = new_highs(1)
+    h.addVars(d + 1, highs_inf(np.append(lb, -np.inf)), highs_inf(np.append(ub, np.inf)))
+    h.changeColsCost(1, np.array([d], dtype=np.int32), np.array([-1.0]))    # maximise t
+    add_dense_rows(h, np.hstack([-lam, np.ones((R, 1))]), np.full(R, -np.inf), const)   # t - lam_r x <= const_r
+    ok, _ = run_ok(h)
+    if not ok or model_status(h) != "optimal":
         return None
-    if res.status != 0 or res.x is None:
-        return None
-    return np.clip(res.x[:d], lb, ub)
+    return np.clip(np.array(h.getSolution().col_value)[:d], lb, ub)
 
 
 def relaxation_starts(network: Network, lb: np.ndarray, ub: np.ndarray, C: np.ndarray, e: np.ndarray,
@@ -390,7 +388,7 @@ def solve_pgd(problem: Problem, *, time_limit: float | None = None, seed: int = 
     def reached() -> bool:
         return target is not None and anytime.value is not None and sign * anytime.value >= target
 
-    def after_round(X: np.ndarray) -> bool:
+    def after_round(X: np.ndarray, values: np.ndarray) -> bool:
         anytime.offer(X, "pgd")
         counter["rounds"] += 1
         return reached() or anytime.out_of_time()

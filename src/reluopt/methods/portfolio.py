@@ -1,6 +1,7 @@
 """``method="auto"``: a heuristic phase, then an exact method warm-started from its best point.
 
-The heuristic phase (default: PPGA-LR then sampling LP, sharing ``heuristic_fraction`` =
+The heuristic phase (default: PPGA-LR then sampling LP, with ``pgd`` first above
+``BAB_MAX_DIM`` inputs, sharing ``heuristic_fraction`` =
 25% of the budget, at most ``BAB_HEURISTIC_SECONDS`` before branch and bound; each heuristic
 starts from the best point so far) finds a good point fast. The exact phase gets the rest:
 branch and bound (``bab``) when the input has at most ``BAB_MAX_DIM`` = 8 dimensions and

@@ -259,9 +259,10 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     """APGD on the margin of a box's disjunction (``max`` over its pairs of their smallest margin).
 
     Two batches of ``restarts`` starts: the first from the attack's starts (best points so
-    far, centre, CROWN's relaxation points and corners, best samples) on the hard margin;
-    the second from the first's best points and fresh random ones on the smooth margin.
-    Every round's points go through ``confirm_many``.
+    far, centre, CROWN's relaxation points and corners, best samples), ``steps`` rounds on
+    the hard margin; the second from the first's best points and fresh random ones,
+    ``steps // 2`` rounds on the smooth margin. Points whose margin is within round-off of
+    0, and each start's best point, go through ``confirm_many``.
 
     Parameters
     ----------
@@ -272,7 +273,8 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     deadline : float
         ``time.perf_counter()`` value to stop at.
     restarts, steps, samples : int
-        Starts per batch, rounds per batch, uniform samples among which the best become starts.
+        Starts per batch, rounds of the first batch, uniform samples among which the best
+        become starts.
 
     Raises
     ------
@@ -287,8 +289,9 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     width = ub - lb
     known = [p.best_x for p in group if p.best_x is not None]
     S = lb + rng.random((samples, lb.size)) * width       # checked before any bound is computed
-    confirm_many(network, group, S, "falsification")
-    best_s = S[np.argsort(-margin_loss(network.forward(S) @ C.T + e, groups)[0])[: max(restarts // 2, 1)]]
+    vals = margin_loss(network.forward(S) @ C.T + e, groups)[0]
+    best_s = S[np.argsort(-vals)[: max(restarts // 2, 1)]]
+    confirm_many(network, group, np.vstack([S[vals >= -1e-6 * (1.0 + np.abs(vals))], best_s]), "falsification")
     X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups))
     X = np.vstack(known + [X[: restarts - restarts // 2], best_s])[:restarts]
     confirm_many(network, group, X, "falsification")
@@ -296,12 +299,14 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     def proj(Z: np.ndarray) -> np.ndarray:
         return np.clip(Z, lb, ub)
 
-    def after_round(Z: np.ndarray) -> bool:
-        confirm_many(network, group, Z, "falsification")
+    def after_round(Z: np.ndarray, values: np.ndarray) -> bool:
+        near = values >= -1e-6 * (1.0 + np.abs(values))    # only these can be counterexamples
+        if near.any():
+            confirm_many(network, group, Z[near], "falsification")
         return time.perf_counter() >= deadline
 
     best, values = X, np.zeros(0)
-    for tau_scale in (0.0, 0.05):
+    for tau_scale, rounds in ((0.0, steps), (0.05, steps // 2)):
         if time.perf_counter() >= deadline:
             return
         tau = 0.0
@@ -310,13 +315,15 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
             X = np.vstack([keep, lb + rng.random((restarts - keep.shape[0], lb.size)) * width])
             V = network.forward(X) @ C.T + e
             tau = tau_scale * float(np.std(V)) + 1e-12
+
         def value_grad(Z: np.ndarray, t: float = tau) -> tuple[np.ndarray, np.ndarray]:
             return margin_gradient(network, Z, C, e, groups, t)
 
-        best, values = ascend(value_grad, X, proj, width, steps=steps, step=0.25, rng=rng, after_round=after_round)
+        best, values = ascend(value_grad, X, proj, width, steps=max(rounds, 1), step=0.25, rng=rng,
+                              after_round=after_round)
+        confirm_many(network, group, best, "falsification")     # the best points, for the exact phase
 
 
-@one_blas_thread
 def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
             mip_seconds: float = 0.0, backend: str = "highs") -> None:
     """The margin attack (``attack_box``) on each box's open pairs together, then optionally a MIP.
