@@ -33,12 +33,12 @@ import numpy as np
 from ..bounds import compute_bounds, linear_output_bounds
 from ..certificate import certified_method
 from ..errors import ProblemError
+from ..milp.backends.highs import model_status, new_highs, run_ok
 from ..network import Network
 from ..parallel import single_threaded_blas
 from ..problem import Problem
 from ..result import Result, interruptible
 from ..tracker import Anytime
-from ..milp.backends.highs import model_status, new_highs, run_ok
 from .points import add_dense_rows, as_incumbent, highs_inf, project
 
 #: Time limit when none is given (seconds).

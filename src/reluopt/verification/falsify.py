@@ -22,10 +22,8 @@ import scipy.sparse as sp
 from ..errors import ProblemError
 from ..network import Network
 from ..objectives import MaxMin
-from ..parallel import one_blas_thread
 from ..problem import Domain, Problem
 from .property import Disjunct
-
 
 #: The MIP attack's model keeps only points whose margin is above ``-MIP_CUTOFF * (1 + scale)``
 #: (scale: the output bounds' and right-hand sides' magnitude), so the solver prunes the rest.
