@@ -169,7 +169,7 @@ def robustness_vnnlib(x: np.ndarray, label: int, eps: float, n_out: int = 10) ->
     return "\n".join(lines)
 
 
-def instances(suite: str):
+def instances(suite: str, images: int = 20):
     """(name, onnx path, Property) per instance."""
     if suite in ("acasxu", "mnistfc"):
         for onnx, vnnlib, _ in read_instances(DATA / suite / f"{suite}_instances.csv"):
@@ -178,7 +178,7 @@ def instances(suite: str):
         path, X, y = deep_digits()
         net = load_model(path)
         pred = np.argmax(net.forward(X), axis=1)
-        chosen = [i for i in range(len(y)) if pred[i] == y[i]][:20]
+        chosen = [i for i in range(len(y)) if pred[i] == y[i]][:images]
         for eps in EPS_DEEP:
             for i in chosen:
                 yield f"img{i}_eps{eps}", path, parse_vnnlib(robustness_vnnlib(X[i], int(y[i]), eps))
@@ -191,6 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=10.0, help="seconds of reluopt's falsify")
     ap.add_argument("--mip-seconds", type=float, default=0.0, help="falsify's MIP attack per pair (0: none)")
     ap.add_argument("--only", default=None)
+    ap.add_argument("--images", type=int, default=20, help="deep suite: test images per eps")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     checker = OrtChecker()
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     for suite in suites:
         rows = []
         models: dict = {}
-        for name, onnx, prop in instances(suite):
+        for name, onnx, prop in instances(suite, args.images):
             if args.only and args.only not in name:
                 continue
             if onnx not in models:
