@@ -1,6 +1,7 @@
 """``method="auto"``: a heuristic phase, then an exact method warm-started from its best point.
 
-The heuristic phase (default: PPGA-LR then sampling LP, sharing ``heuristic_fraction`` =
+The heuristic phase (default: PPGA-LR then sampling LP, with ``pgd`` first above
+``BAB_MAX_DIM`` inputs, sharing ``heuristic_fraction`` =
 25% of the budget, at most ``BAB_HEURISTIC_SECONDS`` before branch and bound; each heuristic
 starts from the best point so far) finds a good point fast. The exact phase gets the rest,
 by the splitting rule (``exact_method``): on a bounded box, input splitting (``bab``) up to
@@ -45,6 +46,11 @@ from .region import DEFAULT_TIME_LIMIT
 def _label(phase: str, source: str) -> str:
     return source if source.startswith(phase) else f"{phase}:{source}"
 
+
+#: The heuristic phase of ``auto``. Above ``BAB_MAX_DIM`` inputs ``pgd`` (APGD on the
+#: objective's margin) runs first: on MNIST-FC margins its point was better than PPGA-LR's
+#: (benchmarks/results/falsify.md).
+DEFAULT_HEURISTICS = ("ppga-lr", "sampling")
 
 #: The splitting rule of ``auto`` and ``verify`` (``exact_method``, stated once here), on a
 #: bounded box. A *plain* problem (plain ReLU hidden layers, a linear or ``MaxMin`` objective,
@@ -189,7 +195,7 @@ def merge_histories(problem: Problem, phases: list[tuple[str, float, Result]]):
 
 @certified_method
 def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int = 0, progress=None,
-               heuristic_fraction: float | None = None, heuristics=("ppga-lr", "sampling"),
+               heuristic_fraction: float | None = None, heuristics=None,
                exact: str | None = None, incumbent=None, **options) -> Result:
     """Heuristics for ``heuristic_fraction`` of the budget, then ``exact`` warm-started.
 
@@ -209,7 +215,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
         bound first runs alone for ``BAB_PROBE_NODES`` nodes, and a problem it closes there gets
         no heuristic phase.
     heuristics : sequence of str or str, optional
-        Heuristic methods, run in turn (a comma-separated string works too).
+        Heuristic methods, run in turn (a comma-separated string works too); default
+        ``DEFAULT_HEURISTICS``, with ``pgd`` first above ``BAB_MAX_DIM`` inputs.
     exact : str, optional
         The exact method (default `choose_exact`).
     incumbent : array_like, optional
@@ -230,6 +237,8 @@ def solve_auto(problem: Problem, *, time_limit: float | None = None, seed: int =
     heuristic_fraction = 0.25 if heuristic_fraction is None else heuristic_fraction
     if not 0 <= heuristic_fraction <= 1:
         raise ProblemError(f"heuristic_fraction must be in [0, 1], got {heuristic_fraction}")
+    if heuristics is None:
+        heuristics = ("pgd", *DEFAULT_HEURISTICS) if problem.domain.dim > BAB_MAX_DIM else DEFAULT_HEURISTICS
     heuristics = [h.strip() for h in (heuristics.split(",") if isinstance(heuristics, str) else heuristics)
                   if h.strip()]
     exact_name = exact or choose_exact(problem)

@@ -6,7 +6,8 @@ phase (sampling, gradient ascent, bound maximisers, branch and bound, MIP incumb
 through ``confirm``: clipped to the box, rounded to float32 where that stays inside, checked
 by a forward pass with the exact VNN-LIB semantics and, when they hold, polished to a larger
 margin; a confirmed point ends the search by raising ``Found``. ``falsify`` is the cheap
-attack run before the exact phase: the solve layer's ``pgd`` on each pair's ``margin_problem``.
+attack run before the exact phase: the ``pgd`` method's APGD on the margin of each box's
+whole disjunction (``attack_box``), then optionally a short MIP per pair (``mip_attack``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import ProblemError
 from ..network import Network
 from ..objectives import MaxMin
 from ..problem import Domain, Problem
 from .property import Disjunct
+
+#: The MIP attack's model keeps only points whose margin is above ``-MIP_CUTOFF * (1 + scale)``
+#: (scale: the output bounds' and right-hand sides' magnitude), so the solver prunes the rest.
+MIP_CUTOFF = 1e-6
 
 
 @dataclass
@@ -224,12 +230,106 @@ def margin_problem(network: Network, lb: np.ndarray, ub: np.ndarray, dj: Disjunc
     return Problem(network, Domain(lb, ub), MaxMin(-dj.C, dj.e))
 
 
-def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float) -> None:
-    """The solve layer's attack (``method="pgd"``) on each pair's margin problem, in turn.
+def box_rows(group: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The margins of all pairs on one box as the attack's rows: ``(C, e, groups)`` of ``e - C y``.
 
-    Each pair gets an equal share of the time left and one batch of starts (the attack's
-    sampled, CROWN-corner and random starts, sign-gradient ascent of the smallest margin); it
-    stops at the first point with margin >= 0, which ``confirm`` checks exactly.
+    Parameters
+    ----------
+    group : list of Pair
+        Pairs on the same box, each with at least one atom.
+
+    Returns
+    -------
+    C : numpy.ndarray, shape (R, m)
+        Rows ``-C_j`` of every disjunct, so that a row's value ``C y + e`` is its margin.
+    e : numpy.ndarray, shape (R,)
+    groups : numpy.ndarray of int, shape (R,)
+        The position in ``group`` of each row's pair.
+    """
+    C = np.vstack([-p.dj.C for p in group])
+    e = np.concatenate([p.dj.e for p in group])
+    groups = np.concatenate([np.full(p.dj.C.shape[0], k, dtype=np.intp) for k, p in enumerate(group)])
+    return C, e, groups
+
+
+def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, deadline: float,
+               restarts: int = 48, steps: int = 80, samples: int = 128) -> None:
+    """APGD on the margin of a box's disjunction (``max`` over its pairs of their smallest margin).
+
+    Two batches of ``restarts`` starts: the first from the attack's starts (best points so
+    far, centre, CROWN's relaxation points and corners, best samples), ``steps`` rounds on
+    the hard margin; the second from the first's best points and fresh random ones,
+    ``steps // 2`` rounds on the smooth margin. Points whose margin is within round-off of
+    0, and each start's best point, go through ``confirm_many``.
+
+    Parameters
+    ----------
+    network : Network
+    group : list of Pair
+        Pairs on one box, each with at least one atom; updated in place (best points).
+    rng : numpy.random.Generator
+    deadline : float
+        ``time.perf_counter()`` value to stop at.
+    restarts, steps, samples : int
+        Starts per batch, rounds of the first batch, uniform samples among which the best
+        become starts.
+
+    Raises
+    ------
+    Found
+        A counterexample was confirmed.
+    """
+    from ..methods.attack import ascend, attack_starts, margin_gradient, margin_loss
+
+    lb, ub = group[0].lb, group[0].ub
+    C, e, groups = box_rows(group)
+    problem = margin_problem(network, lb, ub, group[0].dj)
+    width = ub - lb
+    known = [p.best_x for p in group if p.best_x is not None]
+    S = lb + rng.random((samples, lb.size)) * width       # checked before any bound is computed
+    vals = margin_loss(network.forward(S) @ C.T + e, groups)[0]
+    best_s = S[np.argsort(-vals)[: max(restarts // 2, 1)]]
+    confirm_many(network, group, np.vstack([S[vals >= -1e-6 * (1.0 + np.abs(vals))], best_s]), "falsification")
+    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups))
+    X = np.vstack(known + [X[: restarts - restarts // 2], best_s])[:restarts]
+    confirm_many(network, group, X, "falsification")
+
+    def proj(Z: np.ndarray) -> np.ndarray:
+        return np.clip(Z, lb, ub)
+
+    def after_round(Z: np.ndarray, values: np.ndarray) -> bool:
+        near = values >= -1e-6 * (1.0 + np.abs(values))    # only these can be counterexamples
+        if near.any():
+            confirm_many(network, group, Z[near], "falsification")
+        return time.perf_counter() >= deadline
+
+    best, values = X, np.zeros(0)
+    for tau_scale, rounds in ((0.0, steps), (0.05, steps // 2)):
+        if time.perf_counter() >= deadline:
+            return
+        tau = 0.0
+        if tau_scale > 0:
+            keep = best[np.argsort(-values)[: restarts // 4]]
+            X = np.vstack([keep, lb + rng.random((restarts - keep.shape[0], lb.size)) * width])
+            V = network.forward(X) @ C.T + e
+            tau = tau_scale * float(np.std(V)) + 1e-12
+
+        def value_grad(Z: np.ndarray, t: float = tau) -> tuple[np.ndarray, np.ndarray]:
+            return margin_gradient(network, Z, C, e, groups, t)
+
+        best, values = ascend(value_grad, X, proj, width, steps=max(rounds, 1), step=0.25, rng=rng,
+                              after_round=after_round)
+        confirm_many(network, group, best, "falsification")     # the best points, for the exact phase
+
+
+def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
+            mip_seconds: float = 0.0, backend: str = "highs") -> None:
+    """The margin attack (``attack_box``) on each box's open pairs together, then optionally a MIP.
+
+    Each box gets an equal share of the time left; the attack stops at the first point where
+    some disjunct's margins are all >= 0, which ``confirm`` checks exactly. With
+    ``mip_seconds > 0`` the pairs then get a short MIP attack each (``mip_attack``), the one
+with the largest margin found first.
 
     Parameters
     ----------
@@ -238,28 +338,105 @@ def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadl
         The open pairs; updated in place (best points).
     rng : numpy.random.Generator
     deadline : float
-        ``time.perf_counter()`` value to stop at; the time left is shared among the pairs.
+        ``time.perf_counter()`` value to stop at; the time left is shared among the boxes.
+    mip_seconds : float, default 0
+        Time cap of each pair's MIP attack (0: none).
+    backend : str, default "highs"
+        The MILP back-end of the MIP attack (``milp.backends.get_backend``).
 
     Raises
     ------
     Found
         A counterexample was confirmed.
     """
-    from ..methods.attack import solve_pgd
-
     samples = 4096 if network.input_dim <= 16 else 128
     for p in pairs:
         if p.dj.C.shape[0] == 0:   # no output atom: any point of the box is unsafe
             confirm(network, p, ((p.lb + p.ub) / 2)[None, :], "falsification")
-    for k, p in enumerate(pairs):
+    boxes = sorted({p.box for p in pairs})
+    for k, b in enumerate(boxes):
         now = time.perf_counter()
         if now >= deadline:
             return
+        group = [p for p in pairs if p.box == b]
         try:
-            res = solve_pgd(margin_problem(network, p.lb, p.ub, p.dj), time_limit=(deadline - now) / (len(pairs) - k),
-                            seed=int(rng.integers(2**31)), incumbent=p.best_x, restarts=48, steps=80,
-                            samples=samples, stop_above=0.0, batches=1)
+            attack_box(network, group, rng, now + (deadline - now) / (len(boxes) - k), samples=samples)
         except ProblemError:      # e.g. a box whose interval bounds overflow: no attack, no claim
             continue
-        if res.x is not None:
-            confirm(network, p, res.x[None, :], "falsification")
+    if mip_seconds > 0:       # the pairs closest to a counterexample first
+        for p in sorted(pairs, key=lambda q: -q.best_margin):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            mip_attack(network, p, min(mip_seconds, left), backend)
+
+
+def mip_attack(network: Network, pair: Pair, time_limit: float, backend="highs") -> str:
+    """A short MIP on the pair's margin (``max t``, ``t <= e_j - C_j y``, ``t`` cut off just below 0).
+
+    An attack, not a proof: it never changes ``pair.upper`` or closes the pair. Every
+    incumbent the solver reports, and its final point, count only through ``confirm`` (a
+    forward pass with the exact VNN-LIB semantics); a failed run (status ``error``) ends
+    with no claim.
+
+    Parameters
+    ----------
+    network : Network
+    pair : Pair
+        Updated in place (best point).
+    time_limit : float
+        Seconds for the solver.
+    backend : str or Backend, default "highs"
+        A name for ``milp.backends.get_backend``, or a back-end object.
+
+    Returns
+    -------
+    str
+        The solver's status (``error`` on a failed run), or ``skipped`` when the model is
+        badly scaled or the pair has no atom.
+
+    Raises
+    ------
+    Found
+        A point the solver found is a counterexample.
+    """
+    from ..bounds import compute_bounds
+    from ..milp.backends import get_backend
+    from ..milp.formulation import build_network_model
+
+    C, e = pair.dj.C, pair.dj.e
+    if C.shape[0] == 0:
+        return "skipped"
+    solver = get_backend(backend) if isinstance(backend, str) else backend
+    bounds = compute_bounds(network, pair.lb, pair.ub, "crown")
+    model = build_network_model(network, Domain(pair.lb, pair.ub), bounds)
+    if model.scaling_issue() is not None:
+        return "skipped"
+    lo, hi = bounds.out_lower[0], bounds.out_upper[0]
+    scale = float(np.max(np.abs(hi)) + np.max(np.abs(lo)) + np.max(np.abs(e), initial=0.0))
+    t_hi = float(np.min(e - np.where(C > 0, C * lo, C * hi).sum(axis=1)))
+    t_lo = -MIP_CUTOFF * (1.0 + scale)   # only near-counterexamples are feasible: a search, not an optimum
+    t_col = model.add_columns([t_lo], [max(t_hi, t_lo)], cost=[1.0])[0]
+    rows = sp.lil_matrix((C.shape[0], model.n_cols))
+    rows[:, t_col] = 1.0
+    rows[:, model.y_cols] = C
+    model.add_rows(rows.tocsr(), -np.inf, e)
+    start = None
+    if pair.best_x is not None and pair.best_margin >= t_lo:     # else not a point of this model
+        start = model.point_to_columns(pair.best_x)
+        start[t_col] = min(max(pair.best_margin, t_lo), max(t_hi, t_lo))
+    found: list[np.ndarray] = []
+
+    def on_improvement(obj, values):
+        if len(values) == model.n_cols:
+            x = np.clip(model.columns_to_point(values), pair.lb, pair.ub)
+            if pair.dj.holds(network.forward(x[None, :]))[0]:
+                found.append(x)
+
+    out = solver.solve(model, time_limit=max(time_limit, 1e-3), mip_start=start, on_improvement=on_improvement,
+                       should_stop=lambda: bool(found))
+    if found:
+        confirm(network, pair, np.array(found), "mip-attack")
+    if out.values is not None and len(out.values) == model.n_cols:
+        confirm(network, pair, model.columns_to_point(out.values)[None, :], "mip-attack")
+    return out.status
