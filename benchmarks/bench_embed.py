@@ -454,7 +454,8 @@ def _gurobi_run(inst: Instance, time_limit: float, embed) -> dict:
 def run_reluopt_gurobi(inst: Instance, time_limit: float, **options) -> dict:
     from reluopt.embed.gurobipy import add_network_constr
 
-    return _gurobi_run(inst, time_limit, lambda m, x: add_network_constr(m, inst.net, x.tolist(), **options).output_vars)
+    return _gurobi_run(inst, time_limit,
+                       lambda m, x: add_network_constr(m, inst.net, x.tolist(), **options).output_vars)
 
 
 def run_gurobiml(inst: Instance, time_limit: float) -> dict:

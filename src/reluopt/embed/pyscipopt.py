@@ -54,7 +54,11 @@ def _variables(pyscipopt, model, variables, what: str) -> list:
 def _input_rows(model, xs: list):
     """The linear constraints of ``model`` on the input variables alone, as ``A x <= b``."""
     where = {v.ptr(): i for i, v in enumerate(xs)}
-    rows, cols, vals, lo, hi = [], [], [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
     inf = model.infinity()
     for cons in model.getConss():
         if cons.getConshdlrName() != "linear":
