@@ -1,8 +1,14 @@
 """Embed a network in a pyscipopt model (the ``scip`` extra): ``add_network_constr``.
 
 The formulation's columns become SCIP variables named ``{name}.h0[3]`` and so on, its rows
-linear constraints; ``formulation='sos1'`` adds one SOS1 constraint per unstable ReLU neuron
-(``addConsSOS1``), ``'indicator'`` two indicator constraints on its binary (``addConsIndicator``).
+linear constraints; ``formulation='sos1'`` (the default here) adds one SOS1 constraint per
+unstable ReLU neuron (``addConsSOS1``), ``'bigm'`` a binary and big-M rows instead,
+``'indicator'`` two indicator constraints on its binary (``addConsIndicator``).
+
+Why SOS1 by default on SCIP (and big-M on HiGHS and Gurobi): SCIP branches on the SOS1 pairs
+directly and its propagation of them is strong, while on the big-M rows of the same bounds it
+proves far less in the same time; benchmarks/results/embed.md has the measurements (the
+``reluopt-scip-bigm`` and ``reluopt-scip-sos1`` rows).
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ def _input_rows(model, xs: list):
     return constraints_on_inputs(A, lo, hi, list(range(len(xs))))
 
 
-def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", formulation: str = "bigm",
+def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", formulation: str = "sos1",
                        bound_options: dict | None = None, name: str = "nn", input_constraints="model",
                        rescale: bool = False) -> ScipNetworkConstr:
     """Add ``y = network(x)`` to the SCIP model ``model`` with reluopt's formulation.
@@ -97,7 +103,8 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
     bounds : str, optional
         The neuron bound method, one of ``reluopt.bounds.BOUND_METHODS`` (default 'crown').
     formulation : str, optional
-        'bigm' (default), 'sos1' or 'indicator' (for ReLU neurons; see ``reluopt.embed.FORMULATIONS``).
+        'sos1' (default on SCIP: see the module's note), 'bigm' or 'indicator' (for ReLU neurons;
+        see ``reluopt.embed.FORMULATIONS``).
     bound_options : dict, optional
         Options of ``reluopt.compute_bounds``.
     name : str, optional
