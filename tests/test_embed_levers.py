@@ -194,7 +194,8 @@ def test_constraints_on_inputs_reads_only_input_rows():
     assert np.array_equal(A_in, [[1, 2, 0], [-1, -2, 0], [0, 3, 0], [0, -3, 0]])
     assert np.array_equal(b_in, [4, 1, 2, -2])
     assert constraints_on_inputs(A[1:2], [-np.inf], [1.0], [0, 1]) == (None, None)
-    assert resolve_constraints(None, lambda: pytest.fail("not read")) == (None, None)
+    assert resolve_constraints(None, lambda: pytest.fail("not read"), "lp-obbt") == (None, None)
+    assert resolve_constraints("model", lambda: pytest.fail("not read"), "crown") == (None, None)
 
 
 # ----------------------------------------------------------------------------- ownership

@@ -65,8 +65,14 @@ def constraints_on_inputs(A, row_lower, row_upper, input_cols) -> tuple[np.ndarr
     return np.array(rows), np.array(rhs)
 
 
-def resolve_constraints(input_constraints, read_model) -> tuple[np.ndarray | None, np.ndarray | None]:
+#: The bound methods that use linear constraints on the inputs (the others bound the whole box).
+USES_CONSTRAINTS = ("lp-obbt", "mip-obbt")
+
+
+def resolve_constraints(input_constraints, read_model, bounds: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(A, b)`` from an embedding call's ``input_constraints``: 'model' (``read_model()``), None or a pair.
+
+    The model is read only when the bound method uses constraints (`USES_CONSTRAINTS`).
 
     Parameters
     ----------
@@ -74,6 +80,8 @@ def resolve_constraints(input_constraints, read_model) -> tuple[np.ndarray | Non
         'model', None or ``(A, b)``.
     read_model : callable
         Returns ``(A, b)`` (or ``(None, None)``) read from the user's model.
+    bounds : str
+        The bound method.
 
     Returns
     -------
@@ -84,7 +92,7 @@ def resolve_constraints(input_constraints, read_model) -> tuple[np.ndarray | Non
     if isinstance(input_constraints, str):
         if input_constraints != "model":
             raise ProblemError(f"input_constraints must be 'model', None or a pair (A, b), got {input_constraints!r}")
-        return read_model()
+        return read_model() if bounds in USES_CONSTRAINTS else (None, None)
     try:
         A, b = input_constraints
     except (TypeError, ValueError):

@@ -126,7 +126,7 @@ def add_network_constr(h: highspy.Highs, network, x, y=None, *, bounds: str = "c
         check_count("output", len(yc), net.output_dim, net)
     _, _, _, lower, upper, _ = h.getCols(len(xc), np.asarray(xc, dtype=np.int32))
     lb, ub = input_box(lower, upper, [f"column {j} ({h.getColName(j)[1] or 'unnamed'})" for j in xc], _INF)
-    A, b = resolve_constraints(input_constraints, lambda: _input_rows(h, xc))
+    A, b = resolve_constraints(input_constraints, lambda: _input_rows(h, xc), bounds)
     emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
                     rescale=rescale)
     model = emb.model

@@ -136,7 +136,7 @@ class NetworkBlockData(BlockData):
         if ys is not None:
             check_count("output", len(ys), net.output_dim, net)
         lb, ub = input_box([v.lb for v in xs], [v.ub for v in xs], [v.name for v in xs])
-        A, b = resolve_constraints(input_constraints, lambda: _input_rows(self.model(), xs, self))
+        A, b = resolve_constraints(input_constraints, lambda: _input_rows(self.model(), xs, self), bounds)
         emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
                         rescale=rescale)
         mm = emb.model

@@ -130,7 +130,7 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
         check_count("output", len(ys), net.output_dim, net)
     lb, ub = input_box([v.getLbOriginal() for v in xs], [v.getUbOriginal() for v in xs], [v.name for v in xs],
                        model.infinity())
-    A, b = resolve_constraints(input_constraints, lambda: _input_rows(model, xs))
+    A, b = resolve_constraints(input_constraints, lambda: _input_rows(model, xs), bounds)
     emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
                     rescale=rescale)
     mm = emb.model
