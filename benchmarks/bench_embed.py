@@ -1,40 +1,48 @@
 """The same user model, the same solver, one thread: the peers' embeddings against reluopt.embed.
 
-Each instance is a user's model (input variables with bounds, perhaps an integer variable,
-linear rows over inputs, integer and outputs, a linear objective with costs on the inputs)
-into which one network is put by each tool's own call:
+Each instance is a user's model (input variables with bounds, perhaps extra variables, some
+integer, linear rows, a linear objective with costs on the inputs) into which one network is
+put by each tool's own call. Rows on the inputs alone are added before the network (so that
+reluopt's ``input_constraints='model'`` can read them), the others after it.
 
-- HiGHS: ``reluopt`` (``reluopt.embed.highspy.add_network_constr``), ``reluopt-pyomo``
-  (``reluopt.embed.pyomo.add_network_block`` solved by Pyomo's appsi HiGHS), ``omlt-bigm`` and
-  ``omlt-partition`` (OMLT's ``ReluBigMFormulation`` and ``ReluPartitionFormulation`` in an
-  ``OmltBlock``, appsi HiGHS), ``highsml`` (highs-ml's ``add_predictor_constr`` on the network
-  as ONNX; it takes single-output networks only, so a two-output network enters as one
-  single-output copy per output, which is what its user has to do);
-- SCIP: ``reluopt-scip`` (big-M) and ``reluopt-scip-sos1`` (``formulation="sos1"``) against
-  ``scipml`` (PySCIPOpt-ML on the network as a torch module, its default SOS1 formulation);
+- HiGHS: ``reluopt`` (``reluopt.embed.highspy.add_network_constr``, CROWN bounds), ``reluopt-pyomo``
+  (``reluopt.embed.pyomo.add_network_block`` solved by Pyomo's appsi HiGHS; not in the default
+  list), ``omlt-bigm`` and ``omlt-partition`` (OMLT's ``ReluBigMFormulation`` and
+  ``ReluPartitionFormulation`` in an ``OmltBlock``, appsi HiGHS), ``highsml`` (highs-ml's
+  ``add_predictor_constr`` on the network as ONNX; it takes single-output networks only, so each
+  output the model uses enters as one single-output copy, which is what its user has to do);
+- SCIP: ``reluopt-scip-sos1`` (reluopt's default on SCIP) against ``scipml`` (PySCIPOpt-ML on
+  the network as a torch module, its default SOS1 formulation);
 - Gurobi: ``reluopt-gurobi`` against ``gurobiml`` (gurobi-machinelearning on the torch module),
   under whatever licence is installed (a refusal is recorded as such).
 
+The levers, each one reluopt call with one option changed (`LEVERS`): ``-lpobbt-box`` (LP-OBBT
+over the box), ``-lpobbt`` (LP-OBBT with the model's rows on the inputs), ``-mipobbt``
+(MIP-OBBT with them, 20 s), ``-rescale``, and on SCIP ``reluopt-scip-bigm``.
+
 Instances: ``peaks`` (the 2-50-50-1 peaks surrogate, minimised with a linear cost on both
 inputs over a box around its valley), ``reformer`` (examples/embed/embed_reformer.py: H2
-minus operating costs, an integer steam level, N2 <= 0.34) and ``random`` (a seeded
-10-100-100-1 network, maximised with a linear side constraint on the inputs).
+minus operating costs, an integer steam level, N2 <= 0.34), ``mnist`` (examples/embed/
+adversarial_mnist.py: 784-50-50-10, an l1 budget of 2 by 784 extra variables, pixel changes
+<= 0.03, maximise the runner-up's logit minus the label's) and ``random`` (a seeded
+10-100-100-1 network, maximised with the side constraint ``sum x <= 2``).
 
-Each (tool, instance) runs ``--repeats`` times in this process; the table shows medians of
-build seconds (model and embedding, including a Pyomo model's translation to the solver), of
-solve seconds and of incumbent, verified value and bound (over the repeats that have one),
-the status counts, the gap at the limit (relative, |bound - incumbent| / max(1, |incumbent|)),
-and every incumbent is re-checked by reluopt's forward pass at the
-tool's input values (``verified``: the objective recomputed; rows violated by more than 1e-5
-are flagged). The ratio compares reluopt with each peer on the same solver: the peer's
-median total seconds over reluopt's when both prove optimality, else the distance of the
+Every run has ``--time-limit`` seconds for build and solve together (the solver gets what the
+build left). The repeats are interleaved (one repeat of every tool and instance, then the next).
+The table shows medians of build seconds (model and embedding, including a Pyomo model's
+translation to the solver), of solve seconds and of incumbent, verified value and bound (over
+the repeats that have one), the status counts, the gap at the limit (relative, |bound -
+incumbent| / max(1, |incumbent|)), and every incumbent is re-checked by reluopt's forward pass
+at the tool's input values (``verified``: the objective recomputed; rows violated by more than
+1e-5 are flagged). The ratio compares reluopt with each peer or lever on the same solver: the
+peer's median total seconds over reluopt's when both prove optimality, else the distance of the
 peer's median bound to the best verified incumbent any tool found over reluopt's ("bound to
 best": at the limit, the part of the gap no tool closed; an incumbent is often missing).
 
-    python benchmarks/bench_embed.py                                # everything, 10 s limit, 3 repeats
+    python benchmarks/bench_embed.py                                # everything: 60 s, 1 repeat
     python benchmarks/bench_embed.py --time-limit 20 --instances reformer --tools reluopt omlt-bigm
 
-Writes ``benchmarks/out/embed.json`` and prints the markdown table.
+Writes ``benchmarks/out/embed.json`` (or ``--out``) and prints the markdown table.
 """
 
 from __future__ import annotations
@@ -500,12 +508,12 @@ RUNNERS = {"reluopt": lambda i, t: run_reluopt(i, t, **CROWN),
            "gurobiml": run_gurobiml}
 TOOLS = tuple(RUNNERS)
 DEFAULT_TOOLS = tuple(t for t in TOOLS if t != "reluopt-pyomo")
-LEVERS = ("reluopt-lpobbt-box", "reluopt-lpobbt", "reluopt-mipobbt", "reluopt-rescale", "reluopt-scip-sos1",
+LEVERS = ("reluopt-lpobbt-box", "reluopt-lpobbt", "reluopt-mipobbt", "reluopt-rescale", "reluopt-scip-bigm",
           "reluopt-scip-sos1-lpobbt", "reluopt-gurobi-lpobbt", "reluopt-gurobi-rescale")
 #: Each peer or lever against reluopt's baseline on the same solver.
 PEERS = {"reluopt": ("reluopt-pyomo", "omlt-bigm", "omlt-partition", "highsml", "reluopt-lpobbt-box",
                      "reluopt-lpobbt", "reluopt-mipobbt", "reluopt-rescale"),
-         "reluopt-scip-bigm": ("reluopt-scip-sos1", "reluopt-scip-sos1-lpobbt", "scipml"),
+         "reluopt-scip-sos1": ("reluopt-scip-bigm", "reluopt-scip-sos1-lpobbt", "scipml"),
          "reluopt-gurobi": ("reluopt-gurobi-lpobbt", "reluopt-gurobi-rescale", "gurobiml")}
 SOLVER = {t: "SCIP" if "scip" in t else "Gurobi" if "gurobi" in t else "HiGHS" for t in TOOLS}
 
