@@ -258,6 +258,11 @@ def _bound_chunk(task: _Task) -> _ChunkResult:
     if stopped(0):
         return _ChunkResult(task.neurons, lows, highs, stats)
     model, g_cols = _layer_model(task)
+    if task.mip and not model.integrality.any():
+        # no binary: the LP pass was exact already, and HiGHS would solve an LP and report no MIP
+        # dual bound (mip_dual_bound stays 0), which must never be read as a bound
+        stats["no_binaries"] = n
+        return _ChunkResult(task.neurons, lows, highs, stats)
     h = to_highs(model, relax=not task.mip)
     h.changeObjectiveSense(highspy.ObjSense.kMinimize)
     if not task.mip:

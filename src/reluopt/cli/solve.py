@@ -50,6 +50,7 @@ examples:
   reluopt solve reformer.npz --box 0.1:0.8,0.8:1.2 --maximize 0 --constraint "y[1] <= 0.34"
   reluopt solve net.onnx --box box.json --maximize "y[0] - y[1]" --method bab --time-limit 30 --json out.json
   reluopt solve net.onnx --box 0:1,0:1 --maximize "2*y[0] - 0.5*x[1]" --constraint "x[0] + x[1] <= 1"
+  reluopt solve net.onnx --box 0:1,0:1 --maximize 0 --method mip --write model.mps   # the MIP for any solver
 
 expressions: sums of constant multiples of outputs y[i] and inputs x[i] (or the model's names),
 e.g. '2*y[0] - y[1]/2 + 1' or 'y[0]*2 - 3e-2*x[0]'; a constraint on inputs only joins A x <= b.
@@ -93,6 +94,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the heuristics (default 0)")
     p.add_argument("--json", metavar="OUT", help="write the full result (x, y(x), value, bound, gap, history, "
                    "statistics) as JSON to OUT ('-' for stdout)")
+    p.add_argument("--write", metavar="FILE", help="also write reluopt's MIP of the problem (the --bounds "
+                   "bounds, stable neurons removed; columns x_i, y_k, h0_i, z0_i) to FILE.mps or FILE.lp "
+                   "before solving, in the problem's own sense, for any MIP solver")
     add_progress_arguments(p)
     p.set_defaults(func=run)
 
@@ -342,8 +346,10 @@ def run(args) -> int:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
     check_method_options(args.method, options, problem)
-    progress = progress_line(args)
     out = report_stream(args)
+    if args.write:
+        _write(problem, args.write, options, args.time_limit, out)
+    progress = progress_line(args)
     print(f"{problem.name}: {problem.describe()}", file=out)
     print(f"method {args.method}, time limit {args.time_limit:g} s", file=out)
     from ..io.sklearn import classifier_note
@@ -375,6 +381,19 @@ def run(args) -> int:
         payload["model"] = str(args.model)
         write_json(args.json, payload)
     return exit_code(result.status)
+
+
+def _write(problem, path: str, options: dict, time_limit: float, out) -> None:
+    """``--write``: the MIP of the problem as MPS or LP (``methods.mip.write_problem_model``)."""
+    from ..methods.mip import write_problem_model
+
+    bounds = options.get("bounds", "crown")
+    if bounds not in BOUND_METHODS:
+        raise ParseError(f"--write needs a bound method of {', '.join(BOUND_METHODS)}, got {bounds!r}")
+    stats = write_problem_model(problem, path, bounds=bounds, rescale=bool(options.get("rescale", False)),
+                                time_limit=0.5 * time_limit if math.isfinite(time_limit) else None)
+    print(f"wrote {path}: {stats['columns']} columns, {stats['rows']} rows, {stats['binaries']} binaries "
+          f"({stats['stable_neurons']}/{stats['hidden_neurons']} stable neurons, {bounds} bounds)", file=out)
 
 
 def _short(v) -> str:

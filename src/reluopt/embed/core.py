@@ -22,6 +22,8 @@ from ..bounds import LayerBounds, check_method, compute_bounds
 from ..errors import ProblemError, ReluoptError
 from ..io import load_model
 from ..milp.formulation import MilpModel, build_network_model
+from ..milp.rescale import rescale as _rescale
+from ..milp.rescale import rescale_bounds
 from ..network import Network
 from ..problem import Domain
 
@@ -144,7 +146,7 @@ def input_box(lower, upper, names, infinity: float = np.inf) -> tuple[np.ndarray
 
 
 def formulate(network: Network, lb, ub, *, bounds: str = "crown", formulation: str = "bigm",
-              bound_options: dict | None = None) -> Embedding:
+              bound_options: dict | None = None, A=None, b=None, rescale: bool = False) -> Embedding:
     """The tightest formulation reluopt has of ``network`` over the input box ``[lb, ub]``.
 
     Parameters
@@ -160,6 +162,14 @@ def formulate(network: Network, lb, ub, *, bounds: str = "crown", formulation: s
         activations keep their big-M rows).
     bound_options : dict, optional
         Keyword options of ``compute_bounds`` (``time_limit``, ``iters``, ...).
+    A, b : array_like, optional
+        Linear constraints ``A x <= b`` of the user's model on the network's inputs alone; the
+        bound methods that take constraints ('lp-obbt', 'mip-obbt') tighten the neuron bounds
+        over the box intersected with them, the others ignore them (their bounds hold on the
+        whole box). They are not added to the formulation: they are the user's rows already.
+    rescale : bool, optional
+        Formulate the rescaled network (``milp.rescale``: each unstable neuron's bound range
+        normalised by a power of two; the same function, so inputs and outputs mean the same).
 
     Returns
     -------
@@ -168,9 +178,13 @@ def formulate(network: Network, lb, ub, *, bounds: str = "crown", formulation: s
     if formulation not in FORMULATIONS:
         raise ProblemError(f"unknown formulation {formulation!r}; choose from {', '.join(FORMULATIONS)}")
     check_method(bounds)
-    domain = Domain(lb, ub)
-    layer_bounds = compute_bounds(network, domain.lb, domain.ub, bounds, **(bound_options or {}))
-    model = build_network_model(network, domain, layer_bounds)
+    domain = Domain(lb, ub, A, b)
+    layer_bounds = compute_bounds(network, domain.lb, domain.ub, bounds, A=domain.A, b=domain.b,
+                                  **(bound_options or {}))
+    if rescale:
+        network, factors = _rescale(network, layer_bounds)
+        layer_bounds = rescale_bounds(layer_bounds, factors)
+    model = build_network_model(network, Domain(domain.lb, domain.ub), layer_bounds)
     binary = np.nonzero(model.integrality)[0]
     big_m = float(np.abs(model.A[:, binary].data).max()) if binary.size and model.A[:, binary].nnz else 0.0
     issue = model.scaling_issue()
@@ -195,6 +209,8 @@ def formulate(network: Network, lb, ub, *, bounds: str = "crown", formulation: s
         "columns": model.n_cols,
         "rows": model.n_rows,
         "scaling_issue": issue,
+        "input_constraints": 0 if domain.A is None else int(domain.A.shape[0]),
+        "rescaled": bool(rescale),
     }
     return Embedding(model, sos1, indicators, formulation, stats)
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from ..errors import ProblemError
 from ..milp.backends.gurobi import import_gurobi
+from .constraints import constraints_on_inputs, resolve_constraints
 from .core import EmbeddedNetwork, as_network, check_count, column_names, formulate, input_box, new_columns, sequence
 
 
@@ -43,17 +44,44 @@ class GurobiNetworkConstr(EmbeddedNetwork):
         return np.array(self.gurobi.getAttr("X", variables), dtype=np.float64)
 
 
-def _variables(gp, variables, what: str) -> list:
+def _variables(gp, model, variables, what: str) -> list:
+    """The variables as a list, each checked to be a variable of ``model`` (after ``model.update()``)."""
     out = sequence(variables, what)
+    own = model.getVars()
     for v in out:
         if not isinstance(v, gp.Var):
             raise ProblemError(f"{what} variables must be gurobipy variables (model.addVar, addVars, addMVar), "
                                f"got {type(v).__name__}")
+        j = v.index
+        if not (0 <= j < len(own) and own[j].sameAs(v)):
+            raise ProblemError(f"{what} variable {_name(v)} does not belong to the given Gurobi model "
+                               "(it was made by another gp.Model, or removed)")
     return out
 
 
+def _name(v) -> str:
+    try:
+        return repr(v.VarName)
+    except Exception:   # noqa: BLE001 - a variable of another model may refuse its attributes
+        return repr(v)
+
+
+def _input_rows(model, xs: list):
+    """The linear constraints of ``model`` on the input variables alone, as ``A x <= b``."""
+    constrs = model.getConstrs()
+    if not constrs:
+        return None, None
+    A = model.getA()
+    sense = np.array(model.getAttr("Sense", constrs))
+    rhs = np.array(model.getAttr("RHS", constrs), dtype=np.float64)
+    lo = np.where(sense == "<", -np.inf, rhs)
+    hi = np.where(sense == ">", np.inf, rhs)
+    return constraints_on_inputs(A, lo, hi, [v.index for v in xs])
+
+
 def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", formulation: str = "bigm",
-                       bound_options: dict | None = None, name: str = "nn") -> GurobiNetworkConstr:
+                       bound_options: dict | None = None, name: str = "nn", input_constraints="model",
+                       rescale: bool = False) -> GurobiNetworkConstr:
     """Add ``y = network(x)`` to the Gurobi model ``model`` with reluopt's formulation.
 
     Parameters
@@ -74,6 +102,12 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
         Options of ``reluopt.compute_bounds``.
     name : str, optional
         Prefix of the new variables' and constraints' names.
+    input_constraints : 'model', None or (A, b), optional
+        The linear constraints on the inputs that the OBBT bound methods use: 'model' (default)
+        reads the model's linear constraints present now that involve only the input variables;
+        None: the box alone; ``(A, b)``: ``A x <= b`` on the network's inputs.
+    rescale : bool, optional
+        Formulate the rescaled network (``reluopt.milp.rescale``; the same function).
 
     Returns
     -------
@@ -83,14 +117,16 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
     gp = import_gurobi()
     net = as_network(network)
     model.update()                     # bounds of variables added since the last update
-    xs = _variables(gp, x, "input")
+    xs = _variables(gp, model, x, "input")
     check_count("input", len(xs), net.input_dim, net)
-    ys = None if y is None else _variables(gp, y, "output")
+    ys = None if y is None else _variables(gp, model, y, "output")
     if ys is not None:
         check_count("output", len(ys), net.output_dim, net)
     lb, ub = input_box(model.getAttr("LB", xs), model.getAttr("UB", xs), model.getAttr("VarName", xs),
                        gp.GRB.INFINITY)
-    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options)
+    A, b = resolve_constraints(input_constraints, lambda: _input_rows(model, xs), bounds)
+    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
+                    rescale=rescale)
     mm = emb.model
     names = column_names(emb, name)
     fresh = new_columns(emb, ys is not None)

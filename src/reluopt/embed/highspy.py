@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import ProblemError
+from .constraints import constraints_on_inputs, resolve_constraints
 from .core import EmbeddedNetwork, as_network, check_count, formulate, input_box, mapped_rows, new_columns, sequence
 
 _INF = highspy.kHighsInf
@@ -65,8 +67,23 @@ def _columns(h: highspy.Highs, variables, what: str) -> list[int]:
     return cols
 
 
+def _input_rows(h: highspy.Highs, cols: list[int]):
+    """The rows of ``h`` on the input columns alone, as ``A x <= b`` (see ``embed.constraints``)."""
+    lp = h.getLp()
+    if lp.num_row_ == 0:
+        return None, None
+    am = lp.a_matrix_
+    parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
+    if am.format_ == highspy.MatrixFormat.kRowwise:
+        A = sp.csr_matrix(parts, shape=(lp.num_row_, lp.num_col_))
+    else:
+        A = sp.csc_matrix(parts, shape=(lp.num_row_, lp.num_col_))
+    return constraints_on_inputs(A, lp.row_lower_, lp.row_upper_, cols)
+
+
 def add_network_constr(h: highspy.Highs, network, x, y=None, *, bounds: str = "crown", formulation: str = "bigm",
-                       bound_options: dict | None = None) -> HighsNetworkConstr:
+                       bound_options: dict | None = None, input_constraints="model",
+                       rescale: bool = False) -> HighsNetworkConstr:
     """Add ``y = network(x)`` to the HiGHS model ``h`` with reluopt's formulation.
 
     Parameters
@@ -86,6 +103,12 @@ def add_network_constr(h: highspy.Highs, network, x, y=None, *, bounds: str = "c
         'bigm' (the only one HiGHS takes: it has no SOS or indicator constraints).
     bound_options : dict, optional
         Options of ``reluopt.compute_bounds`` (e.g. ``{"time_limit": 10}`` for OBBT).
+    input_constraints : 'model', None or (A, b), optional
+        The linear constraints on the inputs that the OBBT bound methods use: 'model' (default)
+        reads the rows of ``h`` present now that involve only the input variables; None: the box
+        alone; ``(A, b)``: ``A x <= b`` on the network's inputs.
+    rescale : bool, optional
+        Formulate the rescaled network (``reluopt.milp.rescale``; the same function).
 
     Returns
     -------
@@ -103,7 +126,9 @@ def add_network_constr(h: highspy.Highs, network, x, y=None, *, bounds: str = "c
         check_count("output", len(yc), net.output_dim, net)
     _, _, _, lower, upper, _ = h.getCols(len(xc), np.asarray(xc, dtype=np.int32))
     lb, ub = input_box(lower, upper, [f"column {j} ({h.getColName(j)[1] or 'unnamed'})" for j in xc], _INF)
-    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options)
+    A, b = resolve_constraints(input_constraints, lambda: _input_rows(h, xc), bounds)
+    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
+                    rescale=rescale)
     model = emb.model
     fresh = new_columns(emb, yc is not None)
     start = h.getNumCol()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProblemError, SolverError
+from .constraints import constraints_on_inputs, resolve_constraints
 from .core import EmbeddedNetwork, as_network, check_count, formulate, input_box, new_columns, sequence
 
 try:
@@ -60,12 +61,39 @@ def _variables(variables, what: str) -> list:
     return out
 
 
+def _input_rows(model, xs: list, skip):
+    """The active linear constraints of ``model`` (outside ``skip``) on the input variables alone,
+    as ``A x <= b``."""
+    from pyomo.repn import generate_standard_repn
+
+    where = {id(v): i for i, v in enumerate(xs)}
+    rows: list[np.ndarray] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for con in model.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        if con.parent_block() is skip:
+            continue
+        repn = generate_standard_repn(con.body, compute_values=True, quadratic=False)
+        if not repn.is_linear() or not repn.linear_vars or any(id(v) not in where for v in repn.linear_vars):
+            continue
+        a = np.zeros(len(xs))
+        for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True):
+            a[where[id(v)]] += float(c)
+        const = float(repn.constant or 0.0)
+        rows.append(a)
+        lo.append(-np.inf if con.lb is None else float(pyo.value(con.lb)) - const)
+        hi.append(np.inf if con.ub is None else float(pyo.value(con.ub)) - const)
+    if not rows:
+        return None, None
+    return constraints_on_inputs(np.array(rows), lo, hi, list(range(len(xs))))
+
+
 @declare_custom_block(name="NetworkBlock")
 class NetworkBlockData(BlockData):
     """A Pyomo block holding one network's formulation; fill it with `build`."""
 
     def build(self, network, x, y=None, *, bounds: str = "crown", formulation: str = "bigm",
-              bound_options: dict | None = None) -> PyomoNetwork:
+              bound_options: dict | None = None, input_constraints="model", rescale: bool = False) -> PyomoNetwork:
         """Add ``y = network(x)`` to this block with reluopt's formulation.
 
         Parameters
@@ -83,6 +111,12 @@ class NetworkBlockData(BlockData):
             'bigm' (default) or 'sos1' (for ReLU neurons; see ``reluopt.embed.FORMULATIONS``).
         bound_options : dict, optional
             Options of ``reluopt.compute_bounds``.
+        input_constraints : 'model', None or (A, b), optional
+            The linear constraints on the inputs that the OBBT bound methods use: 'model'
+            (default) reads the model's active linear constraints present now that involve only
+            the input variables; None: the box alone; ``(A, b)``: ``A x <= b`` on the inputs.
+        rescale : bool, optional
+            Formulate the rescaled network (``reluopt.milp.rescale``; the same function).
 
         Returns
         -------
@@ -94,15 +128,17 @@ class NetworkBlockData(BlockData):
                                "(solvers with SOS1) or 'bigm'")
         net = as_network(network)
         xs = _variables(x, "input")
-        for v in xs:
-            if v.model() is not self.model():
-                raise ProblemError(f"input variable {v.name} belongs to another Pyomo model than this block")
         check_count("input", len(xs), net.input_dim, net)
         ys = None if y is None else _variables(y, "output")
+        for v in xs + (ys or []):
+            if v.model() is not self.model():
+                raise ProblemError(f"variable {v.name} belongs to another Pyomo model than this block")
         if ys is not None:
             check_count("output", len(ys), net.output_dim, net)
         lb, ub = input_box([v.lb for v in xs], [v.ub for v in xs], [v.name for v in xs])
-        emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options)
+        A, b = resolve_constraints(input_constraints, lambda: _input_rows(self.model(), xs, self), bounds)
+        emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
+                        rescale=rescale)
         mm = emb.model
         fresh = new_columns(emb, ys is not None)
 
@@ -148,14 +184,15 @@ NetworkBlock: Any = globals()["NetworkBlock"]
 
 
 def add_network_block(block, network, x, y=None, *, name: str = "nn", bounds: str = "crown",
-                      formulation: str = "bigm", bound_options: dict | None = None) -> PyomoNetwork:
+                      formulation: str = "bigm", bound_options: dict | None = None, input_constraints="model",
+                      rescale: bool = False) -> PyomoNetwork:
     """Add a `NetworkBlock` called ``name`` to ``block`` (a model or block) holding ``y = network(x)``.
 
     Parameters
     ----------
     block : pyomo Block or ConcreteModel
         Where the network's block goes.
-    network, x, y, bounds, formulation, bound_options
+    network, x, y, bounds, formulation, bound_options, input_constraints, rescale
         As in ``NetworkBlock.build``.
     name : str, optional
         The new block's name in ``block``.
@@ -170,7 +207,8 @@ def add_network_block(block, network, x, y=None, *, name: str = "nn", bounds: st
     blk = NetworkBlock()
     block.add_component(name, blk)
     try:
-        return blk.build(network, x, y, bounds=bounds, formulation=formulation, bound_options=bound_options)
+        return blk.build(network, x, y, bounds=bounds, formulation=formulation, bound_options=bound_options,
+                         input_constraints=input_constraints, rescale=rescale)
     except BaseException:
         block.del_component(name)     # leave the user's model as it was
         raise

@@ -1,16 +1,24 @@
 """Embed a network in a pyscipopt model (the ``scip`` extra): ``add_network_constr``.
 
 The formulation's columns become SCIP variables named ``{name}.h0[3]`` and so on, its rows
-linear constraints; ``formulation='sos1'`` adds one SOS1 constraint per unstable ReLU neuron
-(``addConsSOS1``), ``'indicator'`` two indicator constraints on its binary (``addConsIndicator``).
+linear constraints; ``formulation='sos1'`` (the default here) adds one SOS1 constraint per
+unstable ReLU neuron (``addConsSOS1``), ``'bigm'`` a binary and big-M rows instead,
+``'indicator'`` two indicator constraints on its binary (``addConsIndicator``).
+
+Why SOS1 by default on SCIP (and big-M on HiGHS and Gurobi): SCIP branches on the SOS1 pairs
+directly and its propagation of them is strong, while on the big-M rows of the same bounds it
+proves far less in the same time; benchmarks/results/embed.md has the measurements (the
+``reluopt-scip-bigm`` and ``reluopt-scip-sos1`` rows).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import ProblemError
 from ..milp.backends.scip import import_scip
+from .constraints import constraints_on_inputs, resolve_constraints
 from .core import EmbeddedNetwork, as_network, check_count, column_names, formulate, input_box, new_columns, sequence
 
 
@@ -36,16 +44,50 @@ class ScipNetworkConstr(EmbeddedNetwork):
         return np.array([self.scip.getSolVal(sol, v) for v in variables])
 
 
-def _variables(pyscipopt, variables, what: str) -> list:
+def _variables(pyscipopt, model, variables, what: str) -> list:
+    """The variables as a list, each checked to be a variable of ``model``."""
     out = sequence(variables, what)
+    own = {v.ptr() for v in model.getVars()}
     for v in out:
         if not isinstance(v, pyscipopt.Variable):
             raise ProblemError(f"{what} variables must be pyscipopt variables (model.addVar), got {type(v).__name__}")
+        if v.ptr() not in own:
+            raise ProblemError(f"{what} variable {v.name!r} does not belong to the given SCIP model "
+                               "(it was made by another pyscipopt.Model)")
     return out
 
 
-def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", formulation: str = "bigm",
-                       bound_options: dict | None = None, name: str = "nn") -> ScipNetworkConstr:
+def _input_rows(model, xs: list):
+    """The linear constraints of ``model`` on the input variables alone, as ``A x <= b``."""
+    where = {v.ptr(): i for i, v in enumerate(xs)}
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    inf = model.infinity()
+    for cons in model.getConss():
+        if cons.getConshdlrName() != "linear":
+            continue
+        vs = model.getConsVars(cons)
+        if not vs or any(v.ptr() not in where for v in vs):
+            continue
+        r = len(lo)
+        rows += [r] * len(vs)
+        cols += [where[v.ptr()] for v in vs]
+        vals += [float(c) for c in model.getConsVals(cons)]
+        lhs, rhs = model.getLhs(cons), model.getRhs(cons)
+        lo.append(-np.inf if lhs <= -inf else lhs)
+        hi.append(np.inf if rhs >= inf else rhs)
+    if not lo:
+        return None, None
+    A = sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), len(xs)))
+    return constraints_on_inputs(A, lo, hi, list(range(len(xs))))
+
+
+def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", formulation: str = "sos1",
+                       bound_options: dict | None = None, name: str = "nn", input_constraints="model",
+                       rescale: bool = False) -> ScipNetworkConstr:
     """Add ``y = network(x)`` to the SCIP model ``model`` with reluopt's formulation.
 
     Parameters
@@ -61,11 +103,18 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
     bounds : str, optional
         The neuron bound method, one of ``reluopt.bounds.BOUND_METHODS`` (default 'crown').
     formulation : str, optional
-        'bigm' (default), 'sos1' or 'indicator' (for ReLU neurons; see ``reluopt.embed.FORMULATIONS``).
+        'sos1' (default on SCIP: see the module's note), 'bigm' or 'indicator' (for ReLU neurons;
+        see ``reluopt.embed.FORMULATIONS``).
     bound_options : dict, optional
         Options of ``reluopt.compute_bounds``.
     name : str, optional
         Prefix of the new variables' and constraints' names.
+    input_constraints : 'model', None or (A, b), optional
+        The linear constraints on the inputs that the OBBT bound methods use: 'model' (default)
+        reads the model's linear constraints present now that involve only the input variables;
+        None: the box alone; ``(A, b)``: ``A x <= b`` on the network's inputs.
+    rescale : bool, optional
+        Formulate the rescaled network (``reluopt.milp.rescale``; the same function).
 
     Returns
     -------
@@ -74,14 +123,16 @@ def add_network_constr(model, network, x, y=None, *, bounds: str = "crown", form
     """
     pyscipopt = import_scip("embedding a network in a SCIP model")
     net = as_network(network)
-    xs = _variables(pyscipopt, x, "input")
+    xs = _variables(pyscipopt, model, x, "input")
     check_count("input", len(xs), net.input_dim, net)
-    ys = None if y is None else _variables(pyscipopt, y, "output")
+    ys = None if y is None else _variables(pyscipopt, model, y, "output")
     if ys is not None:
         check_count("output", len(ys), net.output_dim, net)
     lb, ub = input_box([v.getLbOriginal() for v in xs], [v.getUbOriginal() for v in xs], [v.name for v in xs],
                        model.infinity())
-    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options)
+    A, b = resolve_constraints(input_constraints, lambda: _input_rows(model, xs), bounds)
+    emb = formulate(net, lb, ub, bounds=bounds, formulation=formulation, bound_options=bound_options, A=A, b=b,
+                    rescale=rescale)
     mm = emb.model
     names = column_names(emb, name)
     cols: list = [None] * mm.n_cols

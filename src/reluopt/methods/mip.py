@@ -259,3 +259,37 @@ def solve_mip(
 SOLVERS = BACKENDS
 
 
+
+
+def write_problem_model(problem: Problem, path, *, bounds: str | LayerBounds = "crown", rescale: bool = False,
+                        time_limit: float | None = None) -> dict:
+    """Write the MIP that ``solve_mip`` solves (same bounds, stable neurons removed) as an MPS or
+    LP file, so that users can take reluopt's formulation to any solver.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (bounded domain, linear objective).
+    path : str or os.PathLike
+        Ends in ``.mps`` or ``.lp``.
+    bounds : str or LayerBounds, optional
+        As in `solve_mip` (default 'crown').
+    rescale : bool, optional
+        As in `solve_mip`.
+    time_limit : float, optional
+        Seconds for OBBT bounds.
+
+    Returns
+    -------
+    dict
+        The model's statistics (columns, rows, binaries, stable neurons, ...).
+    """
+    from ..milp.backends.highs import write_model
+
+    layer_bounds = problem_bounds(problem, bounds, time_limit=time_limit)
+    model = build_problem_model(problem, layer_bounds, rescale=rescale)
+    issue = model.scaling_issue()
+    if issue is not None:
+        raise SolverError(f"the MIP cannot certify this problem: {issue}; rescale the network's inputs or outputs")
+    write_model(model, path, sense=problem.sense)
+    return dict(model.stats)

@@ -30,8 +30,8 @@ from .highs_policy import (  # re-exported: the fast paths import them from here
 )
 
 __all__ = ["DEFAULT_THREADS", "STOP_GRACE", "TRUSTED_MODEL_STATUSES", "CheckedHighs", "HighsBackend", "HighsInstance",
-           "_silenced_stdout_fd", "model_status", "new_highs", "run_ok", "set_run_time_limit", "solve_highs",
-           "subscribe_stop", "to_highs"]
+           "_silenced_stdout_fd", "column_names", "model_status", "new_highs", "run_ok", "set_run_time_limit",
+           "solve_highs", "subscribe_stop", "to_highs", "write_model"]
 
 _INF = highspy.kHighsInf
 
@@ -75,6 +75,69 @@ def to_highs(model: MilpModel, relax: bool = False, threads: int = DEFAULT_THREA
         ]
     h.passModel(lp)
     return h
+
+
+def column_names(model: MilpModel) -> list[str]:
+    """A name per column by its role, valid in MPS and LP files: ``x_0`` (input), ``y_1`` (output),
+    ``h0_3`` (neuron 3 of hidden layer 0 after its activation), ``z0_3`` / ``w0_3`` (its binaries),
+    ``v_j`` (others).
+
+    Parameters
+    ----------
+    model : MilpModel
+
+    Returns
+    -------
+    list of str
+    """
+    names = [f"v_{j}" for j in range(model.n_cols)]
+    groups = [("x_", model.x_cols), ("y_", model.y_cols)]
+    groups += [(f"h{l}_", c) for l, c in enumerate(model.h_cols)]
+    groups += [(f"z{l}_", c) for l, c in enumerate(model.z_cols)] + [(f"w{l}_", c) for l, c in enumerate(model.z2_cols)]
+    for tag, cols in groups:
+        for i, j in enumerate(cols):
+            if j >= 0:
+                names[int(j)] = f"{tag}{i}"
+    return names
+
+
+def write_model(model: MilpModel, path, sense: str = "max") -> None:
+    """Write ``model`` as an MPS or LP file (by the extension), so that any solver can take it.
+
+    The model is stored as ``max`` (the form every method solves); ``sense='min'`` writes the
+    user's minimisation instead (costs and offset negated back). Columns are named by role
+    (`column_names`).
+
+    Parameters
+    ----------
+    model : MilpModel
+        The model (with its objective).
+    path : str or os.PathLike
+        Ends in ``.mps`` or ``.lp``.
+    sense : {'max', 'min'}, optional
+        The objective sense to write.
+
+    Raises
+    ------
+    ProblemError
+        An unknown extension, or HiGHS could not write the file.
+    """
+    from ...errors import ProblemError
+
+    path = str(path)
+    if not path.lower().endswith((".mps", ".lp")):
+        raise ProblemError(f"cannot write the model to {path!r}: the file must end in .mps or .lp")
+    h = to_highs(model)
+    for j, name in enumerate(column_names(model)):
+        h.passColName(j, name)
+    for i in range(model.n_rows):
+        h.passRowName(i, f"r{i}")
+    if sense == "min":
+        h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+        h.changeColsCost(model.n_cols, np.arange(model.n_cols, dtype=np.int32), -np.asarray(model.cost))
+        h.changeObjectiveOffset(-float(model.offset))
+    if h.writeModel(path) == highspy.HighsStatus.kError:
+        raise ProblemError(f"HiGHS could not write the model to {path!r}")
 
 
 _STATUS = {
