@@ -20,9 +20,11 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_NO_PROOF,
     EXIT_OK,
+    add_cluster_arguments,
     add_model_argument,
     add_objective_arguments,
     add_progress_arguments,
+    cluster_scope,
     problem_from_args,
     progress_line,
     report_stream,
@@ -93,6 +95,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the heuristics (default 0)")
     p.add_argument("--json", metavar="OUT", help="write the full result (x, y(x), value, bound, gap, history, "
                    "statistics) as JSON to OUT ('-' for stdout)")
+    add_cluster_arguments(p)
     add_progress_arguments(p)
     p.set_defaults(func=run)
 
@@ -319,7 +322,7 @@ def run(args) -> int:
     int
         The exit code (see `reluopt.cli`).
     """
-    from ..methods import get_method
+    from ..methods import CLUSTER_METHODS, get_method
 
     problem = problem_from_args(args)
     net = problem.network
@@ -337,6 +340,9 @@ def run(args) -> int:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
     check_method_options(args.method, options, problem)
+    if (args.workers is not None or args.scheduler is not None) and args.method not in CLUSTER_METHODS:
+        raise ParseError(f"--workers/--scheduler farm out branch and bound: method {args.method!r} has none "
+                         f"(use {', '.join(CLUSTER_METHODS)})")
     progress = progress_line(args)
     out = report_stream(args)
     print(f"{problem.name}: {problem.describe()}", file=out)
@@ -347,7 +353,8 @@ def run(args) -> int:
     if note:
         print(f"note: {note}", file=out)
     try:
-        result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
+        with cluster_scope(args):
+            result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
             raise ParseError(f"method {args.method!r} does not take that option: {exc}") from None
