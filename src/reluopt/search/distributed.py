@@ -415,7 +415,7 @@ def _submit(client, spec_ref, search: Search, strategy: Any, spec: Spec, cluster
         left = search.limits.deadline - time.perf_counter()
         budget = search.limits.node_limit - search.nodes
         task = Task(nodes, max(min(cluster.task_seconds, left), 0.0),
-                    budget / max(slots, 1) if math.isfinite(budget) else math.inf,
+                    max(1.0, math.ceil(budget / slots)) if math.isfinite(budget) else math.inf,
                     search.nodes, spec.incumbent(strategy))
         fut = client.submit(run_subtree, spec_ref, task, pure=False)
         flying[fut] = (nodes, max(n.bound for n in nodes))
