@@ -15,6 +15,7 @@ import reluopt  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
 from conftest import random_network  # noqa: E402
 from reluopt.errors import ProblemError  # noqa: E402
+from reluopt.methods.bab import bab_maximize_min  # noqa: E402
 from reluopt.problem import Domain, MaxMin, Objective, OutputConstraints, Problem  # noqa: E402
 from reluopt.search import distributed  # noqa: E402
 from reluopt.search.cluster import Cluster, active, scope  # noqa: E402
@@ -69,10 +70,12 @@ def test_constrained_bab_and_bab_relu_on_cluster_match_brute_force(threads_clust
     res = reluopt.solve(problem, "bab", workers=threads_cluster, time_limit=60)
     assert res.status == "optimal" and res.bound >= truth - 1e-6 and res.value <= truth + 1e-6
     assert res.bound - res.value <= 1e-4 * max(1.0, abs(truth))
-    unconstrained = Problem(net, Domain(LB, UB), Objective(c, 0.0, "min"))
-    truth = brute_force(net, LB, UB, c, "min")
-    relu = reluopt.solve(unconstrained, "bab-relu", workers=threads_cluster, time_limit=60)
-    assert relu.status == "optimal" and relu.bound <= truth + 1e-6 and relu.value >= truth - 1e-6
+    net = random_network([2, 16, 16, 1], seed=0)          # bab-relu needs some 70 nodes here
+    truth = brute_force(net, LB, UB, np.ones(1), "max")
+    relu = reluopt.solve(Problem(net, Domain(LB, UB), Objective(np.ones(1), 0.0, "max")), "bab-relu",
+                         workers=threads_cluster, time_limit=60)
+    assert relu.status == "optimal" and relu.bound >= truth - 1e-6 and relu.value <= truth + 1e-6
+    assert relu.bound - relu.value <= 1e-4 * max(1.0, abs(truth)) and relu.stats["cluster"]["tasks"] >= 1
 
 
 @pytest.mark.parametrize("delta", [-2e-3, 2e-3])
@@ -132,6 +135,12 @@ def test_limits_on_cluster_keep_a_true_bound(threads_cluster):
     assert res.status == "node_limit" and res.bound >= truth.value - 1e-9
     res = reluopt.solve(problem, "bab", workers=threads_cluster, time_limit=0.3, abs_gap=1e-12, rel_gap=0.0)
     assert res.status in ("time_limit", "optimal") and res.bound >= truth.value - 1e-9
+    polls = itertools.count()                 # Ctrl-C: should_stop turns True on the 20th poll
+    with scope(threads_cluster):
+        out = bab_maximize_min(net, -np.ones(3), np.ones(3), C, e, abs_gap=1e-12, rel_gap=0.0,
+                               should_stop=lambda: next(polls) >= 20)
+    assert out.status == "interrupted" and out.bound >= truth.value - 1e-9
+    assert out.stats["cluster"]["tasks"] >= 1 and out.stats["open_nodes"] > 0
 
 
 def test_bab_on_process_workers_matches_serial():

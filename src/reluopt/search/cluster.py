@@ -58,7 +58,7 @@ class Cluster:
     workers: int | None = None
     scheduler: Any = None
     warmup_seconds: float = 2.0
-    task_seconds: float = 1.0
+    task_seconds: float = 2.0
     task_nodes: int = 64
     tasks_per_worker: int = 2
     max_failures: int = 8

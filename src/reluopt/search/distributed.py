@@ -33,7 +33,7 @@ from .split_settings import ABOVE
 from .tree import Node
 
 #: Seconds the driver waits for a task before it polls its limits and Ctrl-C again.
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -45,7 +45,10 @@ class Task:
     nodes : list of Node
         Bounded open nodes: the roots of the sub-tree.
     seconds : float
-        Wall-clock budget.
+        Wall-clock budget of the sub-tree's loop (checked once per batch).
+    remaining : float
+        Seconds left of the whole search (``inf``: no limit): the deadline of the worker's
+        leaf MIPs, which the task budget does not cut short (a cut-short leaf would be frozen).
     node_budget : float
         Most nodes to bound (``inf``: none).
     start_nodes : int
@@ -56,6 +59,7 @@ class Task:
 
     nodes: list[Node]
     seconds: float
+    remaining: float = math.inf
     node_budget: float = math.inf
     start_nodes: int = 0
     incumbent: np.ndarray | None = None
@@ -208,7 +212,7 @@ class GapSpec(Spec):
     def merge(self, strategy: Any, points: np.ndarray | None, state: dict) -> None:
         """Offer the points to the driver's tracker; add up the statistics. See `Spec.merge`."""
         if points is not None:
-            strategy._offer(points, f"{strategy.source}:worker")
+            strategy.anytime.offer(points, f"{strategy.source}:worker")
         stats = strategy.stats
         for key, value in state.get("stats", {}).items():
             if key == "max_depth":
@@ -283,11 +287,11 @@ def run_subtree(spec: Spec, task: Task) -> Report:
     t0 = time.perf_counter()
     with blas_threads(1):
         strategy = spec.build()
-        search = Search(Limits(deadline=t0 + task.seconds, node_limit=task.start_nodes + task.node_budget))
+        search = Search(Limits(deadline=t0 + task.remaining, node_limit=task.start_nodes + task.node_budget))
         search.nodes = task.start_nodes
         strategy.search = search
         spec.seed(strategy, task.incumbent)
-        search.run(_Subtree(strategy, spec), task.nodes)
+        search.run(_Subtree(strategy, spec, t0 + task.seconds), task.nodes)
     points, state = spec.export(strategy)
     frontier = search.frontier
     return Report(list(frontier), dict(frontier.retired), dict(frontier.counts), search.nodes - task.start_nodes,
@@ -295,17 +299,19 @@ def run_subtree(spec: Spec, task: Task) -> Report:
 
 
 class _Subtree:
-    """A strategy on a worker: its own rules, except that only ``Spec.found`` stops it early
-    (a bound of one sub-tree says nothing about the whole search)."""
+    """A strategy on a worker: its own rules, except that only ``Spec.found`` and the end of
+    the task's budget stop it early (a bound of one sub-tree says nothing about the whole search)."""
 
-    def __init__(self, strategy: Any, spec: Spec) -> None:
-        self.strategy, self.spec = strategy, spec
+    def __init__(self, strategy: Any, spec: Spec, stop_at: float) -> None:
+        self.strategy, self.spec, self.stop_at = strategy, spec, stop_at
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.strategy, name)
 
     def stop_status(self, bound: float) -> str | None:
-        return "found" if self.spec.found(self.strategy) else None
+        if self.spec.found(self.strategy):
+            return "found"
+        return "budget" if time.perf_counter() >= self.stop_at else None
 
     def exhausted_status(self, bound: float) -> str:
         return "exhausted"
@@ -414,7 +420,7 @@ def _submit(client, spec_ref, search: Search, strategy: Any, spec: Spec, cluster
         nodes = search.frontier.pop(k)
         left = search.limits.deadline - time.perf_counter()
         budget = search.limits.node_limit - search.nodes
-        task = Task(nodes, max(min(cluster.task_seconds, left), 0.0),
+        task = Task(nodes, max(min(cluster.task_seconds, left), 0.0), max(left, 0.0),
                     max(1.0, math.ceil(budget / slots)) if math.isfinite(budget) else math.inf,
                     search.nodes, spec.incumbent(strategy))
         fut = client.submit(run_subtree, spec_ref, task, pure=False)
