@@ -108,7 +108,7 @@ class Cluster:
         if self.workers is not None:
             self._local = distributed.LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                dashboard_address=None, silence_logs=logging.ERROR)
+                dashboard_address=":0", silence_logs=logging.ERROR)
             self._client = distributed.Client(self._local)
         elif isinstance(self.scheduler, str):
             try:
