@@ -106,9 +106,14 @@ class Cluster:
             return self._client
         distributed = require_dask()
         if self.workers is not None:
-            self._local = distributed.LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                dashboard_address=":0", silence_logs=logging.ERROR)
+            import dask
+
+            # the workers' statistical profiler wakes every 10 ms for the GIL: on a busy machine
+            # each wake-up stalls the task thread (measured in benchmarks/results/distributed.md)
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._local = distributed.LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=self.processes,
+                    dashboard_address=":0", silence_logs=logging.ERROR)
             self._client = distributed.Client(self._local)
         elif isinstance(self.scheduler, str):
             try:

@@ -85,6 +85,8 @@ class Report:
         Strategy state to merge (``Spec.merge``).
     seconds : float
         Wall time of the task on the worker.
+    cpu_seconds : float
+        CPU time of the task's thread.
     """
 
     open: list[Node]
@@ -94,6 +96,7 @@ class Report:
     points: np.ndarray | None
     state: dict = field(default_factory=dict)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 class Spec:
@@ -284,7 +287,7 @@ def run_subtree(spec: Spec, task: Task) -> Report:
     -------
     Report
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     with blas_threads(1):
         strategy = spec.build()
         search = Search(Limits(deadline=t0 + task.remaining, node_limit=task.start_nodes + task.node_budget))
@@ -295,7 +298,7 @@ def run_subtree(spec: Spec, task: Task) -> Report:
     points, state = spec.export(strategy)
     frontier = search.frontier
     return Report(list(frontier), dict(frontier.retired), dict(frontier.counts), search.nodes - task.start_nodes,
-                  points, state, time.perf_counter() - t0)
+                  points, state, time.perf_counter() - t0, time.thread_time() - c0)
 
 
 class _Subtree:
@@ -368,7 +371,8 @@ def farm(search: Search, strategy: Any, cluster: Cluster, spec: Spec) -> str:
     spec_ref = client.scatter(spec, broadcast=True, hash=False)
     slots = cluster.threads() * cluster.tasks_per_worker
     flying: dict[Any, tuple[list[Node], float]] = {}
-    info: dict[str, Any] = {"tasks": 0, "failed": 0, "worker_seconds": 0.0, "workers": cluster.threads(),
+    info: dict[str, Any] = {"tasks": 0, "failed": 0, "worker_seconds": 0.0, "worker_cpu_seconds": 0.0,
+                            "workers": cluster.threads(),
                             "nodes_sent": 0, "nodes_back": 0}
     strategy_stats = getattr(strategy, "stats", None)
     if isinstance(strategy_stats, dict):
@@ -433,6 +437,7 @@ def _submit(client, spec_ref, search: Search, strategy: Any, spec: Spec, cluster
 def _merge(search: Search, strategy: Any, spec: Spec, report: Report, info: dict) -> None:
     """A finished task: points re-checked here, retired bounds and counts merged, open nodes pushed."""
     info["worker_seconds"] += report.seconds
+    info["worker_cpu_seconds"] += report.cpu_seconds
     info["nodes_back"] += len(report.open)
     spec.merge(strategy, report.points, report.state)
     frontier = search.frontier
