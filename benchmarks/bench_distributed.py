@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/bench_distributed.py --repeats 3 --variants serial,2
     .venv/bin/python benchmarks/bench_distributed.py --onnx ACASXU_run2a_4_2_batch_2000.onnx --vnnlib prop_2.vnnlib
+    .venv/bin/python benchmarks/bench_distributed.py --in-process 20     # farming's cost without Dask
 
 Each run reports the verdict, wall seconds, CPU seconds of the run's process and of its
 children (the local cluster's worker processes, counted once they exit), the nodes bounded
@@ -62,6 +63,51 @@ def one_run(onnx: str, vnnlib: str, workers: int, timeout: float) -> dict:
             "nodes": n, "nodes_per_s": n / max(wall, 1e-9), "nodes_per_cpu_s": n / max(cpu, 1e-9), **tasks}
 
 
+def tasks_in_process(onnx: str, vnnlib: str, cpu_seconds: float, task_seconds: float) -> None:
+    """The engine cost of farming without Dask: the instance's only pair searched (a) serially and
+    (b) as the driver farms it (tasks of ``task_seconds`` through ``run_subtree``, pickled both
+    ways, one after the other in this process), each for ``cpu_seconds`` of CPU time."""
+    import math
+    import pickle
+
+    import reluopt
+    from reluopt.methods.region import RegionLP
+    from reluopt.parallel import blas_threads
+    from reluopt.search import InputSplit, Limits, Search, Settings
+    from reluopt.search.distributed import GapSpec, Task, run_subtree
+    from reluopt.tracker import Anytime
+    from reluopt.verification import load_vnnlib
+    from reluopt.verification.falsify import margin_problem
+
+    net = reluopt.load(ACAS / onnx)
+    box = load_vnnlib(ACAS / vnnlib).boxes[0]
+    problem = margin_problem(net, box.lb, box.ub, box.disjuncts[0])
+    settings = Settings(abs_gap=0.0, rel_gap=0.0, stop_above=0.0, stop_below=0.0)
+    for mode in ("serial", "tasks"):
+        anytime = Anytime(problem, "bab")
+        strategy = InputSplit(problem, anytime, settings, 0, region_lp=RegionLP)
+        search = Search(Limits())
+        c0 = time.process_time()
+        with blas_threads(1):
+            roots = strategy.roots(search)
+            if mode == "serial":
+                search.limits.should_stop = lambda c0=c0: time.process_time() - c0 > cpu_seconds
+                search.run(strategy, roots)
+            else:
+                for node in roots:
+                    search.frontier.push(node)
+                spec = GapSpec(InputSplit, problem, settings, 0, {"region_lp": RegionLP})
+                while search.frontier and time.process_time() - c0 < cpu_seconds:
+                    nodes = search.frontier.pop(min(64, max(1, len(search.frontier) // 4)))
+                    task = Task(nodes, task_seconds, math.inf, math.inf, search.nodes, anytime.x)
+                    report = pickle.loads(pickle.dumps(run_subtree(spec, pickle.loads(pickle.dumps(task)))))
+                    search.nodes += report.nodes
+                    for node in report.open:
+                        search.frontier.push(node)
+        cpu = time.process_time() - c0
+        print(json.dumps({"mode": mode, "nodes": search.nodes, "cpu": cpu, "nodes_per_cpu_s": search.nodes / cpu}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", default="ACASXU_run2a_4_2_batch_2000.onnx")
@@ -71,7 +117,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)   # child mode: workers
     ap.add_argument("--out", default=None, help="append one JSON line per run here")
+    ap.add_argument("--in-process", type=float, default=None, metavar="CPU_S",
+                    help="no cluster: the serial search against the same tasks run in this process, "
+                    "CPU_S CPU seconds each (the engine's cost of farming, without Dask)")
     args = ap.parse_args()
+    if args.in_process is not None:
+        tasks_in_process(args.onnx, args.vnnlib, args.in_process, 2.0)
+        return
     if args.one is not None:
         print(json.dumps(one_run(args.onnx, args.vnnlib, args.one, args.timeout)))
         return
