@@ -124,6 +124,15 @@ def test_failed_tasks_put_their_nodes_back(threads_cluster, monkeypatch):
     check_against(res, truth)
     assert res.stats["cluster"]["gave_up"] and res.stats["cluster"]["failed"] == threads_cluster.max_failures
 
+    def no_cluster():
+        raise OSError("injected: the cluster did not start")
+
+    dead = Cluster(workers=1, processes=False, **KNOBS)
+    monkeypatch.setattr(dead, "client", no_cluster)
+    res = reluopt.solve(problem, "bab", workers=dead, time_limit=60, abs_gap=1e-6, rel_gap=0.0)
+    check_against(res, truth)
+    assert res.stats["cluster"]["gave_up"] and "did not start" in res.stats["cluster"]["last_error"]
+
 
 def test_limits_on_cluster_keep_a_true_bound(threads_cluster):
     """A node limit and a time limit stop the farmed search; the bound still covers the

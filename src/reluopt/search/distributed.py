@@ -367,16 +367,20 @@ def farm(search: Search, strategy: Any, cluster: Cluster, spec: Spec) -> str:
     """
     from distributed import wait
 
-    client = cluster.client()
-    spec_ref = client.scatter(spec, broadcast=True, hash=False)
-    slots = cluster.threads() * cluster.tasks_per_worker
-    flying: dict[Any, tuple[list[Node], float]] = {}
     info: dict[str, Any] = {"tasks": 0, "failed": 0, "worker_seconds": 0.0, "worker_cpu_seconds": 0.0,
-                            "workers": cluster.threads(),
                             "nodes_sent": 0, "nodes_back": 0}
     strategy_stats = getattr(strategy, "stats", None)
     if isinstance(strategy_stats, dict):
         strategy_stats["cluster"] = info
+    try:
+        client = cluster.client()
+        spec_ref = client.scatter(spec, broadcast=True, hash=False)
+        info["workers"] = cluster.threads()
+    except Exception as exc:  # noqa: BLE001 - no cluster (it did not start, or went away): go on here
+        info["gave_up"], info["last_error"] = True, f"{type(exc).__name__}: {exc}"
+        return search.run(strategy, [])
+    slots = info["workers"] * cluster.tasks_per_worker
+    flying: dict[Any, tuple[list[Node], float]] = {}
     status: str | None = None
     try:
         while status is None:
