@@ -275,6 +275,34 @@ class StrategyFactory:
         return GapSpec(self.cls, self.problem, settings, self.seed, dict(self.kwargs))
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values ``_malloc_for_numpy`` sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 * 1024 * 1024, 64 * 1024 * 1024
+_malloc_tuned = False
+
+
+def _malloc_for_numpy() -> None:
+    """Undo Dask's ``MALLOC_TRIM_THRESHOLD_`` in this worker process (glibc only; once).
+
+    Dask starts workers with that variable set, which turns off glibc's adaptive mmap threshold:
+    every temporary array above 128 kB is then mapped and unmapped afresh. On ACAS Xu a task
+    bounded about a third as many nodes per CPU second that way (benchmarks/results/distributed.md).
+    Larger fixed thresholds give the heap reuse of a plain process back.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    except (OSError, AttributeError):     # not glibc: its defaults stand
+        pass
+
+
 def run_subtree(spec: Spec, task: Task) -> Report:
     """A worker's task: the engine on the task's nodes until its budget is spent.
 
@@ -287,6 +315,7 @@ def run_subtree(spec: Spec, task: Task) -> Report:
     -------
     Report
     """
+    _malloc_for_numpy()
     t0, c0 = time.perf_counter(), time.thread_time()
     with blas_threads(1):
         strategy = spec.build()
