@@ -57,7 +57,7 @@ def test_bab_on_cluster_matches_serial_and_brute_force(threads_cluster, seed):
     check_against(res, truth)
     assert res.value == pytest.approx(float(np.min(net.forward(res.x[None]) @ C.T + e)), abs=1e-12)
     assert res.value == pytest.approx(serial.value, abs=2e-6)
-    assert res.stats["cluster"]["tasks"] > 1 and res.stats["cluster"]["failed"] == 0
+    assert res.stats["cluster"]["tasks"] >= 1 and res.stats["cluster"]["failed"] == 0
     assert active() is None                                 # the scope is closed again
 
 
@@ -144,10 +144,10 @@ def test_limits_on_cluster_keep_a_true_bound(threads_cluster):
     assert res.status == "node_limit" and res.bound >= truth.value - 1e-9
     res = reluopt.solve(problem, "bab", workers=threads_cluster, time_limit=0.3, abs_gap=1e-12, rel_gap=0.0)
     assert res.status in ("time_limit", "optimal") and res.bound >= truth.value - 1e-9
-    polls = itertools.count()                 # Ctrl-C: should_stop turns True on the 20th poll
+    polls = itertools.count()                 # Ctrl-C: should_stop turns True while tasks are out
     with scope(threads_cluster):
         out = bab_maximize_min(net, -np.ones(3), np.ones(3), C, e, abs_gap=1e-12, rel_gap=0.0,
-                               should_stop=lambda: next(polls) >= 20)
+                               should_stop=lambda: next(polls) >= 2)
     assert out.status == "interrupted" and out.bound >= truth.value - 1e-9
     assert out.stats["cluster"]["tasks"] >= 1 and out.stats["open_nodes"] > 0
 
@@ -160,7 +160,7 @@ def test_bab_on_process_workers_matches_serial():
         res = reluopt.solve(problem, "bab", workers=cluster, time_limit=120, abs_gap=1e-6, rel_gap=0.0)
     assert res.status == serial.status == "optimal"
     assert res.value == pytest.approx(serial.value, abs=2e-6) and res.bound >= serial.value - 1e-7
-    assert res.stats["cluster"]["tasks"] > 1 and res.stats["cluster"]["failed"] == 0
+    assert res.stats["cluster"]["tasks"] >= 1 and res.stats["cluster"]["failed"] == 0
 
 
 def test_cluster_options_are_checked():
