@@ -24,8 +24,9 @@ from .progress import (  # re-exported: the subcommands import them from here
 
 __all__ = ["BOX_HELP", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_NO_PROOF", "EXIT_OK",
            "EXIT_USAGE", "MODEL_HELP", "OUTPUT_OPTIONS", "PHASE_NAMES", "PLOT_FORMATS", "PROGRESS_HELP",
-           "TRUST_PICKLE_HELP", "ProgressLine", "add_model_argument", "add_objective_arguments",
-           "add_progress_arguments", "add_trust_pickle_argument", "check_common_args", "check_output_file",
+           "TRUST_PICKLE_HELP", "ProgressLine", "add_cluster_arguments", "add_model_argument",
+           "add_objective_arguments", "add_progress_arguments", "add_trust_pickle_argument", "check_common_args",
+           "check_output_file", "cluster_scope",
            "format_gap", "format_progress", "load_domain", "load_network", "objective_kwargs", "parse_box",
            "problem_from_args", "progress_line", "read_polytope", "report_stream", "write_json"]
 
@@ -352,6 +353,41 @@ def check_output_file(target, flag: str) -> None:
     if flag == "--plot" and p.suffix and p.suffix[1:].lower() not in PLOT_FORMATS:
         raise ReluoptError(f"{flag} {str(target)!r}: unknown image type {p.suffix!r}; use one of "
                            f"{', '.join('.' + f for f in PLOT_FORMATS[:6])}, ...")
+
+
+def add_cluster_arguments(parser) -> None:
+    """Add ``--workers N`` and ``--scheduler ADDR``: branch and bound on a Dask cluster.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="farm branch and bound out to a local Dask cluster of N one-thread workers, "
+                       "started only when a search is still open after a short warm-up (the 'dask' extra)")
+    group.add_argument("--scheduler", default=None, metavar="ADDR",
+                       help="the same on a running Dask cluster, e.g. tcp://host:8786 "
+                       "(see the README, 'Scale-out on a cluster')")
+
+
+def cluster_scope(args):
+    """The cluster scope of ``--workers`` / ``--scheduler`` (a no-op context without them).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``search.cluster.scope``.
+    """
+    from ..search.cluster import scope
+
+    return scope(getattr(args, "workers", None), getattr(args, "scheduler", None))
 
 
 def check_common_args(args) -> None:

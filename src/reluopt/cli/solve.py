@@ -20,9 +20,11 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_NO_PROOF,
     EXIT_OK,
+    add_cluster_arguments,
     add_model_argument,
     add_objective_arguments,
     add_progress_arguments,
+    cluster_scope,
     problem_from_args,
     progress_line,
     report_stream,
@@ -97,6 +99,7 @@ def register(subparsers) -> None:
     p.add_argument("--write", metavar="FILE", help="also write reluopt's MIP of the problem (the --bounds "
                    "bounds, stable neurons removed; columns x_i, y_k, h0_i, z0_i) to FILE.mps or FILE.lp "
                    "before solving, in the problem's own sense, for any MIP solver")
+    add_cluster_arguments(p)
     add_progress_arguments(p)
     p.set_defaults(func=run)
 
@@ -328,7 +331,7 @@ def run(args) -> int:
     int
         The exit code (see `reluopt.cli`).
     """
-    from ..methods import get_method
+    from ..methods import CLUSTER_METHODS, get_method
 
     problem = problem_from_args(args)
     net = problem.network
@@ -346,6 +349,9 @@ def run(args) -> int:
         options["incumbent"] = _vector_arg(args.incumbent, net.input_dim, "--incumbent")
     method = get_method(args.method)
     check_method_options(args.method, options, problem)
+    if (args.workers is not None or args.scheduler is not None) and args.method not in CLUSTER_METHODS:
+        raise ParseError(f"--workers/--scheduler farm out branch and bound: method {args.method!r} has none "
+                         f"(use {', '.join(CLUSTER_METHODS)})")
     out = report_stream(args)
     if args.write:
         _write(problem, args.write, options, args.time_limit, out)
@@ -358,7 +364,8 @@ def run(args) -> int:
     if note:
         print(f"note: {note}", file=out)
     try:
-        result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
+        with cluster_scope(args):
+            result = method(problem, time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
             raise ParseError(f"method {args.method!r} does not take that option: {exc}") from None

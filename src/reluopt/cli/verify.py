@@ -20,8 +20,10 @@ from .common import (
     EXIT_NO_PROOF,
     EXIT_OK,
     EXIT_USAGE,
+    add_cluster_arguments,
     add_model_argument,
     add_progress_arguments,
+    cluster_scope,
     load_network,
     progress_line,
 )
@@ -61,6 +63,7 @@ def register(subparsers) -> None:
     p.add_argument("--solver", default="highs", choices=BACKENDS,
                    help="MILP solver of the exact MIP (default highs; scip and gurobi need their extras)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the falsification (default 0)")
+    add_cluster_arguments(p)
     add_progress_arguments(p)
     p.add_argument("--verbose", "-v", action="store_true",
                    help="print how the answer was reached (method, time per phase) on stderr")
@@ -99,8 +102,9 @@ def run(args) -> int:
     left = max(args.timeout - (time.perf_counter() - started), 1e-3)
     line = progress_line(args)
     try:
-        verdict = verify(net, prop, timeout=left, seed=args.seed, progress=line, exact=args.exact,
-                         solver=args.solver)
+        with cluster_scope(args):
+            verdict = verify(net, prop, timeout=left, seed=args.seed, progress=line, exact=args.exact,
+                             solver=args.solver)
     finally:
         line.close()
     print(verdict.status)
@@ -183,13 +187,19 @@ def run_instances(args) -> int:
     int
         The exit code (see `reluopt.cli`).
     """
-    from ..verification import VnnlibTimeout, load_vnnlib, verify
-
     instances = read_instances(args.instances)
     if args.limit is not None:
         instances = instances[: args.limit]
     if args.timeout_scale <= 0:
         raise ProblemError(f"--timeout-scale must be positive, got {args.timeout_scale}")
+    with cluster_scope(args):     # one cluster for every instance
+        return _run_instances(args, instances)
+
+
+def _run_instances(args, instances) -> int:
+    """The loop of ``run_instances`` (inside its cluster scope)."""
+    from ..verification import VnnlibTimeout, load_vnnlib, verify
+
     counts = {"sat": 0, "unsat": 0, "unknown": 0, "error": 0}
     models: dict[Path, Network] = {}
     rows = []

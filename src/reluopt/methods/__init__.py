@@ -85,7 +85,11 @@ def get_method(name: str) -> Callable[..., Result]:
     return getattr(mod, func)
 
 
-def solve(problem: Problem, method: str = "auto", **options) -> Result:
+#: Methods whose branch and bound can farm its frontier out to a Dask cluster (``workers``/``scheduler``).
+CLUSTER_METHODS = ("auto", "bab", "bab-relu")
+
+
+def solve(problem: Problem, method: str = "auto", *, workers=None, scheduler=None, **options) -> Result:
     """Solve ``problem`` with the named method.
 
     Parameters
@@ -95,6 +99,12 @@ def solve(problem: Problem, method: str = "auto", **options) -> Result:
     method : str, optional
         A key of `METHODS`; default ``auto``: a short heuristic phase, then bab for
         low-dimensional bounded boxes, else the MIP.
+    workers : int, search.cluster.Cluster or None
+        Farm branch and bound out to a Dask ``LocalCluster`` of this many one-thread workers
+        (started only when a search is still open after its warm-up), or to a ``Cluster``
+        (with its knobs); methods in ``CLUSTER_METHODS`` only.
+    scheduler : str, dask.distributed.Client or None
+        The same on an existing cluster: a scheduler address (``tcp://host:8786``) or a Client.
     **options
         Passed to the method (``time_limit``, ``seed``, ``progress``, method options).
 
@@ -103,4 +113,13 @@ def solve(problem: Problem, method: str = "auto", **options) -> Result:
     Result
         The method's result.
     """
-    return get_method(method)(problem, **options)
+    fn = get_method(method)
+    if workers is None and scheduler is None:
+        return fn(problem, **options)
+    if method not in CLUSTER_METHODS:
+        raise ProblemError(f"method {method!r} does not run on a Dask cluster; workers/scheduler work with "
+                           f"{', '.join(CLUSTER_METHODS)}")
+    from ..search.cluster import scope
+
+    with scope(workers, scheduler):
+        return fn(problem, **options)

@@ -40,6 +40,8 @@ from ..result import (
     interruptible,
 )
 from ..search import ABOVE, BELOW, BRANCHING, InputSplit, Limits, Search, Settings
+from ..search.cluster import active as active_cluster
+from ..search.distributed import StrategyFactory, run_search
 from ..tracker import Anytime
 from .region import RegionLP
 
@@ -114,7 +116,7 @@ def run_input_split(problem: Problem, anytime: Anytime, *, time_limit: float | N
         In max form.
     """
     return run_strategy(problem, anytime, "bab", Settings,
-                        lambda settings: InputSplit(problem, anytime, settings, seed, region_lp=RegionLP),
+                        StrategyFactory(InputSplit, problem, anytime, seed, {"region_lp": RegionLP}),
                         time_limit=time_limit, node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap,
                         stop_above=stop_above, stop_below=stop_below, progress=progress, threads=threads,
                         should_stop=should_stop, **options)
@@ -123,7 +125,7 @@ def run_input_split(problem: Problem, anytime: Anytime, *, time_limit: float | N
 def run_strategy(problem: Problem, anytime: Anytime, name: str, settings_type: type,
                  make_strategy: Callable[[Any], Any], *, time_limit: float | None, node_limit: int | None,
                  abs_gap: float, rel_gap: float, stop_above: float | None, stop_below: float | None, progress,
-                 threads: int | None, should_stop, **options) -> BabOutcome:
+                 threads: int | None, should_stop, cluster=None, **options) -> BabOutcome:
     """Run a branch-and-bound strategy on the search engine and report it as a ``BabOutcome``.
 
     Shared by ``bab`` (input splitting) and ``bab-relu`` (ReLU splitting): option checking,
@@ -140,9 +142,13 @@ def run_strategy(problem: Problem, anytime: Anytime, name: str, settings_type: t
         The strategy's settings dataclass (with ``abs_gap``, ``rel_gap``, ``stop_above``,
         ``stop_below`` fields); ``options`` fill its other fields.
     make_strategy : callable
-        ``make_strategy(settings)`` returns the strategy (with ``roots(search)`` and ``stats``).
+        ``make_strategy(settings)`` returns the strategy (with ``roots(search)`` and ``stats``); a
+        ``search.distributed.StrategyFactory`` can also run on a cluster.
     time_limit, node_limit, abs_gap, rel_gap, stop_above, stop_below, progress, threads, should_stop
         As in ``run_input_split``.
+    cluster : search.cluster.Cluster or None
+        Farm the open frontier out to this Dask cluster once the warm-up is over (default: the
+        active ``search.cluster.scope``'s, if any).
     **options
         Settings fields.
 
@@ -159,8 +165,15 @@ def run_strategy(problem: Problem, anytime: Anytime, name: str, settings_type: t
     strategy = make_strategy(settings_type(abs_gap=float(abs_gap), rel_gap=float(rel_gap), stop_above=stop_above,
                                            stop_below=stop_below, **options))
     search = Search(Limits.of(time_limit, node_limit, should_stop), progress)
+    cluster = cluster if cluster is not None else active_cluster()
     with blas_threads(threads):
-        status = search.run(strategy, strategy.roots(search))
+        if cluster is None:
+            status = search.run(strategy, strategy.roots(search))
+        elif isinstance(make_strategy, StrategyFactory):
+            roots = strategy.roots(search)
+            status = run_search(search, strategy, roots, cluster, make_strategy.spec(strategy.cfg))
+        else:
+            raise ProblemError(f"{name} cannot run on a Dask cluster")
     counts = search.frontier.counts
     stats = {**strategy.stats, "pruned": counts["pruned"], "infeasible": counts["infeasible"],
              "frozen": counts["frozen"], "closed": counts["closed"], "batches": search.batches,

@@ -20,6 +20,7 @@ from ..result import (
     REL_GAP,
     Result,
 )
+from ..search.distributed import StrategyFactory
 from ..search.relu_split import ReluSettings, ReluSplit
 from ..tracker import Anytime
 from .bab import BabOutcome, run_strategy, solve_by_search
@@ -63,7 +64,7 @@ def run_relu_split(problem: Problem, anytime: Anytime, *, time_limit: float | No
         In max form.
     """
     return run_strategy(problem, anytime, "bab-relu", ReluSettings,
-                        lambda settings: ReluSplit(problem, anytime, settings, seed),
+                        StrategyFactory(ReluSplit, problem, anytime, seed),
                         time_limit=time_limit, node_limit=node_limit, abs_gap=abs_gap, rel_gap=rel_gap,
                         stop_above=stop_above, stop_below=stop_below, progress=progress, threads=threads,
                         should_stop=should_stop, **options)

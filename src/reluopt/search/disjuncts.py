@@ -27,6 +27,8 @@ from ..bounds.node import best_output_bounds, node_bounds
 from ..network import Network
 from ..parallel import blas_threads
 from .boxes import midpoint_children, stack_prior, stored_prior, tie_break
+from .cluster import active
+from .distributed import Spec, run_search
 from .engine import Limits, Search
 from .tree import FROZEN, Node
 
@@ -276,8 +278,83 @@ def split_disjuncts(network: Network, lb, ub, disjuncts: Sequence[Conjunction], 
     ub = np.asarray(ub, dtype=np.float64)
     strategy = DisjunctSplit(network, lb, ub, list(disjuncts), on_points, batch_size, min_width)
     search = Search(Limits(deadline=deadline), progress, progress_every=0.25)
+    cluster = active()
     with blas_threads(1):   # the GEMMs are small: one BLAS thread is fastest
-        status = search.run(strategy, strategy.roots(search))
+        if cluster is None:
+            status = search.run(strategy, strategy.roots(search))
+        else:
+            spec = DisjunctSpec(network, lb, ub, list(disjuncts), batch_size, min_width)
+            status = run_search(search, strategy, strategy.roots(search), cluster, spec)
     if status != "unsat":
         status = "unknown"
     return SplitOutcome(status, strategy.upper(), search.nodes, search.frontier.counts[FROZEN])
+
+
+class _Candidates:
+    """A worker's ``on_points``: keeps each disjunct's best point and the points where one holds."""
+
+    def __init__(self, network: Network, lb: np.ndarray, ub: np.ndarray, disjuncts: Sequence[Conjunction]) -> None:
+        self.net, self.lb, self.ub, self.disjuncts = network, lb, ub, disjuncts
+        self.best = np.full(len(disjuncts), -math.inf)
+        self.best_x: list[np.ndarray | None] = [None] * len(disjuncts)
+        self.hits: list[np.ndarray] = []
+
+    def __call__(self, X: np.ndarray) -> None:
+        X = np.clip(np.atleast_2d(X), self.lb, self.ub)
+        Y = self.net.forward(X)
+        for k, dj in enumerate(self.disjuncts):
+            margins = (dj.e[None, :] - Y @ dj.C.T).min(axis=1) if dj.C.shape[0] else np.full(len(X), np.inf)
+            i = int(np.argmax(margins))
+            if margins[i] > self.best[k]:
+                self.best[k], self.best_x[k] = float(margins[i]), X[i].copy()
+            if len(self.hits) < 8 and margins[i] >= 0:
+                self.hits.append(X[i].copy())
+
+    def points(self) -> np.ndarray | None:
+        found = [x for x in self.best_x if x is not None] + self.hits
+        return np.array(found) if found else None
+
+
+@dataclass
+class DisjunctSpec(Spec):
+    """How a cluster worker rebuilds the disjunct tree (``search.distributed``).
+
+    A worker's candidate points go back to the driver, whose ``on_points`` confirms them by
+    its own forward pass; the per-disjunct bounds of retired pieces are merged by maximum.
+
+    Parameters
+    ----------
+    network : Network
+    lb, ub : ndarray
+    disjuncts : list of Conjunction
+    batch_size : int
+    min_width : float
+    """
+
+    network: Network
+    lb: np.ndarray
+    ub: np.ndarray
+    disjuncts: list
+    batch_size: int
+    min_width: float
+
+    def build(self) -> DisjunctSplit:
+        """A tree whose ``on_points`` collects candidates. See `Spec.build`."""
+        return DisjunctSplit(self.network, self.lb, self.ub, self.disjuncts,
+                             _Candidates(self.network, self.lb, self.ub, self.disjuncts), self.batch_size,
+                             self.min_width)
+
+    def found(self, strategy) -> bool:
+        """A point where a disjunct's margins are all >= 0. See `Spec.found`."""
+        return bool(strategy.on_points.hits)
+
+    def export(self, strategy) -> tuple[np.ndarray | None, dict]:
+        """Candidate points and the bounds of closed and frozen pieces. See `Spec.export`."""
+        return strategy.on_points.points(), {"closed_max": strategy.closed_max, "frozen_max": strategy.frozen_max}
+
+    def merge(self, strategy, points, state: dict) -> None:
+        """Bounds merged by maximum, points to the driver's ``on_points``. See `Spec.merge`."""
+        strategy.closed_max = np.maximum(strategy.closed_max, state["closed_max"])
+        strategy.frozen_max = np.maximum(strategy.frozen_max, state["frozen_max"])
+        if points is not None:
+            strategy.on_points(points)

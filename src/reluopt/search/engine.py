@@ -177,6 +177,9 @@ class Search:
         Nodes bounded so far (strategies add to it in ``expand``).
     batches : int
         Calls of ``expand``.
+    outside : float
+        Largest bound of the nodes out on cluster workers (``search.distributed``; ``-inf``
+        when none): they are open nodes too, so ``bound()`` counts them.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -185,6 +188,7 @@ class Search:
     frontier: Frontier = field(default_factory=Frontier)
     nodes: int = 0
     batches: int = 0
+    outside: float = -math.inf
     start: float = field(default_factory=time.perf_counter)
     _last_bound: float = math.inf
     _last_report: float = -math.inf
@@ -200,9 +204,10 @@ class Search:
         Returns
         -------
         float
-            The max over the open and retired nodes' bounds (``Frontier.bound``).
+            The max over the open and retired nodes' bounds (``Frontier.bound``) and the
+            nodes out on workers (``outside``).
         """
-        return self.frontier.bound()
+        return max(self.frontier.bound(), self.outside)
 
     def report(self, strategy: Strategy, force: bool = False) -> None:
         """Send a progress report (rate-limited unless ``force``).
@@ -253,11 +258,7 @@ class Search:
             self.frontier.prune(strategy.threshold())
             bound = self._record_bound(strategy)
             self.report(strategy)
-            status = strategy.stop_status(bound)
-            if status is None and not self.frontier:
-                status = strategy.exhausted_status(bound)
-            if status is None:
-                status = self._limit_status()
+            status = self.decide(strategy, bound)
             if status is not None:
                 break
             nodes = self.frontier.pop(strategy.batch_size(len(self.frontier),
@@ -267,6 +268,51 @@ class Search:
         self._record_bound(strategy)
         self.report(strategy, force=True)
         return status
+
+    def decide(self, strategy: Strategy, bound: float, pending: bool = False) -> str | None:
+        """The status to stop with now, or None to go on: the strategy's rules, then the limits.
+
+        Parameters
+        ----------
+        strategy : Strategy
+        bound : float
+            The certified bound of the whole search.
+        pending : bool
+            Nodes are out on workers (``search.distributed``): an empty frontier is not exhausted.
+
+        Returns
+        -------
+        str or None
+        """
+        status = strategy.stop_status(bound)
+        if status is None and not self.frontier and not pending:
+            status = strategy.exhausted_status(bound)
+        if status is None:
+            status = self._limit_status()
+        return status
+
+    def record(self, strategy: Strategy) -> float:
+        """Record the certified bound with the strategy when it improved, and return it.
+
+        Parameters
+        ----------
+        strategy : Strategy
+
+        Returns
+        -------
+        float
+        """
+        return self._record_bound(strategy)
+
+    def push(self, strategy: Strategy, nodes: list[Node]) -> None:
+        """Push bounded nodes on the frontier, retiring those at or below the strategy's threshold.
+
+        Parameters
+        ----------
+        strategy : Strategy
+        nodes : list of Node
+        """
+        self._push(strategy, nodes)
 
     def _push(self, strategy: Strategy, nodes: list[Node]) -> None:
         threshold = strategy.threshold()

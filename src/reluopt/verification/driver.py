@@ -29,6 +29,7 @@ from ..methods.portfolio import exact_method, relu_split_fits
 from ..milp.backends import BACKENDS, get_backend
 from ..network import Network
 from ..result import check_time_limit
+from ..search.cluster import scope as cluster_scope
 from .exact import run_exact
 from .falsify import Found, Pair, confirm
 from .falsify import falsify as falsify_pairs
@@ -86,6 +87,8 @@ def verify(
     exact: str = "auto",
     falsify: bool = True,
     solver: str = "highs",
+    workers=None,
+    scheduler=None,
 ) -> Verdict:
     """Decide whether some input of ``prop``'s boxes makes ``network``'s outputs unsafe.
 
@@ -111,6 +114,12 @@ def verify(
         Run the sampling and gradient attack (False exercises the exact methods).
     solver : str, default 'highs'
         The MILP back-end of the MIP (one of ``milp.backends.BACKENDS``).
+    workers : int, search.cluster.Cluster or None
+        Farm the branch and bound of the exact phase out to a Dask ``LocalCluster`` of this many
+        one-thread workers (started only for a search still open after its warm-up), or to a
+        ``Cluster``.
+    scheduler : str, dask.distributed.Client or None
+        The same on an existing cluster: a scheduler address (``tcp://host:8786``) or a Client.
 
     Returns
     -------
@@ -126,6 +135,14 @@ def verify(
     SolverError
         ``solver`` is not installed.
     """
+    with cluster_scope(workers, scheduler):
+        return _decide(network, prop, timeout=timeout, seed=seed, progress=progress, exact=exact, falsify=falsify,
+                       solver=solver)
+
+
+def _decide(network: Network, prop: Property, *, timeout: float, seed: int, progress, exact: str, falsify: bool,
+            solver: str) -> Verdict:
+    """The body of ``verify`` (inside its cluster scope)."""
     start = time.perf_counter()
     timeout = check_time_limit(timeout)
     deadline = start + timeout
