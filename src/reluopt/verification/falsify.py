@@ -33,8 +33,9 @@ MIP_CUTOFF = 1e-6
 #: The attack's first, bound-free round gets ``steps // QUICK_SHARE`` of the first batch's rounds.
 QUICK_SHARE = 4
 
-#: Inputs of at most this many dimensions get 4096 samples and no smooth-margin run: input
-#: splitting decides them soon after, so the attack stays as cheap as one batch.
+#: Inputs of at most this many dimensions get 4096 samples, no maximin LP starts and no
+#: smooth-margin run: input splitting decides them soon after, so the attack stays as cheap
+#: as one batch.
 SMALL_INPUT = 16
 
 
@@ -283,7 +284,8 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
         Starts per batch, rounds of the first batch, uniform samples among which the best
         become starts.
     smooth : bool, default True
-        Run the last, smooth-margin run.
+        Run the last, smooth-margin run, and start from the relaxation's maximin points (LPs),
+        not only its corners.
 
     Raises
     ------
@@ -327,7 +329,7 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     if time.perf_counter() >= deadline:
         return
     # Then the relaxation starts (CROWN's maximin points and corners) with the first round's best.
-    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups))
+    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups), lp=smooth)
     X = np.vstack([X[: restarts - restarts // 2], best[np.argsort(-values)]])[:restarts]
     confirm_many(network, group, X, "falsification")
     best, values = run(X, steps - quick)
