@@ -253,7 +253,7 @@ def maximin_point(lam: np.ndarray, const: np.ndarray, lb: np.ndarray, ub: np.nda
 
 
 def relaxation_starts(network: Network, lb: np.ndarray, ub: np.ndarray, C: np.ndarray, e: np.ndarray,
-                      groups: np.ndarray) -> np.ndarray:
+                      groups: np.ndarray, lp: bool = True) -> np.ndarray:
     """Starts from CROWN's linear bounds of the rows ``C y + e`` over the box.
 
     Per group: the maximiser of the smallest linear upper bound and of the smallest linear
@@ -267,6 +267,8 @@ def relaxation_starts(network: Network, lb: np.ndarray, ub: np.ndarray, C: np.nd
     C : numpy.ndarray, shape (R, m)
     e : numpy.ndarray, shape (R,)
     groups : numpy.ndarray of int, shape (R,)
+    lp : bool, default True
+        Include the maximin points (LPs); False: the corners only.
 
     Returns
     -------
@@ -278,7 +280,7 @@ def relaxation_starts(network: Network, lb: np.ndarray, ub: np.ndarray, C: np.nd
     up_lam, up_const, up_corner = up_lam[0], up_const[0] + e, up_corner[0]
     lo_lam, lo_const = -lo_lam[0], -lo_const[0] + e    # C_r y + e_r >= lo_lam_r x + lo_const_r
     out = []
-    for g in range(int(groups.max()) + 1):
+    for g in range(int(groups.max()) + 1 if lp else 0):
         idx = groups == g
         for lam, const in ((up_lam, up_const), (lo_lam, lo_const)):
             x = maximin_point(lam[idx], const[idx], lb, ub)
@@ -290,7 +292,7 @@ def relaxation_starts(network: Network, lb: np.ndarray, ub: np.ndarray, C: np.nd
 
 
 def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generator, incumbent=None,
-                  rows=None) -> np.ndarray:
+                  rows=None, lp: bool = True) -> np.ndarray:
     """The ``n`` starting points of the attack (see the module docstring).
 
     Parameters
@@ -305,6 +307,8 @@ def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generat
     incumbent : array_like or None
     rows : tuple or None
         ``(C, e, groups)`` of the loss (default: ``problem.rows()``, one group).
+    lp : bool, default True
+        Include the relaxation's maximin points (see ``relaxation_starts``).
 
     Returns
     -------
@@ -316,7 +320,7 @@ def attack_starts(problem: Problem, n: int, samples: int, rng: np.random.Generat
     width = dom.ub - dom.lb
     starts = [] if incumbent is None else [np.asarray(incumbent, dtype=np.float64)[None, :]]
     starts.append(dom.center()[None, :])
-    starts.append(relaxation_starts(net, dom.lb, dom.ub, C, e, groups))
+    starts.append(relaxation_starts(net, dom.lb, dom.ub, C, e, groups, lp))
     if samples > 0:
         X = dom.lb + rng.random((samples, dom.dim)) * width
         values, _ = margin_loss(net.forward(X) @ C.T + e, groups)

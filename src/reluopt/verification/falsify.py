@@ -22,12 +22,21 @@ import scipy.sparse as sp
 from ..errors import ProblemError
 from ..network import Network
 from ..objectives import MaxMin
+from ..parallel import single_threaded_blas
 from ..problem import Domain, Problem
 from .property import Disjunct
 
 #: The MIP attack's model keeps only points whose margin is above ``-MIP_CUTOFF * (1 + scale)``
 #: (scale: the output bounds' and right-hand sides' magnitude), so the solver prunes the rest.
 MIP_CUTOFF = 1e-6
+
+#: The attack's first, bound-free round gets ``steps // QUICK_SHARE`` of the first batch's rounds.
+QUICK_SHARE = 4
+
+#: Inputs of at most this many dimensions get 4096 samples, no maximin LP starts and no
+#: smooth-margin run: input splitting decides them soon after, so the attack stays as cheap
+#: as one batch.
+SMALL_INPUT = 16
 
 
 @dataclass
@@ -253,13 +262,14 @@ def box_rows(group: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, deadline: float,
-               restarts: int = 48, steps: int = 80, samples: int = 128) -> None:
+               restarts: int = 48, steps: int = 80, samples: int = 128, smooth: bool = True) -> None:
     """APGD on the margin of a box's disjunction (``max`` over its pairs of their smallest margin).
 
-    Two batches of ``restarts`` starts: the first from the attack's starts (best points so
-    far, centre, CROWN's relaxation points and corners, best samples), ``steps`` rounds on
-    the hard margin; the second from the first's best points and fresh random ones,
-    ``steps // 2`` rounds on the smooth margin. Points whose margin is within round-off of
+    Three runs of ``restarts`` starts, so that easy counterexamples cost no bound: first
+    ``steps // QUICK_SHARE`` rounds on the hard margin from the best samples, the centre and
+    the best points so far; then the rest of ``steps`` from CROWN's relaxation points and
+    corners and the first run's best points; last ``steps // 2`` rounds on the smooth margin
+    from the best points and fresh random ones. Points whose margin is within round-off of
     0, and each start's best point, go through ``confirm_many``.
 
     Parameters
@@ -273,6 +283,9 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     restarts, steps, samples : int
         Starts per batch, rounds of the first batch, uniform samples among which the best
         become starts.
+    smooth : bool, default True
+        Run the last, smooth-margin run, and start from the relaxation's maximin points (LPs),
+        not only its corners.
 
     Raises
     ------
@@ -288,11 +301,8 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
     known = [p.best_x for p in group if p.best_x is not None]
     S = lb + rng.random((samples, lb.size)) * width       # checked before any bound is computed
     vals = margin_loss(network.forward(S) @ C.T + e, groups)[0]
-    best_s = S[np.argsort(-vals)[: max(restarts // 2, 1)]]
-    confirm_many(network, group, np.vstack([S[vals >= -1e-6 * (1.0 + np.abs(vals))], best_s]), "falsification")
-    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups))
-    X = np.vstack(known + [X[: restarts - restarts // 2], best_s])[:restarts]
-    confirm_many(network, group, X, "falsification")
+    best_s = S[np.argsort(-vals)[:restarts]]
+    confirm_many(network, group, np.vstack([S[vals >= -1e-6 * (1.0 + np.abs(vals))], best_s[:1]]), "falsification")
 
     def proj(Z: np.ndarray) -> np.ndarray:
         return np.clip(Z, lb, ub)
@@ -303,23 +313,35 @@ def attack_box(network: Network, group: list[Pair], rng: np.random.Generator, de
             confirm_many(network, group, Z[near], "falsification")
         return time.perf_counter() >= deadline
 
-    best, values = X, np.zeros(0)
-    for tau_scale, rounds in ((0.0, steps), (0.05, steps // 2)):
-        if time.perf_counter() >= deadline:
-            return
-        tau = 0.0
-        if tau_scale > 0:
-            keep = best[np.argsort(-values)[: restarts // 4]]
-            X = np.vstack([keep, lb + rng.random((restarts - keep.shape[0], lb.size)) * width])
-            V = network.forward(X) @ C.T + e
-            tau = tau_scale * float(np.std(V)) + 1e-12
-
-        def value_grad(Z: np.ndarray, t: float = tau) -> tuple[np.ndarray, np.ndarray]:
-            return margin_gradient(network, Z, C, e, groups, t)
+    def run(X: np.ndarray, rounds: int, tau: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        def value_grad(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return margin_gradient(network, Z, C, e, groups, tau)
 
         best, values = ascend(value_grad, X, proj, width, steps=max(rounds, 1), step=0.25, rng=rng,
                               after_round=after_round)
         confirm_many(network, group, best, "falsification")     # the best points, for the exact phase
+        return best, values
+
+    # The cheap first round: the best samples, the centre and the known points, no bound computed.
+    quick = max(steps // QUICK_SHARE, 1)
+    X = np.vstack(known + [((lb + ub) / 2)[None, :], best_s])[:restarts]
+    best, values = run(X, quick)
+    if time.perf_counter() >= deadline:
+        return
+    # Then the relaxation starts (CROWN's maximin points and corners) with the first round's best.
+    X = attack_starts(problem, restarts, 0, rng, None, (C, e, groups), lp=smooth)
+    X = np.vstack([X[: restarts - restarts // 2], best[np.argsort(-values)]])[:restarts]
+    confirm_many(network, group, X, "falsification")
+    best, values = run(X, steps - quick)
+    if time.perf_counter() >= deadline:
+        return
+    if not smooth:
+        return
+    # Last, the smooth margin from the best points so far and fresh random ones.
+    keep = best[np.argsort(-values)[: restarts // 4]]
+    X = np.vstack([keep, lb + rng.random((restarts - keep.shape[0], lb.size)) * width])
+    V = network.forward(X) @ C.T + e
+    run(X, steps // 2, 0.05 * float(np.std(V)) + 1e-12)
 
 
 def falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
@@ -349,7 +371,13 @@ with the largest margin found first.
     Found
         A counterexample was confirmed.
     """
-    samples = 4096 if network.input_dim <= 16 else 128
+    with single_threaded_blas():      # small products: threads only add overhead
+        _falsify(network, pairs, rng, deadline, mip_seconds, backend)
+
+
+def _falsify(network: Network, pairs: list[Pair], rng: np.random.Generator, deadline: float,
+             mip_seconds: float, backend: str) -> None:
+    samples = 4096 if network.input_dim <= SMALL_INPUT else 128
     for p in pairs:
         if p.dj.C.shape[0] == 0:   # no output atom: any point of the box is unsafe
             confirm(network, p, ((p.lb + p.ub) / 2)[None, :], "falsification")
@@ -360,7 +388,8 @@ with the largest margin found first.
             return
         group = [p for p in pairs if p.box == b]
         try:
-            attack_box(network, group, rng, now + (deadline - now) / (len(boxes) - k), samples=samples)
+            attack_box(network, group, rng, now + (deadline - now) / (len(boxes) - k), samples=samples,
+                       smooth=network.input_dim > SMALL_INPUT)
         except ProblemError:      # e.g. a box whose interval bounds overflow: no attack, no claim
             continue
     if mip_seconds > 0:       # the pairs closest to a counterexample first
