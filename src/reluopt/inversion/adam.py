@@ -64,12 +64,17 @@ class Adam:
         numpy.ndarray
             The new iterates (not projected).
         """
-        self.k += 1
+        k, lr = self._advance()
         self.m = self.beta1 * self.m + (1 - self.beta1) * grad
         self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        mhat = self.m / (1 - self.beta1**self.k)
-        vhat = self.v / (1 - self.beta2**self.k)
-        return x - self.lr * mhat / (np.sqrt(vhat) + self.eps)
+        mhat = self.m / (1 - self.beta1**k)
+        vhat = self.v / (1 - self.beta2**k)
+        return x - lr * mhat / (np.sqrt(vhat) + self.eps)
+
+    def _advance(self):
+        """Count the step: the step count and step size of this step (shared by every row)."""
+        self.k += 1
+        return self.k, self.lr
 
 
 @one_blas_thread

@@ -20,10 +20,11 @@ from ..errors import ProblemError
 from ..network import Network
 from ..parallel import one_blas_thread
 from ..result import Result, check_time_limit
+from .adam import Adam
 from .surfing import _grad, _prepare, _results, _starts, _values
 
 
-class RowAdam:
+class RowAdam(Adam):
     """Adam with its own moments, step count and step size per row: rows restart independently.
 
     Parameters
@@ -37,46 +38,28 @@ class RowAdam:
     """
 
     def __init__(self, shape, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        self.lr0, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
-        self.k = np.zeros(shape[0])
-        self.lr = np.full(shape[0], float(lr))
+        super().__init__(lr, beta1, beta2, eps)
+        self.reset(shape)
+        self.counts = np.zeros(shape[0])            # one step count per row
+        self.rates = np.full(shape[0], float(lr))   # one step size per row
 
-    def reset(self, rows: np.ndarray) -> None:
+    def restart(self, rows: np.ndarray) -> None:
         """Start the selected rows afresh: zero moments and step count, the first step size.
 
         Parameters
         ----------
         rows : numpy.ndarray
-            Boolean mask of the rows to reset.
+            Boolean mask of the rows to restart.
         """
         self.m[rows] = 0.0
         self.v[rows] = 0.0
-        self.k[rows] = 0.0
-        self.lr[rows] = self.lr0
+        self.counts[rows] = 0.0
+        self.rates[rows] = self.lr
 
-    def step(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """One bias-corrected Adam step per row, each with the row's own step size.
-
-        Parameters
-        ----------
-        x : numpy.ndarray
-            Current iterates (rows x dimension).
-        grad : numpy.ndarray
-            Gradients at ``x``.
-
-        Returns
-        -------
-        numpy.ndarray
-            The new iterates (not projected).
-        """
-        self.k += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        mhat = self.m / (1 - self.beta1 ** self.k)[:, None]
-        vhat = self.v / (1 - self.beta2 ** self.k)[:, None]
-        return x - self.lr[:, None] * mhat / (np.sqrt(vhat) + self.eps)
+    def _advance(self):
+        """Count the step of every row: per-row step counts and step sizes, as columns."""
+        self.counts += 1
+        return self.counts[:, None], self.rates[:, None]
 
 
 @one_blas_thread
@@ -149,17 +132,17 @@ def restarts_to_convergence(network: Network, targets, box, *, budget: int, A=No
         run_best = np.minimum(run_best, v)
         stall = np.where(progress, 0, stall + 1)
         plateau = stall >= patience
-        opt.lr[plateau] *= cut
+        opt.rates[plateau] *= cut
         stall[plateau] = 0
         solved = best_v < tiny
         converged_runs += (v < tiny) & ~solved_before
         solved_before = solved
-        done = (opt.lr < min_lr_ratio * lr) & ~solved
+        done = (opt.rates < min_lr_ratio * lr) & ~solved
         if done.any():
             converged_runs += done
             runs += done
             x[done] = _starts(rng, int(done.sum()), 1, lb, ub)
-            opt.reset(done)
+            opt.restart(done)
             run_best[done] = _values(network, x[done], T[done], A, a)
             stall[done] = 0
     out = _results("restarts", network, best_x, T, A, a, best_v[:, None], evals, time.perf_counter() - start,
