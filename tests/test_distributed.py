@@ -142,8 +142,11 @@ def test_limits_on_cluster_keep_a_true_bound(threads_cluster):
     assert truth.status == "optimal"
     res = reluopt.solve(problem, "bab", workers=threads_cluster, node_limit=60, abs_gap=1e-9, rel_gap=0.0)
     assert res.status == "node_limit" and res.bound >= truth.value - 1e-9
+    # the serial tree at this gap ends with frozen boxes (status feasible) in about 0.2 s: a fast
+    # machine finishes it within the limit, a slow one stops at the limit
+    exhausted = reluopt.solve(problem, "bab", time_limit=120, abs_gap=1e-12, rel_gap=0.0).status
     res = reluopt.solve(problem, "bab", workers=threads_cluster, time_limit=0.3, abs_gap=1e-12, rel_gap=0.0)
-    assert res.status in ("time_limit", "optimal") and res.bound >= truth.value - 1e-9
+    assert res.status in ("time_limit", exhausted) and res.bound >= truth.value - 1e-9
     polls = itertools.count()                 # Ctrl-C: should_stop turns True while tasks are out
     with scope(threads_cluster):
         out = bab_maximize_min(net, -np.ones(3), np.ones(3), C, e, abs_gap=1e-12, rel_gap=0.0,
