@@ -216,18 +216,22 @@ class _Reader:
         (e.y if kind == "y" else e.x)[k] = 1.0
         return e
 
+    def _index(self, word: str) -> int:
+        """Read ``[k]`` after the name ``word`` (the reader is at ``[``): the whole number ``k``."""
+        self.take()
+        kind, text, ipos = self.take()
+        if kind != "num" or not text.isdigit():
+            self.fail(ipos, f"the index of {word}[...] must be a whole number")
+        if not self.is_op("]"):
+            self.fail(self.peek()[2], "missing ']'")
+        self.take()
+        return int(text)
+
     def _variable(self, word: str, pos: int) -> LinearExpr:
         if self.is_op("["):
             if word not in ("x", "y", "X", "Y"):
                 self.fail(pos, f"unknown vector {word!r}: use y[i] for output i and x[i] for input i")
-            self.take()
-            kind, text, ipos = self.take()
-            if kind != "num" or not text.isdigit():
-                self.fail(ipos, f"the index of {word}[...] must be a whole number")
-            if not self.is_op("]"):
-                self.fail(self.peek()[2], "missing ']'")
-            self.take()
-            return self._unit(word.lower(), int(text), pos)
+            return self._unit(word.lower(), self._index(word), pos)
         hits = [("y", k) for k, name in enumerate(self.output_names) if name == word]
         hits += [("x", k) for k, name in enumerate(self.input_names) if name == word]
         m = _SHORTHAND.fullmatch(word)
@@ -365,14 +369,7 @@ class _ModelReader(_Reader):
                       ProblemError)
         start, size, scalar = self.names[word]
         if self.is_op("["):
-            self.take()
-            kind, text, ipos = self.take()
-            if kind != "num" or not text.isdigit():
-                self.fail(ipos, f"the index of {word}[...] must be a whole number")
-            if not self.is_op("]"):
-                self.fail(self.peek()[2], "missing ']'")
-            self.take()
-            k = int(text)
+            k = self._index(word)
             if scalar or not 0 <= k < size:
                 what = "a scalar: write it without an index" if scalar else f"has {size} entries (0..{size - 1})"
                 self.fail(pos, f"{word}[{k}] does not exist: {word} is {what}" if scalar else
