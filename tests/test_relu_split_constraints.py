@@ -215,3 +215,31 @@ def test_lagrangian_node_bound_is_valid_for_any_multipliers(seed):
     assert np.all(tuned.upper <= zero.upper + 1e-7 * (1 + np.abs(zero.upper)))
     assert tuned.mu is not None and tuned.mu.shape == (B, 2, 1) and np.all(tuned.mu >= 0)
     assert tuned.nu is not None and tuned.nu.shape == (B, 2, 2) and np.all(tuned.nu >= 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_on_a_constrained_problem_above_the_limit_takes_relu_splitting(seed):
+    """20 inputs (two free), a budget row on the free ones and an output row: ``auto`` takes
+    ReLU splitting (the rule, benchmarks/results/relu_constraints.md) and its optimum is the
+    brute force on the folded 2-input net."""
+    from test_verify import _fold_inputs
+
+    net = random_network([20, 8, 8, 2], seed=seed)
+    rng = np.random.default_rng(seed)
+    free = np.array([3, 11])
+    x0 = rng.uniform(-1, 1, 20)
+    lb, ub = x0.copy(), x0.copy()
+    lb[free], ub[free] = -1.0, 1.0
+    A = np.zeros((1, 20))
+    A[0, free] = 1.0
+    b = np.array([0.4])
+    small = _fold_inputs(net, free, x0[np.setdiff1d(np.arange(20), free)])
+    X = rng.uniform(-1, 1, size=(512, 2))
+    C, e = np.array([[0.0, 1.0]]), np.array([float(np.median(small.forward(X)[:, 1]))])
+    c = np.array([1.0, 0.0])
+    truth = brute_force(small, -np.ones(2), np.ones(2), c, "max", C, e, A[:, free], b)
+    problem = Problem(net, Domain(lb, ub, A, b), Objective(c), OutputConstraints(C, e))
+    assert 20 > BAB_MAX_DIM and choose_exact(problem) == "bab-relu"
+    res = reluopt.solve(problem, "auto", time_limit=60)
+    assert res.stats["exact"] == "bab-relu"
+    _check(res, problem, truth, "max")
