@@ -136,9 +136,9 @@ def node_lp(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | Non
     if remaining <= 0.05:
         return None
     dom, out = problem.domain, problem.constraints
-    loose = (lambda r: None if r is None else r + 0.5 * FEASIBILITY_TOL)  # noqa: E731
-    sub = Problem(problem.network, Domain(lo, hi, dom.A, loose(dom.b)), problem.objective,
-                  None if out is None else OutputConstraints(out.C, loose(out.e)))
+    margin = 0.5 * FEASIBILITY_TOL
+    sub = Problem(problem.network, Domain(lo, hi, dom.A, None if dom.b is None else dom.b + margin),
+                  problem.objective, None if out is None else OutputConstraints(out.C, out.e + margin))
     model = _node_model(sub, lo, hi, prior, inactive).relaxed()
     if model.scaling_issue() is not None:
         return None

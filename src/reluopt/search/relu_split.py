@@ -1,4 +1,5 @@
-"""ReLU-split branch and bound for ``max min_r (C_r . y(x) + e_r)`` over a box: ``bab-relu``.
+"""ReLU-split branch and bound for ``max min_r (C_r . y(x) + e_r)`` over a box, optionally
+subject to ``A x <= b`` and output constraints ``C_out y <= e_out``: ``bab-relu``.
 
 Where input splitting (``input_split``) halves the box, this strategy keeps the box and fixes
 one unstable ReLU per split to its active (``g >= 0``) or inactive (``g <= 0``) phase, as
@@ -11,6 +12,14 @@ with the input dimension.
   ``beta`` optimised a few projected steps, warm-started from the parent). Every bound is
   valid whatever the optimiser's state (proof in ``relu_bounds``). The root's neuron bounds
   come from alpha-CROWN.
+* **constraints**: each row's bound adds ``mu . (e_out - C_out y) + nu . (b - A x)`` with
+  multipliers ``mu, nu >= 0`` (``lagrange.Constraints``), optimised with ``alpha, beta`` and
+  inherited by the children; valid for any ``mu, nu >= 0`` (``relu_bounds``). Such a bound never
+  proves a node empty: that is the node LP's job (``leaf.node_lp``: the triangle relaxation
+  with the split phases and the constraints, through the HiGHS back-end, only an
+  ``infeasible`` status counts), run while there is no incumbent, on nodes with no unstable
+  neuron left, and on nodes whose bound stalled (at most a quarter of the time). So the run
+  ends ``infeasible`` only when every node was proven empty (``L > U``, an LP or a leaf MIP).
 * **branching** (``BRANCHING``): ``babsr`` scores each unstable neuron by the intercept its
   upper line adds to the node's bound (the estimated improvement of splitting it, from the
   back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
@@ -18,13 +27,15 @@ with the input dimension.
   the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
   ranking, never a bound) and keeps the split whose worse child is lowest.
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
-  from the best of them, all forward-checked by the run's ``Anytime``.
+  from the best of them, all forward-checked by the run's ``Anytime``, which keeps only
+  points feasible within ``FEASIBILITY_TOL``; with constraints an infeasible point steps down
+  its most violated constraint instead (a penalty step), and the node LPs' points are offered.
 * **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
-  own neuron bounds (``leaf``; the splits fix those neurons' phases), counted only on a
-  trusted status; a node with none left and no MIP is frozen (its bound stays in the answer).
+  own neuron bounds and the problem's constraints (``leaf``; the splits fix those neurons'
+  phases), counted only on a trusted status; a node with none left and no MIP is frozen (its
+  bound stays in the answer).
 
-This version takes no input constraints ``A x <= b`` and no output constraints (a clear
-``ProblemError``; use ``bab`` or ``mip``), and plain ReLU hidden layers only.
+Plain ReLU hidden layers only (a clear ``ProblemError`` otherwise).
 """
 
 from __future__ import annotations
