@@ -313,7 +313,9 @@ def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
     layer, neuron : ndarray of int, shape (K, c)
         The candidate neurons of each parent (unstable ones).
     cons : Constraints or None
-        With the parents' multipliers ``mu, nu`` (K, s, k) and (K, s, p): their terms are kept.
+        The problem's constraints: the parents' Lagrangian terms are kept in the scores.
+    mu, nu : ndarray or None
+        The parents' multipliers, (K, s, k) and (K, s, p) (None: zeros).
 
     Returns
     -------
