@@ -243,3 +243,18 @@ def test_auto_on_a_constrained_problem_above_the_limit_takes_relu_splitting(seed
     res = reluopt.solve(problem, "auto", time_limit=60)
     assert res.stats["exact"] == "bab-relu"
     _check(res, problem, truth, "max")
+
+
+def test_constrained_bab_relu_on_a_cluster_matches_brute_force():
+    # the sub-trees farmed out to workers carry the multipliers; their empty nodes and points
+    # are merged on the driver (search.distributed)
+    pytest.importorskip("distributed")
+    from reluopt.search.cluster import Cluster
+
+    net, lb, ub, c, A, b, C, e = _case([2, 12, 12, 1], 11)
+    problem = _problem(net, lb, ub, c, A, b, C, e)
+    truth = brute_force(net, lb, ub, c, "max", C, e, A, b)
+    with Cluster(workers=2, processes=False, warmup_seconds=0.0, task_seconds=0.05, task_nodes=2) as cluster:
+        res = reluopt.solve(problem, "bab-relu", workers=cluster, time_limit=120, leaf_mip=False)
+    _check(res, problem, truth, "max")
+    assert res.stats["cluster"]["tasks"] >= 1 and res.stats["cluster"]["failed"] == 0
