@@ -354,7 +354,7 @@ class ReluSplit(GapStrategy):
                 or (stalled and self.stats["seconds_lp"] <= 0.25 * self.search.elapsed)):
             return False
         t0 = time.perf_counter()
-        got = node_lp(self.lp_problem, self.lo[0], self.hi[0], node.prior, deadline=self.search.limits.deadline,
+        got = node_lp(self.lp_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
                       should_stop=self.search.limits.should_stop, inactive=[S < 0 for S in node.splits])
         self.stats["seconds_lp"] += time.perf_counter() - t0
         if got is None or got.bound is None:
