@@ -94,15 +94,21 @@ def test_auto_with_the_real_mip(tiny_net):
 def test_choose_exact():
     small = Problem.build(random_network([3, 4, 1]), 0, 1, maximize=0)
     eight = Problem.build(random_network([8, 4, 1]), 0, 1, maximize=0)
-    # above BAB_MAX_DIM a problem ReLU splitting does not take (here an output constraint)
-    big = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0, constraints=["y[0] <= 1"])
+    # above BAB_MAX_DIM a problem ReLU splitting does not take (here a leaky ReLU)
+    from test_splitting_rule import _leaky
+
+    big = Problem.build(_leaky(random_network([9, 4, 1])), 0, 1, maximize=0)
     unbounded = Problem.build(random_network([3, 4, 1]), 0, np.inf, maximize=0)
     assert choose_exact(small) == choose_exact(eight) == "bab"
     assert choose_exact(big) == choose_exact(unbounded) == "mip"
-    # a plain box problem: input splitting up to SPLIT_MAX_DIM (16) inputs, then ReLU splitting
+    # a plain problem: input splitting up to SPLIT_MAX_DIM (16) inputs, then ReLU splitting;
+    # output constraints do not change that (benchmarks/results/relu_constraints.md)
     nine = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0)
     wide = Problem.build(random_network([17, 4, 1]), 0, 1, maximize=0)
     assert (choose_exact(nine), choose_exact(wide)) == ("bab", "bab-relu")
+    nine_c = Problem.build(random_network([9, 4, 1]), 0, 1, maximize=0, constraints=["y[0] <= 1"])
+    wide_c = Problem.build(random_network([17, 4, 1]), 0, 1, maximize=0, constraints=["y[0] <= 1"])
+    assert (choose_exact(nine_c), choose_exact(wide_c)) == ("bab", "bab-relu")
 
 
 def test_bad_inputs(tiny_net):

@@ -175,12 +175,15 @@ def test_batched_nodes_are_bounded_as_if_alone():
 
 def test_bab_relu_refuses_what_it_cannot_take():
     net = random_network([2, 6, 1], seed=0)
+    # constraints are taken (Lagrangian terms, node LPs: tests/test_relu_split_constraints.py)
     dom = Domain(-np.ones(2), np.ones(2), A=np.ones((1, 2)), b=np.ones(1))
-    with pytest.raises(ProblemError, match="input constraints"):
-        reluopt.solve(Problem(net, dom, Objective(np.ones(1))), "bab-relu", time_limit=5)
     cons = OutputConstraints(np.ones((1, 1)), np.ones(1))
-    with pytest.raises(ProblemError, match="output constraints"):
-        reluopt.solve(Problem(net, Domain(-np.ones(2), np.ones(2)), Objective(np.ones(1)), cons), "bab-relu")
+    for problem in (Problem(net, dom, Objective(np.ones(1))),
+                    Problem(net, Domain(-np.ones(2), np.ones(2)), Objective(np.ones(1)), cons)):
+        truth = brute_force(net, -np.ones(2), np.ones(2), np.ones(1), "max", cons.C if problem.constraints else None,
+                            cons.e if problem.constraints else None, problem.domain.A, problem.domain.b)
+        res = reluopt.solve(problem, "bab-relu", time_limit=30)
+        assert res.status == "optimal" and abs(res.value - truth) <= 1e-4 * (1 + abs(truth))
     with pytest.raises(ProblemError, match="bab-relu"):
         reluopt.solve(_problem(net), "bab-relu", no_such_option=1)
     with pytest.raises(ProblemError, match="branching"):

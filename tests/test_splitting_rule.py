@@ -47,11 +47,11 @@ def test_choose_exact_follows_the_rule():
     net = random_network([20, 6, 1], seed=0)
     assert choose_exact(Problem.build(net, 0, 1, maximize=0)) == "bab-relu"
     assert choose_exact(Problem.build(random_network([12, 6, 1]), 0, 1, maximize=0)) == "bab"
-    # what ReLU splitting does not take goes to the MIP: input constraints, output
-    # constraints, a leaky ReLU, an unbounded box
+    # input and output constraints: ReLU splitting too (benchmarks/results/relu_constraints.md)
     A, b = np.ones((1, 20)), np.array([3.0])
-    assert choose_exact(Problem.build(net, 0, 1, maximize=0, A=A, b=b)) == "mip"
-    assert choose_exact(Problem.build(net, 0, 1, maximize=0, constraints=["y[0] <= 1"])) == "mip"
+    assert choose_exact(Problem.build(net, 0, 1, maximize=0, A=A, b=b)) == "bab-relu"
+    assert choose_exact(Problem.build(net, 0, 1, maximize=0, constraints=["y[0] <= 1"])) == "bab-relu"
+    # what ReLU splitting does not take goes to the MIP: a leaky ReLU, an unbounded box
     leaky = _leaky(net)
     assert not relu_split_fits(leaky) and relu_split_fits(net)
     assert choose_exact(Problem.build(leaky, 0, 1, maximize=0)) == "mip"

@@ -3,11 +3,14 @@
 The search is the shared engine of ``reluopt.search`` with the ``ReluSplit`` strategy
 (beta-CROWN node bounds, BaBSR/FSB branching, leaf MIPs: see ``reluopt.search.relu_split``);
 the incumbent, bound and history live in one ``Anytime`` tracker, as for ``bab``. It suits
-networks with many inputs, where input splitting stalls.
+networks with many inputs, where input splitting stalls. Input constraints ``A x <= b`` and
+output constraints enter the node bounds as Lagrangian terms; nodes are proven empty by LPs.
 
-Soundness: every node bound is a beta-CROWN bound that is valid for any slopes and
-multipliers the optimiser leaves (proof in ``reluopt.search.relu_bounds``), rounded outward; a
-leaf MIP counts only when it ends in a trusted status; a node that cannot be split further
+Soundness: every node bound is a beta-CROWN bound (with the constraints' Lagrangian terms)
+that is valid for any slopes and multipliers the optimiser leaves (proof in
+``reluopt.search.relu_bounds``), rounded outward; a leaf MIP or node LP counts only when it
+ends in a trusted status (its bound widened); ``infeasible`` only when every node was proven
+empty; every incumbent is forward-checked and feasible; a node that cannot be split further
 keeps its bound in the answer.
 """
 
@@ -37,7 +40,8 @@ def run_relu_split(problem: Problem, anytime: Anytime, *, time_limit: float | No
     Parameters
     ----------
     problem : Problem
-        Bounded box, objective rows (``problem.rows()``), no constraints, ReLU hidden layers.
+        Bounded box, objective rows (``problem.rows()``), optional input and output
+        constraints, ReLU hidden layers.
     anytime : Anytime
         Receives every incumbent and certified bound (user sense).
     time_limit, node_limit : float, int or None
@@ -79,7 +83,8 @@ def solve_bab_relu(problem: Problem, *, time_limit: float | None = None, seed: i
     Parameters
     ----------
     problem : Problem
-        Bounded box; a linear or ``MaxMin`` objective; no constraints (a ``ProblemError``).
+        Bounded box; a linear or ``MaxMin`` objective; optional ``A x <= b`` and output
+        constraints.
     time_limit, node_limit : float, int or None
     seed : int
     progress : callable or None

@@ -6,9 +6,9 @@ The heuristic phase (default: PPGA-LR then sampling LP, with ``pgd`` first above
 starts from the best point so far) finds a good point fast. The exact phase gets the rest,
 by the splitting rule (``exact_method``): on a bounded box, input splitting (``bab``) up to
 ``SPLIT_MAX_DIM`` inputs and ReLU splitting (``bab-relu``) above for plain problems (ReLU
-network, linear or ``MaxMin`` objective, no constraints); for the others input splitting up
-to ``BAB_MAX_DIM`` inputs and the big-M MIP (``mip``) above; ``incumbent=x`` is the warm
-start. Progress reports of every phase use the portfolio's clock and carry ``phase``.
+network, linear or ``MaxMin`` objective, with or without input and output constraints); for
+the others input splitting up to ``BAB_MAX_DIM`` inputs and the big-M MIP (``mip``) above;
+``incumbent=x`` is the warm start. Progress reports of every phase use the portfolio's clock and carry ``phase``.
 The merged history says which method found each improvement (``source`` column: the
 phase's method name, e.g. ``ppga-lr``, ``mip``, with the phase's own detail after a colon).
 The final status is the exact phase's (``optimal`` only if it proved it); if no exact
@@ -54,18 +54,21 @@ DEFAULT_HEURISTICS = ("ppga-lr", "sampling")
 
 #: The splitting rule of ``auto`` and ``verify`` (``exact_method``, stated once here), on a
 #: bounded box. A *plain* problem (plain ReLU hidden layers, a linear or ``MaxMin`` objective,
-#: no input or output constraints; every VNN-LIB pair is one) gets input splitting (``bab``) up
-#: to ``SPLIT_MAX_DIM`` inputs and ReLU splitting (``bab-relu``) above. Any other problem gets
-#: input splitting up to ``BAB_MAX_DIM`` inputs and the big-M MIP (``mip``) above. Input
-#: splitting halves one input per branch, so the boxes it needs grow exponentially with the
-#: dimension; ReLU splitting grows with the unstable neurons instead, and the MIP's size
-#: depends on neither. Measured at equal time on width-100 nets (benchmarks/results/vnncomp.md):
-#: input splitting's bound is the tightest at 10 inputs, the two tie at 16, ReLU splitting
-#: wins from 30, and the MIP is the loosest throughout.
+#: input constraints ``A x <= b`` and output constraints allowed; every VNN-LIB pair is one)
+#: gets input splitting (``bab``) up to ``SPLIT_MAX_DIM`` inputs and ReLU splitting
+#: (``bab-relu``) above. Any other problem gets input splitting up to ``BAB_MAX_DIM`` inputs and
+#: the big-M MIP (``mip``) above. Input splitting halves one input per branch, so the boxes it
+#: needs grow exponentially with the dimension; ReLU splitting grows with the unstable neurons
+#: instead, and the MIP's size depends on neither. Measured at equal time on width-100 nets
+#: (benchmarks/results/vnncomp.md): input splitting's bound is the tightest at 10 inputs, the
+#: two tie at 16, ReLU splitting wins from 30, and the MIP is the loosest throughout. With a
+#: budget row and an output constraint (benchmarks/results/relu_constraints.md) the two
+#: splittings tie at 12 inputs, ReLU splitting is the tightest at 20 and 40, and the MIP is
+#: the loosest throughout, so constraints do not change the rule.
 SPLIT_MAX_DIM = 16
 
-#: ``auto``'s input-splitting limit on problems ReLU splitting does not take (constraints, other
-#: activations); above it, the MIP.
+#: ``auto``'s input-splitting limit on problems ReLU splitting does not take (other activations,
+#: other objectives); above it, the MIP.
 BAB_MAX_DIM = 8
 
 #: ``verify``'s input-splitting limit, whatever the activations (above it: ReLU splitting on
@@ -83,8 +86,8 @@ def relu_split_fits(network, problem: Problem | None = None) -> bool:
     network : Network
         The network.
     problem : Problem, optional
-        Also checked: no input constraints ``A x <= b``, no output constraints, and a linear
-        or ``MaxMin`` objective.
+        Also checked: a linear or ``MaxMin`` objective (input constraints ``A x <= b`` and
+        output constraints are taken).
 
     Returns
     -------
@@ -98,8 +101,7 @@ def relu_split_fits(network, problem: Problem | None = None) -> bool:
         return False
     if problem is None:
         return True
-    return (problem.domain.A is None and problem.constraints is None
-            and isinstance(problem.objective, Objective | MaxMin))
+    return isinstance(problem.objective, Objective | MaxMin)
 
 
 def exact_method(dim: int, bounded: bool, relu_fits: bool, *, verification: bool = False) -> str:

@@ -7,9 +7,15 @@ the node for every ``lam`` in the simplex and ``mu, nu >= 0`` (weak duality). Th
 of the combination is convex and piecewise linear in the multipliers, and the relaxed
 network's output at the bound's maximiser is a subgradient, so a few projected steps per node
 (children inherit the multipliers) tighten the bound where one row alone cannot.
+
+ReLU splitting uses the same terms per objective row (``Constraints``): its node bounds
+(``relu_bounds.lagrangian_bounds``) optimise ``mu, nu`` by projected Adam together with the
+slopes and split multipliers, since its kernel gives their gradients too.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,3 +109,79 @@ def tune_multipliers(network, nb, ub: np.ndarray, mult: np.ndarray | None, *, C:
         mult[:, :s] = simplex_projection(mult[:, :s])
         mult[:, s:] = np.maximum(mult[:, s:], 0.0)
     return ub, mult, best_x
+
+
+@dataclass
+class Constraints:
+    """A problem's constraints as Lagrangian terms of ReLU-split node bounds (``relu_bounds``).
+
+    Parameters
+    ----------
+    C, e : ndarray, shapes (k, m) and (k,)
+        Output constraints ``C y <= e`` (``k = 0``: none).
+    A, b : ndarray, shapes (p, d) and (p,)
+        Input constraints ``A x <= b`` (``p = 0``: none).
+    """
+
+    C: np.ndarray
+    e: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+
+    @classmethod
+    def of(cls, problem) -> Constraints | None:
+        """The constraints of a ``Problem``, so that ReLU splitting can weigh them in its bounds.
+
+        Parameters
+        ----------
+        problem : Problem
+
+        Returns
+        -------
+        Constraints or None
+            None when the problem has neither input nor output constraints.
+        """
+        dom, out = problem.domain, problem.constraints
+        if dom.A is None and out is None:
+            return None
+        m, d = problem.network.output_dim, dom.dim
+        return cls(np.zeros((0, m)) if out is None else np.asarray(out.C, dtype=np.float64),
+                   np.zeros(0) if out is None else np.asarray(out.e, dtype=np.float64),
+                   np.zeros((0, d)) if dom.A is None else np.asarray(dom.A, dtype=np.float64),
+                   np.zeros(0) if dom.b is None else np.asarray(dom.b, dtype=np.float64))
+
+    def start(self, mult, N: int, which: str) -> np.ndarray:
+        """Warm-start multipliers, (N, k) for ``which='mu'`` or (N, p) for ``'nu'``, clipped to >= 0.
+
+        Parameters
+        ----------
+        mult : ndarray or None
+            The parents' (any shape with N * width entries); None: zeros.
+        N : int
+            Rows (nodes times objective rows).
+        which : str
+
+        Returns
+        -------
+        ndarray
+        """
+        width = self.C.shape[0] if which == "mu" else self.A.shape[0]
+        if mult is None:
+            return np.zeros((N, width))
+        return np.maximum(np.asarray(mult, dtype=np.float64).reshape(N, width), 0.0)
+
+    def terms(self, spec: np.ndarray, mu: np.ndarray, nu: np.ndarray):
+        """``(C_r - mu C_out, nu A, mu . e_out + nu . b)`` per row: the row to push back, the
+        input coefficients to subtract and the constant to add.
+
+        Parameters
+        ----------
+        spec : ndarray, shape (N, m)
+        mu, nu : ndarray, shapes (N, k) and (N, p)
+
+        Returns
+        -------
+        tuple of ndarray
+            Shapes (N, m), (N, d), (N,).
+        """
+        return spec - mu @ self.C, nu @ self.A, mu @ self.e + nu @ self.b

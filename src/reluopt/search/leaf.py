@@ -4,6 +4,8 @@ When a node has few unstable neurons left, splitting its box further would chase
 boundary or a flat optimum for many levels; the MIP on the node's own neuron bounds settles it
 in one solve. Only a run that ends in a trusted status counts: the MIP's bound is then widened
 by ``milp.backends.base.widen`` for the solver's tolerances, and anything else leaves the node open.
+``node_lp`` solves the same model's LP relaxation: ReLU splitting's proof that a constrained
+node is empty (its Lagrangian bounds never prove that).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..bounds import compute_bounds
 from ..milp.backends import get_backend
 from ..milp.backends.base import widen
 from ..milp.formulation import build_problem_model
-from ..problem import Domain, Problem
+from ..problem import FEASIBILITY_TOL, Domain, OutputConstraints, Problem
 from .tree import Prior
 
 #: The longest a single leaf MIP may run (seconds): the search keeps the rest of the budget.
@@ -84,15 +86,7 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         return None
     sub = Problem(problem.network, Domain(lo, hi, problem.domain.A, problem.domain.b), problem.objective,
                   problem.constraints)
-    bounds = compute_bounds(problem.network, lo, hi, "crown")
-    if prior is not None:
-        for l, (L, U) in enumerate(zip(*prior, strict=True)):
-            bounds.lower[l] = np.maximum(bounds.lower[l], L[None].astype(np.float64))
-            bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
-            bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
-    model = build_problem_model(sub, bounds)
-    if inactive is not None:
-        _inactive_rows(model, problem.network, inactive)
+    model = _node_model(sub, lo, hi, prior, inactive)
     issue = model.scaling_issue()
     if issue is not None:
         return LeafOutcome(None, False, refused=f"badly scaled: {issue}")
@@ -105,6 +99,72 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
     if out.bound is None or not math.isfinite(out.bound):
         return LeafOutcome(None, False, point)
     return LeafOutcome(widen(float(out.bound)), out.status == "optimal", point)
+
+
+def node_lp(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
+            should_stop: Callable[[], bool] | None, inactive: list[np.ndarray] | None = None) -> LeafOutcome | None:
+    """The LP relaxation of the leaf model (triangle relaxation on the node's neuron bounds,
+    split phases and constraints): a proof that a node is empty, or a bound and a point.
+
+    The constraints' right-hand sides are loosened by half of ``FEASIBILITY_TOL`` first, so that
+    an ``infeasible`` status proves the exact constraints empty with room for the solver's
+    tolerances (and the LP's point still passes the tracker's feasibility test); only
+    ``infeasible`` and ``optimal`` count.
+
+    Parameters
+    ----------
+    problem : Problem
+        A single-row problem in max form, with the constraints.
+    lo, hi : ndarray, shape (d,)
+        The node's box.
+    prior : Prior or None
+        The node's neuron bounds (valid on its sub-domain).
+    deadline : float
+        ``time.perf_counter()`` value the solve must end by.
+    should_stop : callable or None
+        Polled by the solver (Ctrl-C).
+    inactive : list of ndarray or None
+        As in ``leaf_mip``.
+
+    Returns
+    -------
+    LeafOutcome or None
+        ``bound=-inf`` when the node is empty, a widened LP bound (never ``closed``) when
+        optimal; None when there was no time, the model is badly scaled or the LP proved nothing.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0.05:
+        return None
+    dom, out = problem.domain, problem.constraints
+    margin = 0.5 * FEASIBILITY_TOL
+    sub = Problem(problem.network, Domain(lo, hi, dom.A, None if dom.b is None else dom.b + margin),
+                  problem.objective, None if out is None else OutputConstraints(out.C, out.e + margin))
+    model = _node_model(sub, lo, hi, prior, inactive).relaxed()
+    if model.scaling_issue() is not None:
+        return None
+    got = get_backend("highs").solve(model, relax=True, time_limit=min(remaining, LEAF_MIP_MAX_SECONDS),
+                                     should_stop=should_stop)
+    if got.status == "infeasible":
+        return LeafOutcome(-math.inf, True)
+    if got.status != "optimal" or got.bound is None or not math.isfinite(got.bound):
+        return None
+    point = None if got.values is None else model.columns_to_point(got.values)
+    return LeafOutcome(widen(float(got.bound)), False, point)
+
+
+def _node_model(sub: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, inactive):
+    """The big-M model of ``sub`` on CROWN's neuron bounds of the box intersected with ``prior``,
+    with the rows of the neurons split inactive."""
+    bounds = compute_bounds(sub.network, lo, hi, "crown")
+    if prior is not None:
+        for l, (L, U) in enumerate(zip(*prior, strict=True)):
+            bounds.lower[l] = np.maximum(bounds.lower[l], L[None].astype(np.float64))
+            bounds.upper[l] = np.minimum(bounds.upper[l], U[None].astype(np.float64))
+            bounds.lower[l] = np.minimum(bounds.lower[l], bounds.upper[l])
+    model = build_problem_model(sub, bounds)
+    if inactive is not None:
+        _inactive_rows(model, sub.network, inactive)
+    return model
 
 
 def _inactive_rows(model, network, inactive: list[np.ndarray]) -> None:

@@ -28,6 +28,20 @@ rounded outward. So ``max_{sub-domain} f_r <= bound_r``. The optimiser (projecte
 bound, gradients by the envelope rule at the bound's maximiser) only picks ``alpha, beta``; the
 reported number is recomputed by the kernel for the chosen ones (``_sound``), and clipping
 keeps them in range. An empty sub-domain makes the statement vacuous, so it is fine too.
+
+Constraints (``Constraints``: output rows ``C_out y <= e_out``, input rows ``A x <= b``): the
+kernel bounds ``C_r . y + e_r + sum beta s g + mu . (e_out - C_out y) + nu . (b - A x)`` for
+multipliers ``mu, nu >= 0`` per node and row, optimised with ``alpha, beta``. Let ``x`` be in the
+node's *feasible* sub-domain (the sub-domain above intersected with both constraint sets).
+(1) and (3) hold as before: the ``mu`` terms change only the row pushed back through the lines
+(``C_r - mu C_out``, a linear function of ``y``), and the ``nu`` terms add ``-nu A`` to the
+input coefficients and ``nu . b`` to the constant before the maximum over the box. (2) now
+also has ``mu . (e_out - C_out y(x)) >= 0`` and ``nu . (b - A x) >= 0`` at ``x``, so
+``f_r(x)`` is at most the Lagrangian there, hence at most the bound: valid for ANY
+``mu, nu >= 0``. The round-off of ``C_r - mu C_out`` and of ``nu A`` enters the outward
+margin (their magnitudes times ``|y|``'s interval bound and the box's). A Lagrangian bound
+that is very low does not prove the node empty: emptiness is left to ``split_bounds``
+(``L > U``) and to a status-checked LP (``relu_split``).
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from ..bounds.crown import backsubstitute, concretise_upper, relaxation
 from ..bounds.ibp import activate_interval, affine_interval
 from ..bounds.node import _tighten
 from ..network import Network
+from .lagrange import Constraints
 
 
 def split_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, splits: list[np.ndarray], prior=None,
@@ -136,6 +151,8 @@ class Bounded:
     lam_h : list of ndarray
         Per hidden layer (B, s, n_j): the coefficients of ``h_j`` in the back-substitution of
         each row (branching scores).
+    mu, nu : ndarray or None
+        (B, s, k) and (B, s, p): the constraints' multipliers used (None without constraints).
     """
 
     upper: np.ndarray
@@ -143,18 +160,23 @@ class Bounded:
     alpha: list[np.ndarray]
     beta: list[np.ndarray]
     lam_h: list[np.ndarray]
+    mu: np.ndarray | None = None
+    nu: np.ndarray | None = None
 
 
 def _rep(a: np.ndarray, s: int) -> np.ndarray:
     return np.repeat(a, s, axis=0)
 
 
-def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True):
+def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True, x_terms=None):
     """Unrounded bounds of the rows ``spec`` (N, m) and their gradients in ``alpha, beta``.
 
     ``fixed[j] = (a_lo0, a_up, b_up, free, sgn)`` (each (N, n_j)). At the box corner ``x*``
     maximising the linear bound, the bound is the relaxed network's value there, so its
     derivative is ``lam_ji g_ji(x*)`` in a used lower slope and ``s_ji g_ji(x*)`` in ``beta_ji``.
+    ``x_terms`` (N, d) is subtracted from the input coefficients (``nu A``). Also returned: the
+    relaxed output ``y`` at ``x*`` (the derivative in the row; None without ``grads``) and the
+    input coefficients before ``x_terms``.
     """
     K = net.depth
     out = net.layers[K]
@@ -169,13 +191,16 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True):
         const = const + np.einsum("nk,nk->n", np.where(pos, lam, 0.0), b_up) + lam_g @ net.layers[j].b
         saved[j] = (lam, pos, a_lo)
         lam = lam_g @ net.layers[j].W
+    lam_x = lam
+    if x_terms is not None:
+        lam = lam - x_terms
     x_star = np.where(lam >= 0, hi, lo)
     value = np.einsum("nd,nd->n", lam, x_star) + const
     ga: list[np.ndarray] = []
     gb: list[np.ndarray] = []
     lam_h: list[np.ndarray] = []
     if not grads:
-        return value, ga, gb, x_star, lam_h
+        return value, ga, gb, x_star, lam_h, None, lam_x
     h = x_star
     for j in range(K):
         a_lo0, a_up, b_up, free, sgn = fixed[j]
@@ -185,22 +210,36 @@ def _value_grad(net, lo, hi, spec, fixed, alpha, beta, grads: bool = True):
         gb.append(sgn * g)
         lam_h.append(lam_j)
         h = np.where(pos, a_up * g + b_up, a_lo * g)
-    return value, ga, gb, x_star, lam_h
+    return value, ga, gb, x_star, lam_h, h @ out.W.T + out.b, lam_x
 
 
-def _sound(net, lo, hi, lowers, uppers, spec, e, fixed, alpha, beta):
-    """Outward-rounded bounds of ``spec_n . y + e_n + sum beta s g`` (the kernel; any params).
+def _sound(net, lo, hi, lowers, uppers, spec, e, fixed, alpha, beta, cons=None, mu=None, nu=None):
+    """Outward-rounded bounds of ``spec_n . y + e_n + sum beta s g`` (the kernel; any params),
+    plus the constraints' terms ``mu . (e_out - C_out y) + nu . (b - A x)`` with ``cons``.
 
     The lines are ``split_lines``' for the slopes ``alpha`` (clipped to [0, 1]), built from the
     parts in ``fixed`` that do not depend on them."""
     lines = [(np.where(free, np.clip(a, 0.0, 1.0), a_lo0), np.zeros_like(a_lo0), a_up, b_up)
              for (a_lo0, a_up, b_up, free, _), a in zip(fixed, alpha, strict=True)]
     terms = [(b * f[4])[:, None, :] for b, f in zip(beta, fixed, strict=True)]
-    lam, const, mag, _ = backsubstitute(net, net.depth, spec[:, None, :], lines, g_terms=terms)
+    y_lo, y_hi = affine_interval(net.layers[-1], *activate_interval(net.hidden_layers[-1], lowers[-1], uppers[-1]))
+    if cons is None:
+        lam, const, mag, _ = backsubstitute(net, net.depth, spec[:, None, :], lines, g_terms=terms)
+    else:
+        row, x_terms, c0 = cons.terms(spec, mu, nu)
+        lam, const, mag, _ = backsubstitute(net, net.depth, row[:, None, :], lines, g_terms=terms)
+        y_abs = np.maximum(np.abs(y_lo), np.abs(y_hi))
+        scale = np.maximum(np.abs(lo), np.abs(hi))
+        # the round-off of the row and of nu A: their magnitudes times |y| and |x|
+        extra = (np.einsum("nm,nm->n", np.abs(spec) + np.abs(mu) @ np.abs(cons.C), y_abs)
+                 + np.einsum("nd,nd->n", np.abs(nu) @ np.abs(cons.A), scale)
+                 + np.abs(mu) @ np.abs(cons.e) + np.abs(nu) @ np.abs(cons.b))
+        lam = lam - x_terms[:, None, :]
+        const = const + c0[:, None]
+        mag = mag + extra[:, None]
     value, x_star, magnitude = concretise_upper(lam, const, mag, lo, hi)
     _, upper = outward(value[:, 0] + e, value[:, 0] + e, magnitude[:, 0] + np.abs(e))
     # never looser than the interval bounds of the rows (the Lagrangian terms are >= 0 there)
-    y_lo, y_hi = affine_interval(net.layers[-1], *activate_interval(net.hidden_layers[-1], lowers[-1], uppers[-1]))
     ibp = np.einsum("nm,nm->n", np.maximum(spec, 0), y_hi) + np.einsum("nm,nm->n", np.minimum(spec, 0), y_lo) + e
     mag_ibp = np.einsum("nm,nm->n", np.abs(spec), np.maximum(np.abs(y_lo), np.abs(y_hi))) + np.abs(e)
     _, ibp = outward(ibp, ibp, mag_ibp)
@@ -254,7 +293,8 @@ def estimate_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
 
 
 def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
-                    e: np.ndarray, alpha, beta, layer: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+                    e: np.ndarray, alpha, beta, layer: np.ndarray, neuron: np.ndarray, cons=None, mu=None,
+                    nu=None) -> np.ndarray:
     """``estimate_bounds`` of both children of each (parent, candidate neuron), built from the
     parents' lines: a child's lines are its parent's except at the split neuron (active:
     ``h = g`` above, a free slope below; inactive: ``h = 0``), so the relaxation is computed
@@ -272,6 +312,10 @@ def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
         The parents' slopes and multipliers, per hidden layer (K, s, n_j).
     layer, neuron : ndarray of int, shape (K, c)
         The candidate neurons of each parent (unstable ones).
+    cons : Constraints or None
+        The problem's constraints: the parents' Lagrangian terms are kept in the scores.
+    mu, nu : ndarray or None
+        The parents' multipliers, (K, s, k) and (K, s, p) (None: zeros).
 
     Returns
     -------
@@ -304,13 +348,20 @@ def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
         child_b.append(grow(bt[j]))
     lo_n = np.repeat(lo, reps * s, axis=0)
     hi_n = np.repeat(hi, reps * s, axis=0)
-    value = _value_grad(net, lo_n, hi_n, np.tile(C, (K * reps, 1)), child_fixed, child_a, child_b, grads=False)[0]
-    return np.min((value + np.tile(e, K * reps)).reshape(K, c, 2, s), axis=3)
+    spec_n, x_terms, c0 = np.tile(C, (K * reps, 1)), None, 0.0
+    if cons is not None:
+        def grow_m(x):      # the same for multipliers (their width may be 0)
+            return np.repeat(x.reshape(K, 1, s, x.shape[1]), reps, axis=1).reshape(K * reps * s, x.shape[1])
+        spec_n, x_terms, c0 = cons.terms(spec_n, grow_m(cons.start(mu, K * s, "mu")),
+                                         grow_m(cons.start(nu, K * s, "nu")))
+    value = _value_grad(net, lo_n, hi_n, spec_n, child_fixed, child_a, child_b, grads=False, x_terms=x_terms)[0]
+    return np.min((value + c0 + np.tile(e, K * reps)).reshape(K, c, 2, s), axis=3)
 
 
 def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
-                      e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1) -> Bounded:
-    """Certified bounds of ``C_r . y + e_r`` on each node's sub-domain, by beta-CROWN.
+                      e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1,
+                      cons: Constraints | None = None, mu=None, nu=None) -> Bounded:
+    """Certified bounds of ``C_r . y + e_r`` on each node's (feasible) sub-domain, by beta-CROWN.
 
     Parameters
     ----------
@@ -328,7 +379,12 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
     steps : int
         Projected Adam steps (0: the warm start as it is).
     lr : float
-        Step of ``alpha``; ``beta``'s is ``lr`` times the magnitude of its neuron's coefficient.
+        Step of ``alpha``; ``beta``'s is ``lr`` times the magnitude of its neuron's coefficient,
+        ``mu``'s and ``nu``'s ``lr`` times the row's magnitude over the constraint's.
+    cons : Constraints or None
+        The problem's constraints: their multipliers are optimised too.
+    mu, nu : ndarray or None
+        Warm starts (B, s, k) and (B, s, p) (None: zeros).
 
     Returns
     -------
@@ -341,40 +397,64 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
     lo_n, hi_n = _rep(lo, s), _rep(hi, s)
     spec, fixed, a, bt = _setup(net, lo, lowers, uppers, splits, C, alpha, beta)
     N = spec.shape[0]
+    nh = len(a)
+    mult: list[np.ndarray] = []        # [mu, nu] with constraints
+    if cons is not None:
+        mult = [cons.start(mu, N, "mu"), cons.start(nu, N, "nu")]
     best_a = [x.copy() for x in a]
     best_b = [x.copy() for x in bt]
+    best_m = [x.copy() for x in mult]
     best = np.full(N, np.inf)
-    m1 = [np.zeros_like(x) for x in a + bt]
-    m2 = [np.zeros_like(x) for x in a + bt]
+    m1 = [np.zeros_like(x) for x in a + bt + mult]
+    m2 = [np.zeros_like(x) for x in a + bt + mult]
     scale: list[np.ndarray] = []
     lam_h: list[np.ndarray] = []
+
+    def run(a, bt, mult):
+        if cons is None:
+            return (*_value_grad(net, lo_n, hi_n, spec, fixed, a, bt), 0.0)
+        row, x_terms, c0 = cons.terms(spec, mult[0], mult[1])
+        return (*_value_grad(net, lo_n, hi_n, row, fixed, a, bt, x_terms=x_terms), c0)
+
     for it in range(steps + 1):
-        value, ga, gb, _, lh = _value_grad(net, lo_n, hi_n, spec, fixed, a, bt)
+        value, ga, gb, x_star, lh, y, lam_x, c0 = run(a, bt, mult)
+        value = value + c0
         better = value < best
         if it == 0 or np.any(better):
             best = np.where(better, value, best)
-            for j in range(len(a)):
+            for j in range(nh):
                 best_a[j] = np.where(better[:, None], a[j], best_a[j])
                 best_b[j] = np.where(better[:, None], bt[j], best_b[j])
+            for q in range(len(mult)):
+                best_m[q] = np.where(better[:, None], mult[q], best_m[q])
         if it == 0:
             lam_h = lh
             scale = [np.abs(x) + 1e-3 * (np.max(np.abs(x), axis=1, keepdims=True) + 1e-12) for x in lh]
+            if cons is not None:      # a multiplier's natural size: the row's magnitude over the constraint's
+                scale.append(np.abs(spec).sum(axis=1, keepdims=True) / (np.abs(cons.C).sum(axis=1) + 1e-12))
+                scale.append(np.abs(lam_x).sum(axis=1, keepdims=True) / (np.abs(cons.A).sum(axis=1) + 1e-12))
         if it == steps:
             break
-        params, grads = a + bt, ga + gb
+        params, grad = a + bt + mult, ga + gb
+        if cons is not None:
+            grad = grad + [cons.e - y @ cons.C.T, cons.b - x_star @ cons.A.T]
         for q in range(len(params)):
-            m1[q] = 0.9 * m1[q] + 0.1 * grads[q]
-            m2[q] = 0.999 * m2[q] + 0.001 * grads[q] ** 2
+            m1[q] = 0.9 * m1[q] + 0.1 * grad[q]
+            m2[q] = 0.999 * m2[q] + 0.001 * grad[q] ** 2
             step = lr * (m1[q] / (1 - 0.9 ** (it + 1))) / (np.sqrt(m2[q] / (1 - 0.999 ** (it + 1))) + 1e-12)
-            if q >= len(a):
-                step = step * scale[q - len(a)]
+            if q >= nh:
+                step = step * scale[q - nh]
             params[q] = params[q] - step
-        a = [np.clip(x, 0.0, 1.0) for x in params[:len(a)]]
-        bt = [np.where(f[4] != 0, np.maximum(x, 0.0), 0.0) for x, f in zip(params[len(a):], fixed, strict=True)]
+        a = [np.clip(x, 0.0, 1.0) for x in params[:nh]]
+        bt = [np.where(f[4] != 0, np.maximum(x, 0.0), 0.0) for x, f in zip(params[nh:2 * nh], fixed, strict=True)]
+        mult = [np.maximum(x, 0.0) for x in params[2 * nh:]]
     Ls = [_rep(L, s) for L in lowers]
     Us = [_rep(U, s) for U in uppers]
-    upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, fixed, best_a, best_b)
+    mu_b, nu_b = (best_m[0], best_m[1]) if cons is not None else (None, None)
+    upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, fixed, best_a, best_b, cons, mu_b, nu_b)
     if steps > 0:
-        _, _, _, _, lam_h = _value_grad(net, lo_n, hi_n, spec, fixed, best_a, best_b)
+        lam_h = run(best_a, best_b, best_m)[4]
     return Bounded(upper.reshape(B, s), x_star.reshape(B, s, d), [x.reshape(B, s, -1) for x in best_a],
-                   [x.reshape(B, s, -1) for x in best_b], [x.reshape(B, s, -1) for x in lam_h])
+                   [x.reshape(B, s, -1) for x in best_b], [x.reshape(B, s, -1) for x in lam_h],
+                   None if mu_b is None else mu_b.reshape(B, s, mu_b.shape[1]),
+                   None if nu_b is None else nu_b.reshape(B, s, nu_b.shape[1]))

@@ -1,4 +1,5 @@
-"""ReLU-split branch and bound for ``max min_r (C_r . y(x) + e_r)`` over a box: ``bab-relu``.
+"""ReLU-split branch and bound for ``max min_r (C_r . y(x) + e_r)`` over a box, optionally
+subject to ``A x <= b`` and output constraints ``C_out y <= e_out``: ``bab-relu``.
 
 Where input splitting (``input_split``) halves the box, this strategy keeps the box and fixes
 one unstable ReLU per split to its active (``g >= 0``) or inactive (``g <= 0``) phase, as
@@ -11,6 +12,14 @@ with the input dimension.
   ``beta`` optimised a few projected steps, warm-started from the parent). Every bound is
   valid whatever the optimiser's state (proof in ``relu_bounds``). The root's neuron bounds
   come from alpha-CROWN.
+* **constraints**: each row's bound adds ``mu . (e_out - C_out y) + nu . (b - A x)`` with
+  multipliers ``mu, nu >= 0`` (``lagrange.Constraints``), optimised with ``alpha, beta`` and
+  inherited by the children; valid for any ``mu, nu >= 0`` (``relu_bounds``). Such a bound never
+  proves a node empty: that is the node LP's job (``leaf.node_lp``: the triangle relaxation
+  with the split phases and the constraints, through the HiGHS back-end, only an
+  ``infeasible`` status counts), run while there is no incumbent, on nodes with no unstable
+  neuron left, and on nodes whose bound stalled (at most a quarter of the time). So the run
+  ends ``infeasible`` only when every node was proven empty (``L > U``, an LP or a leaf MIP).
 * **branching** (``BRANCHING``): ``babsr`` scores each unstable neuron by the intercept its
   upper line adds to the node's bound (the estimated improvement of splitting it, from the
   back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
@@ -18,13 +27,15 @@ with the input dimension.
   the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
   ranking, never a bound) and keeps the split whose worse child is lowest.
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
-  from the best of them, all forward-checked by the run's ``Anytime``.
+  from the best of them, all forward-checked by the run's ``Anytime``, which keeps only
+  points feasible within ``FEASIBILITY_TOL``; with constraints an infeasible point steps down
+  its most violated constraint instead (a penalty step), and the node LPs' points are offered.
 * **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
-  own neuron bounds (``leaf``; the splits fix those neurons' phases), counted only on a
-  trusted status; a node with none left and no MIP is frozen (its bound stays in the answer).
+  own neuron bounds and the problem's constraints (``leaf``; the splits fix those neurons'
+  phases), counted only on a trusted status; a node with none left and no MIP is frozen (its
+  bound stays in the answer).
 
-This version takes no input constraints ``A x <= b`` and no output constraints (a clear
-``ProblemError``; use ``bab`` or ``mip``), and plain ReLU hidden layers only.
+Plain ReLU hidden layers only (a clear ``ProblemError`` otherwise).
 """
 
 from __future__ import annotations
@@ -38,12 +49,13 @@ import numpy as np
 from ..activations.relu import ReLU
 from ..bounds import LayerBounds, compute_bounds
 from ..errors import ProblemError
-from ..problem import Objective, Problem
+from ..problem import FEASIBILITY_TOL, Objective, Problem
 from ..tracker import Anytime
 from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
-from .leaf import leaf_mip
+from .lagrange import Constraints
+from .leaf import leaf_mip, node_lp
 from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
@@ -109,6 +121,8 @@ class ReluNode(Node):
         Per hidden layer (n_j,): coefficients of ``h_j`` in the node's tightest row bound.
     unstable : int
         Unstable (free) neurons left.
+    mu, nu : ndarray or None
+        (s, k) and (s, p): the multipliers of the output and input constraints (warm starts).
     """
 
     splits: list[np.ndarray] = field(default_factory=list)
@@ -116,10 +130,17 @@ class ReluNode(Node):
     beta: list[np.ndarray] = field(default_factory=list)
     lam: list[np.ndarray] = field(default_factory=list)
     unstable: int = 0
+    mu: np.ndarray | None = None
+    nu: np.ndarray | None = None
 
 
 def _stack(nodes: list[ReluNode], name: str) -> list[np.ndarray]:
     return [np.array([getattr(n, name)[j] for n in nodes]) for j in range(len(nodes[0].splits))]
+
+
+def _stack_mult(nodes: list[ReluNode], name: str) -> np.ndarray | None:
+    """The nodes' constraint multipliers ``mu`` or ``nu`` (K, s, width), None without constraints."""
+    return None if getattr(nodes[0], name) is None else np.array([getattr(n, name) for n in nodes])
 
 
 class ReluSplit(GapStrategy):
@@ -128,7 +149,8 @@ class ReluSplit(GapStrategy):
     Parameters
     ----------
     problem : Problem
-        Bounded box, objective rows (``problem.rows()``), no constraints, ReLU hidden layers.
+        Bounded box, objective rows (``problem.rows()``), optional ``A x <= b`` and output
+        constraints, ReLU hidden layers.
     anytime : Anytime
         The run's tracker: incumbent (user sense), certified bound, history, progress.
     settings : ReluSettings
@@ -140,9 +162,6 @@ class ReluSplit(GapStrategy):
 
     def __init__(self, problem: Problem, anytime: Anytime, settings: ReluSettings, seed: int = 0,
                  root_bounds: LayerBounds | None = None) -> None:
-        if problem.domain.A is not None or problem.constraints is not None:
-            raise ProblemError("bab-relu takes no input constraints A x <= b or output constraints in this "
-                               "version; use method='bab' or 'mip'")
         if not all(isinstance(layer.act, ReLU) for layer in problem.network.hidden_layers):
             raise ProblemError("bab-relu needs plain ReLU hidden layers; use method='bab' or 'mip'")
         if settings.branching not in BRANCHING:
@@ -156,20 +175,29 @@ class ReluSplit(GapStrategy):
         self.lo, self.hi = problem.domain.lb[None].copy(), problem.domain.ub[None].copy()
         self.rng = np.random.default_rng(seed)
         self.handoff_fits = settings.stop_below is not None or max(settings.abs_gap, settings.rel_gap) >= 1e-5
+        self.cons = Constraints.of(problem)
         self.leaf_problem = None if self.s != 1 else Problem(
-            self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"))
+            self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"), problem.constraints)
+        # the LP of a constrained node proves it empty (any row is a valid objective for that)
+        self.lp_problem = None if self.cons is None else Problem(
+            self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"), problem.constraints)
         self.search: Search | None = None
         self.root_bounds = root_bounds
         self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_branching": 0.0,
                             "seconds_primal": 0.0, "branching": settings.branching}
+        if self.cons is not None:
+            self.stats.update(node_lp=0, node_lp_empty=0, seconds_lp=0.0)
 
     # ------------------------------------------------------------------ incumbent
     def _primal(self, X: np.ndarray) -> None:
-        """Offer candidate points, then sign-gradient steps from the best eight of them."""
+        """Offer candidate points, then sign-gradient steps from the best eight of them (the
+        tracker keeps only feasible points; with constraints, see ``_constrained_steps``)."""
         t0 = time.perf_counter()
         X = np.clip(X, self.lo[0], self.hi[0])
         self.anytime.offer(X, "bab-relu:candidate")
-        if self.cfg.grad_steps > 0:
+        if self.cfg.grad_steps > 0 and self.cons is not None:
+            self._constrained_steps(X)
+        elif self.cfg.grad_steps > 0:
             f = np.min(self.net.forward(X) @ self.C.T + self.e, axis=1)
             Xg = X[np.argsort(-f)[:8]]
             step = 0.1 * (self.hi[0] - self.lo[0])
@@ -179,6 +207,38 @@ class ReluSplit(GapStrategy):
                 self.anytime.offer(Xg, "bab-relu:gradient")
                 step = 0.5 * step
         self.stats["seconds_primal"] += time.perf_counter() - t0
+
+    def _constrained_steps(self, X: np.ndarray) -> None:
+        """Sign-gradient steps from the best eight points (feasible ones by value first, then the
+        least violating): a feasible point steps up the objective, an infeasible one down its
+        most violated constraint (a penalty step). Only feasible points are kept (``offer``)."""
+        cons = self.cons
+        assert cons is not None
+
+        def rank(P):
+            Y = self.net.forward(P)
+            f = np.min(Y @ self.C.T + self.e, axis=1)
+            viol = np.concatenate([Y @ cons.C.T - cons.e, P @ cons.A.T - cons.b], axis=1)
+            worst = np.max(viol, axis=1, initial=-np.inf)
+            return f, viol, worst, np.argmin(Y @ self.C.T + self.e, axis=1)
+
+        f, _, worst, _ = rank(X)
+        ok = worst <= FEASIBILITY_TOL
+        Xg = X[np.lexsort((np.where(ok, -f, worst), ~ok))[:8]]
+        step = 0.1 * (self.hi[0] - self.lo[0])
+        k = cons.C.shape[0]
+        for _ in range(self.cfg.grad_steps):
+            _, viol, worst, j = rank(Xg)
+            g = self.net.gradient(Xg, self.C[j])
+            bad = worst > 0
+            if np.any(bad):
+                r = np.argmax(viol[bad], axis=1)
+                g_out = self.net.gradient(Xg[bad], cons.C[np.minimum(r, max(k - 1, 0))]) if k else 0.0
+                g_in = cons.A[np.maximum(r - k, 0)] if cons.A.shape[0] else 0.0
+                g[bad] = -np.where((r < k)[:, None], g_out, g_in)
+            Xg = np.clip(Xg + step * np.sign(g), self.lo[0], self.hi[0])
+            self.anytime.offer(Xg, "bab-relu:gradient")
+            step = 0.5 * step
 
     # ------------------------------------------------------------------ Strategy
     def batch_size(self, open_nodes: int, nodes_left: float) -> int:
@@ -213,7 +273,7 @@ class ReluSplit(GapStrategy):
                                      time_limit=max(budget, 1e-3))
         lowers, uppers, empty = split_bounds(self.net, self.lo, self.hi, splits, (initial.lower, initial.upper))
         bd = lagrangian_bounds(self.net, self.lo, self.hi, lowers, uppers, splits, self.C, self.e,
-                               steps=self.cfg.root_steps, lr=self.cfg.lr)
+                               steps=self.cfg.root_steps, lr=self.cfg.lr, cons=self.cons)
         self.stats["seconds_bounding"] += time.perf_counter() - t0
         search.nodes = 1
         X = np.concatenate([bd.x_star[0], 0.5 * (self.lo + self.hi),
@@ -236,13 +296,16 @@ class ReluSplit(GapStrategy):
         lo, hi = np.repeat(self.lo, 2 * K, axis=0), np.repeat(self.hi, 2 * K, axis=0)
         lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids), start=int(layer.min()) + 1)
         bd = lagrangian_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
-                               _stack(kids, "alpha"), _stack(kids, "beta"), steps=self.cfg.steps, lr=self.cfg.lr)
+                               _stack(kids, "alpha"), _stack(kids, "beta"), steps=self.cfg.steps, lr=self.cfg.lr,
+                               cons=self.cons, mu=_stack_mult(kids, "mu"), nu=_stack_mult(kids, "nu"))
         self.stats["seconds_bounding"] += time.perf_counter() - t0
         search.nodes += 2 * K
         # a child's maximum is at most its parent's
-        ub = np.minimum(np.min(bd.upper, axis=1), [n.bound for n in kids])
+        parent = np.array([n.bound for n in kids])
+        ub = np.minimum(np.min(bd.upper, axis=1), parent)
         self._primal(bd.x_star.reshape(-1, lo.shape[1]))
-        return self._children(splits, lowers, uppers, empty, bd, ub, [n.depth + 1 for n in kids])
+        stalled = ub >= parent - 1e-6 * (1 + np.abs(parent))
+        return self._children(splits, lowers, uppers, empty, bd, ub, [n.depth + 1 for n in kids], stalled)
 
     @staticmethod
     def _child_splits(splits, layer, neuron, phase) -> list[np.ndarray]:
@@ -252,7 +315,7 @@ class ReluSplit(GapStrategy):
             S[rows, neuron[rows]] = phase[rows]
         return out
 
-    def _children(self, splits, lowers, uppers, empty, bd: Bounded, ub, depths) -> list[Node]:
+    def _children(self, splits, lowers, uppers, empty, bd: Bounded, ub, depths, stalled=None) -> list[Node]:
         assert self.search is not None
         frontier = self.search.frontier
         unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(lowers, uppers, strict=True))
@@ -267,9 +330,12 @@ class ReluSplit(GapStrategy):
             node = ReluNode(self.lo[0], self.hi[0], float(ub[i]), stored_prior(lowers, uppers, i), depths[i],
                             [S[i].copy() for S in splits], [a[i].astype(np.float32) for a in bd.alpha],
                             [b[i].astype(np.float32) for b in bd.beta],
-                            [lh[i, r].astype(np.float32) for lh in bd.lam_h], int(unstable[i]))
+                            [lh[i, r].astype(np.float32) for lh in bd.lam_h], int(unstable[i]),
+                            None if bd.mu is None else bd.mu[i].copy(), None if bd.nu is None else bd.nu[i].copy())
             if node.bound <= self.threshold():
                 frontier.retire(node.bound, PRUNED)
+            elif self.cons is not None and self._lp_settles(node, stalled is not None and bool(stalled[i])):
+                continue
             elif node.unstable <= self.cfg.leaf_unstable and self._try_leaf(node):
                 continue
             elif node.unstable == 0:
@@ -277,6 +343,34 @@ class ReluSplit(GapStrategy):
             else:
                 out.append(node)
         return out
+
+    def _lp_settles(self, node: ReluNode, stalled: bool) -> bool:
+        """The node's LP (``leaf.node_lp``) on a constrained problem, where it matters: while there
+        is no incumbent, on a node with no unstable neuron left (the LP is exact there), or when
+        the Lagrangian bound stalled (at most a quarter of the run's time). True if the node left
+        the frontier: proven empty by an ``infeasible`` status, or pruned by the LP's bound."""
+        assert self.search is not None and self.lp_problem is not None
+        if not (self.anytime.value is None or node.unstable == 0
+                or (stalled and self.stats["seconds_lp"] <= 0.25 * self.search.elapsed)):
+            return False
+        t0 = time.perf_counter()
+        got = node_lp(self.lp_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
+                      should_stop=self.search.limits.should_stop, inactive=[S < 0 for S in node.splits])
+        self.stats["seconds_lp"] += time.perf_counter() - t0
+        if got is None or got.bound is None:
+            return False
+        self.stats["node_lp"] += 1
+        if got.bound == -math.inf:
+            self.stats["node_lp_empty"] += 1
+            self.search.frontier.retire(-math.inf, EMPTY)
+            return True
+        if got.point is not None:
+            self.anytime.offer(got.point[None, :], "bab-relu:node-lp")
+        node.bound = min(node.bound, got.bound)     # row 0's LP bounds the min over the rows too
+        if node.bound <= self.threshold():
+            self.search.frontier.retire(node.bound, PRUNED)
+            return True
+        return False
 
     def _try_leaf(self, node: ReluNode) -> bool:
         """The MIP on the node's neuron bounds (its splits fix those phases); True if it closed
@@ -348,7 +442,7 @@ class ReluSplit(GapStrategy):
         lo, hi = np.repeat(self.lo, K, axis=0), np.repeat(self.hi, K, axis=0)
         child = estimate_splits(self.net, lo, hi, prior[0], prior[1], _stack(nodes, "splits"), self.C, self.e,
                                 _stack(nodes, "alpha"), _stack(nodes, "beta"), layer.reshape(K, c),
-                                neuron.reshape(K, c))
+                                neuron.reshape(K, c), self.cons, _stack_mult(nodes, "mu"), _stack_mult(nodes, "nu"))
         worst = np.where(valid, np.max(child, axis=2), np.inf)
         best = np.where(valid & np.isfinite(child[:, :, 0]) & np.isfinite(child[:, :, 1]), np.min(child, axis=2), 0.0)
         pick = np.argmin(worst + 1e-9 * best, axis=1)      # the lowest worse child; ties: lower better child
