@@ -1,0 +1,143 @@
+"""Combined splitting for ReLU-split branch and bound: ``bab-relu`` with ``branching="fsb-mixed"``.
+
+A ``ReluSplit`` node is a box with some ReLUs fixed to a phase. With ``fsb-mixed`` each popped
+node is split in one of two ways, chosen per node by the same cheap child score:
+
+* **ReLU split** (as ``fsb``): the best candidate neuron by FSB, scored by ``estimate_splits``
+  (the parent's lines patched at the neuron);
+* **input split**: halve one input dimension of the node's box; the children keep the parent's
+  ReLU splits. Every dimension that ``boxes.splittable`` allows is scored by
+  ``input_split_scores``: both halves' neuron bounds by interval arithmetic on the half box,
+  intersected with the parent's bounds and clamped by the splits (no CROWN pass), then the
+  beta-CROWN value of the rows at the parent's slopes and multipliers (``estimate_bounds``).
+
+**The rule**: a split's score is its worse child's estimate (lower is better; ties: the better
+child); the node takes the input split when its score is strictly below the best ReLU split's,
+else the ReLU split. Scores only rank splits: they are unrounded and never bounds. The chosen
+children are bounded like every other node, by ``split_bounds`` on their own boxes and splits
+(input children from the first hidden layer on, with the parent's neuron bounds as prior) and
+``lagrangian_bounds``.
+
+**Soundness.** An input split keeps the invariant "a node's bound holds on its sub-domain and
+the open and retired nodes' sub-domains cover the root box": the two halves cover the parent's
+box, so the children's sub-domains (half box and the parent's splits) cover the parent's, and
+each is a subset of it, so the parent's neuron bounds are valid priors there and the child's
+bound (computed on its actual box and splits) holds on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..network import Network
+from .boxes import midpoint_children, splittable
+from .relu_bounds import estimate_bounds, split_bounds
+
+
+def input_split_scores(net: Network, lo: np.ndarray, hi: np.ndarray, prior, splits: list[np.ndarray],
+                       C: np.ndarray, e: np.ndarray, alpha, beta,
+                       root_width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best input dimension to halve per node, and its score, to compare with ReLU splits.
+
+    Parameters
+    ----------
+    net : Network
+        A ReLU network.
+    lo, hi : ndarray, shape (K, d)
+        The nodes' boxes.
+    prior : tuple of lists
+        ``(lowers, uppers)`` of the nodes, per hidden layer (K, n_j), splits applied.
+    splits : list of ndarray
+        Per hidden layer (K, n_j) in {-1, 0, +1}.
+    C, e : ndarray, shapes (s, m) and (s,)
+        The objective rows.
+    alpha, beta : list of ndarray
+        The nodes' slopes and multipliers, per hidden layer (K, s, n_j).
+    root_width : ndarray, shape (d,)
+        Widths of the root box (``boxes.splittable`` caps the aspect ratio).
+
+    Returns
+    -------
+    dims : ndarray of int, shape (K,)
+        The dimension whose worse half has the lowest estimate.
+    worst : ndarray, shape (K,)
+        That estimate (a ranking score, not a bound; ``inf`` when no dimension may be split,
+        ``-inf`` when both halves are proven empty).
+    """
+    K, d = lo.shape
+    lo2, hi2 = midpoint_children(np.repeat(lo, d, axis=0), np.repeat(hi, d, axis=0), np.tile(np.arange(d), K))
+
+    def rep(x: np.ndarray) -> np.ndarray:     # parent k -> its 2d children (dimension, half)
+        return np.repeat(x, 2 * d, axis=0)
+    S2 = [rep(S) for S in splits]
+    lowers, uppers, empty = split_bounds(net, lo2, hi2, S2, ([rep(L) for L in prior[0]], [rep(U) for U in prior[1]]),
+                                         start=net.depth)       # interval arithmetic and the prior only
+    est = estimate_bounds(net, lo2, hi2, lowers, uppers, S2, C, e, [rep(a) for a in alpha], [rep(b) for b in beta])
+    v = np.where(empty, -np.inf, np.min(est, axis=1))
+    worst = np.maximum(v[0::2], v[1::2]).reshape(K, d)
+    best = np.minimum(v[0::2], v[1::2]).reshape(K, d)
+    score = np.where(splittable(hi - lo, root_width), worst + 1e-9 * np.where(np.isfinite(best), best, 0.0), np.inf)
+    dims = np.argmin(score, axis=1)
+    r = np.arange(K)
+    return dims, np.where(score[r, dims] == np.inf, np.inf, worst[r, dims])
+
+
+def halve(lo: np.ndarray, hi: np.ndarray, dims: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The children's boxes: two copies of each parent's, the pairs of ``rows`` halved.
+
+    Parameters
+    ----------
+    lo, hi : ndarray, shape (K, d)
+        The parents' boxes.
+    dims : ndarray of int, shape (K,)
+        The dimension to halve (used on ``rows`` only).
+    rows : ndarray of bool, shape (K,)
+        Which parents take an input split.
+
+    Returns
+    -------
+    lo2, hi2 : ndarray, shape (2K, d)
+        Children ``2k`` and ``2k + 1`` of parent ``k`` (lower and upper half where halved).
+    """
+    lo2, hi2 = np.repeat(lo, 2, axis=0), np.repeat(hi, 2, axis=0)
+    idx = np.nonzero(rows)[0]
+    if idx.size:
+        a, b = midpoint_children(lo[idx], hi[idx], dims[idx])
+        ch = (2 * idx[:, None] + np.array([0, 1])[None, :]).reshape(-1)
+        lo2[ch], hi2[ch] = a, b
+    return lo2, hi2
+
+
+def grouped_split_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, splits: list[np.ndarray], prior,
+                         groups: list[tuple[np.ndarray, int]]):
+    """``split_bounds`` of a batch of children, each group of rows with its own CROWN start.
+
+    Parameters
+    ----------
+    net : Network
+    lo, hi : ndarray, shape (B, d)
+    splits : list of ndarray
+        Per hidden layer (B, n_j).
+    prior : tuple of lists
+        ``(lowers, uppers)`` per hidden layer (B, n_j), valid on each child's sub-domain.
+    groups : list of (ndarray of int, int)
+        Row indices and the ``start`` for them (the rows of all groups cover the batch).
+
+    Returns
+    -------
+    lowers, uppers : list of ndarray
+    empty : ndarray of bool
+        As ``split_bounds``.
+    """
+    lowers = [np.empty_like(L) for L in prior[0]]
+    uppers = [np.empty_like(U) for U in prior[1]]
+    empty = np.zeros(lo.shape[0], dtype=bool)
+    for idx, start in groups:
+        if idx.size == 0:
+            continue
+        Ls, Us, em = split_bounds(net, lo[idx], hi[idx], [S[idx] for S in splits],
+                                  ([L[idx] for L in prior[0]], [U[idx] for U in prior[1]]), start=start)
+        for j in range(len(lowers)):
+            lowers[j][idx], uppers[j][idx] = Ls[j], Us[j]
+        empty[idx] = em
+    return lowers, uppers, empty
