@@ -120,8 +120,9 @@ def test_input_split_children_bounds_hold_on_their_subdomains(seed):
     lowers, uppers, _ = split_bounds(net, lo, hi, splits)
     C, e = np.ones((1, 1)), np.zeros(1)
     bd = lagrangian_bounds(net, lo, hi, lowers, uppers, splits, C, e, steps=3)
-    dims, worst = input_split_scores(net, lo, hi, (lowers, uppers), splits, C, e, bd.alpha, bd.beta, hi[0] - lo[0])
-    assert dims.shape == (1,) and worst.shape == (1,)
+    dims, worst, parent = input_split_scores(net, lo, hi, (lowers, uppers), splits, C, e, bd.alpha, bd.beta,
+                                             bd.lam_h[0][:, 0, :], hi[0] - lo[0])
+    assert dims.shape == worst.shape == parent.shape == (1,)
     lo2, hi2 = halve(lo, hi, dims, np.array([True]))
     assert np.all(lo2[0] == lo[0]) and np.all(hi2[1] == hi[0])
     assert hi2[0, dims[0]] == lo2[1, dims[0]] == 0.0

@@ -46,7 +46,7 @@ from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
 from .leaf import leaf_mip
-from .mixed_split import grouped_split_bounds, halve, input_split_scores
+from .mixed_split import INPUT_GAIN_WEIGHT, grouped_split_bounds, halve, input_split_scores
 from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
@@ -348,9 +348,10 @@ class ReluSplit(GapStrategy):
         """``fsb-mixed``: which nodes halve an input (their score beats the ReLU split's), and the dimension."""
         prior = stack_prior(nodes)
         assert prior is not None
-        dims, worst = input_split_scores(self.net, lo, hi, prior, _stack(nodes, "splits"), self.C, self.e,
-                                         _stack(nodes, "alpha"), _stack(nodes, "beta"), self.hi[0] - self.lo[0])
-        inp = worst < relu_worst
+        dims, worst, par = input_split_scores(self.net, lo, hi, prior, _stack(nodes, "splits"), self.C, self.e,
+                                         _stack(nodes, "alpha"), _stack(nodes, "beta"),
+                                         np.array([n.lam[0] for n in nodes], dtype=np.float64), self.hi[0] - self.lo[0])
+        inp = INPUT_GAIN_WEIGHT * (par - worst) > par - relu_worst
         self.stats["input_splits"] += int(inp.sum())
         self.stats["relu_splits"] += int((~inp).sum())
         return inp, dims
