@@ -1,6 +1,7 @@
 """Certified bounds on the Relax-and-Walk nets: reluopt (bab-relu, bab, mip) against gurobi-machinelearning.
 
-Tool ``bab-mixed`` is ``bab-relu`` with ``branching="fsb-mixed"`` (input or ReLU split per node).
+Tools ``bab-mixed`` and ``bab-input-first`` are ``bab-relu`` with ``branching="fsb-mixed"`` and
+``"input-first"`` (an input or a ReLU split per node, ``search.mixed_split``).
 
 Instances: the Relax-and-Walk grid's own nets as ``bench_local_search.torch_net`` makes them
 (torch default initialisation, ``torch.manual_seed(seed)``, 10 inputs, 1, 2 or 3 hidden layers
@@ -38,7 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 TOOLS = ("bab-relu", "bab", "mip", "gurobiml")
-EXTRA_TOOLS = {"bab-mixed": ("bab-relu", {"branching": "fsb-mixed"})}
+EXTRA_TOOLS = {"bab-mixed": ("bab-relu", {"branching": "fsb-mixed"}),
+               "bab-input-first": ("bab-relu", {"branching": "input-first"})}
 MARK = "@@RESULT "
 
 

@@ -1,6 +1,7 @@
-"""Combined splitting for ReLU-split branch and bound: ``bab-relu`` with ``branching="fsb-mixed"``.
+"""Combined splitting for ReLU-split branch and bound: ``bab-relu`` with ``branching="fsb-mixed"``
+or ``"input-first"``.
 
-A ``ReluSplit`` node is a box with some ReLUs fixed to a phase. With ``fsb-mixed`` each popped
+A ``ReluSplit`` node is a box with some ReLUs fixed to a phase. With these rules each popped
 node is split in one of two ways, chosen per node by the same cheap child score:
 
 * **ReLU split** (as ``fsb``): the best candidate neuron by FSB, scored by ``estimate_splits``
@@ -14,10 +15,13 @@ node is split in one of two ways, chosen per node by the same cheap child score:
 
 **The rule**: a split's gain is the node's own estimate (same slopes, multipliers and neuron
 bounds) minus its worse child's (higher is better; among input dimensions, ties go to the
-better child). The node halves its box when ``INPUT_GAIN_WEIGHT`` times the best input split's
-gain exceeds the best ReLU split's gain, else it splits the ReLU. The weight is there because
-the cheap score undervalues input splits: an input child's deeper neuron bounds are re-tightened
-by CROWN when it is bounded, which the score leaves out. Scores only rank splits: they are
+better child). The node halves its box when ``w`` times the best input split's gain exceeds
+the best ReLU split's gain, else it splits the ReLU (``choose_input``); ``w`` is ``MIXED``'s:
+``fsb-mixed`` weighs the gains (``w = INPUT_GAIN_WEIGHT``), ``input-first`` halves the box
+whenever that gains anything (``w`` infinite) and splits ReLUs only inside boxes where no
+halving moves the estimate. The weight is there because the cheap score undervalues input
+splits: an input child's deeper neuron bounds are re-tightened by CROWN when it is bounded,
+which the score leaves out, and halving keeps paying off further down the tree. Scores only rank splits: they are
 unrounded and never bounds. The chosen children are bounded like every other node, by
 ``split_bounds`` on their own boxes and splits (input children from the first hidden layer on,
 with the parent's neuron bounds as prior) and ``lagrangian_bounds``.
@@ -45,6 +49,28 @@ INPUT_GAIN_WEIGHT = 5.0
 
 #: Input dimensions per node scored by child estimates (``input_split_scores``).
 INPUT_CANDIDATES = 3
+
+#: The combined branching rules of ``ReluSplit`` and their input-gain weights.
+MIXED = {"fsb-mixed": INPUT_GAIN_WEIGHT, "input-first": np.inf}
+
+
+def choose_input(input_gain: np.ndarray, relu_gain: np.ndarray, weight: float) -> np.ndarray:
+    """Which nodes take their input split rather than their ReLU split (see the module docstring).
+
+    Parameters
+    ----------
+    input_gain, relu_gain : ndarray, shape (K,)
+        Estimated gains (node estimate minus worse child's) of the best split of each kind.
+    weight : float
+        How many times an input gain counts (``inf``: any positive input gain wins).
+
+    Returns
+    -------
+    ndarray of bool, shape (K,)
+    """
+    if np.isinf(weight):
+        return input_gain > 0
+    return weight * input_gain > relu_gain
 
 
 def input_split_scores(net: Network, lo: np.ndarray, hi: np.ndarray, prior, splits: list[np.ndarray],

@@ -17,8 +17,9 @@ with the input dimension.
   score and of ``|coefficient| min(U, -L)``, scores their children cheaply (``estimate_splits``:
   the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
   ranking, never a bound) and keeps the split whose worse child is lowest. ``fsb-mixed``
-  also scores halving each input dimension of the node's box and takes the better of the two
-  kinds per node (combined splitting: the rule and its soundness are in ``mixed_split``).
+  and ``input-first`` also score halving input dimensions of the node's box and take an input
+  or a ReLU split per node (combined splitting: the rules and their soundness are in
+  ``mixed_split``).
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
   from the best of them, all forward-checked by the run's ``Anytime``.
 * **leaves**: a node with at most ``leaf_unstable`` unstable neurons goes to the MIP on its
@@ -46,11 +47,11 @@ from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
 from .leaf import leaf_mip
-from .mixed_split import INPUT_GAIN_WEIGHT, grouped_split_bounds, halve, input_split_scores
+from .mixed_split import MIXED, choose_input, grouped_split_bounds, halve, input_split_scores
 from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
-BRANCHING = ("fsb", "babsr", "fsb-mixed")
+BRANCHING = ("fsb", "babsr", *MIXED)
 
 
 @dataclass
@@ -66,8 +67,8 @@ class ReluSettings:
     batch_size : int
         Nodes popped per expansion (each gives two children, bounded together).
     branching : str
-        ``fsb`` (filtered), ``babsr`` (scores only) or ``fsb-mixed`` (``fsb`` or an input
-        split, per node); see the module docstring.
+        ``fsb`` (filtered), ``babsr`` (scores only), ``fsb-mixed`` or ``input-first`` (``fsb``
+        or an input split, per node); see the module docstring.
     fsb_k : int
         Candidates per score that ``fsb`` bounds cheaply.
     steps, root_steps : int
@@ -166,7 +167,7 @@ class ReluSplit(GapStrategy):
         self.root_bounds = root_bounds
         self.stats: dict = {"leaf_mip": 0, "max_depth": 0, "seconds_bounding": 0.0, "seconds_branching": 0.0,
                             "seconds_primal": 0.0, "branching": settings.branching}
-        if settings.branching == "fsb-mixed":
+        if settings.branching in MIXED:
             self.stats.update(input_splits=0, relu_splits=0)
 
     # ------------------------------------------------------------------ incumbent
@@ -235,7 +236,7 @@ class ReluSplit(GapStrategy):
         t0 = time.perf_counter()
         layer, neuron, worst = self._branch(parents, plo, phi)
         inp = np.zeros(len(parents), dtype=bool)
-        if self.cfg.branching == "fsb-mixed":
+        if self.cfg.branching in MIXED:
             inp, dims = self._input_splits(parents, plo, phi, worst)
             layer = np.where(inp, -1, layer)          # -1: no ReLU split (the box is halved)
         self.stats["seconds_branching"] += time.perf_counter() - t0
@@ -345,13 +346,13 @@ class ReluSplit(GapStrategy):
         return sc1, sc2
 
     def _input_splits(self, nodes: list[ReluNode], lo, hi, relu_worst) -> tuple[np.ndarray, np.ndarray]:
-        """``fsb-mixed``: which nodes halve an input (their score beats the ReLU split's), and the dimension."""
+        """Combined splitting (``MIXED``): which nodes halve an input, and the dimension."""
         prior = stack_prior(nodes)
         assert prior is not None
         dims, worst, par = input_split_scores(self.net, lo, hi, prior, _stack(nodes, "splits"), self.C, self.e,
                                          _stack(nodes, "alpha"), _stack(nodes, "beta"),
                                          np.array([n.lam[0] for n in nodes], dtype=np.float64), self.hi[0] - self.lo[0])
-        inp = INPUT_GAIN_WEIGHT * (par - worst) > par - relu_worst
+        inp = choose_input(par - worst, par - relu_worst, MIXED[self.cfg.branching])
         self.stats["input_splits"] += int(inp.sum())
         self.stats["relu_splits"] += int((~inp).sum())
         return inp, dims
