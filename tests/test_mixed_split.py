@@ -1,4 +1,5 @@
-"""Combined splitting (``bab-relu`` with ``branching="fsb-mixed"``, ``search.mixed_split``) against brute force.
+"""Combined splitting (``bab-relu`` with ``branching="fsb-mixed"`` or ``"input-first"``,
+``search.mixed_split``) against brute force.
 
 Truth: every full-dimensional linear region of a small net (tests/bruteforce) and, for the
 node bounds, dense samples of each node's sub-domain (its box and its ReLU splits).
@@ -40,13 +41,13 @@ def _box(d, rng=None):
 
 
 @pytest.mark.parametrize(("sizes", "seed", "scale"), CASES)
-@pytest.mark.parametrize("sense", ["max", "min"])
-def test_mixed_tree_optimum_equals_brute_force_and_bound_never_crosses_it(sizes, seed, scale, sense):
+@pytest.mark.parametrize(("sense", "branching"), [("max", "fsb-mixed"), ("min", "fsb-mixed"), ("max", "input-first")])
+def test_mixed_tree_optimum_equals_brute_force_and_bound_never_crosses_it(sizes, seed, scale, sense, branching):
     net = random_network(sizes, seed=seed, scale=scale)
     lb, ub = _box(net.input_dim)
     truth = brute_force(net, lb, ub, np.ones(1), sense)
     res = reluopt.solve(Problem(net, Domain(lb, ub), Objective(np.ones(1), 0.0, sense)), "bab-relu",
-                        time_limit=300, seed=seed, branching="fsb-mixed")
+                        time_limit=300, seed=seed, branching=branching)
     tol = SLACK * (1 + abs(truth))
     if sense == "max":
         assert res.bound >= truth - tol and res.value <= truth + tol
@@ -72,8 +73,9 @@ def test_mixed_tree_maxmin_matches_brute_force():
 
 @settings(deadline=None, max_examples=25)
 @given(seed=st.integers(0, 10_000), d=st.integers(2, 4), depth=st.integers(1, 2), width=st.integers(3, 8),
-       scale=st.sampled_from([1e-2, 1.0, 10.0]), nodes=st.integers(1, 80), sense=st.sampled_from(["max", "min"]))
-def test_mixed_tree_bound_holds_at_any_node_limit(seed, d, depth, width, scale, nodes, sense):
+       scale=st.sampled_from([1e-2, 1.0, 10.0]), nodes=st.integers(1, 80), sense=st.sampled_from(["max", "min"]),
+       branching=st.sampled_from(["fsb-mixed", "input-first"]))
+def test_mixed_tree_bound_holds_at_any_node_limit(seed, d, depth, width, scale, nodes, sense, branching):
     # stopped anywhere (node limit, no leaf MIP), the tree's bound is never beaten by the truth
     rng = np.random.default_rng(seed)
     net = random_network([d] + [width] * depth + [1], seed=seed, scale=scale)
@@ -81,7 +83,7 @@ def test_mixed_tree_bound_holds_at_any_node_limit(seed, d, depth, width, scale, 
     c = rng.choice([-1.0, 1.0], size=1)
     truth = brute_force(net, lb, ub, c, sense)
     res = reluopt.solve(Problem(net, Domain(lb, ub), Objective(c, 0.0, sense)), "bab-relu", node_limit=nodes,
-                        seed=seed, branching="fsb-mixed", leaf_mip=False)
+                        seed=seed, branching=branching, leaf_mip=False)
     tol = SLACK * (1 + abs(truth))
     if sense == "max":
         assert res.bound >= truth - tol and res.value <= truth + tol
@@ -102,6 +104,18 @@ def test_input_splits_and_relu_splits_both_happen():
     assert abs(mixed.value - truth) <= 1e-4 * (1 + abs(truth)) and mixed.bound >= truth - SLACK * (1 + abs(truth))
     plain = reluopt.solve(problem, "bab-relu", node_limit=50, leaf_mip=False)
     assert "input_splits" not in plain.stats
+    first = reluopt.solve(problem, "bab-relu", node_limit=50, branching="input-first", leaf_mip=False)
+    assert first.stats["input_splits"] >= first.stats["relu_splits"] and first.stats["input_splits"] > 0
+
+
+def test_choose_input_weighs_the_gains():
+    from reluopt.search.mixed_split import MIXED, choose_input
+
+    gi, gr = np.array([0.1, 0.1, 0.0, -1.0]), np.array([0.3, 0.6, 0.5, -2.0])
+    assert choose_input(gi, gr, 5.0).tolist() == [True, False, False, False]
+    assert choose_input(gi, gr, np.inf).tolist() == [True, True, False, False]
+    assert choose_input(gi, gr, 1.0).tolist() == [False, False, False, True]
+    assert set(MIXED) == {"fsb-mixed", "input-first"}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
