@@ -21,10 +21,10 @@ the best ReLU split's gain, else it splits the ReLU (``choose_input``); ``w`` is
 whenever that gains anything (``w`` infinite) and splits ReLUs only inside boxes where no
 halving moves the estimate. The weight is there because the cheap score undervalues input
 splits: an input child's deeper neuron bounds are re-tightened by CROWN when it is bounded,
-which the score leaves out, and halving keeps paying off further down the tree. Scores only rank splits: they are
-unrounded and never bounds. The chosen children are bounded like every other node, by
-``split_bounds`` on their own boxes and splits (input children from the first hidden layer on,
-with the parent's neuron bounds as prior) and ``lagrangian_bounds``.
+which the score leaves out, and halving keeps paying off further down the tree. Scores only
+rank splits: they are unrounded and never bounds. The chosen children are bounded like every
+other node, by ``split_bounds`` on their own boxes and splits (input children from the first
+hidden layer on, with the parent's neuron bounds as prior) and ``lagrangian_bounds``.
 
 **Soundness.** An input split keeps the invariant "a node's bound holds on its sub-domain and
 the open and retired nodes' sub-domains cover the root box": the two halves cover the parent's

@@ -349,9 +349,10 @@ class ReluSplit(GapStrategy):
         """Combined splitting (``MIXED``): which nodes halve an input, and the dimension."""
         prior = stack_prior(nodes)
         assert prior is not None
+        lam0 = np.array([n.lam[0] for n in nodes], dtype=np.float64)
         dims, worst, par = input_split_scores(self.net, lo, hi, prior, _stack(nodes, "splits"), self.C, self.e,
-                                         _stack(nodes, "alpha"), _stack(nodes, "beta"),
-                                         np.array([n.lam[0] for n in nodes], dtype=np.float64), self.hi[0] - self.lo[0])
+                                              _stack(nodes, "alpha"), _stack(nodes, "beta"), lam0,
+                                              self.hi[0] - self.lo[0])
         inp = choose_input(par - worst, par - relu_worst, MIXED[self.cfg.branching])
         self.stats["input_splits"] += int(inp.sum())
         self.stats["relu_splits"] += int((~inp).sum())
