@@ -1,5 +1,8 @@
 """Certified bounds on the Relax-and-Walk nets: reluopt (bab-relu, bab, mip) against gurobi-machinelearning.
 
+Tools ``bab-mixed`` and ``bab-input-first`` are ``bab-relu`` with ``branching="fsb-mixed"`` and
+``"input-first"`` (an input or a ReLU split per node, ``search.mixed_split``).
+
 Instances: the Relax-and-Walk grid's own nets as ``bench_local_search.torch_net`` makes them
 (torch default initialisation, ``torch.manual_seed(seed)``, 10 inputs, 1, 2 or 3 hidden layers
 of width 100, one output), maximise the output over [0, 1]^10. Each (instance, tool) runs in
@@ -12,6 +15,7 @@ Gurobi runs under the size-limited licence installed in the venv; a refusal is r
 
     python benchmarks/bench_relu_peers.py                              # 60 s, 1 repeat, ~12 min
     python benchmarks/bench_relu_peers.py --time-limit 20 --tools bab-relu,gurobiml --depths 2
+    python benchmarks/bench_relu_peers.py --tools bab,bab-relu,bab-mixed --inputs 30 --depths 2
 
 Writes ``benchmarks/out/relu_peers.json`` and prints a markdown table.
 """
@@ -35,16 +39,18 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 TOOLS = ("bab-relu", "bab", "mip", "gurobiml")
+EXTRA_TOOLS = {"bab-mixed": ("bab-relu", {"branching": "fsb-mixed"}),
+               "bab-input-first": ("bab-relu", {"branching": "input-first"})}
 MARK = "@@RESULT "
 
 
-def instance(seed: int, depth: int):
-    """The Relax-and-Walk net ``seed``, 10 inputs, ``depth`` x 100, maximise y over [0, 1]^10."""
+def instance(seed: int, depth: int, inputs: int = 10):
+    """The Relax-and-Walk net ``seed``, ``inputs`` inputs, ``depth`` x 100, maximise y over [0, 1]^inputs."""
     from bench_local_search import torch_net
 
     from reluopt import Problem
 
-    return Problem.build(torch_net(seed, 10, depth, 100), 0.0, 1.0, maximize=0)
+    return Problem.build(torch_net(seed, inputs, depth, 100), 0.0, 1.0, maximize=0)
 
 
 def run_tool(tool: str, problem, time_limit: float) -> dict:
@@ -57,28 +63,30 @@ def run_tool(tool: str, problem, time_limit: float) -> dict:
         return rec
     import reluopt
 
-    opts = {"threads": 1} if tool in ("mip", "bab", "bab-relu") else {}
+    method, extra = EXTRA_TOOLS.get(tool, (tool, {}))
+    opts = {"threads": 1, **extra} if method in ("mip", "bab", "bab-relu") else {}
     t0 = time.perf_counter()
-    res = reluopt.solve(problem, tool, time_limit=time_limit, **opts)
+    res = reluopt.solve(problem, method, time_limit=time_limit, **opts)
     return {"status": res.status, "bound": res.bound, "incumbent": res.value, "seconds": time.perf_counter() - t0,
             "x": None if res.x is None else res.x.tolist(), "nodes": res.stats.get("nodes"),
-            "nodes_per_s": res.stats.get("nodes_per_s")}
+            "nodes_per_s": res.stats.get("nodes_per_s"), "input_splits": res.stats.get("input_splits")}
 
 
-def worker(tool: str, seed: int, depth: int, time_limit: float) -> None:
+def worker(tool: str, seed: int, depth: int, time_limit: float, inputs: int = 10) -> None:
     """Run one (tool, instance) and print its record on one marked line."""
     import torch
 
     torch.set_num_threads(1)
     try:
-        rec = run_tool(tool, instance(seed, depth), time_limit)
+        rec = run_tool(tool, instance(seed, depth, inputs), time_limit)
     except Exception as exc:  # a peer's failure is a result to report
         rec = {"status": "error", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     print(MARK + json.dumps(rec, default=float), flush=True)
 
 
-def spawn(tool: str, seed: int, depth: int, time_limit: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", tool, str(seed), str(depth), "--time-limit", str(time_limit)]
+def spawn(tool: str, seed: int, depth: int, time_limit: float, inputs: int = 10) -> dict:
+    cmd = [sys.executable, __file__, "--worker", tool, str(seed), str(depth), "--time-limit", str(time_limit),
+           "--inputs", str(inputs)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     try:
@@ -105,10 +113,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=50)
     ap.add_argument("--depths", default="1,2,3")
-    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--tools", default=",".join(TOOLS), help=f"of {', '.join([*TOOLS, *EXTRA_TOOLS])}")
+    ap.add_argument("--inputs", type=int, default=10)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.time_limit)
+        worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.time_limit, args.inputs)
         return 0
     tools, depths = args.tools.split(","), [int(d) for d in args.depths.split(",")]
     start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -118,15 +127,17 @@ def main(argv=None) -> int:
         for depth in depths:
             order = tools if r % 2 == 0 else tools[::-1]
             for tool in order:
-                rec = spawn(tool, args.seed, depth, args.time_limit)
+                rec = spawn(tool, args.seed, depth, args.time_limit, args.inputs)
                 runs.setdefault((depth, tool), []).append(rec)
                 print(f"# repeat {r} depth {depth} {tool}: {rec.get('status')} bound {rec.get('bound')} "
-                      f"incumbent {rec.get('incumbent')} {rec.get('error', '')}", flush=True)
+                      f"incumbent {rec.get('incumbent')} nodes {rec.get('nodes')} "
+                      f"input splits {rec.get('input_splits')} "
+                      f"{rec.get('error', '')}", flush=True)
     lines = ["| net | tool | statuses | median bound | median incumbent | bound / Gurobi's | median s | nodes |",
              "|---|---|---|---|---|---|---|---|"]
     issues = []
     for depth in depths:
-        problem = instance(args.seed, depth)
+        problem = instance(args.seed, depth, args.inputs)
         verified = []
         for tool in tools:
             for rec in runs[(depth, tool)]:
@@ -150,12 +161,13 @@ def main(argv=None) -> int:
             nodes = [x["nodes"] for x in recs if x.get("nodes") is not None]
             statuses = ",".join(x.get("status", "?") + (f" ({x['error'][:60]})" if x.get("error") else "")
                                 for x in recs)
-            lines.append(f"| 10-{'-'.join(['100'] * depth)}-1 s{args.seed} | {tool} | {statuses} | "
+            lines.append(f"| {args.inputs}-{'-'.join(['100'] * depth)}-1 s{args.seed} | {tool} | {statuses} | "
                          f"{fmt(med[tool])} | {fmt(inc)} | {fmt(ratio)} | {secs:.1f} | "
                          f"{fmt(statistics.median(nodes)) if nodes else '-'} |")
         lines.append(f"| | best verified point | | | {fmt(best)} | | | |")
     lines += ["", f"run {start}, `python benchmarks/bench_relu_peers.py --time-limit {args.time_limit:g} "
-              f"--repeats {args.repeats} --depths {args.depths} --tools {args.tools}`, load average "
+              f"--repeats {args.repeats} --depths {args.depths} --tools {args.tools} --inputs {args.inputs}`, "
+              f"load average "
               f"{load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
               "soundness cross-check: " + ("; ".join(issues) if issues else "every bound >= every verified point")]
     out = ROOT / "benchmarks" / "out"

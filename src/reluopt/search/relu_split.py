@@ -25,7 +25,10 @@ with the input dimension.
   back-substituted coefficients); ``fsb`` (default) takes the top ``fsb_k`` candidates of that
   score and of ``|coefficient| min(U, -L)``, scores their children cheaply (``estimate_splits``:
   the parent's lines patched at the split neuron, warm slopes, no optimisation, no rounding: a
-  ranking, never a bound) and keeps the split whose worse child is lowest.
+  ranking, never a bound) and keeps the split whose worse child is lowest. ``fsb-mixed``
+  and ``input-first`` also score halving input dimensions of the node's box and take an input
+  or a ReLU split per node (combined splitting: the rules and their soundness are in
+  ``mixed_split``).
 * **primal side**: the maximisers of the nodes' linear bounds and a few sign-gradient steps
   from the best of them, all forward-checked by the run's ``Anytime``, which keeps only
   points feasible within ``FEASIBILITY_TOL``; with constraints an infeasible point steps down
@@ -56,10 +59,11 @@ from .engine import Search
 from .gap import GapStrategy
 from .lagrange import Constraints
 from .leaf import leaf_mip, node_lp
+from .mixed_split import MIXED, choose_input, grouped_split_bounds, halve, input_split_scores
 from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
 
-BRANCHING = ("fsb", "babsr")
+BRANCHING = ("fsb", "babsr", *MIXED)
 
 
 @dataclass
@@ -75,7 +79,8 @@ class ReluSettings:
     batch_size : int
         Nodes popped per expansion (each gives two children, bounded together).
     branching : str
-        ``fsb`` (filtered) or ``babsr`` (scores only); see the module docstring.
+        ``fsb`` (filtered), ``babsr`` (scores only), ``fsb-mixed`` or ``input-first`` (``fsb``
+        or an input split, per node); see the module docstring.
     fsb_k : int
         Candidates per score that ``fsb`` bounds cheaply.
     steps, root_steps : int
@@ -187,6 +192,8 @@ class ReluSplit(GapStrategy):
                             "seconds_primal": 0.0, "branching": settings.branching}
         if self.cons is not None:
             self.stats.update(node_lp=0, node_lp_empty=0, seconds_lp=0.0)
+        if settings.branching in MIXED:
+            self.stats.update(input_splits=0, relu_splits=0)
 
     # ------------------------------------------------------------------ incumbent
     def _primal(self, X: np.ndarray) -> None:
@@ -279,22 +286,36 @@ class ReluSplit(GapStrategy):
         X = np.concatenate([bd.x_star[0], 0.5 * (self.lo + self.hi),
                             self.rng.uniform(self.lo, self.hi, (32, self.lo.shape[1]))])
         self._primal(X)
-        return self._children(splits, lowers, uppers, empty, bd, np.min(bd.upper, axis=1), [0])
+        return self._children(self.lo, self.hi, splits, lowers, uppers, empty, bd, np.min(bd.upper, axis=1), [0])
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
         """Split one unstable neuron per node, bound both children in one batch, hand off leaves.
         See `Strategy.expand`."""
         parents = [n for n in nodes if isinstance(n, ReluNode)]
+        plo, phi = np.array([n.lo for n in parents]), np.array([n.hi for n in parents])
         t0 = time.perf_counter()
-        layer, neuron = self._branch(parents)
+        layer, neuron, worst = self._branch(parents, plo, phi)
+        inp = np.zeros(len(parents), dtype=bool)
+        if self.cfg.branching in MIXED:
+            inp, dims = self._input_splits(parents, plo, phi, worst)
+            layer = np.where(inp, -1, layer)          # -1: no ReLU split (the box is halved)
         self.stats["seconds_branching"] += time.perf_counter() - t0
         K = len(parents)
         kids = [n for n in parents for _ in range(2)]
         phase = np.tile(np.array([1, -1], dtype=np.int8), K)
         splits = self._child_splits(_stack(parents, "splits"), np.repeat(layer, 2), np.repeat(neuron, 2), phase)
         t0 = time.perf_counter()
-        lo, hi = np.repeat(self.lo, 2 * K, axis=0), np.repeat(self.hi, 2 * K, axis=0)
-        lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids), start=int(layer.min()) + 1)
+        if inp.any():       # input children: CROWN from the first hidden layer on (a new box)
+            lo, hi = halve(plo, phi, dims, inp)
+            rows = np.repeat(inp, 2)
+            relu_start = int(layer[~inp].min()) + 1 if (~inp).any() else 1
+            lowers, uppers, empty = grouped_split_bounds(self.net, lo, hi, splits, stack_prior(kids),
+                                                         [(np.nonzero(~rows)[0], relu_start),
+                                                          (np.nonzero(rows)[0], 1)])
+        else:
+            lo, hi = np.repeat(plo, 2, axis=0), np.repeat(phi, 2, axis=0)
+            lowers, uppers, empty = split_bounds(self.net, lo, hi, splits, stack_prior(kids),
+                                                 start=int(layer.min()) + 1)
         bd = lagrangian_bounds(self.net, lo, hi, lowers, uppers, splits, self.C, self.e,
                                _stack(kids, "alpha"), _stack(kids, "beta"), steps=self.cfg.steps, lr=self.cfg.lr,
                                cons=self.cons, mu=_stack_mult(kids, "mu"), nu=_stack_mult(kids, "nu"))
@@ -305,7 +326,7 @@ class ReluSplit(GapStrategy):
         ub = np.minimum(np.min(bd.upper, axis=1), parent)
         self._primal(bd.x_star.reshape(-1, lo.shape[1]))
         stalled = ub >= parent - 1e-6 * (1 + np.abs(parent))
-        return self._children(splits, lowers, uppers, empty, bd, ub, [n.depth + 1 for n in kids], stalled)
+        return self._children(lo, hi, splits, lowers, uppers, empty, bd, ub, [n.depth + 1 for n in kids], stalled)
 
     @staticmethod
     def _child_splits(splits, layer, neuron, phase) -> list[np.ndarray]:
@@ -315,7 +336,7 @@ class ReluSplit(GapStrategy):
             S[rows, neuron[rows]] = phase[rows]
         return out
 
-    def _children(self, splits, lowers, uppers, empty, bd: Bounded, ub, depths, stalled=None) -> list[Node]:
+    def _children(self, lo, hi, splits, lowers, uppers, empty, bd: Bounded, ub, depths, stalled=None) -> list[Node]:
         assert self.search is not None
         frontier = self.search.frontier
         unstable = sum(((L < 0) & (U > 0)).sum(axis=1) for L, U in zip(lowers, uppers, strict=True))
@@ -327,7 +348,7 @@ class ReluSplit(GapStrategy):
                 continue
             self.stats["max_depth"] = max(self.stats["max_depth"], depths[i])
             r = best_row[i]
-            node = ReluNode(self.lo[0], self.hi[0], float(ub[i]), stored_prior(lowers, uppers, i), depths[i],
+            node = ReluNode(lo[i].copy(), hi[i].copy(), float(ub[i]), stored_prior(lowers, uppers, i), depths[i],
                             [S[i].copy() for S in splits], [a[i].astype(np.float32) for a in bd.alpha],
                             [b[i].astype(np.float32) for b in bd.beta],
                             [lh[i, r].astype(np.float32) for lh in bd.lam_h], int(unstable[i]),
@@ -378,7 +399,7 @@ class ReluSplit(GapStrategy):
         assert self.search is not None
         if not (self.cfg.leaf_mip and self.leaf_problem is not None and self.handoff_fits):
             return False
-        got = leaf_mip(self.leaf_problem, self.lo[0], self.hi[0], node.prior, deadline=self.search.limits.deadline,
+        got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
                        abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop,
                        inactive=[S < 0 for S in node.splits])
         if got is None:
@@ -418,8 +439,22 @@ class ReluSplit(GapStrategy):
             sc2.append(np.where(ok, mag, -np.inf))
         return sc1, sc2
 
-    def _branch(self, nodes: list[ReluNode]) -> tuple[np.ndarray, np.ndarray]:
-        """The (layer, neuron) to split per node, by ``babsr`` or ``fsb``."""
+    def _input_splits(self, nodes: list[ReluNode], lo, hi, relu_worst) -> tuple[np.ndarray, np.ndarray]:
+        """Combined splitting (``MIXED``): which nodes halve an input, and the dimension."""
+        prior = stack_prior(nodes)
+        assert prior is not None
+        lam0 = np.array([n.lam[0] for n in nodes], dtype=np.float64)
+        dims, worst, par = input_split_scores(self.net, lo, hi, prior, _stack(nodes, "splits"), self.C, self.e,
+                                              _stack(nodes, "alpha"), _stack(nodes, "beta"), lam0,
+                                              self.hi[0] - self.lo[0])
+        inp = choose_input(par - worst, par - relu_worst, MIXED[self.cfg.branching])
+        self.stats["input_splits"] += int(inp.sum())
+        self.stats["relu_splits"] += int((~inp).sum())
+        return inp, dims
+
+    def _branch(self, nodes: list[ReluNode], lo, hi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (layer, neuron) to split per node, by ``babsr`` or ``fsb``, and the chosen split's
+        score (its worse child's estimate; ``inf`` for ``babsr``)."""
         sc1, sc2 = self._scores(nodes)
         sizes = np.cumsum([0, *self.net.hidden_sizes])
         flat1, flat2 = np.concatenate(sc1, axis=1), np.concatenate(sc2, axis=1)
@@ -429,7 +464,7 @@ class ReluSplit(GapStrategy):
             return layer, flat_idx - sizes[layer]
 
         if self.cfg.branching == "babsr" or self.cfg.fsb_k <= 1:
-            return locate(np.argmax(flat1, axis=1))
+            return (*locate(np.argmax(flat1, axis=1)), np.full(len(nodes), np.inf))
         k = min(self.cfg.fsb_k, flat1.shape[1])
         cand = np.concatenate([np.argsort(-flat1, axis=1)[:, :k], np.argsort(-flat2, axis=1)[:, :k]], axis=1)
         K, c = cand.shape
@@ -439,7 +474,6 @@ class ReluSplit(GapStrategy):
         # (no re-propagation), the parents' slopes and multipliers, no rounding
         prior = stack_prior(nodes)
         assert prior is not None
-        lo, hi = np.repeat(self.lo, K, axis=0), np.repeat(self.hi, K, axis=0)
         child = estimate_splits(self.net, lo, hi, prior[0], prior[1], _stack(nodes, "splits"), self.C, self.e,
                                 _stack(nodes, "alpha"), _stack(nodes, "beta"), layer.reshape(K, c),
                                 neuron.reshape(K, c), self.cons, _stack_mult(nodes, "mu"), _stack_mult(nodes, "nu"))
@@ -447,4 +481,4 @@ class ReluSplit(GapStrategy):
         best = np.where(valid & np.isfinite(child[:, :, 0]) & np.isfinite(child[:, :, 1]), np.min(child, axis=2), 0.0)
         pick = np.argmin(worst + 1e-9 * best, axis=1)      # the lowest worse child; ties: lower better child
         chosen = cand[np.arange(K), pick]
-        return locate(chosen)
+        return (*locate(chosen), worst[np.arange(K), pick])
