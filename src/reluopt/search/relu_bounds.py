@@ -309,7 +309,8 @@ def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
 
 
 def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
-                      e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1) -> Bounded:
+                      e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1,
+                      scores: bool = True) -> Bounded:
     """Certified bounds of ``C_r . y + e_r`` on each node's sub-domain, by beta-CROWN.
 
     Parameters
@@ -329,6 +330,9 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
         Projected Adam steps (0: the warm start as it is).
     lr : float
         Step of ``alpha``; ``beta``'s is ``lr`` times the magnitude of its neuron's coefficient.
+    scores : bool
+        False skips recomputing ``lam_h`` at the tuned parameters (they are then the warm
+        start's): callers that do not branch on them save a pass.
 
     Returns
     -------
@@ -374,7 +378,7 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
     Ls = [_rep(L, s) for L in lowers]
     Us = [_rep(U, s) for U in uppers]
     upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, fixed, best_a, best_b)
-    if steps > 0:
+    if steps > 0 and scores:
         _, _, _, _, lam_h = _value_grad(net, lo_n, hi_n, spec, fixed, best_a, best_b)
     return Bounded(upper.reshape(B, s), x_star.reshape(B, s, d), [x.reshape(B, s, -1) for x in best_a],
                    [x.reshape(B, s, -1) for x in best_b], [x.reshape(B, s, -1) for x in lam_h])
