@@ -107,3 +107,33 @@ def test_bab_with_and_without_slopes_is_exact(steps):
     assert res.status == OPTIMAL
     assert res.value == pytest.approx(truth, abs=1e-5)
     assert res.bound >= truth - 1e-9
+
+
+def test_whole_box_mip_caps_the_frontier_and_closes(monkeypatch):
+    """With leaf MIPs due at once, the whole box (few binaries) goes to the MIP: the search
+    ends optimal at the brute-force optimum, its bound on the right side."""
+    from reluopt.search import input_split
+
+    monkeypatch.setattr(input_split, "LEAF_AFTER_NODES", 1)
+    net = random_network([3, 14, 1], seed=7)
+    lb, ub = -np.ones(3), np.ones(3)
+    problem = Problem.build(net, lb, ub, maximize=0)
+    truth = brute_force(net, lb, ub, np.ones(1), "max")
+    # leaf_unstable=0: no node is a leaf, only the whole box goes to the MIP
+    res = reluopt.solve(problem, "bab", time_limit=60, slope_steps=0, grad_steps=0, region_steps=0, leaf_unstable=0)
+    assert res.stats["root_mip"] == "closed"
+    assert res.status == OPTIMAL
+    assert res.bound >= truth - 1e-9 * (1 + abs(truth))
+    assert res.value == pytest.approx(truth, abs=2e-4)
+
+
+def test_frontier_cap_lowers_open_and_retired_bounds():
+    from reluopt.search.tree import FROZEN, Frontier, Node
+
+    f = Frontier()
+    for b in (3.0, 1.0, 2.0):
+        f.push(Node(np.zeros(1), np.ones(1), b))
+    f.retire(2.5, FROZEN)
+    f.cap(1.5)
+    assert f.bound() == 1.5
+    assert sorted(n.bound for n in f.pop(3)) == [1.0, 1.5, 1.5]
