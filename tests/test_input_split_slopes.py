@@ -137,3 +137,9 @@ def test_frontier_cap_lowers_open_and_retired_bounds():
     f.cap(1.5)
     assert f.bound() == 1.5
     assert sorted(n.bound for n in f.pop(3)) == [1.0, 1.5, 1.5]
+
+
+def test_negative_slope_steps_is_a_clear_error():
+    net = random_network([2, 4, 1], seed=0)
+    with pytest.raises(reluopt.ProblemError, match="slope_steps"):
+        reluopt.solve(Problem.build(net, -np.ones(2), np.ones(2), maximize=0), "bab", slope_steps=-1)

@@ -27,11 +27,12 @@ class BoxLeaves:
 
     Attributes
     ----------
-    net, cfg, search, stats, leaf_problem, leaf_free, handoff_fits, s, k, p
+    net, anytime, cfg, search, stats, leaf_problem, leaf_free, handoff_fits, s, k, p
         As set by ``InputSplit.__init__``.
     """
 
     net: Any
+    anytime: Any
     cfg: Any
     search: Any
     stats: dict
@@ -65,7 +66,8 @@ class BoxLeaves:
             return
         left = self.search.limits.deadline - time.perf_counter()
         t0 = time.perf_counter()
-        got = self._solve_leaf(root, ROOT_MIP_SHARE * left if math.isfinite(left) else ROOT_MIP_SECONDS)
+        got = self._solve_leaf(root, ROOT_MIP_SHARE * left if math.isfinite(left) else ROOT_MIP_SECONDS,
+                               start=self.anytime.x)
         self.stats["root_mip_seconds"] = time.perf_counter() - t0
         if got is None:
             return
@@ -74,11 +76,11 @@ class BoxLeaves:
         for node in popped:
             node.bound = min(node.bound, got.bound)
 
-    def _solve_leaf(self, node: Node, max_seconds: float = LEAF_MIP_MAX_SECONDS):
+    def _solve_leaf(self, node: Node, max_seconds: float = LEAF_MIP_MAX_SECONDS, start: np.ndarray | None = None):
         assert self.search is not None and self.leaf_problem is not None
         got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
                        abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop,
-                       max_seconds=max_seconds)
+                       max_seconds=max_seconds, start=start)
         if got is None:
             return None
         if got.refused is not None:        # the solver's answer would not be a certificate

@@ -52,6 +52,7 @@ from .split_settings import (  # re-exported: the knobs lived here
     LEAF_AFTER_NODES,
     ROOT_MIP_BINARIES,
     SLOPE_LR,
+    SLOPE_MAX_DEPTH,
     Settings,
 )
 from .tree import EMPTY, Node
@@ -149,8 +150,10 @@ class InputSplit(BoxLeaves, GapStrategy):
         # last-layer neurons the leaf MIP needs no binary for (they do not count against leaf_unstable)
         self.leaf_free = None if self.leaf_problem is None else relaxable(self.leaf_problem)
         # optimised slopes need the ReLU relaxation of relu_bounds (a clipped ReLU keeps fixed lines)
+        if settings.slope_steps < 0:
+            raise ProblemError(f"slope_steps must be >= 0, got {settings.slope_steps}")
         relu_only = all(isinstance(layer.act, ReLU) for layer in self.net.hidden_layers)
-        self.slope_steps = settings.slope_steps if relu_only else 0
+        self.slope_steps = settings.slope_steps if relu_only and self.net.depth <= SLOPE_MAX_DEPTH else 0
         self._root: BoxNode | None = None        # the root box, while its MIP is still due
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)

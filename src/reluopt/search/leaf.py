@@ -58,7 +58,7 @@ class LeafOutcome:
 def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
              abs_gap: float, rel_gap: float, should_stop: Callable[[], bool] | None,
              inactive: list[np.ndarray] | None = None,
-             max_seconds: float = LEAF_MIP_MAX_SECONDS) -> LeafOutcome | None:
+             max_seconds: float = LEAF_MIP_MAX_SECONDS, start: np.ndarray | None = None) -> LeafOutcome | None:
     """The big-M MIP of ``problem`` (one objective row, max form) restricted to ``[lo, hi]``.
 
     Parameters
@@ -82,6 +82,8 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         alone would drop it; active splits hold through ``h = g >= L >= 0``).
     max_seconds : float
         The longest the solve may run (default ``LEAF_MIP_MAX_SECONDS``).
+    start : ndarray or None
+        An input point in the box, given to the solver as a MIP start (by a forward pass).
 
     Returns
     -------
@@ -109,9 +111,10 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
     issue = model.scaling_issue()
     if issue is not None:
         return LeafOutcome(None, False, refused=f"badly scaled: {issue}")
+    mip_start = None if start is None else model.point_to_columns(np.clip(start, lo, hi))
     out = get_backend("highs").solve(model, time_limit=min(remaining, max_seconds),
                                      mip_rel_gap=0.5 * rel_gap, mip_abs_gap=0.5 * abs_gap,
-                                     should_stop=should_stop)
+                                     should_stop=should_stop, mip_start=mip_start)
     point = None if out.values is None else model.columns_to_point(out.values)
     if out.status == "infeasible":
         return LeafOutcome(-math.inf, True, point)

@@ -36,6 +36,11 @@ ROOT_MIP_SECONDS = 600.0
 #: Step size of the lower slopes tuned per node (``Settings.slope_steps``), as in ``relu_bounds``.
 SLOPE_LR = 0.1
 
+#: Slopes are tuned only on networks with at most this many hidden layers: on one hidden layer
+#: the tuned bound is the node's LP bound; on deeper nets (ACAS Xu, 6 x 50) they cost more per
+#: node than they save (benchmarks/results/relu_split.md, issue 15 round 3).
+SLOPE_MAX_DEPTH = 2
+
 #: Split gains (fsb/trial) below this fraction of the node's gap count as none (off: see
 #: benchmarks/results/bab.md).
 GAIN_FLOOR = 0.0
@@ -60,7 +65,8 @@ class Settings:
         Sign-gradient steps per batch, multiplier steps per node, region LPs per improvement.
     slope_steps : int
         Projected steps on the objective rows' lower ReLU slopes per node (alpha-CROWN warm-started
-        from the parent; 0: the three fixed slopes only).
+        from the parent; 0: the three fixed slopes only). Used on ReLU networks with at most
+        ``SLOPE_MAX_DEPTH`` hidden layers.
     min_width : float
         Boxes narrower than this (relative to the root, in every dimension) are frozen.
     leaf_mip : bool
