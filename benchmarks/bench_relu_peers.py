@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 if os.environ.get("BENCH_RELUOPT_SRC"):      # a tool "NAME@base" runs reluopt from --base-src
     sys.path.insert(0, os.environ["BENCH_RELUOPT_SRC"])
+    import reluopt  # noqa: E402  (imported now, before bench_local_search puts ROOT/src first)
+
+    assert reluopt.__file__.startswith(os.environ["BENCH_RELUOPT_SRC"]), reluopt.__file__
 
 TOOLS = ("bab-relu", "bab", "mip", "gurobiml")
 MARK = "@@RESULT "
