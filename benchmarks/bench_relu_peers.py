@@ -16,6 +16,7 @@ Gurobi runs under the size-limited licence installed in the venv; a refusal is r
     python benchmarks/bench_relu_peers.py                              # 60 s, 1 repeat, ~12 min
     python benchmarks/bench_relu_peers.py --time-limit 20 --tools bab-relu,gurobiml --depths 2
     python benchmarks/bench_relu_peers.py --tools bab,bab-relu,bab-mixed --inputs 30 --depths 2
+    python benchmarks/bench_relu_peers.py --tools auto,auto@base,gurobiml --base-src /tmp/base/src
 
 Writes ``benchmarks/out/relu_peers.json`` and prints a markdown table.
 """
@@ -37,6 +38,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+if os.environ.get("BENCH_RELUOPT_SRC"):      # a tool "NAME@base" runs reluopt from --base-src
+    sys.path.insert(0, os.environ["BENCH_RELUOPT_SRC"])
+    import reluopt  # noqa: E402  (imported now, before bench_local_search puts ROOT/src first)
+
+    assert reluopt.__file__.startswith(os.environ["BENCH_RELUOPT_SRC"]), reluopt.__file__
 
 TOOLS = ("bab-relu", "bab", "mip", "gurobiml")
 EXTRA_TOOLS = {"bab-mixed": ("bab-relu", {"branching": "fsb-mixed"}),
@@ -63,7 +69,7 @@ def run_tool(tool: str, problem, time_limit: float) -> dict:
         return rec
     import reluopt
 
-    method, extra = EXTRA_TOOLS.get(tool, (tool, {}))
+    method, extra = EXTRA_TOOLS.get(tool.split("@")[0], (tool.split("@")[0], {}))
     opts = {"threads": 1, **extra} if method in ("mip", "bab", "bab-relu") else {}
     t0 = time.perf_counter()
     res = reluopt.solve(problem, method, time_limit=time_limit, **opts)
@@ -84,10 +90,16 @@ def worker(tool: str, seed: int, depth: int, time_limit: float, inputs: int = 10
     print(MARK + json.dumps(rec, default=float), flush=True)
 
 
-def spawn(tool: str, seed: int, depth: int, time_limit: float, inputs: int = 10) -> dict:
+def spawn(tool: str, seed: int, depth: int, time_limit: float, inputs: int = 10,
+          base_src: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", tool, str(seed), str(depth), "--time-limit", str(time_limit),
            "--inputs", str(inputs)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("BENCH_RELUOPT_SRC", None)
+    if tool.endswith("@base"):
+        if not base_src:
+            raise SystemExit(f"tool {tool} needs --base-src")
+        env["BENCH_RELUOPT_SRC"] = base_src
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * time_limit + 180, env=env)
@@ -113,8 +125,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=50)
     ap.add_argument("--depths", default="1,2,3")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"of {', '.join([*TOOLS, *EXTRA_TOOLS])}")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated, of {', '.join([*TOOLS, *EXTRA_TOOLS])} or any reluopt method "
+                         "(e.g. auto); NAME@base runs it from --base-src")
     ap.add_argument("--inputs", type=int, default=10)
+    ap.add_argument("--base-src", help="a reluopt src directory for the NAME@base tools (e.g. main's)")
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.time_limit, args.inputs)
@@ -127,7 +142,7 @@ def main(argv=None) -> int:
         for depth in depths:
             order = tools if r % 2 == 0 else tools[::-1]
             for tool in order:
-                rec = spawn(tool, args.seed, depth, args.time_limit, args.inputs)
+                rec = spawn(tool, args.seed, depth, args.time_limit, args.inputs, args.base_src)
                 runs.setdefault((depth, tool), []).append(rec)
                 print(f"# repeat {r} depth {depth} {tool}: {rec.get('status')} bound {rec.get('bound')} "
                       f"incumbent {rec.get('incumbent')} nodes {rec.get('nodes')} "
@@ -166,8 +181,8 @@ def main(argv=None) -> int:
                          f"{fmt(statistics.median(nodes)) if nodes else '-'} |")
         lines.append(f"| | best verified point | | | {fmt(best)} | | | |")
     lines += ["", f"run {start}, `python benchmarks/bench_relu_peers.py --time-limit {args.time_limit:g} "
-              f"--repeats {args.repeats} --depths {args.depths} --tools {args.tools} --inputs {args.inputs}`, "
-              f"load average "
+              f"--repeats {args.repeats} --depths {args.depths} --tools {args.tools} --inputs {args.inputs}"
+              f"{' --base-src ' + args.base_src if args.base_src else ''}`, load average "
               f"{load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
               "soundness cross-check: " + ("; ".join(issues) if issues else "every bound >= every verified point")]
     out = ROOT / "benchmarks" / "out"

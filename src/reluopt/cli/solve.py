@@ -129,6 +129,7 @@ OPTION_TYPES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "grad_steps": ("int", 0, None, False),
     "mult_steps": ("int", 0, None, False),
     "region_steps": ("int", 0, None, False),
+    "slope_steps": ("int", 0, None, False),
     "leaf_unstable": ("int", 0, None, False),
     "lr": ("float", 0, None, True),
     "min_lr": ("float", 0, None, False),

@@ -108,7 +108,7 @@ def run_input_split(problem: Problem, anytime: Anytime, *, time_limit: float | N
         Polled once per batch (Ctrl-C).
     **options
         ``Settings`` fields: ``batch_size``, ``branching``, ``grad_steps``, ``mult_steps``,
-        ``region_steps``, ``min_width``, ``leaf_mip``, ``leaf_unstable``.
+        ``region_steps``, ``slope_steps``, ``min_width``, ``leaf_mip``, ``leaf_unstable``.
 
     Returns
     -------
@@ -201,6 +201,7 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
                      branching: str = "auto", out_C=None, out_e=None, A=None, b=None,
                      grad_steps: int = 3, mult_steps: int = 3, region_steps: int = 5, min_width: float = 1e-7,
                      leaf_mip: bool = True, leaf_unstable: int = 12, threads: int | None = 1,
+                     slope_steps: int = Settings.slope_steps,
                      should_stop=None) -> BabOutcome:
     """Maximise ``min_j (C_j . y(x) + e_j)`` over the box ``[lb, ub]`` by branch and bound.
 
@@ -236,8 +237,10 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
     min_width : float
         Boxes narrower than this (relative to the root, in every dimension) are frozen.
     leaf_mip : bool
-        Hand nodes with at most ``leaf_unstable`` unstable neurons to the MIP.
+        Hand nodes whose MIP has at most ``leaf_unstable`` binaries to the MIP.
     leaf_unstable : int
+    slope_steps : int
+        Projected steps per node on the objective rows' lower ReLU slopes (0: fixed slopes).
     threads : int or None
         BLAS threads during the run (small matrices: 1 is fastest).
     should_stop : callable or None
@@ -283,7 +286,7 @@ def bab_maximize_min(network: Network, lb, ub, C, e, *, time_limit: float | None
                            seed=seed, threads=threads, should_stop=should_stop, batch_size=batch_size,
                            branching=branching, grad_steps=grad_steps, mult_steps=mult_steps,
                            region_steps=region_steps, min_width=min_width, leaf_mip=leaf_mip,
-                           leaf_unstable=leaf_unstable)
+                           leaf_unstable=leaf_unstable, slope_steps=slope_steps)
 
 
 @certified_method
@@ -305,7 +308,7 @@ def solve_bab(problem: Problem, *, time_limit: float | None = None, seed: int = 
     abs_gap, rel_gap : float
     **options
         Search settings: ``batch_size``, ``branching``, ``grad_steps``, ``mult_steps``,
-        ``region_steps``, ``min_width``, ``leaf_mip``, ``leaf_unstable``, ``threads``.
+        ``region_steps``, ``slope_steps``, ``min_width``, ``leaf_mip``, ``leaf_unstable``, ``threads``.
 
     Returns
     -------

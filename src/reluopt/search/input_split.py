@@ -31,25 +31,31 @@ from typing import Any
 
 import numpy as np
 
+from ..activations.relu import ReLU
 from ..bounds.crown import backsubstitute
 from ..bounds.node import best_output_bounds, node_bounds
 from ..errors import ProblemError, SolverError
 from ..problem import FEASIBILITY_TOL, Objective, Problem
 from ..tracker import Anytime
+from .box_leaves import BoxLeaves
 from .boxes import midpoint_children, position, relative_widths, splittable, stack_prior, stored_prior, tie_break
 from .engine import Search
 from .gap import GapStrategy
 from .lagrange import tune_multipliers
-from .leaf import leaf_mip
+from .leaf import relaxable
+from .relu_bounds import estimate_bounds, lagrangian_bounds
 from .split_settings import (  # re-exported: the knobs lived here
     AUTO_SWITCH_NODES,
     BRANCHING,
     BRANCHING_ALIASES,
     GAIN_FLOOR,
     LEAF_AFTER_NODES,
+    ROOT_MIP_BINARIES,
+    SLOPE_LR,
+    SLOPE_MAX_DEPTH,
     Settings,
 )
-from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
+from .tree import EMPTY, Node
 
 
 @dataclass
@@ -62,10 +68,14 @@ class BoxNode(Node):
         Coefficients of the node's linear bound on its best row (for ``lambda`` branching).
     mult : ndarray or None
         The node's Lagrange multipliers (``lam_j, mu_k, nu_i``).
+    alpha : list of ndarray or None
+        Per hidden layer (s, n_j) float32: the objective rows' optimised lower slopes (the
+        children's warm start; any value in [0, 1] is sound).
     """
 
     lam: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mult: np.ndarray | None = None
+    alpha: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -78,13 +88,15 @@ class _Bounded:
     infeasible: np.ndarray
     nb: object
     mult: np.ndarray | None
+    alpha: list[np.ndarray] | None = None
 
     def select(self, idx) -> _Bounded:
         return _Bounded(self.ub[idx], self.lam[idx], self.xstars[idx], self.infeasible[idx],
-                        self.nb.select(idx), None if self.mult is None else self.mult[idx])  # type: ignore[attr-defined]
+                        self.nb.select(idx), None if self.mult is None else self.mult[idx],  # type: ignore[attr-defined]
+                        None if self.alpha is None else [a[idx] for a in self.alpha])
 
 
-class InputSplit(GapStrategy):
+class InputSplit(BoxLeaves, GapStrategy):
     """Best-first input splitting on a problem with objective rows (a ``Strategy``).
 
     Parameters
@@ -135,6 +147,14 @@ class InputSplit(GapStrategy):
         self.handoff_fits = settings.stop_below is not None or max(settings.abs_gap, settings.rel_gap) >= 1e-5
         self.leaf_problem = None if self.s != 1 else Problem(
             self.net, problem.domain, Objective(self.C[0], float(self.e[0]), "max"), cons)
+        # last-layer neurons the leaf MIP needs no binary for (they do not count against leaf_unstable)
+        self.leaf_free = None if self.leaf_problem is None else relaxable(self.leaf_problem)
+        # optimised slopes need the ReLU relaxation of relu_bounds (a clipped ReLU keeps fixed lines)
+        if settings.slope_steps < 0:
+            raise ProblemError(f"slope_steps must be >= 0, got {settings.slope_steps}")
+        relu_only = all(isinstance(layer.act, ReLU) for layer in self.net.hidden_layers)
+        self.slope_steps = settings.slope_steps if relu_only and self.net.depth <= SLOPE_MAX_DEPTH else 0
+        self._root: BoxNode | None = None        # the root box, while its MIP is still due
         # rows bounded at every node: objective rows, then negated constraint rows e_k - C_k y
         # (and C_k y - e_k, whose bound <= 0 proves the constraint holds on the whole box)
         rows, offs = [self.C], [self.e]
@@ -211,21 +231,22 @@ class InputSplit(GapStrategy):
             self._offer(x[None], "bab:region-lp")
 
     # ------------------------------------------------------------------ bounding
-    def _bound(self, lo, hi, prior, mult) -> _Bounded:
+    def _bound(self, lo, hi, prior, mult, parent_alpha=None) -> _Bounded:
         """Bound a batch of boxes: the best row bound, the Lagrangian bound, which boxes are
         proven empty, and the candidate points of the bounds."""
         t0 = time.perf_counter()
         nb = node_bounds(self.net, lo, hi, prior)
         B = lo.shape[0]
         upper, xs = best_output_bounds(self.net, nb, self.W, self.off)
-        obj = upper[:, :self.s]
+        obj, xstars, alpha = upper[:, :self.s], xs[:, :self.s], None
+        if self.slope_steps:
+            obj, xstars, alpha = self._tuned_slopes(nb, lo, hi, obj, xstars, parent_alpha)
         j = np.argmin(obj, axis=1)
         ub = obj[np.arange(B), j]
         infeasible, _ = position(lo, hi, self.A, self.b)
         if self.k:
             infeasible |= np.any(upper[:, self.s:self.s + self.k] < 0, axis=1)
         lam = self._row_lam(nb, j) if self.branching == "lambda" else np.zeros_like(lo)
-        xstars = xs[:, :self.s]
         if self.cfg.mult_steps and (self.s > 1 or self.k or self.p):
             ub, mult, extra = tune_multipliers(
                 self.net, nb, ub, mult, C=self.C, e=self.e, out_C=self.out_C, out_e=self.out_e, A=self.A,
@@ -233,7 +254,20 @@ class InputSplit(GapStrategy):
             if extra is not None:
                 xstars = np.concatenate([xstars, extra], axis=1)
         self.stats["seconds_bounding"] += time.perf_counter() - t0
-        return _Bounded(ub, lam, xstars, infeasible, nb, mult)
+        return _Bounded(ub, lam, xstars, infeasible, nb, mult, alpha)
+
+    def _tuned_slopes(self, nb, lo, hi, obj, xstars, parent_alpha):
+        """alpha-CROWN on the objective rows: the lower slopes of every unstable ReLU tuned by
+        ``slope_steps`` projected steps from the parents' (``relu_bounds.lagrangian_bounds``
+        with no split; any slopes in [0, 1] give a sound bound), the tighter bound per row kept.
+        On a one-hidden-layer net the tuned bound tends to the node's LP bound, which the three
+        fixed slopes of ``best_output_bounds`` miss where neurons with negative objective weight
+        are unstable."""
+        splits = [np.zeros(L.shape, dtype=np.int8) for L in nb.lower]
+        got = lagrangian_bounds(self.net, lo, hi, nb.lower, nb.upper, splits, self.C, self.e, parent_alpha,
+                                steps=self.slope_steps, lr=SLOPE_LR, scores=False)
+        better = got.upper < obj
+        return (np.where(better, got.upper, obj), np.where(better[:, :, None], got.x_star, xstars), got.alpha)
 
     def _row_lam(self, nb, j) -> np.ndarray:
         lam, _, _, _ = backsubstitute(self.net, self.net.depth, self.C[j][:, None, :], nb.lines)
@@ -272,6 +306,9 @@ class InputSplit(GapStrategy):
         lo, hi = self.root_lo[None].copy(), self.root_hi[None].copy()
         bounded = self._bound(lo, hi, None, None)
         search.nodes = 1
+        if self.leaf_problem is not None and self._binaries(bounded.nb)[0] <= ROOT_MIP_BINARIES:
+            self._root = BoxNode(self.root_lo, self.root_hi, math.inf,
+                                 stored_prior(bounded.nb.lower, bounded.nb.upper, 0))  # type: ignore[attr-defined]
         return self._children(lo, hi, None, bounded)
 
     def expand(self, nodes: list[Node], search: Search) -> list[Node]:
@@ -280,6 +317,8 @@ class InputSplit(GapStrategy):
         See `Strategy.expand`.
         """
         boxes = [n for n in nodes if isinstance(n, BoxNode)]
+        if self._root is not None and search.nodes >= LEAF_AFTER_NODES:
+            self._root_mip(boxes)
         lo = np.array([n.lo for n in boxes])
         hi = np.array([n.hi for n in boxes])
         if self.branching in ("trial", "fsb"):
@@ -287,7 +326,8 @@ class InputSplit(GapStrategy):
         else:
             lo2, hi2 = midpoint_children(lo, hi, self._split_dims(boxes))
             parents = [n for n in boxes for _ in range(2)]
-            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents))
+            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents),
+                                  self._stack_alpha(parents))
             search.nodes += lo2.shape[0]
         bounded.ub = np.minimum(bounded.ub, [n.bound for n in parents])   # a child's max is at most its parent's
         return self._children(lo2, hi2, parents, bounded)
@@ -302,7 +342,7 @@ class InputSplit(GapStrategy):
         handoff = np.zeros(lo.shape[0], dtype=bool)
         if self.cfg.leaf_mip and self.s == 1 and self.handoff_fits and (
                 self.k or self.p or self.search.nodes >= LEAF_AFTER_NODES):
-            handoff = bd.nb.unstable(self.net) <= self.cfg.leaf_unstable  # type: ignore[attr-defined]
+            handoff = self._binaries(bd.nb) <= self.cfg.leaf_unstable
         for i in range(lo.shape[0]):
             if bd.infeasible[i]:
                 frontier.retire(-math.inf, EMPTY)
@@ -311,57 +351,24 @@ class InputSplit(GapStrategy):
             self.stats["max_depth"] = max(self.stats["max_depth"], depth)
             node = BoxNode(lo[i].copy(), hi[i].copy(), float(bd.ub[i]),
                            stored_prior(bd.nb.lower, bd.nb.upper, i), depth,  # type: ignore[attr-defined]
-                           bd.lam[i], None if bd.mult is None else bd.mult[i].copy())
+                           bd.lam[i], None if bd.mult is None else bd.mult[i].copy(),
+                           None if bd.alpha is None else [a[i].astype(np.float32) for a in bd.alpha])
             if tiny[i] or not np.any(hi[i] > lo[i]):
                 self._leaf(node)
             elif not (handoff[i] and node.bound > self.threshold() and self._handoff(node)):
                 out.append(node)
         return out
 
-    def _solve_leaf(self, node: BoxNode):
-        assert self.search is not None and self.leaf_problem is not None
-        got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
-                       abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop)
-        if got is None:
-            return None
-        if got.refused is not None:        # the solver's answer would not be a certificate
-            self.cfg.leaf_mip = False
-            self.stats["leaf_mip_off"] = got.refused
-            return None
-        if got.point is not None:
-            self._offer(got.point[None, :], "bab:leaf-mip")
-        if got.bound is None:
-            return None
-        self.stats["leaf_mip"] += 1
-        return got
-
-    def _handoff(self, node: BoxNode) -> bool:
-        """Solve the node's sub-box by the MIP; True if the MIP closed it (its bound then
-        counts in the certified bound)."""
-        got = self._solve_leaf(node)
-        if got is None:
-            return False
-        node.bound = min(node.bound, got.bound)
-        if not got.closed:
-            return False
-        assert self.search is not None
-        self.search.frontier.retire(node.bound, CLOSED)
-        return True
-
-    def _leaf(self, node: BoxNode) -> None:
-        """A box too small to split: hand to the MIP if allowed, else freeze its bound."""
-        assert self.search is not None
-        bound = node.bound
-        if self.cfg.leaf_mip and self.s == 1 and (self.k or self.p) and node.bound > self.threshold():
-            got = self._solve_leaf(node)
-            if got is not None:
-                bound = min(bound, got.bound)
-        self.search.frontier.retire(bound, FROZEN if bound > self.threshold() else PRUNED)
-
     # ------------------------------------------------------------------ branching
     @staticmethod
     def _stack_mult(parents: list[BoxNode]) -> np.ndarray | None:
         return None if parents[0].mult is None else np.array([n.mult for n in parents])
+
+    @staticmethod
+    def _stack_alpha(parents: list[BoxNode]) -> list[np.ndarray] | None:
+        first = parents[0].alpha
+        return None if first is None else [np.array([n.alpha[j] for n in parents])  # type: ignore[index]
+                                           for j in range(len(first))]
 
     def _split_dims(self, nodes: list[BoxNode]) -> np.ndarray:
         """One-shot branching rules: the dimension with the best score per node."""
@@ -390,19 +397,27 @@ class InputSplit(GapStrategy):
         if cheap:
             t0 = time.perf_counter()
             nb = node_bounds(self.net, lo2, hi2, stack_prior(parents), tighten=False)
-            up, _ = best_output_bounds(self.net, nb, self.C, self.e)
+            alpha = self._stack_alpha(parents)
+            if alpha is None:
+                up, _ = best_output_bounds(self.net, nb, self.C, self.e)
+            else:      # the parents' tuned slopes (a score, unrounded), then CROWN's own
+                splits = [np.zeros(L.shape, dtype=np.int8) for L in nb.lower]
+                up = np.minimum(best_output_bounds(self.net, nb, self.C, self.e)[0],
+                                estimate_bounds(self.net, lo2, hi2, nb.lower, nb.upper, splits, self.C, self.e, alpha))
             self.stats["seconds_bounding"] += time.perf_counter() - t0
             self.stats["trial_bounds"] = self.stats.get("trial_bounds", 0) + lo2.shape[0]
             ub, inf = np.min(up, axis=1), position(lo2, hi2, self.A, self.b)[0]
         else:
-            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents))
+            bounded = self._bound(lo2, hi2, stack_prior(parents), self._stack_mult(parents),
+                                  self._stack_alpha(parents))
             self.search.nodes += lo2.shape[0]
             ub, inf = bounded.ub, bounded.infeasible
         pick = self._pick(nodes, lo, hi, ub, inf)
         sel = ((2 * (np.arange(K) * d + pick))[:, None] + np.array([0, 1])[None, :]).reshape(-1)
         parents = [parents[i] for i in sel]
         if bounded is None:
-            bounded = self._bound(lo2[sel], hi2[sel], stack_prior(parents), self._stack_mult(parents))
+            bounded = self._bound(lo2[sel], hi2[sel], stack_prior(parents), self._stack_mult(parents),
+                                  self._stack_alpha(parents))
             self.search.nodes += sel.size
         else:
             bounded = bounded.select(sel)

@@ -6,6 +6,11 @@ in one solve. Only a run that ends in a trusted status counts: the MIP's bound i
 by ``milp.backends.base.widen`` for the solver's tolerances, and anything else leaves the node open.
 ``node_lp`` solves the same model's LP relaxation: ReLU splitting's proof that a constrained
 node is empty (its Lagrangian bounds never prove that).
+
+Neurons of the last hidden layer whose weight in the objective row is not positive get no
+binary (``relaxable``): the objective only wants their output small and nothing else reads it,
+so the relaxation ``h >= max(0, g)`` is attained at ``h = relu(g)`` and the MIP's optimum is
+unchanged. A relaxation is a valid bound in any case; exactness is what lets the leaf close.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..activations.relu import ReLU
 from ..bounds import compute_bounds
 from ..milp.backends import get_backend
 from ..milp.backends.base import widen
@@ -53,7 +59,8 @@ class LeafOutcome:
 
 def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
              abs_gap: float, rel_gap: float, should_stop: Callable[[], bool] | None,
-             inactive: list[np.ndarray] | None = None) -> LeafOutcome | None:
+             inactive: list[np.ndarray] | None = None,
+             max_seconds: float = LEAF_MIP_MAX_SECONDS, start: np.ndarray | None = None) -> LeafOutcome | None:
     """The big-M MIP of ``problem`` (one objective row, max form) restricted to ``[lo, hi]``.
 
     Parameters
@@ -75,6 +82,10 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
         Per hidden layer, a mask of neurons fixed inactive by a ReLU split: their ``g <= 0``
         becomes a row (the model has no column for a stably inactive neuron, so the bounds
         alone would drop it; active splits hold through ``h = g >= L >= 0``).
+    max_seconds : float
+        The longest the solve may run (default ``LEAF_MIP_MAX_SECONDS``).
+    start : ndarray or None
+        An input point in the box, given to the solver as a MIP start (by a forward pass).
 
     Returns
     -------
@@ -87,12 +98,17 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
     sub = Problem(problem.network, Domain(lo, hi, problem.domain.A, problem.domain.b), problem.objective,
                   problem.constraints)
     model = _node_model(sub, lo, hi, prior, inactive)
+    relax = relaxable(problem)
+    if relax is not None:
+        z = model.z_cols[-1]
+        model.integrality[z[relax & (z >= 0)]] = 0
     issue = model.scaling_issue()
     if issue is not None:
         return LeafOutcome(None, False, refused=f"badly scaled: {issue}")
-    out = get_backend("highs").solve(model, time_limit=min(remaining, LEAF_MIP_MAX_SECONDS),
+    mip_start = None if start is None else model.point_to_columns(np.clip(start, lo, hi))
+    out = get_backend("highs").solve(model, time_limit=min(remaining, max_seconds),
                                      mip_rel_gap=0.5 * rel_gap, mip_abs_gap=0.5 * abs_gap,
-                                     should_stop=should_stop)
+                                     should_stop=should_stop, mip_start=mip_start)
     point = None if out.values is None else model.columns_to_point(out.values)
     if out.status == "infeasible":
         return LeafOutcome(-math.inf, True, point)
@@ -165,6 +181,31 @@ def _node_model(sub: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | Non
     if inactive is not None:
         _inactive_rows(model, sub.network, inactive)
     return model
+
+
+def relaxable(problem: Problem) -> np.ndarray | None:
+    """Last-hidden-layer ReLUs whose binaries the leaf MIP can drop without changing its optimum.
+
+    With one objective row (max form) and no output constraints, a neuron whose objective
+    weight ``(c W_out)_i`` is at most 0 only wants its output small; its big-M rows without
+    integrality keep ``h >= 0, h >= g``, so every optimum has ``h = relu(g)`` (or the weight is 0).
+
+    Parameters
+    ----------
+    problem : Problem
+        A single-row problem in max form.
+
+    Returns
+    -------
+    ndarray of bool or None
+        Mask over the last hidden layer's neurons, or None when the shortcut does not apply
+        (output constraints, or a last hidden activation other than ReLU).
+    """
+    net = problem.network
+    if problem.constraints is not None or net.depth == 0 or not isinstance(net.hidden_layers[-1].act, ReLU):
+        return None
+    c, _ = problem.max_form()
+    return np.asarray(c @ net.layers[-1].W <= 0)
 
 
 def _inactive_rows(model, network, inactive: list[np.ndarray]) -> None:

@@ -360,7 +360,7 @@ def estimate_splits(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers
 
 def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppers, splits, C: np.ndarray,
                       e: np.ndarray, alpha=None, beta=None, *, steps: int = 5, lr: float = 0.1,
-                      cons: Constraints | None = None, mu=None, nu=None) -> Bounded:
+                      cons: Constraints | None = None, mu=None, nu=None, scores: bool = True) -> Bounded:
     """Certified bounds of ``C_r . y + e_r`` on each node's (feasible) sub-domain, by beta-CROWN.
 
     Parameters
@@ -385,6 +385,9 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
         The problem's constraints: their multipliers are optimised too.
     mu, nu : ndarray or None
         Warm starts (B, s, k) and (B, s, p) (None: zeros).
+    scores : bool
+        False skips recomputing ``lam_h`` at the tuned parameters (they are then the warm
+        start's): callers that do not branch on them save a pass.
 
     Returns
     -------
@@ -452,7 +455,7 @@ def lagrangian_bounds(net: Network, lo: np.ndarray, hi: np.ndarray, lowers, uppe
     Us = [_rep(U, s) for U in uppers]
     mu_b, nu_b = (best_m[0], best_m[1]) if cons is not None else (None, None)
     upper, x_star = _sound(net, lo_n, hi_n, Ls, Us, spec, er, fixed, best_a, best_b, cons, mu_b, nu_b)
-    if steps > 0:
+    if steps > 0 and scores:
         lam_h = run(best_a, best_b, best_m)[4]
     return Bounded(upper.reshape(B, s), x_star.reshape(B, s, d), [x.reshape(B, s, -1) for x in best_a],
                    [x.reshape(B, s, -1) for x in best_b], [x.reshape(B, s, -1) for x in lam_h],

@@ -139,6 +139,20 @@ class Frontier:
             n += 1
         return n
 
+    def cap(self, bound: float) -> None:
+        """Lower every node's bound to ``bound``, a certified bound of the whole problem (hence
+        of every sub-problem), e.g. from one exact solve of the root.
+
+        Parameters
+        ----------
+        bound : float
+        """
+        for _, _, node in self._heap:
+            node.bound = min(node.bound, bound)
+        self._heap = [(-node.bound, k, node) for _, k, node in self._heap]
+        heapq.heapify(self._heap)
+        self.retired = {r: min(b, bound) for r, b in self.retired.items()}
+
     def bound(self) -> float:
         """Certified upper bound of the whole search: open and retired nodes alike.
 
