@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .leaf import LEAF_MIP_MAX_SECONDS, leaf_mip
+from .leaf import LEAF_MIP_MAX_SECONDS, run_leaf
 from .split_settings import ROOT_MIP_SECONDS, ROOT_MIP_SHARE
 from .tree import CLOSED, FROZEN, PRUNED, Node
 
@@ -78,21 +78,7 @@ class BoxLeaves:
 
     def _solve_leaf(self, node: Node, max_seconds: float = LEAF_MIP_MAX_SECONDS, start: np.ndarray | None = None):
         assert self.search is not None and self.leaf_problem is not None
-        got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
-                       abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop,
-                       max_seconds=max_seconds, start=start)
-        if got is None:
-            return None
-        if got.refused is not None:        # the solver's answer would not be a certificate
-            self.cfg.leaf_mip = False
-            self.stats["leaf_mip_off"] = got.refused
-            return None
-        if got.point is not None:
-            self._offer(got.point[None, :], "bab:leaf-mip")
-        if got.bound is None:
-            return None
-        self.stats["leaf_mip"] += 1
-        return got
+        return run_leaf(self, node, self._offer, "bab:leaf-mip", max_seconds=max_seconds, start=start)
 
     def _handoff(self, node: Node) -> bool:
         """Solve the node's sub-box by the MIP; True if the MIP closed it (its bound then

@@ -117,6 +117,50 @@ def leaf_mip(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | No
     return LeafOutcome(widen(float(out.bound)), out.status == "optimal", point)
 
 
+def run_leaf(strategy, node, offer: Callable[[np.ndarray, str], object], source: str, *,
+             inactive: list[np.ndarray] | None = None, max_seconds: float = LEAF_MIP_MAX_SECONDS,
+             start: np.ndarray | None = None) -> LeafOutcome | None:
+    """``leaf_mip`` on a search node with the bookkeeping every tree shares: a refused (badly
+    scaled) model turns leaf MIPs off for the run, since its answer would be no certificate; the
+    MIP's point is offered; a solve that gave a bound is counted.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The tree's strategy: ``leaf_problem``, ``search`` (limits), ``cfg`` (``abs_gap``,
+        ``rel_gap``, ``leaf_mip``) and ``stats``.
+    node : Node
+        The node: its box ``lo, hi`` and neuron bounds ``prior``.
+    offer : callable
+        ``offer(points, source)``: the tree's way to hand a point to the run's tracker.
+    source : str
+        The label of the offered point (``"bab:leaf-mip"``).
+    inactive, max_seconds, start
+        As in ``leaf_mip``.
+
+    Returns
+    -------
+    LeafOutcome or None
+        The outcome when it carries a bound; None otherwise (no time, refused, no bound).
+    """
+    search, cfg = strategy.search, strategy.cfg
+    got = leaf_mip(strategy.leaf_problem, node.lo, node.hi, node.prior, deadline=search.limits.deadline,
+                   abs_gap=cfg.abs_gap, rel_gap=cfg.rel_gap, should_stop=search.limits.should_stop,
+                   inactive=inactive, max_seconds=max_seconds, start=start)
+    if got is None:
+        return None
+    if got.refused is not None:
+        cfg.leaf_mip = False
+        strategy.stats["leaf_mip_off"] = got.refused
+        return None
+    if got.point is not None:
+        offer(got.point[None, :], source)
+    if got.bound is None:
+        return None
+    strategy.stats["leaf_mip"] += 1
+    return got
+
+
 def node_lp(problem: Problem, lo: np.ndarray, hi: np.ndarray, prior: Prior | None, *, deadline: float,
             should_stop: Callable[[], bool] | None, inactive: list[np.ndarray] | None = None) -> LeafOutcome | None:
     """The LP relaxation of the leaf model (triangle relaxation on the node's neuron bounds,

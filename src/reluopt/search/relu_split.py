@@ -58,7 +58,7 @@ from .boxes import stack_prior, stored_prior
 from .engine import Search
 from .gap import GapStrategy
 from .lagrange import Constraints
-from .leaf import leaf_mip, node_lp
+from .leaf import node_lp, run_leaf
 from .mixed_split import MIXED, choose_input, grouped_split_bounds, halve, input_split_scores
 from .relu_bounds import Bounded, estimate_splits, lagrangian_bounds, split_bounds
 from .tree import CLOSED, EMPTY, FROZEN, PRUNED, Node
@@ -399,20 +399,9 @@ class ReluSplit(GapStrategy):
         assert self.search is not None
         if not (self.cfg.leaf_mip and self.leaf_problem is not None and self.handoff_fits):
             return False
-        got = leaf_mip(self.leaf_problem, node.lo, node.hi, node.prior, deadline=self.search.limits.deadline,
-                       abs_gap=self.cfg.abs_gap, rel_gap=self.cfg.rel_gap, should_stop=self.search.limits.should_stop,
-                       inactive=[S < 0 for S in node.splits])
-        if got is None:
+        got = run_leaf(self, node, self.anytime.offer, "bab-relu:leaf-mip", inactive=[S < 0 for S in node.splits])
+        if got is None or got.bound is None:
             return False
-        if got.refused is not None:        # the solver's answer would not be a certificate
-            self.cfg.leaf_mip = False
-            self.stats["leaf_mip_off"] = got.refused
-            return False
-        if got.point is not None:
-            self.anytime.offer(got.point[None, :], "bab-relu:leaf-mip")
-        if got.bound is None:
-            return False
-        self.stats["leaf_mip"] += 1
         node.bound = min(node.bound, got.bound)
         if not got.closed:
             return False
